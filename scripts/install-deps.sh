@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs every Debian 12 package hubcache needs to build, run and test.
+# Idempotent: packages already installed are skipped, apt is not touched then.
+# Distro services (docker-registry, nginx, containerd) must not start system-wide:
+# tests start their own instances on loopback, so policy-rc.d blocks them here.
+set -eu
+
+BUILD_PKGS="build-essential pkg-config meson ninja-build libcurl4-openssl-dev libcpp-httplib-dev
+libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev"
+TEST_PKGS="doctest-dev docker-registry skopeo python3 python3-jwt python3-cryptography curl jq
+openssl clang-format"
+
+case "${1:-all}" in
+  build) PKGS="$BUILD_PKGS" ;;
+  all) PKGS="$BUILD_PKGS $TEST_PKGS" ;;
+  *) echo "usage: $0 [build|all]" >&2; exit 2 ;;
+esac
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+echo "install-deps: installing:$missing"
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  created_policy=1
+fi
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+[ "$created_policy" = 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d

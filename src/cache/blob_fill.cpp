@@ -1,0 +1,211 @@
+#include "cache/blob_fill.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "cache/upstream_errors.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/sha256.h"
+
+namespace hubcache {
+namespace {
+
+std::optional<uint64_t> ParseLength(const std::string& s) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+Result<std::optional<uint64_t>> BlobFill::WaitForHeaders(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  if (!changed_.wait_for(lock, limit, [this] { return state_ != State::kStarting; })) {
+    return Fail(ErrorKind::kUpstreamUnavailable, "timed out waiting for the upstream");
+  }
+  if (state_ == State::kFailed) return tl::unexpected(error_);
+  return total_;
+}
+
+Result<size_t> BlobFill::ReadAt(uint64_t offset, char* out, size_t max,
+                                std::chrono::milliseconds limit) {
+  uint64_t readable = 0;
+  {
+    std::unique_lock lock(mutex_);
+    // Bytes a reader may see: everything once verified; before that, all but the
+    // last byte of a known length, so a wrong body never looks complete.
+    auto available = [this] {
+      if (state_ == State::kVerified) return written_;
+      if (total_ && *total_ > 0) return std::min(written_, *total_ - 1);
+      return written_;
+    };
+    bool ready = changed_.wait_for(lock, limit, [&] {
+      return state_ == State::kFailed || state_ == State::kVerified || available() > offset;
+    });
+    if (state_ == State::kFailed) return tl::unexpected(error_);
+    if (!ready) return Fail(ErrorKind::kUpstreamUnavailable, "upstream stalled");
+    readable = available();
+    if (offset >= readable) return size_t{0};  // verified end
+  }
+  size_t want = static_cast<size_t>(std::min<uint64_t>(max, readable - offset));
+  ssize_t n;
+  do {
+    n = ::pread(read_fd_.get(), out, want, static_cast<off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return Fail(ErrorKind::kIo, std::string("read of fill failed: ") + std::strerror(errno));
+  return static_cast<size_t>(n);
+}
+
+void BlobFill::SetHeaders(std::optional<uint64_t> total) {
+  std::lock_guard lock(mutex_);
+  total_ = total;
+  state_ = State::kStreaming;
+  changed_.notify_all();
+}
+
+void BlobFill::AddBytes(uint64_t n) {
+  std::lock_guard lock(mutex_);
+  written_ += n;
+  changed_.notify_all();
+}
+
+void BlobFill::Finish(State state, Error error) {
+  std::lock_guard lock(mutex_);
+  state_ = state;
+  error_ = std::move(error);
+  changed_.notify_all();
+}
+
+FillManager::~FillManager() {
+  stopping_ = true;
+  std::map<uint64_t, std::thread> threads;
+  {
+    std::lock_guard lock(mutex_);
+    threads.swap(threads_);
+  }
+  for (auto& [id, t] : threads) t.join();
+}
+
+size_t FillManager::active() {
+  std::lock_guard lock(mutex_);
+  return active_.size();
+}
+
+std::shared_ptr<BlobFill> FillManager::Find(const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  auto it = active_.find(digest.hex());
+  return it == active_.end() ? nullptr : it->second;
+}
+
+void FillManager::ReapFinishedLocked() {
+  for (uint64_t id : finished_) {
+    auto it = threads_.find(id);
+    if (it != threads_.end()) {
+      it->second.join();
+      threads_.erase(it);
+    }
+  }
+  finished_.clear();
+}
+
+Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo, const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  ReapFinishedLocked();
+  if (auto it = active_.find(digest.hex()); it != active_.end()) {
+    ++stats_.fills_joined;
+    return it->second;
+  }
+  // A fill that just finished renamed its file before leaving active_.
+  if (store_.SizeOf(ObjectKind::kBlob, digest)) return std::shared_ptr<BlobFill>();
+  if (stopping_) return Fail(ErrorKind::kUpstreamUnavailable, "shutting down");
+
+  auto temp = store_.CreateTemp();
+  if (!temp) return tl::unexpected(temp.error());
+  UniqueFd read_fd(::open(temp->path().c_str(), O_RDONLY | O_CLOEXEC));
+  if (!read_fd.valid()) return Fail(ErrorKind::kIo, std::string("open temp: ") + std::strerror(errno));
+  auto fill = std::make_shared<BlobFill>(digest, std::move(read_fd));
+  active_[digest.hex()] = fill;
+  ++stats_.fills_started;
+  uint64_t id = next_id_++;
+  threads_.emplace(id, std::thread(&FillManager::Run, this, id, repo, fill, std::move(*temp)));
+  return fill;
+}
+
+void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp) {
+  auto log = Logger("cache");
+  Sha256 hasher;
+  std::optional<uint64_t> total;
+  uint64_t written = 0;
+  Error write_error;
+  bool write_failed = false;
+
+  StreamSink sink;
+  sink.on_headers = [&](const UpstreamResponse& head) {
+    total = ParseLength(head.Header("content-length"));
+    fill->SetHeaders(total);
+    return true;
+  };
+  sink.on_data = [&](const char* data, size_t size) {
+    if (stopping_) return false;
+    if (auto s = temp.Append(data, size); !s) {
+      write_error = s.error();
+      write_failed = true;
+      return false;
+    }
+    hasher.Update(data, size);
+    written += size;
+    stats_.bytes_from_upstream += size;
+    fill->AddBytes(size);
+    return true;
+  };
+
+  const std::string what = repo.str() + "@" + fill->digest().str();
+  auto response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
+                                   sink, options_.fill_timeout);
+  std::optional<Error> failure;
+  if (write_failed) {
+    ++stats_.cache_write_errors;
+    failure = Error{ErrorKind::kIo, "cache write failed: " + write_error.message};
+  } else if (!response) {
+    failure = response.error();
+  } else if (response->status < 200 || response->status > 299) {
+    failure = UpstreamStatusError(response->status, ErrorKind::kBlobUnknown, what);
+  } else if (total && written != *total) {
+    failure = Error{ErrorKind::kUpstreamInvalid, "upstream body truncated at " + std::to_string(written) +
+                                                     " of " + std::to_string(*total) + " bytes"};
+  } else if (hasher.FinishHex() != fill->digest().hex()) {
+    failure = Error{ErrorKind::kUpstreamInvalid, "upstream bytes do not match the digest"};
+  }
+
+  if (failure) {
+    ++stats_.fills_failed;
+    if (failure->kind != ErrorKind::kBlobUnknown) ++stats_.upstream_errors;
+    log->warn("fill failed blob={} error=\"{}\"", what, failure->message);
+    fill->Finish(BlobFill::State::kFailed, *failure);
+  } else {
+    // Readers may have everything now; syncing and indexing can take a while.
+    fill->Finish(BlobFill::State::kVerified);
+    if (auto s = store_.Commit(temp, ObjectKind::kBlob, fill->digest()); !s) {
+      ++stats_.cache_write_errors;
+      log->warn("blob not cached blob={} error=\"{}\"", what, s.error().message);
+    } else if (auto s2 = index_.PutBlob(fill->digest().str(), written, UnixNowMs()); !s2) {
+      log->warn("blob not indexed blob={} error=\"{}\"", what, s2.error().message);
+    } else {
+      log->info("cached blob={} bytes={}", what, written);
+    }
+  }
+
+  std::lock_guard lock(mutex_);
+  if (auto it = active_.find(fill->digest().hex()); it != active_.end() && it->second == fill) {
+    active_.erase(it);
+  }
+  finished_.push_back(id);
+}
+
+}  // namespace hubcache

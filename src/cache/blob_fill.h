@@ -1,0 +1,108 @@
+#pragma once
+// Single-flight blob fills: one upstream GET per blob however many clients ask.
+//
+// A fill runs on its own thread. It streams the upstream body into a temp file
+// in the cache's tmp/ while hashing it; clients (the one that started it and any
+// that join later) read from that growing file, each at its own pace, so a slow
+// client never slows the fill and a client that leaves does not cancel it.
+// Readers never receive the final byte before the whole body hashed to the
+// digest: on a mismatch or truncation every reader fails instead, so no client
+// ever sees a complete-looking wrong body. Only a verified file is renamed into
+// the store and indexed.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "cache/stats.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "index/index_db.h"
+#include "registry/reference.h"
+#include "store/blob_store.h"
+#include "upstream/upstream_client.h"
+
+namespace hubcache {
+
+class BlobFill {
+ public:
+  BlobFill(Digest digest, UniqueFd read_fd) : digest_(std::move(digest)), read_fd_(std::move(read_fd)) {}
+
+  // Waits until the upstream answered. Returns the blob's size when the upstream
+  // sent a Content-Length (nullopt: unknown, stream it chunked), or the error.
+  [[nodiscard]] Result<std::optional<uint64_t>> WaitForHeaders(std::chrono::milliseconds limit);
+
+  // Copies up to `max` bytes at `offset` into `out`, waiting for them to arrive.
+  // Returns 0 only at the verified end of the blob. Fails when the fill failed.
+  [[nodiscard]] Result<size_t> ReadAt(uint64_t offset, char* out, size_t max,
+                                      std::chrono::milliseconds limit);
+
+  const Digest& digest() const { return digest_; }
+
+ private:
+  friend class FillManager;
+  enum class State { kStarting, kStreaming, kVerified, kFailed };
+
+  void SetHeaders(std::optional<uint64_t> total);
+  void AddBytes(uint64_t n);
+  void Finish(State state, Error error = {});
+
+  const Digest digest_;
+  const UniqueFd read_fd_;  // stays valid after the temp file is renamed or removed
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  State state_ = State::kStarting;    // guarded by mutex_
+  std::optional<uint64_t> total_;     // guarded by mutex_
+  uint64_t written_ = 0;              // guarded by mutex_
+  Error error_;                       // guarded by mutex_
+};
+
+struct FillOptions {
+  std::chrono::milliseconds fill_timeout{3'600'000};
+};
+
+class FillManager {
+ public:
+  FillManager(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
+              FillOptions options)
+      : upstream_(upstream), store_(store), index_(index), stats_(stats), options_(options) {}
+  ~FillManager();  // aborts fills in flight and joins their threads
+  FillManager(const FillManager&) = delete;
+  FillManager& operator=(const FillManager&) = delete;
+
+  // The fill in flight for `digest`, started now if none runs. nullptr with no
+  // error means the blob is already in the store (read it from there).
+  [[nodiscard]] Result<std::shared_ptr<BlobFill>> StartOrJoin(const RepoName& repo, const Digest& digest);
+
+  // The fill in flight for `digest`, if any.
+  std::shared_ptr<BlobFill> Find(const Digest& digest);
+
+  size_t active() ;
+
+ private:
+  void Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp);
+  void ReapFinishedLocked();
+
+  UpstreamClient& upstream_;
+  BlobStore& store_;
+  IndexDb& index_;
+  CacheStats& stats_;
+  const FillOptions options_;
+  std::atomic<bool> stopping_{false};
+
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<BlobFill>> active_;  // by digest hex; guarded by mutex_
+  std::map<uint64_t, std::thread> threads_;                  // guarded by mutex_
+  std::vector<uint64_t> finished_;                           // guarded by mutex_
+  uint64_t next_id_ = 0;                                     // guarded by mutex_
+};
+
+}  // namespace hubcache

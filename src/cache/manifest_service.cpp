@@ -1,0 +1,200 @@
+#include "cache/manifest_service.h"
+
+#include "cache/upstream_errors.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/sha256.h"
+
+namespace hubcache {
+namespace {
+
+// The media type to record for a manifest: the upstream's Content-Type when it
+// names a type, else what the body says.
+std::string MediaTypeOf(const UpstreamResponse& response, const std::string& body) {
+  std::string type = BareMediaType(response.Header("content-type"));
+  if (type.empty() || type == "application/json" || type == "text/plain" ||
+      type == "application/octet-stream") {
+    std::string detected = DetectManifestMediaType(body);
+    if (!detected.empty()) return detected;
+  }
+  return type.empty() ? std::string("application/json") : type;
+}
+
+}  // namespace
+
+Result<ManifestResult> ManifestService::Get(const RepoName& repo, const Reference& reference,
+                                            const AcceptSet& accept) {
+  if (const auto* digest = std::get_if<Digest>(&reference)) return GetByDigest(repo, *digest);
+  return GetByTag(repo, std::get<Tag>(reference), accept);
+}
+
+std::optional<Manifest> ManifestService::LoadLocal(const Digest& digest) {
+  {
+    std::lock_guard lock(memory_mutex_);
+    if (auto it = by_digest_.find(digest.hex()); it != by_digest_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return *it->second;
+    }
+  }
+  auto media_type = index_.ManifestMediaType(digest.str());
+  if (!media_type || !*media_type) return std::nullopt;
+  auto bytes = store_.ReadObject(ObjectKind::kManifest, digest, options_.max_manifest_bytes);
+  if (!bytes) return std::nullopt;
+  Manifest manifest{digest, **media_type, std::make_shared<const std::string>(std::move(*bytes))};
+  Remember(manifest);
+  return manifest;
+}
+
+void ManifestService::Remember(const Manifest& manifest) {
+  std::lock_guard lock(memory_mutex_);
+  if (by_digest_.count(manifest.digest.hex())) return;
+  lru_.push_front(manifest);
+  by_digest_[manifest.digest.hex()] = lru_.begin();
+  memory_bytes_ += manifest.bytes->size();
+  while (memory_bytes_ > options_.memory_budget_bytes && lru_.size() > 1) {
+    memory_bytes_ -= lru_.back().bytes->size();
+    by_digest_.erase(lru_.back().digest.hex());
+    lru_.pop_back();
+  }
+}
+
+Status ManifestService::Store(const RepoName& repo, const Manifest& manifest) {
+  Remember(manifest);
+  if (!store_.SizeOf(ObjectKind::kManifest, manifest.digest)) {
+    if (auto s = store_.WriteObject(ObjectKind::kManifest, manifest.digest, *manifest.bytes); !s) {
+      ++stats_.cache_write_errors;
+      return s;
+    }
+  }
+  return index_.PutManifest(manifest.digest.str(), manifest.media_type, manifest.bytes->size(),
+                            repo.str(), UnixNowMs());
+}
+
+Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const Digest& digest) {
+  if (auto local = LoadLocal(digest)) {
+    ++stats_.manifest_hits;
+    return ManifestResult{*local, ManifestSource::kCache};
+  }
+  return flights_.Do("d|" + digest.hex(), [&]() -> Result<ManifestResult> {
+    if (auto local = LoadLocal(digest)) return ManifestResult{*local, ManifestSource::kCache};
+    ++stats_.manifest_misses;
+    const std::string what = repo.str() + "@" + digest.str();
+    auto response = upstream_.Fetch("GET", &repo, "/v2/" + repo.str() + "/manifests/" + digest.str(),
+                                    {"Accept: " + AcceptSet::All().UpstreamHeader()},
+                                    options_.max_manifest_bytes);
+    if (!response) {
+      ++stats_.upstream_errors;
+      return tl::unexpected(response.error());
+    }
+    if (response->status != 200) {
+      if (response->status != 404) ++stats_.upstream_errors;
+      return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
+    }
+    if (Sha256::HexOf(response->body) != digest.hex()) {
+      ++stats_.upstream_errors;
+      Logger("cache")->warn("manifest digest mismatch manifest={}", what);
+      return Fail(ErrorKind::kUpstreamInvalid, what + ": upstream bytes do not match the digest");
+    }
+    std::string media_type = MediaTypeOf(*response, response->body);
+    Manifest manifest{digest, media_type, std::make_shared<const std::string>(std::move(response->body))};
+    if (auto s = Store(repo, manifest); !s) {
+      Logger("cache")->warn("manifest not cached manifest={} error=\"{}\"", what, s.error().message);
+    }
+    return ManifestResult{manifest, ManifestSource::kUpstream};
+  });
+}
+
+Result<ManifestResult> ManifestService::GetByTag(const RepoName& repo, const Tag& tag,
+                                                 const AcceptSet& accept) {
+  auto row = index_.GetTag(repo.str(), tag.str(), accept.Key());
+  if (row && *row && UnixNowMs() - (*row)->checked_at_ms < options_.tag_freshness.count()) {
+    if (auto digest = Digest::Parse((*row)->digest)) {
+      if (auto local = LoadLocal(*digest)) {
+        ++stats_.manifest_hits;
+        return ManifestResult{*local, ManifestSource::kCache};
+      }
+    }
+  }
+  return flights_.Do("t|" + repo.str() + ":" + tag.str() + "|" + accept.Key(),
+                     [&] { return ResolveTag(repo, tag, accept); });
+}
+
+Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const Tag& tag,
+                                                   const AcceptSet& accept) {
+  auto log = Logger("cache");
+  const std::string what = repo.str() + ":" + tag.str();
+  auto row_result = index_.GetTag(repo.str(), tag.str(), accept.Key());
+  std::optional<TagRow> row = row_result ? *row_result : std::nullopt;
+  std::optional<Manifest> cached;
+  if (row) {
+    if (auto digest = Digest::Parse(row->digest)) cached = LoadLocal(*digest);
+  }
+  if (!cached) return FetchTag(repo, tag, accept);
+
+  // Revalidate: a HEAD tells whether the tag still points at what we hold.
+  ++stats_.tag_revalidations;
+  auto head = upstream_.Fetch("HEAD", &repo, "/v2/" + repo.str() + "/manifests/" + tag.str(),
+                              {"Accept: " + accept.UpstreamHeader()}, 64 * 1024);
+  std::optional<Error> failure;
+  if (!head) {
+    failure = head.error();
+  } else if (head->status == 200) {
+    if (head->Header("docker-content-digest") == cached->digest.str()) {
+      TagRow fresh{row->digest, row->media_type, UnixNowMs()};
+      if (auto s = index_.PutTag(repo.str(), tag.str(), accept.Key(), fresh); !s) {
+        log->warn("tag not updated tag={} error=\"{}\"", what, s.error().message);
+      }
+      ++stats_.manifest_hits;
+      return ManifestResult{*cached, ManifestSource::kCache};
+    }
+    // Moved (or the upstream sends no digest on HEAD): fetch it.
+    auto fetched = FetchTag(repo, tag, accept);
+    if (fetched || !AllowsStaleServe(fetched.error())) return fetched;
+    failure = fetched.error();
+  } else if (head->status == 404) {
+    return tl::unexpected(UpstreamStatusError(404, ErrorKind::kManifestUnknown, what));
+  } else {
+    failure = UpstreamStatusError(head->status, ErrorKind::kManifestUnknown, what);
+  }
+  if (!AllowsStaleServe(*failure)) return tl::unexpected(*failure);
+  ++stats_.upstream_errors;
+  ++stats_.stale_serves;
+  log->warn("serving stale tag={} digest={} reason=\"{}\"", what, cached->digest.str(), failure->message);
+  return ManifestResult{*cached, ManifestSource::kStale};
+}
+
+Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag& tag,
+                                                 const AcceptSet& accept) {
+  ++stats_.manifest_misses;
+  const std::string what = repo.str() + ":" + tag.str();
+  auto response = upstream_.Fetch("GET", &repo, "/v2/" + repo.str() + "/manifests/" + tag.str(),
+                                  {"Accept: " + accept.UpstreamHeader()}, options_.max_manifest_bytes);
+  if (!response) {
+    ++stats_.upstream_errors;
+    return tl::unexpected(response.error());
+  }
+  if (response->status != 200) {
+    if (response->status != 404) ++stats_.upstream_errors;
+    return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
+  }
+  Digest digest = Digest::FromHex(Sha256::HexOf(response->body));
+  std::string claimed = response->Header("docker-content-digest");
+  if (!claimed.empty() && claimed != digest.str()) {
+    ++stats_.upstream_errors;
+    return Fail(ErrorKind::kUpstreamInvalid,
+                what + ": upstream Docker-Content-Digest does not match the manifest bytes");
+  }
+  std::string media_type = MediaTypeOf(*response, response->body);
+  Manifest manifest{digest, media_type, std::make_shared<const std::string>(std::move(response->body))};
+  auto log = Logger("cache");
+  if (auto s = Store(repo, manifest); !s) {
+    log->warn("manifest not cached tag={} error=\"{}\"", what, s.error().message);
+  } else if (auto s2 = index_.PutTag(repo.str(), tag.str(), accept.Key(),
+                                     TagRow{digest.str(), media_type, UnixNowMs()});
+             !s2) {
+    log->warn("tag not cached tag={} error=\"{}\"", what, s2.error().message);
+  }
+  return ManifestResult{manifest, ManifestSource::kUpstream};
+}
+
+}  // namespace hubcache

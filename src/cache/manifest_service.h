@@ -1,0 +1,81 @@
+#pragma once
+// Manifests and tags, pull-through.
+//
+// By digest a manifest is immutable: served from memory or disk once cached and
+// never asked upstream again. By tag it is served from the tag cache while the
+// tag is younger than the freshness; after that the upstream is asked with a
+// HEAD (which Docker Hub does not count as a pull) and the manifest is fetched
+// only when the digest moved. If the upstream is down, slow, refusing or rate
+// limiting, a cached tag is served stale. Tags are keyed by the client's
+// AcceptSet: a schema2-only client never gets a cached OCI index.
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "cache/stats.h"
+#include "common/result.h"
+#include "common/single_flight.h"
+#include "index/index_db.h"
+#include "registry/media_types.h"
+#include "registry/reference.h"
+#include "store/blob_store.h"
+#include "upstream/upstream_client.h"
+
+namespace hubcache {
+
+struct Manifest {
+  Digest digest;
+  std::string media_type;
+  std::shared_ptr<const std::string> bytes;  // the exact upstream bytes
+};
+
+enum class ManifestSource { kCache, kUpstream, kStale };
+
+struct ManifestResult {
+  Manifest manifest;
+  ManifestSource source = ManifestSource::kCache;
+};
+
+struct ManifestOptions {
+  std::chrono::milliseconds tag_freshness{60'000};
+  size_t memory_budget_bytes = 32 * 1024 * 1024;  // manifests kept in memory
+  size_t max_manifest_bytes = 4 * 1024 * 1024;    // larger upstream manifests are refused
+};
+
+class ManifestService {
+ public:
+  ManifestService(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
+                  ManifestOptions options)
+      : upstream_(upstream), store_(store), index_(index), stats_(stats), options_(options) {}
+
+  [[nodiscard]] Result<ManifestResult> Get(const RepoName& repo, const Reference& reference,
+                                           const AcceptSet& accept);
+
+ private:
+  Result<ManifestResult> GetByDigest(const RepoName& repo, const Digest& digest);
+  Result<ManifestResult> GetByTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
+  Result<ManifestResult> ResolveTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
+  Result<ManifestResult> FetchTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
+  std::optional<Manifest> LoadLocal(const Digest& digest);
+  Status Store(const RepoName& repo, const Manifest& manifest);
+  void Remember(const Manifest& manifest);
+
+  UpstreamClient& upstream_;
+  BlobStore& store_;
+  IndexDb& index_;
+  CacheStats& stats_;
+  const ManifestOptions options_;
+  SingleFlight<Result<ManifestResult>> flights_;
+
+  // An LRU of manifests in memory, bounded by memory_budget_bytes.
+  std::mutex memory_mutex_;
+  std::list<Manifest> lru_;  // most recent first; guarded by memory_mutex_
+  std::unordered_map<std::string, std::list<Manifest>::iterator> by_digest_;  // guarded
+  size_t memory_bytes_ = 0;                                                   // guarded
+};
+
+}  // namespace hubcache

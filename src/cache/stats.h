@@ -1,0 +1,26 @@
+#pragma once
+// Counters of what the cache did, bumped lock-free on the data path and read by
+// the stats endpoints. Every degraded path (stale serve, failed fill, upstream
+// error) has a counter here as well as a warn log line.
+
+#include <atomic>
+#include <cstdint>
+
+namespace hubcache {
+
+struct CacheStats {
+  std::atomic<uint64_t> manifest_hits{0};
+  std::atomic<uint64_t> manifest_misses{0};
+  std::atomic<uint64_t> tag_revalidations{0};
+  std::atomic<uint64_t> stale_serves{0};
+  std::atomic<uint64_t> blob_hits{0};
+  std::atomic<uint64_t> blob_misses{0};
+  std::atomic<uint64_t> fills_started{0};
+  std::atomic<uint64_t> fills_joined{0};
+  std::atomic<uint64_t> fills_failed{0};
+  std::atomic<uint64_t> upstream_errors{0};
+  std::atomic<uint64_t> cache_write_errors{0};
+  std::atomic<uint64_t> bytes_from_upstream{0};
+};
+
+}  // namespace hubcache

@@ -1,0 +1,213 @@
+#include "config/config.h"
+
+#include <charconv>
+#include <functional>
+
+#include "common/log.h"
+
+extern char** environ;
+
+namespace hubcache {
+namespace {
+
+using Setter = std::function<Status(Config&, const std::string&)>;
+
+struct Setting {
+  SettingInfo info;
+  Setter set;
+};
+
+Status SetDuration(std::chrono::milliseconds& field, const std::string& name,
+                   const std::string& value, bool allow_zero) {
+  auto d = ParseDuration(value);
+  if (!d) return Fail(ErrorKind::kConfigInvalid, name + ": " + d.error().message);
+  if (!allow_zero && d->count() == 0) {
+    return Fail(ErrorKind::kConfigInvalid, name + ": must be greater than zero");
+  }
+  field = *d;
+  return {};
+}
+
+Status CheckAddr(const std::string& name, const std::string& value) {
+  size_t colon = value.rfind(':');
+  if (colon == std::string::npos) {
+    return Fail(ErrorKind::kConfigInvalid, name + ": expected host:port or :port, got '" + value + "'");
+  }
+  std::string port = value.substr(colon + 1);
+  int p = -1;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p < 0 || p > 65535) {
+    return Fail(ErrorKind::kConfigInvalid, name + ": invalid port in '" + value + "'");
+  }
+  return {};
+}
+
+const std::vector<Setting>& AllSettings() {
+  static const std::vector<Setting> settings = {
+      {{"--addr", "REGISTRY_HTTP_ADDR", "listen address, host:port or :port (default :5000)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (auto s = CheckAddr("--addr/REGISTRY_HTTP_ADDR", v); !s) return s;
+         c.http_addr = v;
+         return {};
+       }},
+      {{"--upstream", "REGISTRY_PROXY_REMOTEURL",
+        "registry to mirror (default https://registry-1.docker.io)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (!(v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) || v.size() < 10) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--upstream/REGISTRY_PROXY_REMOTEURL: expected an http:// or https:// URL, got '" +
+                           v + "'");
+         }
+         c.upstream_url = v;
+         while (c.upstream_url.size() > 8 && c.upstream_url.back() == '/') c.upstream_url.pop_back();
+         return {};
+       }},
+      {{"--upstream-username", "REGISTRY_PROXY_USERNAME", "upstream user (default: anonymous)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.upstream_username = v;
+         return {};
+       }},
+      {{"--upstream-password", "REGISTRY_PROXY_PASSWORD", "upstream password or access token"},
+       [](Config& c, const std::string& v) -> Status {
+         c.upstream_password = v;
+         return {};
+       }},
+      {{"--root", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "cache directory (default ./data)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v.empty()) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--root/REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: must not be empty");
+         }
+         c.root_dir = v;
+         return {};
+       }},
+      {{"--log-level", "REGISTRY_LOG_LEVEL", "error, warn, info or debug (default info)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "error" && v != "warn" && v != "warning" && v != "info" && v != "debug") {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--log-level/REGISTRY_LOG_LEVEL: expected error, warn, info or debug, got '" +
+                           v + "'");
+         }
+         c.log_level = v;
+         return {};
+       }},
+      {{"--tag-freshness", "HUBCACHE_TAG_FRESHNESS",
+        "serve a cached tag without asking upstream for this long (default 60s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.tag_freshness, "--tag-freshness/HUBCACHE_TAG_FRESHNESS", v, true);
+       }},
+      {{"--upstream-connect-timeout", "HUBCACHE_UPSTREAM_CONNECT_TIMEOUT",
+        "upstream connection timeout (default 10s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.upstream_connect_timeout,
+                            "--upstream-connect-timeout/HUBCACHE_UPSTREAM_CONNECT_TIMEOUT", v, false);
+       }},
+      {{"--upstream-stall-timeout", "HUBCACHE_UPSTREAM_STALL_TIMEOUT",
+        "abandon an upstream transfer idle this long (default 30s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.upstream_stall_timeout,
+                            "--upstream-stall-timeout/HUBCACHE_UPSTREAM_STALL_TIMEOUT", v, false);
+       }},
+      {{"--fill-timeout", "HUBCACHE_FILL_TIMEOUT", "upper bound on one blob download (default 1h)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.fill_timeout, "--fill-timeout/HUBCACHE_FILL_TIMEOUT", v, false);
+       }},
+      {{"--workers", "HUBCACHE_WORKERS", "HTTP worker threads = concurrent connections (default 256)"},
+       [](Config& c, const std::string& v) -> Status {
+         int n = 0;
+         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+         if (v.empty() || ec != std::errc() || ptr != v.data() + v.size() || n < 4 || n > 65536) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--workers/HUBCACHE_WORKERS: expected a number from 4 to 65536, got '" + v + "'");
+         }
+         c.workers = n;
+         return {};
+       }},
+      {{"--keepalive-timeout", "HUBCACHE_KEEPALIVE_TIMEOUT",
+        "close idle client connections after this long (default 10s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.keepalive_timeout, "--keepalive-timeout/HUBCACHE_KEEPALIVE_TIMEOUT", v,
+                            false);
+       }},
+  };
+  return settings;
+}
+
+}  // namespace
+
+const std::vector<SettingInfo>& Settings() {
+  static const std::vector<SettingInfo> infos = [] {
+    std::vector<SettingInfo> out;
+    for (const auto& s : AllSettings()) out.push_back(s.info);
+    return out;
+  }();
+  return infos;
+}
+
+Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 12) {
+    return Fail(ErrorKind::kConfigInvalid, "expected a duration like 30s, 5m, 1h or 250ms, got '" + text + "'");
+  }
+  int64_t n = std::stoll(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  int64_t ms_per_unit;
+  if (unit.empty() || unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "m") {
+    ms_per_unit = 60'000;
+  } else if (unit == "h") {
+    ms_per_unit = 3'600'000;
+  } else {
+    return Fail(ErrorKind::kConfigInvalid, "unknown duration unit in '" + text + "' (use ms, s, m or h)");
+  }
+  return std::chrono::milliseconds(n * ms_per_unit);
+}
+
+std::map<std::string, std::string> ProcessEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv(*e);
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
+                          const std::vector<std::string>& args) {
+  Config config;
+  for (const auto& s : AllSettings()) {
+    if (auto it = env.find(s.info.env); it != env.end()) {
+      if (auto status = s.set(config, it->second); !status) return tl::unexpected(status.error());
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    const Setting* match = nullptr;
+    for (const auto& s : AllSettings()) {
+      if (arg == s.info.flag) match = &s;
+    }
+    if (match == nullptr) return Fail(ErrorKind::kConfigInvalid, "unknown option '" + arg + "'");
+    if (!has_value) {
+      if (i + 1 >= args.size()) {
+        return Fail(ErrorKind::kConfigInvalid, "option " + arg + " needs a value");
+      }
+      value = args[++i];
+    }
+    if (auto status = match->set(config, value); !status) return tl::unexpected(status.error());
+  }
+  return config;
+}
+
+}  // namespace hubcache

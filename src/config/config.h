@@ -1,0 +1,61 @@
+#pragma once
+// The mirror's configuration: every setting with its default, loaded from the
+// environment (the CNCF registry's REGISTRY_* names, plus HUBCACHE_* for what
+// the registry has no name for) and then from command-line flags, which win.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace hubcache {
+
+struct Config {
+  // Where clients connect: "host:port", ":port" means all interfaces.
+  std::string http_addr = ":5000";
+  // The registry this mirror caches.
+  std::string upstream_url = "https://registry-1.docker.io";
+  // Credentials for the upstream (Docker Hub user + access token); empty = anonymous.
+  std::string upstream_username;
+  std::string upstream_password;
+  // Root of the on-disk cache: blobs, manifests, tmp files and index.db.
+  std::string root_dir = "./data";
+  // error | warn | info | debug
+  std::string log_level = "info";
+  // A cached tag is served without asking the upstream for this long.
+  std::chrono::milliseconds tag_freshness{60'000};
+  // Bound on TCP+TLS connection setup to the upstream.
+  std::chrono::milliseconds upstream_connect_timeout{10'000};
+  // An upstream transfer that sends nothing for this long is abandoned.
+  std::chrono::milliseconds upstream_stall_timeout{30'000};
+  // Upper bound on one blob fill, however slow but steady the upstream.
+  std::chrono::milliseconds fill_timeout{3'600'000};
+  // HTTP worker threads: each connection (also an idle keep-alive one) holds one.
+  int workers = 256;
+  // Idle keep-alive connections are closed after this long.
+  std::chrono::milliseconds keepalive_timeout{10'000};
+};
+
+// One configurable setting, for --help and the configuration reference.
+struct SettingInfo {
+  const char* flag;  // "--addr"
+  const char* env;   // "REGISTRY_HTTP_ADDR"
+  const char* help;
+};
+const std::vector<SettingInfo>& Settings();
+
+// Builds the Config for `serve` from an environment map and the arguments after
+// the subcommand. Errors name the offending setting in one line.
+[[nodiscard]] Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
+                                        const std::vector<std::string>& args);
+
+// The process environment as a map (for LoadConfig).
+std::map<std::string, std::string> ProcessEnvironment();
+
+// "90s", "5m", "1h", "250ms", or a bare number of seconds.
+[[nodiscard]] Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+}  // namespace hubcache

@@ -1,0 +1,251 @@
+#include "http/registry_handlers.h"
+
+#include <nlohmann/json.hpp>
+
+#include "cache/upstream_errors.h"
+#include "common/log.h"
+#include "http/responses.h"
+#include "registry/media_types.h"
+#include "registry/pagination.h"
+#include "registry/range.h"
+#include "registry/routes.h"
+
+namespace hubcache {
+namespace {
+
+constexpr const char* kCacheHeader = "X-Hubcache-Cache";
+
+// All values of a repeatable header, comma-joined.
+std::string JoinedHeader(const httplib::Request& req, const char* name) {
+  std::string joined;
+  size_t count = req.get_header_value_count(name);
+  for (size_t i = 0; i < count; ++i) {
+    if (!joined.empty()) joined += ", ";
+    joined += req.get_header_value(name, i);
+  }
+  return joined;
+}
+
+// True when If-None-Match names this digest (quoted or not) or is "*".
+bool MatchesEtag(const std::string& if_none_match, const std::string& digest) {
+  if (if_none_match.empty()) return false;
+  size_t pos = 0;
+  while (pos <= if_none_match.size()) {
+    size_t comma = if_none_match.find(',', pos);
+    std::string item = if_none_match.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (item.rfind("W/", 0) == 0) item = item.substr(2);
+    if (item.size() >= 2 && item.front() == '"' && item.back() == '"') item = item.substr(1, item.size() - 2);
+    if (item == "*" || item == digest) return true;
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+const char* SourceName(ManifestSource source) {
+  switch (source) {
+    case ManifestSource::kCache: return "hit";
+    case ManifestSource::kUpstream: return "miss";
+    case ManifestSource::kStale: return "stale";
+  }
+  return "hit";
+}
+
+void SetBlobHeaders(httplib::Response& res, const Digest& digest) {
+  res.set_header("Docker-Content-Digest", digest.str());
+  res.set_header("ETag", "\"" + digest.str() + "\"");
+  res.set_header("Accept-Ranges", "bytes");
+  res.set_header("Cache-Control", "max-age=31536000");
+}
+
+// 206 + Content-Range, 416, or the full 200 body, for an entity of `size` bytes.
+// Returns false when the response is complete (416).
+bool ApplyRange(const httplib::Request& req, httplib::Response& res, uint64_t size,
+                ByteRange* range) {
+  *range = {0, size == 0 ? 0 : size - 1};
+  RangeRequest parsed = ParseRange(req.get_header_value("Range"), size);
+  if (parsed.outcome == RangeOutcome::kUnsatisfiable) {
+    res.set_header("Content-Range", "bytes */" + std::to_string(size));
+    WriteError(res, Error{ErrorKind::kRangeInvalid, "requested range not satisfiable"});
+    return false;
+  }
+  if (parsed.outcome == RangeOutcome::kSatisfiable) {
+    *range = parsed.range;
+    res.status = 206;
+    res.set_header("Content-Range", "bytes " + std::to_string(range->first) + "-" +
+                                        std::to_string(range->last) + "/" + std::to_string(size));
+  } else {
+    res.status = 200;
+  }
+  return true;
+}
+
+void WritePage(const httplib::Request& req, httplib::Response& res, const std::string& path,
+               const std::vector<std::string>& all, const char* key, const std::string* name) {
+  auto page_request = ParsePageRequest(req.get_param_value("n"), req.has_param("n"),
+                                       req.get_param_value("last"));
+  if (!page_request) return WriteError(res, page_request.error());
+  Page page = Paginate(all, *page_request);
+  nlohmann::json doc;
+  if (name != nullptr) doc["name"] = *name;
+  doc[key] = page.items;
+  if (page.has_more) res.set_header("Link", NextPageLink(path, *page_request->n, page.items.back()));
+  res.status = 200;
+  res.set_content(doc.dump(), "application/json");
+}
+
+}  // namespace
+
+void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& res) {
+  // httplib parses Range itself and would slice bodies on its own; range
+  // semantics are ours (registry/range.h), so its parse is dropped here.
+  const_cast<httplib::Request&>(req).ranges.clear();
+
+  Route route = ParseRoute(req.path);
+  if (route.kind == RouteKind::kOther) {
+    return WriteError(res, Error{ErrorKind::kNameUnknown, "not found: " + req.path});
+  }
+  if (req.method != "GET" && req.method != "HEAD") {
+    res.set_header("Allow", "GET, HEAD");
+    // Any request body stays unread: do not parse it as the next request.
+    res.set_header("Connection", "close");
+    return WriteError(res, Error{ErrorKind::kUnsupported,
+                                 "this registry is a read-only mirror: " + req.method + " is not supported"});
+  }
+  switch (route.kind) {
+    case RouteKind::kPing: return Ping(res);
+    case RouteKind::kCatalog: return Catalog(req, res);
+    case RouteKind::kManifest: return Manifest(req, res, route.name, route.reference);
+    case RouteKind::kBlob: return Blob(req, res, route.name, route.reference);
+    case RouteKind::kTagsList: return TagsList(req, res, route.name);
+    case RouteKind::kBlobUpload:
+      return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror"});
+    case RouteKind::kUnknownV2:
+    case RouteKind::kOther: break;
+  }
+  // Something under /v2/ that is no endpoint: blame the name if it is invalid.
+  WriteError(res, Error{ErrorKind::kNameInvalid, "invalid repository path: " + req.path});
+}
+
+void RegistryHandlers::Ping(httplib::Response& res) {
+  res.status = 200;
+  res.set_content("{}", "application/json");
+}
+
+void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& res,
+                                const std::string& name, const std::string& reference) {
+  auto repo = RepoName::Parse(name);
+  if (!repo) return WriteError(res, repo.error());
+  auto ref = ParseReference(reference);
+  if (!ref) return WriteError(res, ref.error());
+  AcceptSet accept = AcceptSet::FromHeader(JoinedHeader(req, "Accept"));
+
+  auto result = mirror_.manifests().Get(*repo, *ref, accept);
+  if (!result) return WriteError(res, result.error());
+  const auto& manifest = result->manifest;
+  const std::string digest = manifest.digest.str();
+  res.set_header("Docker-Content-Digest", digest);
+  res.set_header("ETag", "\"" + digest + "\"");
+  res.set_header(kCacheHeader, SourceName(result->source));
+  if (std::holds_alternative<Digest>(*ref)) res.set_header("Cache-Control", "max-age=31536000");
+  if (MatchesEtag(req.get_header_value("If-None-Match"), digest)) {
+    res.status = 304;
+    return;
+  }
+  res.status = 200;
+  res.set_content(*manifest.bytes, manifest.media_type);
+}
+
+void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
+                            const std::string& reference) {
+  auto repo = RepoName::Parse(name);
+  if (!repo) return WriteError(res, repo.error());
+  auto digest = Digest::Parse(reference);
+  if (!digest) return WriteError(res, digest.error());
+  if (req.method == "HEAD") return BlobHead(res, *repo, *digest);
+
+  auto& stats = mirror_.stats();
+  const auto wait_limit = mirror_.config().upstream_connect_timeout + mirror_.config().upstream_stall_timeout;
+  // At most two rounds: a fill may finish between our look and our join.
+  for (int round = 0; round < 2; ++round) {
+    if (auto fd = mirror_.store().OpenForRead(ObjectKind::kBlob, *digest)) {
+      uint64_t size = *mirror_.store().SizeOf(ObjectKind::kBlob, *digest);
+      ++stats.blob_hits;
+      SetBlobHeaders(res, *digest);
+      res.set_header(kCacheHeader, "hit");
+      ByteRange range;
+      if (!ApplyRange(req, res, size, &range)) return;
+      if (size == 0) return res.set_content("", "application/octet-stream");
+      return ServeFile(res, std::move(*fd), range.first, range.length());
+    }
+    auto fill = mirror_.fills().StartOrJoin(*repo, *digest);
+    if (!fill) return WriteError(res, fill.error());
+    if (!*fill) continue;  // it just landed in the store
+    ++stats.blob_misses;
+    auto total = (*fill)->WaitForHeaders(wait_limit);
+    if (!total) return WriteError(res, total.error());
+    SetBlobHeaders(res, *digest);
+    res.set_header(kCacheHeader, "miss");
+    if (!*total) {
+      res.status = 200;
+      return ServeFillChunked(res, *fill, wait_limit);
+    }
+    ByteRange range;
+    if (!ApplyRange(req, res, **total, &range)) return;
+    if (**total == 0) return res.set_content("", "application/octet-stream");
+    return ServeFill(res, *fill, range.first, range.length(), wait_limit);
+  }
+  WriteError(res, Error{ErrorKind::kInternal, "blob vanished while being served"});
+}
+
+void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo, const Digest& digest) {
+  std::optional<uint64_t> size = mirror_.store().SizeOf(ObjectKind::kBlob, digest);
+  const char* source = "hit";
+  if (!size) {
+    if (auto fill = mirror_.fills().Find(digest)) {
+      auto total = fill->WaitForHeaders(std::chrono::milliseconds(0));
+      if (total && *total) size = *total;
+    }
+  }
+  if (!size) {
+    // A HEAD never downloads the blob: ask the upstream with a HEAD as well.
+    source = "miss";
+    auto response = mirror_.upstream().Fetch("HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(),
+                                             {}, 64 * 1024);
+    if (!response) return WriteError(res, response.error());
+    if (response->status != 200) {
+      if (response->status != 404) ++mirror_.stats().upstream_errors;
+      return WriteError(res, UpstreamStatusError(response->status, ErrorKind::kBlobUnknown,
+                                                 repo.str() + "@" + digest.str()));
+    }
+    std::string length = response->Header("content-length");
+    try {
+      size = std::stoull(length);
+    } catch (...) {
+      return WriteError(res, Error{ErrorKind::kUpstreamInvalid, "upstream sent no blob size"});
+    }
+  }
+  SetBlobHeaders(res, digest);
+  res.set_header(kCacheHeader, source);
+  res.status = 200;
+  AnnounceLength(res, *size, "application/octet-stream");
+}
+
+void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& res,
+                                const std::string& name) {
+  auto repo = RepoName::Parse(name);
+  if (!repo) return WriteError(res, repo.error());
+  auto tags = mirror_.tag_lists().Tags(*repo);
+  if (!tags) return WriteError(res, tags.error());
+  WritePage(req, res, "/v2/" + repo->str() + "/tags/list", *tags, "tags", &repo->str());
+}
+
+void RegistryHandlers::Catalog(const httplib::Request& req, httplib::Response& res) {
+  auto repos = mirror_.tag_lists().Catalog();
+  if (!repos) return WriteError(res, repos.error());
+  WritePage(req, res, "/v2/_catalog", *repos, "repositories", nullptr);
+}
+
+}  // namespace hubcache

@@ -1,0 +1,32 @@
+#pragma once
+// The pull side of the registry API over HTTP: translates requests into calls
+// on the Mirror and its results into registry responses (headers, status codes,
+// error JSON). Stateless apart from the Mirror it borrows; thread-safe.
+
+#include <httplib.h>
+
+#include "cache/mirror.h"
+
+namespace hubcache {
+
+class RegistryHandlers {
+ public:
+  explicit RegistryHandlers(Mirror& mirror) : mirror_(mirror) {}
+
+  // Every request goes through here (all methods, all paths).
+  void Handle(const httplib::Request& req, httplib::Response& res);
+
+ private:
+  void Ping(httplib::Response& res);
+  void Manifest(const httplib::Request& req, httplib::Response& res, const std::string& name,
+                const std::string& reference);
+  void Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
+            const std::string& reference);
+  void BlobHead(httplib::Response& res, const RepoName& repo, const Digest& digest);
+  void TagsList(const httplib::Request& req, httplib::Response& res, const std::string& name);
+  void Catalog(const httplib::Request& req, httplib::Response& res);
+
+  Mirror& mirror_;
+};
+
+}  // namespace hubcache

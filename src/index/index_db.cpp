@@ -1,0 +1,254 @@
+#include "index/index_db.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace hubcache {
+namespace {
+
+// Each entry moves the schema from version i to i+1. Append only.
+constexpr const char* kMigrations[] = {
+    R"sql(
+    CREATE TABLE blobs (
+      digest TEXT PRIMARY KEY,
+      size INTEGER NOT NULL,
+      created_ms INTEGER NOT NULL,
+      last_access_ms INTEGER NOT NULL
+    );
+    CREATE TABLE manifests (
+      digest TEXT PRIMARY KEY,
+      media_type TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      created_ms INTEGER NOT NULL,
+      last_access_ms INTEGER NOT NULL
+    );
+    CREATE TABLE repo_manifests (
+      repo TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      PRIMARY KEY (repo, digest)
+    );
+    CREATE TABLE tags (
+      repo TEXT NOT NULL,
+      tag TEXT NOT NULL,
+      accept_key TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      media_type TEXT NOT NULL,
+      checked_ms INTEGER NOT NULL,
+      PRIMARY KEY (repo, tag, accept_key)
+    );
+    CREATE TABLE tag_lists (
+      repo TEXT PRIMARY KEY,
+      json TEXT NOT NULL,
+      fetched_ms INTEGER NOT NULL
+    );
+    )sql",
+};
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return stmt_ != nullptr; }
+  Statement& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  int Step() { return sqlite3_step(stmt_); }
+  std::string Text(int col) const {
+    auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Error() const { return sqlite3_errmsg(db_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+Error DbError(sqlite3* db, const std::string& what) {
+  return Error{ErrorKind::kIo, "index " + what + ": " + sqlite3_errmsg(db)};
+}
+
+// Runs a write statement to completion.
+Status RunWrite(sqlite3* db, Statement& s, const char* what) {
+  if (!s.ok()) return tl::unexpected(DbError(db, what));
+  if (s.Step() != SQLITE_DONE) return tl::unexpected(DbError(db, what));
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<IndexDb>> IndexDb::Open(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Fail(ErrorKind::kIo, "cannot open index " + path.string() + ": " + message);
+  }
+  std::unique_ptr<IndexDb> index(new IndexDb(db));
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                             "PRAGMA foreign_keys=ON"}) {
+    if (auto s = index->Exec(pragma); !s) return tl::unexpected(s.error());
+  }
+  if (auto s = index->Migrate(); !s) return tl::unexpected(s.error());
+  return index;
+}
+
+IndexDb::~IndexDb() { sqlite3_close(db_); }
+
+Status IndexDb::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string message = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Fail(ErrorKind::kIo, std::string("index: ") + message);
+  }
+  return {};
+}
+
+Status IndexDb::Migrate() {
+  std::lock_guard lock(mutex_);
+  Statement version(db_, "PRAGMA user_version");
+  if (!version.ok() || version.Step() != SQLITE_ROW) return tl::unexpected(DbError(db_, "version"));
+  int current = static_cast<int>(version.Int(0));
+  if (current > kSchemaVersion) {
+    return Fail(ErrorKind::kIo, "index schema version " + std::to_string(current) +
+                                    " is newer than this hubcache understands (" +
+                                    std::to_string(kSchemaVersion) + "); upgrade hubcache");
+  }
+  for (int v = current; v < kSchemaVersion; ++v) {
+    std::string sql = std::string("BEGIN;") + kMigrations[v] + "PRAGMA user_version=" +
+                      std::to_string(v + 1) + ";COMMIT;";
+    if (auto s = Exec(sql.c_str()); !s) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+  }
+  schema_version_ = kSchemaVersion;
+  return {};
+}
+
+Status IndexDb::PutBlob(const std::string& digest, uint64_t size, int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "INSERT INTO blobs(digest, size, created_ms, last_access_ms) VALUES(?1, ?2, ?3, ?3) "
+              "ON CONFLICT(digest) DO UPDATE SET size=excluded.size, last_access_ms=excluded.last_access_ms");
+  s.Bind(1, digest).Bind(2, static_cast<int64_t>(size)).Bind(3, now_ms);
+  return RunWrite(db_, s, "put blob");
+}
+
+Status IndexDb::PutManifest(const std::string& digest, const std::string& media_type, uint64_t size,
+                            const std::string& repo, int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  if (auto s = Exec("BEGIN"); !s) return s;
+  Statement m(db_,
+              "INSERT INTO manifests(digest, media_type, size, created_ms, last_access_ms) "
+              "VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(digest) DO UPDATE SET "
+              "last_access_ms=excluded.last_access_ms");
+  m.Bind(1, digest).Bind(2, media_type).Bind(3, static_cast<int64_t>(size)).Bind(4, now_ms);
+  auto status = RunWrite(db_, m, "put manifest");
+  if (status) {
+    Statement link(db_, "INSERT OR IGNORE INTO repo_manifests(repo, digest) VALUES(?1, ?2)");
+    link.Bind(1, repo).Bind(2, digest);
+    status = RunWrite(db_, link, "link manifest");
+  }
+  if (!status) {
+    (void)Exec("ROLLBACK");
+    return status;
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::optional<std::string>> IndexDb::ManifestMediaType(const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT media_type FROM manifests WHERE digest=?1");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "get manifest"));
+  s.Bind(1, digest);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(s.Text(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return tl::unexpected(DbError(db_, "get manifest"));
+}
+
+Status IndexDb::PutTag(const std::string& repo, const std::string& tag, const std::string& accept_key,
+                       const TagRow& row) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "INSERT INTO tags(repo, tag, accept_key, digest, media_type, checked_ms) "
+              "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(repo, tag, accept_key) DO UPDATE SET "
+              "digest=excluded.digest, media_type=excluded.media_type, checked_ms=excluded.checked_ms");
+  s.Bind(1, repo).Bind(2, tag).Bind(3, accept_key).Bind(4, row.digest).Bind(5, row.media_type).Bind(
+      6, row.checked_at_ms);
+  return RunWrite(db_, s, "put tag");
+}
+
+Result<std::optional<TagRow>> IndexDb::GetTag(const std::string& repo, const std::string& tag,
+                                              const std::string& accept_key) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "SELECT digest, media_type, checked_ms FROM tags WHERE repo=?1 AND tag=?2 AND accept_key=?3");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "get tag"));
+  s.Bind(1, repo).Bind(2, tag).Bind(3, accept_key);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return std::optional<TagRow>(TagRow{s.Text(0), s.Text(1), s.Int(2)});
+  if (rc == SQLITE_DONE) return std::optional<TagRow>();
+  return tl::unexpected(DbError(db_, "get tag"));
+}
+
+Status IndexDb::PutTagList(const std::string& repo, const std::string& json, int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "INSERT INTO tag_lists(repo, json, fetched_ms) VALUES(?1, ?2, ?3) "
+              "ON CONFLICT(repo) DO UPDATE SET json=excluded.json, fetched_ms=excluded.fetched_ms");
+  s.Bind(1, repo).Bind(2, json).Bind(3, now_ms);
+  return RunWrite(db_, s, "put tag list");
+}
+
+Result<std::optional<std::string>> IndexDb::GetTagList(const std::string& repo) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT json FROM tag_lists WHERE repo=?1");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "get tag list"));
+  s.Bind(1, repo);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(s.Text(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return tl::unexpected(DbError(db_, "get tag list"));
+}
+
+Result<std::vector<std::string>> IndexDb::Repositories() {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT DISTINCT repo FROM repo_manifests ORDER BY repo");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "list repositories"));
+  std::vector<std::string> repos;
+  while (true) {
+    int rc = s.Step();
+    if (rc == SQLITE_ROW) {
+      repos.push_back(s.Text(0));
+    } else if (rc == SQLITE_DONE) {
+      break;
+    } else {
+      return tl::unexpected(DbError(db_, "list repositories"));
+    }
+  }
+  return repos;
+}
+
+}  // namespace hubcache

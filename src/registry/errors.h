@@ -1,0 +1,22 @@
+#pragma once
+// The one table from ErrorKind to the registry wire form: an error code from the
+// distribution spec and an HTTP status, rendered as
+// {"errors":[{"code":...,"message":...,"detail":...}]}.
+
+#include <string>
+
+#include "common/result.h"
+
+namespace hubcache {
+
+struct WireError {
+  int http_status;
+  const char* code;
+};
+
+WireError ToWire(ErrorKind kind);
+
+// The registry error JSON body for an error.
+std::string ErrorJson(const Error& error);
+
+}  // namespace hubcache

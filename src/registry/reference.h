@@ -1,0 +1,61 @@
+#pragma once
+// Strong types for what a client names: repository, tag, digest. Each is built
+// only by its Parse function, which enforces the distribution grammar; past that
+// edge no raw strings travel. The digest grammar is also the path-traversal
+// defence: only [a-f0-9]{64} ever reaches the filesystem.
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/result.h"
+
+namespace hubcache {
+
+// A repository name, normalised the Docker Hub way: a one-component name means
+// library/<name>, so "alpine" and "library/alpine" are the same repository.
+class RepoName {
+ public:
+  [[nodiscard]] static Result<RepoName> Parse(std::string_view raw);
+  const std::string& str() const { return value_; }
+  bool operator==(const RepoName& other) const = default;
+  auto operator<=>(const RepoName& other) const = default;
+
+ private:
+  explicit RepoName(std::string v) : value_(std::move(v)) {}
+  std::string value_;
+};
+
+class Tag {
+ public:
+  [[nodiscard]] static Result<Tag> Parse(std::string_view raw);
+  const std::string& str() const { return value_; }
+  bool operator==(const Tag& other) const = default;
+
+ private:
+  explicit Tag(std::string v) : value_(std::move(v)) {}
+  std::string value_;
+};
+
+// A sha256 content digest ("sha256:<64 lower-case hex>"), the only algorithm the
+// store accepts (it is the only one Docker Hub and OCI clients use).
+class Digest {
+ public:
+  [[nodiscard]] static Result<Digest> Parse(std::string_view raw);
+  static Digest FromHex(std::string hex) { return Digest(std::move(hex)); }  // hex from Sha256
+  std::string str() const { return "sha256:" + hex_; }
+  const std::string& hex() const { return hex_; }
+  bool operator==(const Digest& other) const = default;
+  auto operator<=>(const Digest& other) const = default;
+
+ private:
+  explicit Digest(std::string hex) : hex_(std::move(hex)) {}
+  std::string hex_;
+};
+
+// The <reference> of /v2/<name>/manifests/<reference>: a tag or a digest.
+using Reference = std::variant<Tag, Digest>;
+[[nodiscard]] Result<Reference> ParseReference(std::string_view raw);
+std::string ReferenceString(const Reference& ref);
+
+}  // namespace hubcache

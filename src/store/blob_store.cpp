@@ -1,0 +1,139 @@
+#include "store/blob_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "common/log.h"
+
+namespace hubcache {
+namespace {
+
+std::string ErrnoText(const std::string& what, const std::filesystem::path& path) {
+  return what + " " + path.string() + ": " + std::strerror(errno);
+}
+
+Status SyncDirectory(const std::filesystem::path& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid() || ::fsync(fd.get()) != 0) return Fail(ErrorKind::kIo, ErrnoText("fsync", dir));
+  return {};
+}
+
+}  // namespace
+
+TempFile::~TempFile() {
+  if (!committed_ && !path_.empty()) ::unlink(path_.c_str());
+}
+
+Status TempFile::Append(const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd_.get(), data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrorKind::kIo, ErrnoText("write", path_));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<std::unique_ptr<BlobStore>> BlobStore::Open(const std::filesystem::path& root) {
+  std::error_code ec;
+  for (const char* sub : {"blobs/sha256", "manifests/sha256", "tmp"}) {
+    std::filesystem::create_directories(root / sub, ec);
+    if (ec) {
+      return Fail(ErrorKind::kIo, "cannot create " + (root / sub).string() + ": " + ec.message());
+    }
+  }
+  // Leftovers of fills that a crash interrupted: never whole, never trusted.
+  size_t removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(root / "tmp", ec)) {
+    std::error_code rm_ec;
+    if (std::filesystem::remove(entry.path(), rm_ec)) ++removed;
+  }
+  if (removed > 0) Logger("store")->info("removed {} unfinished temp files", removed);
+  return std::unique_ptr<BlobStore>(new BlobStore(root));
+}
+
+std::filesystem::path BlobStore::PathOf(ObjectKind kind, const Digest& digest) const {
+  const char* dir = kind == ObjectKind::kBlob ? "blobs" : "manifests";
+  return root_ / dir / "sha256" / digest.hex().substr(0, 2) / digest.hex();
+}
+
+std::optional<uint64_t> BlobStore::SizeOf(ObjectKind kind, const Digest& digest) const {
+  struct stat st;
+  if (::stat(PathOf(kind, digest).c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Result<UniqueFd> BlobStore::OpenForRead(ObjectKind kind, const Digest& digest) const {
+  auto path = PathOf(kind, digest);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) {
+      return Fail(kind == ObjectKind::kBlob ? ErrorKind::kBlobUnknown : ErrorKind::kManifestUnknown,
+                  "not in cache");
+    }
+    return Fail(ErrorKind::kIo, ErrnoText("open", path));
+  }
+  return fd;
+}
+
+Result<TempFile> BlobStore::CreateTemp() const {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "fill-%016llx", static_cast<unsigned long long>(rng()));
+    auto path = root_ / "tmp" / name;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) return TempFile(UniqueFd(fd), path);
+    if (errno != EEXIST) return Fail(ErrorKind::kIo, ErrnoText("create", path));
+  }
+  return Fail(ErrorKind::kIo, "cannot create a temp file in " + (root_ / "tmp").string());
+}
+
+Status BlobStore::Commit(TempFile& temp, ObjectKind kind, const Digest& digest) const {
+  if (::fsync(temp.fd()) != 0) return Fail(ErrorKind::kIo, ErrnoText("fsync", temp.path()));
+  auto final_path = PathOf(kind, digest);
+  std::error_code ec;
+  std::filesystem::create_directories(final_path.parent_path(), ec);
+  if (ec) return Fail(ErrorKind::kIo, "mkdir " + final_path.parent_path().string() + ": " + ec.message());
+  if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
+    return Fail(ErrorKind::kIo, ErrnoText("rename to", final_path));
+  }
+  temp.MarkCommitted();
+  return SyncDirectory(final_path.parent_path());
+}
+
+Status BlobStore::WriteObject(ObjectKind kind, const Digest& digest, const std::string& bytes) const {
+  auto temp = CreateTemp();
+  if (!temp) return tl::unexpected(temp.error());
+  if (auto s = temp->Append(bytes.data(), bytes.size()); !s) return s;
+  return Commit(*temp, kind, digest);
+}
+
+Result<std::string> BlobStore::ReadObject(ObjectKind kind, const Digest& digest,
+                                          size_t max_bytes) const {
+  auto fd = OpenForRead(kind, digest);
+  if (!fd) return tl::unexpected(fd.error());
+  std::string out;
+  char buffer[64 * 1024];
+  while (true) {
+    ssize_t n = ::read(fd->get(), buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrorKind::kIo, ErrnoText("read", PathOf(kind, digest)));
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+    if (out.size() > max_bytes) return Fail(ErrorKind::kIo, "stored object larger than expected");
+  }
+  return out;
+}
+
+}  // namespace hubcache

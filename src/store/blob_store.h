@@ -1,0 +1,72 @@
+#pragma once
+// The content-addressed files of the cache. On-disk layout under the root:
+//
+//   <root>/blobs/sha256/<hh>/<64 hex>      verified layer and config blobs
+//   <root>/manifests/sha256/<hh>/<64 hex>  verified manifests (exact upstream bytes)
+//   <root>/tmp/<random>                    fills in progress; removed at start
+//   <root>/index.db                        the SQLite index (index/index_db.h)
+//
+// A file appears under blobs/ or manifests/ only by rename from tmp/ after its
+// bytes hashed to its name and were synced, so a file there is always whole and
+// correct. Thread-safe: it holds no mutable state besides the filesystem.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "registry/reference.h"
+
+namespace hubcache {
+
+enum class ObjectKind { kBlob, kManifest };
+
+// A temp file being written; removed on destruction unless committed.
+class TempFile {
+ public:
+  TempFile(UniqueFd fd, std::filesystem::path path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  ~TempFile();
+  TempFile(TempFile&&) = default;
+  TempFile& operator=(TempFile&&) = default;
+
+  int fd() const { return fd_.get(); }
+  const std::filesystem::path& path() const { return path_; }
+  // Writes all of data at the current end. Errors carry errno's text (ENOSPC...).
+  [[nodiscard]] Status Append(const char* data, size_t size);
+  void MarkCommitted() { committed_ = true; }
+
+ private:
+  UniqueFd fd_;
+  std::filesystem::path path_;
+  bool committed_ = false;
+};
+
+class BlobStore {
+ public:
+  // Creates the directory layout if needed and clears tmp/ of leftovers.
+  [[nodiscard]] static Result<std::unique_ptr<BlobStore>> Open(const std::filesystem::path& root);
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path PathOf(ObjectKind kind, const Digest& digest) const;
+
+  // Size of a stored object, or nullopt when absent.
+  std::optional<uint64_t> SizeOf(ObjectKind kind, const Digest& digest) const;
+  [[nodiscard]] Result<UniqueFd> OpenForRead(ObjectKind kind, const Digest& digest) const;
+
+  [[nodiscard]] Result<TempFile> CreateTemp() const;
+  // fsync, rename into place, fsync the directory. The temp file is consumed.
+  [[nodiscard]] Status Commit(TempFile& temp, ObjectKind kind, const Digest& digest) const;
+
+  // Small objects (manifests): write atomically, read whole.
+  [[nodiscard]] Status WriteObject(ObjectKind kind, const Digest& digest, const std::string& bytes) const;
+  [[nodiscard]] Result<std::string> ReadObject(ObjectKind kind, const Digest& digest,
+                                               size_t max_bytes) const;
+
+ private:
+  explicit BlobStore(std::filesystem::path root) : root_(std::move(root)) {}
+  std::filesystem::path root_;
+};
+
+}  // namespace hubcache

@@ -1,0 +1,405 @@
+#include "upstream/upstream_client.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace hubcache {
+namespace {
+
+constexpr int kMaxRedirects = 5;
+constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
+constexpr size_t kMaxTokenBodyBytes = 256 * 1024;
+
+std::string Base64(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// scheme://host:port of a URL (lower-cased, default ports made explicit), or "".
+std::string Origin(const std::string& url) {
+  CURLU* u = curl_url();
+  std::string origin;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    char* port = nullptr;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+      origin = ToLower(scheme) + "://" + ToLower(host) + ":" + port;
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+  }
+  curl_url_cleanup(u);
+  return origin;
+}
+
+// host + path of a URL for logs: never the query (CDN URLs carry signatures).
+std::string Loggable(const std::string& url) {
+  size_t q = url.find('?');
+  return q == std::string::npos ? url : url.substr(0, q) + "?...";
+}
+
+// State of one transfer, shared with the curl callbacks.
+struct TransferContext {
+  CURL* handle = nullptr;
+  StreamSink* sink = nullptr;  // streamed GETs only
+  size_t max_body_bytes = 0;
+  UpstreamCounters* counters = nullptr;
+  UpstreamResponse response;
+  bool head_delivered = false;
+  bool aborted = false;
+  bool too_large = false;
+};
+
+size_t OnHeaderLine(char* data, size_t size, size_t n, void* user) {
+  auto* c = static_cast<TransferContext*>(user);
+  std::string_view line(data, size * n);
+  if (StartsWith(line, "HTTP/")) {
+    c->response.headers.clear();  // a new response (after 100 Continue)
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string name = ToLower(TrimSpaces(line.substr(0, colon)));
+    std::string value(TrimSpaces(line.substr(colon + 1)));
+    auto [it, inserted] = c->response.headers.emplace(name, value);
+    if (!inserted) it->second += ", " + value;
+  }
+  return size * n;
+}
+
+// A 2xx body goes to the sink when streaming; anything else is kept, bounded.
+size_t OnBodyData(char* data, size_t size, size_t n, void* user) {
+  auto* c = static_cast<TransferContext*>(user);
+  size_t bytes = size * n;
+  c->counters->bytes_received += bytes;
+  long status = 0;
+  curl_easy_getinfo(c->handle, CURLINFO_RESPONSE_CODE, &status);
+  if (c->sink != nullptr && status >= 200 && status < 300) {
+    if (!c->head_delivered) {
+      c->head_delivered = true;
+      c->response.status = static_cast<int>(status);
+      if (!c->sink->on_headers(c->response)) {
+        c->aborted = true;
+        return 0;
+      }
+    }
+    if (!c->sink->on_data(data, bytes)) {
+      c->aborted = true;
+      return 0;
+    }
+    return bytes;
+  }
+  if (c->response.body.size() + bytes > c->max_body_bytes) {
+    c->too_large = true;
+    return 0;
+  }
+  c->response.body.append(data, bytes);
+  return bytes;
+}
+
+size_t AppendBounded(char* data, size_t size, size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  if (out->size() + size * n > kMaxTokenBodyBytes) return 0;
+  out->append(data, size * n);
+  return size * n;
+}
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+}  // namespace
+
+struct UpstreamClient::Request {
+  std::string method;  // GET or HEAD
+  const RepoName* repo = nullptr;
+  std::string path;
+  std::vector<std::string> headers;
+  size_t max_body_bytes = kMaxErrorBodyBytes;
+  StreamSink* sink = nullptr;  // set for streamed GETs
+  std::chrono::milliseconds total_timeout{0};
+};
+
+// Idle curl easy handles; each keeps its own connection cache, so taking one
+// from the pool usually means taking a live connection to the upstream.
+struct UpstreamClient::HandlePool {
+  std::mutex mutex;
+  std::vector<CURL*> idle;  // guarded by mutex
+
+  CURL* Acquire() {
+    {
+      std::lock_guard lock(mutex);
+      if (!idle.empty()) {
+        CURL* h = idle.back();
+        idle.pop_back();
+        return h;
+      }
+    }
+    return curl_easy_init();
+  }
+  void Release(CURL* h) {
+    curl_easy_reset(h);  // keeps live connections
+    std::lock_guard lock(mutex);
+    idle.push_back(h);
+  }
+  ~HandlePool() {
+    for (CURL* h : idle) curl_easy_cleanup(h);
+  }
+};
+
+Result<std::unique_ptr<UpstreamClient>> UpstreamClient::Create(UpstreamOptions options) {
+  static CurlGlobal global;
+  if (Origin(options.base_url).empty()) {
+    return Fail(ErrorKind::kConfigInvalid, "upstream URL is not a valid URL: " + options.base_url);
+  }
+  return std::unique_ptr<UpstreamClient>(new UpstreamClient(std::move(options)));
+}
+
+UpstreamClient::UpstreamClient(UpstreamOptions options)
+    : options_(std::move(options)), handles_(std::make_unique<HandlePool>()) {}
+
+UpstreamClient::~UpstreamClient() = default;
+
+Result<UpstreamResponse> UpstreamClient::Fetch(const std::string& method, const RepoName* repo,
+                                               const std::string& path,
+                                               const std::vector<std::string>& headers,
+                                               size_t max_body_bytes) {
+  Request request{method, repo, path, headers, max_body_bytes, nullptr, options_.request_timeout};
+  return Execute(request);
+}
+
+Result<UpstreamResponse> UpstreamClient::Stream(const RepoName& repo, const std::string& path,
+                                                const std::vector<std::string>& headers,
+                                                StreamSink& sink,
+                                                std::chrono::milliseconds total_timeout) {
+  Request request{"GET", &repo, path, headers, kMaxErrorBodyBytes, &sink, total_timeout};
+  return Execute(request);
+}
+
+Result<UpstreamResponse> UpstreamClient::Execute(Request& request) {
+  std::string scope = request.repo ? "repository:" + request.repo->str() + ":pull" : "";
+  bool retried = false;
+  while (true) {
+    auto authorization = AuthorizationFor(scope);
+    if (!authorization) return tl::unexpected(authorization.error());
+    auto response = FollowRedirects(request, *authorization);
+    if (!response) return response;
+    if (response->status != 401 || retried) return response;
+    auto challenge = PickChallenge(response->Header("www-authenticate"));
+    if (!challenge) return response;
+    {
+      std::lock_guard lock(mutex_);
+      challenge_ = *challenge;
+    }
+    // Either we had no token yet, or it was refused: learn and retry once.
+    tokens_.Invalidate(scope);
+    retried = true;
+  }
+}
+
+Result<UpstreamResponse> UpstreamClient::FollowRedirects(Request& request,
+                                                         const std::string& authorization) {
+  std::string url = options_.base_url + request.path;
+  for (int hop = 0;; ++hop) {
+    // Credentials go only to the upstream itself, never to a CDN it redirects to.
+    const std::string& auth = SameOriginAsUpstream(url) ? authorization : std::string();
+    auto response = PerformOnce(request, url, auth);
+    if (!response) return response;
+    int s = response->status;
+    bool redirect = s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
+    std::string location = response->Header("x-hubcache-redirect-url");
+    if (!redirect || location.empty()) return response;
+    if (hop >= kMaxRedirects) {
+      return Fail(ErrorKind::kUpstreamInvalid, "upstream redirected more than 5 times");
+    }
+    Logger("upstream")->debug("redirect status={} to={}", s, Loggable(location));
+    url = location;
+  }
+}
+
+Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std::string& url,
+                                                     const std::string& authorization) {
+  CURL* h = handles_->Acquire();
+  if (h == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
+  TransferContext ctx;
+  ctx.handle = h;
+  ctx.sink = request.sink;
+  ctx.max_body_bytes = request.max_body_bytes;
+  ctx.counters = &counters_;
+
+  curl_slist* header_list = nullptr;
+  for (const auto& header : request.headers) header_list = curl_slist_append(header_list, header.c_str());
+  if (!authorization.empty()) {
+    header_list = curl_slist_append(header_list, ("Authorization: " + authorization).c_str());
+  }
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  const long stall_s = std::max<long>(1, static_cast<long>(options_.stall_timeout.count() / 1000));
+
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.total_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (request.method == "HEAD") curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeaderLine);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBodyData);
+
+  ++counters_.requests;
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  ctx.response.status = static_cast<int>(status);
+  char* redirect_url = nullptr;
+  curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect_url);
+  if (redirect_url != nullptr) ctx.response.headers["x-hubcache-redirect-url"] = redirect_url;
+  handles_->Release(h);
+  curl_slist_free_all(header_list);
+
+  Logger("upstream")->debug("{} {} status={} rc={}", request.method, Loggable(url), status,
+                            static_cast<int>(rc));
+  if (rc != CURLE_OK) {
+    if (ctx.aborted) return Fail(ErrorKind::kUpstreamInvalid, "transfer aborted by the receiver");
+    if (ctx.too_large) {
+      return Fail(ErrorKind::kUpstreamInvalid,
+                  "upstream response larger than " + std::to_string(request.max_body_bytes) + " bytes");
+    }
+    ++counters_.transport_errors;
+    std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(rc);
+    return Fail(ErrorKind::kUpstreamUnavailable, "upstream request failed: " + detail);
+  }
+  // A streamed 2xx with an empty body still delivers its headers.
+  if (request.sink != nullptr && status >= 200 && status < 300 && !ctx.head_delivered) {
+    if (!request.sink->on_headers(ctx.response)) {
+      return Fail(ErrorKind::kUpstreamInvalid, "transfer aborted by the receiver");
+    }
+  }
+  return std::move(ctx.response);
+}
+
+Result<std::string> UpstreamClient::AuthorizationFor(const std::string& scope) {
+  std::optional<AuthChallenge> challenge;
+  {
+    std::lock_guard lock(mutex_);
+    challenge = challenge_;
+  }
+  if (!challenge) return std::string();
+  if (challenge->scheme == "basic") {
+    if (options_.username.empty()) return std::string();
+    return "Basic " + Base64(options_.username + ":" + options_.password);
+  }
+  if (auto token = tokens_.Get(scope, TokenCache::Clock::now())) return "Bearer " + *token;
+
+  // One token request per scope at a time: concurrent misses wait for it.
+  std::shared_ptr<std::mutex> scope_lock;
+  {
+    std::lock_guard lock(mutex_);
+    auto& slot = token_locks_[scope];
+    if (!slot) slot = std::make_shared<std::mutex>();
+    scope_lock = slot;
+  }
+  std::lock_guard fetch_lock(*scope_lock);
+  if (auto token = tokens_.Get(scope, TokenCache::Clock::now())) return "Bearer " + *token;
+  auto token = FetchToken(*challenge, scope);
+  if (!token) return tl::unexpected(token.error());
+  return "Bearer " + *token;
+}
+
+Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
+                                               const std::string& scope) {
+  CURL* h = handles_->Acquire();
+  if (h == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
+  std::string url = challenge.Param("realm");
+  url += url.find('?') == std::string::npos ? '?' : '&';
+  auto append_param = [&](const char* name, const std::string& value) {
+    char* escaped = curl_easy_escape(h, value.c_str(), static_cast<int>(value.size()));
+    url += std::string(name) + "=" + escaped + "&";
+    curl_free(escaped);
+  };
+  if (!challenge.Param("service").empty()) append_param("service", challenge.Param("service"));
+  if (!scope.empty()) append_param("scope", scope);
+  url.pop_back();
+
+  std::string body;
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  curl_slist* header_list = nullptr;
+  if (!options_.username.empty()) {
+    header_list = curl_slist_append(
+        header_list,
+        ("Authorization: Basic " + Base64(options_.username + ":" + options_.password)).c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &AppendBounded);
+  ++counters_.token_fetches;
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  handles_->Release(h);
+  curl_slist_free_all(header_list);
+  Logger("upstream")->debug("token request scope={} status={}", scope, status);
+
+  if (rc != CURLE_OK) {
+    ++counters_.transport_errors;
+    return Fail(ErrorKind::kUpstreamUnavailable,
+                std::string("token request failed: ") + (error_buffer[0] ? error_buffer : curl_easy_strerror(rc)));
+  }
+  if (status == 401 || status == 403) {
+    return Fail(ErrorKind::kUnauthorized, "the upstream's token server refused the configured credentials");
+  }
+  if (status == 429) return Fail(ErrorKind::kTooManyRequests, "the upstream's token server is rate limiting");
+  if (status != 200) {
+    return Fail(ErrorKind::kUpstreamUnavailable,
+                "token server answered HTTP " + std::to_string(status));
+  }
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  std::string token;
+  if (doc.is_object()) {
+    if (doc.contains("token") && doc["token"].is_string()) {
+      token = doc["token"].get<std::string>();
+    } else if (doc.contains("access_token") && doc["access_token"].is_string()) {
+      token = doc["access_token"].get<std::string>();
+    }
+  }
+  if (token.empty()) return Fail(ErrorKind::kUpstreamInvalid, "token server sent no token");
+  int64_t expires_in = 60;
+  if (doc.contains("expires_in") && doc["expires_in"].is_number_integer()) {
+    expires_in = doc["expires_in"].get<int64_t>();
+  }
+  tokens_.Put(scope, token, expires_in, TokenCache::Clock::now());
+  return token;
+}
+
+bool UpstreamClient::SameOriginAsUpstream(const std::string& url) const {
+  return Origin(url) == Origin(options_.base_url);
+}
+
+}  // namespace hubcache

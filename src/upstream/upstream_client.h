@@ -1,0 +1,117 @@
+#pragma once
+// The libcurl client for the upstream registry.
+//
+// It speaks the registry auth protocol the way Docker Hub needs it: a request
+// that answers 401 with a WWW-Authenticate challenge gets a token from the
+// challenge's realm (anonymously or with the configured credentials), cached per
+// scope, and is retried once. The challenge is learned lazily, so the mirror
+// starts with the upstream unreachable. Redirects (Docker Hub's 307 to its CDN)
+// are followed here, not by curl, so that Authorization is sent only to the
+// upstream's own origin. Easy handles are pooled so connections are reused.
+//
+// Thread-safe: any number of threads may call Fetch/Stream concurrently.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "registry/reference.h"
+#include "upstream/token_cache.h"
+#include "upstream/www_authenticate.h"
+
+namespace hubcache {
+
+struct UpstreamOptions {
+  std::string base_url;  // "https://registry-1.docker.io", no trailing slash
+  std::string username;  // empty = anonymous
+  std::string password;
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds stall_timeout{30'000};
+  // Bound on a whole small request (manifest, token, tag list).
+  std::chrono::milliseconds request_timeout{60'000};
+};
+
+struct UpstreamResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-cased names; repeats joined by ", "
+  std::string body;                            // error bodies and small responses only
+
+  std::string Header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// Receives a streamed 2xx body. Either callback returns false to abort.
+struct StreamSink {
+  std::function<bool(const UpstreamResponse& head)> on_headers;
+  std::function<bool(const char* data, size_t size)> on_data;
+};
+
+// What the client has done, for stats.
+struct UpstreamCounters {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> token_fetches{0};
+  std::atomic<uint64_t> transport_errors{0};
+  std::atomic<uint64_t> bytes_received{0};
+};
+
+class UpstreamClient {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<UpstreamClient>> Create(UpstreamOptions options);
+  ~UpstreamClient();
+  UpstreamClient(const UpstreamClient&) = delete;
+  UpstreamClient& operator=(const UpstreamClient&) = delete;
+
+  // GET or HEAD `path` (starting with /v2/) on behalf of `repo` (its pull scope
+  // is what a token is asked for; nullptr for /v2/ itself). The body is kept up
+  // to max_body_bytes; a longer one fails with kUpstreamInvalid. Only transport
+  // failures are errors: HTTP statuses come back in the response.
+  [[nodiscard]] Result<UpstreamResponse> Fetch(const std::string& method, const RepoName* repo,
+                                               const std::string& path,
+                                               const std::vector<std::string>& headers,
+                                               size_t max_body_bytes);
+
+  // GET `path` with a 2xx body streamed to `sink`; other statuses come back with
+  // their (small) body. total_timeout bounds the whole transfer.
+  [[nodiscard]] Result<UpstreamResponse> Stream(const RepoName& repo, const std::string& path,
+                                                const std::vector<std::string>& headers,
+                                                StreamSink& sink,
+                                                std::chrono::milliseconds total_timeout);
+
+  const UpstreamCounters& counters() const { return counters_; }
+
+ private:
+  struct Request;
+  struct HandlePool;
+
+  explicit UpstreamClient(UpstreamOptions options);
+
+  Result<UpstreamResponse> Execute(Request& request);
+  Result<UpstreamResponse> FollowRedirects(Request& request, const std::string& authorization);
+  Result<UpstreamResponse> PerformOnce(Request& request, const std::string& url,
+                                       const std::string& authorization);
+  // The Authorization header value for a scope ("" = none), fetching a token if
+  // the upstream uses bearer auth and none is cached.
+  Result<std::string> AuthorizationFor(const std::string& scope);
+  Result<std::string> FetchToken(const AuthChallenge& challenge, const std::string& scope);
+  bool SameOriginAsUpstream(const std::string& url) const;
+
+  const UpstreamOptions options_;
+  std::unique_ptr<HandlePool> handles_;
+  TokenCache tokens_;
+  UpstreamCounters counters_;
+
+  std::mutex mutex_;
+  std::optional<AuthChallenge> challenge_;                           // guarded by mutex_
+  std::map<std::string, std::shared_ptr<std::mutex>> token_locks_;  // guarded by mutex_
+};
+
+}  // namespace hubcache
