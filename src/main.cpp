@@ -55,7 +55,7 @@ int Serve(const std::vector<std::string>& args) {
     return 1;
   }
   hubcache::HttpServer server(**mirror, hubcache::HttpOptions{config->http_addr, config->workers,
-                                                               config->keepalive_timeout});
+                                                              config->keepalive_timeout});
   if (auto s = server.Bind(); !s) {
     std::fprintf(stderr, "hubcache: %s\n", s.error().message.c_str());
     return 1;

@@ -58,7 +58,8 @@ Result<size_t> BlobFill::ReadAt(uint64_t offset, char* out, size_t max,
   do {
     n = ::pread(read_fd_.get(), out, want, static_cast<off_t>(offset));
   } while (n < 0 && errno == EINTR);
-  if (n <= 0) return Fail(ErrorKind::kIo, std::string("read of fill failed: ") + std::strerror(errno));
+  if (n <= 0)
+    return Fail(ErrorKind::kIo, std::string("read of fill failed: ") + std::strerror(errno));
   return static_cast<size_t>(n);
 }
 
@@ -114,7 +115,8 @@ void FillManager::ReapFinishedLocked() {
   finished_.clear();
 }
 
-Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo, const Digest& digest) {
+Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo,
+                                                           const Digest& digest) {
   std::lock_guard lock(mutex_);
   ReapFinishedLocked();
   if (auto it = active_.find(digest.hex()); it != active_.end()) {
@@ -128,7 +130,8 @@ Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo,
   auto temp = store_.CreateTemp();
   if (!temp) return tl::unexpected(temp.error());
   UniqueFd read_fd(::open(temp->path().c_str(), O_RDONLY | O_CLOEXEC));
-  if (!read_fd.valid()) return Fail(ErrorKind::kIo, std::string("open temp: ") + std::strerror(errno));
+  if (!read_fd.valid())
+    return Fail(ErrorKind::kIo, std::string("open temp: ") + std::strerror(errno));
   auto fill = std::make_shared<BlobFill>(digest, std::move(read_fd));
   active_[digest.hex()] = fill;
   ++stats_.fills_started;
@@ -177,8 +180,9 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   } else if (response->status < 200 || response->status > 299) {
     failure = UpstreamStatusError(response->status, ErrorKind::kBlobUnknown, what);
   } else if (total && written != *total) {
-    failure = Error{ErrorKind::kUpstreamInvalid, "upstream body truncated at " + std::to_string(written) +
-                                                     " of " + std::to_string(*total) + " bytes"};
+    failure =
+        Error{ErrorKind::kUpstreamInvalid, "upstream body truncated at " + std::to_string(written) +
+                                               " of " + std::to_string(*total) + " bytes"};
   } else if (hasher.FinishHex() != fill->digest().hex()) {
     failure = Error{ErrorKind::kUpstreamInvalid, "upstream bytes do not match the digest"};
   }

@@ -33,7 +33,8 @@ namespace hubcache {
 
 class BlobFill {
  public:
-  BlobFill(Digest digest, UniqueFd read_fd) : digest_(std::move(digest)), read_fd_(std::move(read_fd)) {}
+  BlobFill(Digest digest, UniqueFd read_fd)
+      : digest_(std::move(digest)), read_fd_(std::move(read_fd)) {}
 
   // Waits until the upstream answered. Returns the blob's size when the upstream
   // sent a Content-Length (nullopt: unknown, stream it chunked), or the error.
@@ -59,10 +60,10 @@ class BlobFill {
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  State state_ = State::kStarting;    // guarded by mutex_
-  std::optional<uint64_t> total_;     // guarded by mutex_
-  uint64_t written_ = 0;              // guarded by mutex_
-  Error error_;                       // guarded by mutex_
+  State state_ = State::kStarting;  // guarded by mutex_
+  std::optional<uint64_t> total_;   // guarded by mutex_
+  uint64_t written_ = 0;            // guarded by mutex_
+  Error error_;                     // guarded by mutex_
 };
 
 struct FillOptions {
@@ -80,12 +81,13 @@ class FillManager {
 
   // The fill in flight for `digest`, started now if none runs. nullptr with no
   // error means the blob is already in the store (read it from there).
-  [[nodiscard]] Result<std::shared_ptr<BlobFill>> StartOrJoin(const RepoName& repo, const Digest& digest);
+  [[nodiscard]] Result<std::shared_ptr<BlobFill>> StartOrJoin(const RepoName& repo,
+                                                              const Digest& digest);
 
   // The fill in flight for `digest`, if any.
   std::shared_ptr<BlobFill> Find(const Digest& digest);
 
-  size_t active() ;
+  size_t active();
 
  private:
   void Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp);

@@ -79,16 +79,17 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
     if (auto local = LoadLocal(digest)) return ManifestResult{*local, ManifestSource::kCache};
     ++stats_.manifest_misses;
     const std::string what = repo.str() + "@" + digest.str();
-    auto response = upstream_.Fetch("GET", &repo, "/v2/" + repo.str() + "/manifests/" + digest.str(),
-                                    {"Accept: " + AcceptSet::All().UpstreamHeader()},
-                                    options_.max_manifest_bytes);
+    auto response = upstream_.Fetch(
+        "GET", &repo, "/v2/" + repo.str() + "/manifests/" + digest.str(),
+        {"Accept: " + AcceptSet::All().UpstreamHeader()}, options_.max_manifest_bytes);
     if (!response) {
       ++stats_.upstream_errors;
       return tl::unexpected(response.error());
     }
     if (response->status != 200) {
       if (response->status != 404) ++stats_.upstream_errors;
-      return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
+      return tl::unexpected(
+          UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
     }
     if (Sha256::HexOf(response->body) != digest.hex()) {
       ++stats_.upstream_errors;
@@ -96,9 +97,11 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
       return Fail(ErrorKind::kUpstreamInvalid, what + ": upstream bytes do not match the digest");
     }
     std::string media_type = MediaTypeOf(*response, response->body);
-    Manifest manifest{digest, media_type, std::make_shared<const std::string>(std::move(response->body))};
+    Manifest manifest{digest, media_type,
+                      std::make_shared<const std::string>(std::move(response->body))};
     if (auto s = Store(repo, manifest); !s) {
-      Logger("cache")->warn("manifest not cached manifest={} error=\"{}\"", what, s.error().message);
+      Logger("cache")->warn("manifest not cached manifest={} error=\"{}\"", what,
+                            s.error().message);
     }
     return ManifestResult{manifest, ManifestSource::kUpstream};
   });
@@ -159,7 +162,8 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
   if (!AllowsStaleServe(*failure)) return tl::unexpected(*failure);
   ++stats_.upstream_errors;
   ++stats_.stale_serves;
-  log->warn("serving stale tag={} digest={} reason=\"{}\"", what, cached->digest.str(), failure->message);
+  log->warn("serving stale tag={} digest={} reason=\"{}\"", what, cached->digest.str(),
+            failure->message);
   return ManifestResult{*cached, ManifestSource::kStale};
 }
 
@@ -167,8 +171,9 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
                                                  const AcceptSet& accept) {
   ++stats_.manifest_misses;
   const std::string what = repo.str() + ":" + tag.str();
-  auto response = upstream_.Fetch("GET", &repo, "/v2/" + repo.str() + "/manifests/" + tag.str(),
-                                  {"Accept: " + accept.UpstreamHeader()}, options_.max_manifest_bytes);
+  auto response =
+      upstream_.Fetch("GET", &repo, "/v2/" + repo.str() + "/manifests/" + tag.str(),
+                      {"Accept: " + accept.UpstreamHeader()}, options_.max_manifest_bytes);
   if (!response) {
     ++stats_.upstream_errors;
     return tl::unexpected(response.error());
@@ -185,7 +190,8 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
                 what + ": upstream Docker-Content-Digest does not match the manifest bytes");
   }
   std::string media_type = MediaTypeOf(*response, response->body);
-  Manifest manifest{digest, media_type, std::make_shared<const std::string>(std::move(response->body))};
+  Manifest manifest{digest, media_type,
+                    std::make_shared<const std::string>(std::move(response->body))};
   auto log = Logger("cache");
   if (auto s = Store(repo, manifest); !s) {
     log->warn("manifest not cached tag={} error=\"{}\"", what, s.error().message);

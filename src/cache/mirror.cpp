@@ -18,17 +18,19 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   upstream_options.password = config.upstream_password;
   upstream_options.connect_timeout = config.upstream_connect_timeout;
   upstream_options.stall_timeout = config.upstream_stall_timeout;
-  upstream_options.request_timeout = config.upstream_connect_timeout + 2 * config.upstream_stall_timeout;
+  upstream_options.request_timeout =
+      config.upstream_connect_timeout + 2 * config.upstream_stall_timeout;
   auto upstream = UpstreamClient::Create(upstream_options);
   if (!upstream) return tl::unexpected(upstream.error());
   mirror->upstream_ = std::move(*upstream);
 
-  mirror->fills_ = std::make_unique<FillManager>(*mirror->upstream_, *mirror->store_, *mirror->index_,
-                                                 mirror->stats_, FillOptions{config.fill_timeout});
+  mirror->fills_ =
+      std::make_unique<FillManager>(*mirror->upstream_, *mirror->store_, *mirror->index_,
+                                    mirror->stats_, FillOptions{config.fill_timeout});
   ManifestOptions manifest_options;
   manifest_options.tag_freshness = config.tag_freshness;
-  mirror->manifests_ = std::make_unique<ManifestService>(*mirror->upstream_, *mirror->store_,
-                                                         *mirror->index_, mirror->stats_, manifest_options);
+  mirror->manifests_ = std::make_unique<ManifestService>(
+      *mirror->upstream_, *mirror->store_, *mirror->index_, mirror->stats_, manifest_options);
   mirror->tag_lists_ =
       std::make_unique<TagListService>(*mirror->upstream_, *mirror->index_, mirror->stats_);
   return mirror;

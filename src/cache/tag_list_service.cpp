@@ -58,15 +58,16 @@ Result<std::vector<std::string>> TagListService::FetchUpstream(const RepoName& r
   std::vector<std::string> tags;
   std::string path = "/v2/" + repo.str() + "/tags/list";
   for (int page = 0; page < kMaxPages && !path.empty(); ++page) {
-    auto response = upstream_.Fetch("GET", &repo, path, {"Accept: application/json"}, kMaxPageBytes);
+    auto response =
+        upstream_.Fetch("GET", &repo, path, {"Accept: application/json"}, kMaxPageBytes);
     if (!response) {
       ++stats_.upstream_errors;
       return tl::unexpected(response.error());
     }
     if (response->status != 200) {
       if (response->status != 404) ++stats_.upstream_errors;
-      return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kNameUnknown,
-                                                repo.str() + " tags"));
+      return tl::unexpected(
+          UpstreamStatusError(response->status, ErrorKind::kNameUnknown, repo.str() + " tags"));
     }
     auto page_tags = ParseTags(response->body);
     tags.insert(tags.end(), page_tags.begin(), page_tags.end());
@@ -76,7 +77,8 @@ Result<std::vector<std::string>> TagListService::FetchUpstream(const RepoName& r
   tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
   nlohmann::json doc = {{"name", repo.str()}, {"tags", tags}};
   if (auto s = index_.PutTagList(repo.str(), doc.dump(), UnixNowMs()); !s) {
-    Logger("cache")->warn("tag list not cached repo={} error=\"{}\"", repo.str(), s.error().message);
+    Logger("cache")->warn("tag list not cached repo={} error=\"{}\"", repo.str(),
+                          s.error().message);
   }
   return tags;
 }

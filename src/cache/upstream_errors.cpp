@@ -5,11 +5,16 @@ namespace hubcache {
 Error UpstreamStatusError(int status, ErrorKind unknown_kind, const std::string& what) {
   std::string suffix = what + ": upstream answered HTTP " + std::to_string(status);
   switch (status) {
-    case 404: return Error{unknown_kind, what + ": not found upstream"};
-    case 401: return Error{ErrorKind::kUnauthorized, suffix + " (authentication required)"};
-    case 403: return Error{ErrorKind::kDenied, suffix + " (access denied)"};
-    case 429: return Error{ErrorKind::kTooManyRequests, suffix + " (rate limited)"};
-    default: break;
+    case 404:
+      return Error{unknown_kind, what + ": not found upstream"};
+    case 401:
+      return Error{ErrorKind::kUnauthorized, suffix + " (authentication required)"};
+    case 403:
+      return Error{ErrorKind::kDenied, suffix + " (access denied)"};
+    case 429:
+      return Error{ErrorKind::kTooManyRequests, suffix + " (rate limited)"};
+    default:
+      break;
   }
   if (status >= 500) return Error{ErrorKind::kUpstreamUnavailable, suffix};
   return Error{ErrorKind::kUpstreamInvalid, suffix};

@@ -31,7 +31,8 @@ Status SetDuration(std::chrono::milliseconds& field, const std::string& name,
 Status CheckAddr(const std::string& name, const std::string& value) {
   size_t colon = value.rfind(':');
   if (colon == std::string::npos) {
-    return Fail(ErrorKind::kConfigInvalid, name + ": expected host:port or :port, got '" + value + "'");
+    return Fail(ErrorKind::kConfigInvalid,
+                name + ": expected host:port or :port, got '" + value + "'");
   }
   std::string port = value.substr(colon + 1);
   int p = -1;
@@ -54,12 +55,14 @@ const std::vector<Setting>& AllSettings() {
         "registry to mirror (default https://registry-1.docker.io)"},
        [](Config& c, const std::string& v) -> Status {
          if (!(v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) || v.size() < 10) {
-           return Fail(ErrorKind::kConfigInvalid,
-                       "--upstream/REGISTRY_PROXY_REMOTEURL: expected an http:// or https:// URL, got '" +
-                           v + "'");
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--upstream/REGISTRY_PROXY_REMOTEURL: expected an http:// or https:// URL, got '" +
+                   v + "'");
          }
          c.upstream_url = v;
-         while (c.upstream_url.size() > 8 && c.upstream_url.back() == '/') c.upstream_url.pop_back();
+         while (c.upstream_url.size() > 8 && c.upstream_url.back() == '/')
+           c.upstream_url.pop_back();
          return {};
        }},
       {{"--upstream-username", "REGISTRY_PROXY_USERNAME", "upstream user (default: anonymous)"},
@@ -84,9 +87,10 @@ const std::vector<Setting>& AllSettings() {
       {{"--log-level", "REGISTRY_LOG_LEVEL", "error, warn, info or debug (default info)"},
        [](Config& c, const std::string& v) -> Status {
          if (v != "error" && v != "warn" && v != "warning" && v != "info" && v != "debug") {
-           return Fail(ErrorKind::kConfigInvalid,
-                       "--log-level/REGISTRY_LOG_LEVEL: expected error, warn, info or debug, got '" +
-                           v + "'");
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--log-level/REGISTRY_LOG_LEVEL: expected error, warn, info or debug, got '" + v +
+                   "'");
          }
          c.log_level = v;
          return {};
@@ -100,7 +104,8 @@ const std::vector<Setting>& AllSettings() {
         "upstream connection timeout (default 10s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.upstream_connect_timeout,
-                            "--upstream-connect-timeout/HUBCACHE_UPSTREAM_CONNECT_TIMEOUT", v, false);
+                            "--upstream-connect-timeout/HUBCACHE_UPSTREAM_CONNECT_TIMEOUT", v,
+                            false);
        }},
       {{"--upstream-stall-timeout", "HUBCACHE_UPSTREAM_STALL_TIMEOUT",
         "abandon an upstream transfer idle this long (default 30s)"},
@@ -112,13 +117,15 @@ const std::vector<Setting>& AllSettings() {
        [](Config& c, const std::string& v) {
          return SetDuration(c.fill_timeout, "--fill-timeout/HUBCACHE_FILL_TIMEOUT", v, false);
        }},
-      {{"--workers", "HUBCACHE_WORKERS", "HTTP worker threads = concurrent connections (default 256)"},
+      {{"--workers", "HUBCACHE_WORKERS",
+        "HTTP worker threads = concurrent connections (default 256)"},
        [](Config& c, const std::string& v) -> Status {
          int n = 0;
          auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
          if (v.empty() || ec != std::errc() || ptr != v.data() + v.size() || n < 4 || n > 65536) {
-           return Fail(ErrorKind::kConfigInvalid,
-                       "--workers/HUBCACHE_WORKERS: expected a number from 4 to 65536, got '" + v + "'");
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--workers/HUBCACHE_WORKERS: expected a number from 4 to 65536, got '" + v + "'");
          }
          c.workers = n;
          return {};
@@ -126,8 +133,8 @@ const std::vector<Setting>& AllSettings() {
       {{"--keepalive-timeout", "HUBCACHE_KEEPALIVE_TIMEOUT",
         "close idle client connections after this long (default 10s)"},
        [](Config& c, const std::string& v) {
-         return SetDuration(c.keepalive_timeout, "--keepalive-timeout/HUBCACHE_KEEPALIVE_TIMEOUT", v,
-                            false);
+         return SetDuration(c.keepalive_timeout, "--keepalive-timeout/HUBCACHE_KEEPALIVE_TIMEOUT",
+                            v, false);
        }},
   };
   return settings;
@@ -148,7 +155,8 @@ Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   if (digits == 0 || digits > 12) {
-    return Fail(ErrorKind::kConfigInvalid, "expected a duration like 30s, 5m, 1h or 250ms, got '" + text + "'");
+    return Fail(ErrorKind::kConfigInvalid,
+                "expected a duration like 30s, 5m, 1h or 250ms, got '" + text + "'");
   }
   int64_t n = std::stoll(text.substr(0, digits));
   std::string unit = text.substr(digits);
@@ -162,7 +170,8 @@ Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   } else if (unit == "h") {
     ms_per_unit = 3'600'000;
   } else {
-    return Fail(ErrorKind::kConfigInvalid, "unknown duration unit in '" + text + "' (use ms, s, m or h)");
+    return Fail(ErrorKind::kConfigInvalid,
+                "unknown duration unit in '" + text + "' (use ms, s, m or h)");
   }
   return std::chrono::milliseconds(n * ms_per_unit);
 }

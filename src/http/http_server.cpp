@@ -27,26 +27,30 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   });
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
   int workers = options_.workers;
-  server_->new_task_queue = [workers] { return new httplib::ThreadPool(static_cast<size_t>(workers)); };
-  auto keepalive_s = std::max<long>(1, static_cast<long>(options_.keepalive_timeout.count() / 1000));
+  server_->new_task_queue = [workers] {
+    return new httplib::ThreadPool(static_cast<size_t>(workers));
+  };
+  auto keepalive_s =
+      std::max<long>(1, static_cast<long>(options_.keepalive_timeout.count() / 1000));
   server_->set_keep_alive_timeout(keepalive_s);
   server_->set_keep_alive_max_count(10000);
   server_->set_read_timeout(30, 0);
   server_->set_write_timeout(60, 0);
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(1024 * 1024);
-  server_->set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                    std::exception_ptr error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      Logger("http")->error("handler exception: {}", e.what());
-    } catch (...) {
-      Logger("http")->error("handler exception of unknown type");
-    }
-    res.status = 500;
-    res.set_content(R"({"errors":[{"code":"UNKNOWN","message":"internal error"}]})", "application/json");
-  });
+  server_->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          Logger("http")->error("handler exception: {}", e.what());
+        } catch (...) {
+          Logger("http")->error("handler exception of unknown type");
+        }
+        res.status = 500;
+        res.set_content(R"({"errors":[{"code":"UNKNOWN","message":"internal error"}]})",
+                        "application/json");
+      });
   server_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
     Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
   });
@@ -59,7 +63,8 @@ Status HttpServer::Bind() {
   std::string host = options_.addr.substr(0, colon);
   int port = std::stoi(options_.addr.substr(colon + 1));
   if (host.empty()) host = "0.0.0.0";
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (port == 0) {
     port_ = server_->bind_to_any_port(host);
     if (port_ < 0) return Fail(ErrorKind::kConfigInvalid, "cannot listen on " + options_.addr);

@@ -32,11 +32,13 @@ bool MatchesEtag(const std::string& if_none_match, const std::string& digest) {
   size_t pos = 0;
   while (pos <= if_none_match.size()) {
     size_t comma = if_none_match.find(',', pos);
-    std::string item = if_none_match.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string item =
+        if_none_match.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     while (!item.empty() && item.front() == ' ') item.erase(0, 1);
     while (!item.empty() && item.back() == ' ') item.pop_back();
     if (item.rfind("W/", 0) == 0) item = item.substr(2);
-    if (item.size() >= 2 && item.front() == '"' && item.back() == '"') item = item.substr(1, item.size() - 2);
+    if (item.size() >= 2 && item.front() == '"' && item.back() == '"')
+      item = item.substr(1, item.size() - 2);
     if (item == "*" || item == digest) return true;
     if (comma == std::string::npos) break;
     pos = comma + 1;
@@ -46,9 +48,12 @@ bool MatchesEtag(const std::string& if_none_match, const std::string& digest) {
 
 const char* SourceName(ManifestSource source) {
   switch (source) {
-    case ManifestSource::kCache: return "hit";
-    case ManifestSource::kUpstream: return "miss";
-    case ManifestSource::kStale: return "stale";
+    case ManifestSource::kCache:
+      return "hit";
+    case ManifestSource::kUpstream:
+      return "miss";
+    case ManifestSource::kStale:
+      return "stale";
   }
   return "hit";
 }
@@ -84,14 +89,15 @@ bool ApplyRange(const httplib::Request& req, httplib::Response& res, uint64_t si
 
 void WritePage(const httplib::Request& req, httplib::Response& res, const std::string& path,
                const std::vector<std::string>& all, const char* key, const std::string* name) {
-  auto page_request = ParsePageRequest(req.get_param_value("n"), req.has_param("n"),
-                                       req.get_param_value("last"));
+  auto page_request =
+      ParsePageRequest(req.get_param_value("n"), req.has_param("n"), req.get_param_value("last"));
   if (!page_request) return WriteError(res, page_request.error());
   Page page = Paginate(all, *page_request);
   nlohmann::json doc;
   if (name != nullptr) doc["name"] = *name;
   doc[key] = page.items;
-  if (page.has_more) res.set_header("Link", NextPageLink(path, *page_request->n, page.items.back()));
+  if (page.has_more)
+    res.set_header("Link", NextPageLink(path, *page_request->n, page.items.back()));
   res.status = 200;
   res.set_content(doc.dump(), "application/json");
 }
@@ -111,19 +117,25 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
     res.set_header("Allow", "GET, HEAD");
     // Any request body stays unread: do not parse it as the next request.
     res.set_header("Connection", "close");
-    return WriteError(res, Error{ErrorKind::kUnsupported,
-                                 "this registry is a read-only mirror: " + req.method + " is not supported"});
+    return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror: " +
+                                                              req.method + " is not supported"});
   }
   switch (route.kind) {
-    case RouteKind::kPing: return Ping(res);
-    case RouteKind::kCatalog: return Catalog(req, res);
-    case RouteKind::kManifest: return Manifest(req, res, route.name, route.reference);
-    case RouteKind::kBlob: return Blob(req, res, route.name, route.reference);
-    case RouteKind::kTagsList: return TagsList(req, res, route.name);
+    case RouteKind::kPing:
+      return Ping(res);
+    case RouteKind::kCatalog:
+      return Catalog(req, res);
+    case RouteKind::kManifest:
+      return Manifest(req, res, route.name, route.reference);
+    case RouteKind::kBlob:
+      return Blob(req, res, route.name, route.reference);
+    case RouteKind::kTagsList:
+      return TagsList(req, res, route.name);
     case RouteKind::kBlobUpload:
       return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror"});
     case RouteKind::kUnknownV2:
-    case RouteKind::kOther: break;
+    case RouteKind::kOther:
+      break;
   }
   // Something under /v2/ that is no endpoint: blame the name if it is invalid.
   WriteError(res, Error{ErrorKind::kNameInvalid, "invalid repository path: " + req.path});
@@ -158,8 +170,8 @@ void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& 
   res.set_content(*manifest.bytes, manifest.media_type);
 }
 
-void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
-                            const std::string& reference) {
+void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
+                            const std::string& name, const std::string& reference) {
   auto repo = RepoName::Parse(name);
   if (!repo) return WriteError(res, repo.error());
   auto digest = Digest::Parse(reference);
@@ -167,7 +179,8 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   if (req.method == "HEAD") return BlobHead(res, *repo, *digest);
 
   auto& stats = mirror_.stats();
-  const auto wait_limit = mirror_.config().upstream_connect_timeout + mirror_.config().upstream_stall_timeout;
+  const auto wait_limit =
+      mirror_.config().upstream_connect_timeout + mirror_.config().upstream_stall_timeout;
   // At most two rounds: a fill may finish between our look and our join.
   for (int round = 0; round < 2; ++round) {
     if (auto fd = mirror_.store().OpenForRead(ObjectKind::kBlob, *digest)) {
@@ -200,7 +213,8 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   WriteError(res, Error{ErrorKind::kInternal, "blob vanished while being served"});
 }
 
-void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo, const Digest& digest) {
+void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo,
+                                const Digest& digest) {
   std::optional<uint64_t> size = mirror_.store().SizeOf(ObjectKind::kBlob, digest);
   const char* source = "hit";
   if (!size) {
@@ -212,8 +226,8 @@ void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo, co
   if (!size) {
     // A HEAD never downloads the blob: ask the upstream with a HEAD as well.
     source = "miss";
-    auto response = mirror_.upstream().Fetch("HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(),
-                                             {}, 64 * 1024);
+    auto response = mirror_.upstream().Fetch(
+        "HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(), {}, 64 * 1024);
     if (!response) return WriteError(res, response.error());
     if (response->status != 200) {
       if (response->status != 404) ++mirror_.stats().upstream_errors;

@@ -26,29 +26,31 @@ void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t len
     std::vector<char> buffer;
   };
   auto body = std::make_shared<Body>(Body{std::move(fd), std::vector<char>(kChunkBytes)});
-  res.set_content_provider(
-      length, kOctetStream, [body, first](size_t offset, size_t remaining, httplib::DataSink& sink) {
-        size_t want = std::min(remaining, body->buffer.size());
-        ssize_t n;
-        do {
-          n = ::pread(body->fd.get(), body->buffer.data(), want, static_cast<off_t>(first + offset));
-        } while (n < 0 && errno == EINTR);
-        if (n <= 0) return false;  // file shrank or failed: cut the response short
-        return sink.write(body->buffer.data(), static_cast<size_t>(n));
-      });
+  res.set_content_provider(length, kOctetStream,
+                           [body, first](size_t offset, size_t remaining, httplib::DataSink& sink) {
+                             size_t want = std::min(remaining, body->buffer.size());
+                             ssize_t n;
+                             do {
+                               n = ::pread(body->fd.get(), body->buffer.data(), want,
+                                           static_cast<off_t>(first + offset));
+                             } while (n < 0 && errno == EINTR);
+                             if (n <= 0)
+                               return false;  // file shrank or failed: cut the response short
+                             return sink.write(body->buffer.data(), static_cast<size_t>(n));
+                           });
 }
 
 void ServeFill(httplib::Response& res, std::shared_ptr<BlobFill> fill, uint64_t first,
                uint64_t length, std::chrono::milliseconds wait_limit) {
   auto buffer = std::make_shared<std::vector<char>>(kChunkBytes);
-  res.set_content_provider(length, kOctetStream,
-                           [fill, buffer, first, wait_limit](size_t offset, size_t remaining,
-                                                             httplib::DataSink& sink) {
-                             size_t want = std::min(remaining, buffer->size());
-                             auto n = fill->ReadAt(first + offset, buffer->data(), want, wait_limit);
-                             if (!n || *n == 0) return false;
-                             return sink.write(buffer->data(), *n);
-                           });
+  res.set_content_provider(
+      length, kOctetStream,
+      [fill, buffer, first, wait_limit](size_t offset, size_t remaining, httplib::DataSink& sink) {
+        size_t want = std::min(remaining, buffer->size());
+        auto n = fill->ReadAt(first + offset, buffer->data(), want, wait_limit);
+        if (!n || *n == 0) return false;
+        return sink.write(buffer->data(), *n);
+      });
 }
 
 void ServeFillChunked(httplib::Response& res, std::shared_ptr<BlobFill> fill,

@@ -95,8 +95,8 @@ Status RunWrite(sqlite3* db, Statement& s, const char* what) {
 
 Result<std::unique_ptr<IndexDb>> IndexDb::Open(const std::filesystem::path& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -104,8 +104,8 @@ Result<std::unique_ptr<IndexDb>> IndexDb::Open(const std::filesystem::path& path
   }
   std::unique_ptr<IndexDb> index(new IndexDb(db));
   sqlite3_busy_timeout(db, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                             "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (auto s = index->Exec(pragma); !s) return tl::unexpected(s.error());
   }
   if (auto s = index->Migrate(); !s) return tl::unexpected(s.error());
@@ -135,8 +135,8 @@ Status IndexDb::Migrate() {
                                     std::to_string(kSchemaVersion) + "); upgrade hubcache");
   }
   for (int v = current; v < kSchemaVersion; ++v) {
-    std::string sql = std::string("BEGIN;") + kMigrations[v] + "PRAGMA user_version=" +
-                      std::to_string(v + 1) + ";COMMIT;";
+    std::string sql = std::string("BEGIN;") + kMigrations[v] +
+                      "PRAGMA user_version=" + std::to_string(v + 1) + ";COMMIT;";
     if (auto s = Exec(sql.c_str()); !s) {
       (void)Exec("ROLLBACK");
       return s;
@@ -150,7 +150,8 @@ Status IndexDb::PutBlob(const std::string& digest, uint64_t size, int64_t now_ms
   std::lock_guard lock(mutex_);
   Statement s(db_,
               "INSERT INTO blobs(digest, size, created_ms, last_access_ms) VALUES(?1, ?2, ?3, ?3) "
-              "ON CONFLICT(digest) DO UPDATE SET size=excluded.size, last_access_ms=excluded.last_access_ms");
+              "ON CONFLICT(digest) DO UPDATE SET size=excluded.size, "
+              "last_access_ms=excluded.last_access_ms");
   s.Bind(1, digest).Bind(2, static_cast<int64_t>(size)).Bind(3, now_ms);
   return RunWrite(db_, s, "put blob");
 }
@@ -188,23 +189,29 @@ Result<std::optional<std::string>> IndexDb::ManifestMediaType(const std::string&
   return tl::unexpected(DbError(db_, "get manifest"));
 }
 
-Status IndexDb::PutTag(const std::string& repo, const std::string& tag, const std::string& accept_key,
-                       const TagRow& row) {
+Status IndexDb::PutTag(const std::string& repo, const std::string& tag,
+                       const std::string& accept_key, const TagRow& row) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
-              "INSERT INTO tags(repo, tag, accept_key, digest, media_type, checked_ms) "
-              "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(repo, tag, accept_key) DO UPDATE SET "
-              "digest=excluded.digest, media_type=excluded.media_type, checked_ms=excluded.checked_ms");
-  s.Bind(1, repo).Bind(2, tag).Bind(3, accept_key).Bind(4, row.digest).Bind(5, row.media_type).Bind(
-      6, row.checked_at_ms);
+  Statement s(
+      db_,
+      "INSERT INTO tags(repo, tag, accept_key, digest, media_type, checked_ms) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(repo, tag, accept_key) DO UPDATE SET "
+      "digest=excluded.digest, media_type=excluded.media_type, checked_ms=excluded.checked_ms");
+  s.Bind(1, repo)
+      .Bind(2, tag)
+      .Bind(3, accept_key)
+      .Bind(4, row.digest)
+      .Bind(5, row.media_type)
+      .Bind(6, row.checked_at_ms);
   return RunWrite(db_, s, "put tag");
 }
 
 Result<std::optional<TagRow>> IndexDb::GetTag(const std::string& repo, const std::string& tag,
                                               const std::string& accept_key) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
-              "SELECT digest, media_type, checked_ms FROM tags WHERE repo=?1 AND tag=?2 AND accept_key=?3");
+  Statement s(
+      db_,
+      "SELECT digest, media_type, checked_ms FROM tags WHERE repo=?1 AND tag=?2 AND accept_key=?3");
   if (!s.ok()) return tl::unexpected(DbError(db_, "get tag"));
   s.Bind(1, repo).Bind(2, tag).Bind(3, accept_key);
   int rc = s.Step();

@@ -22,9 +22,9 @@ struct sqlite3;
 namespace hubcache {
 
 struct TagRow {
-  std::string digest;      // "sha256:..."
+  std::string digest;  // "sha256:..."
   std::string media_type;
-  int64_t checked_at_ms;   // unix ms when the upstream last confirmed it
+  int64_t checked_at_ms;  // unix ms when the upstream last confirmed it
 };
 
 class IndexDb {
@@ -41,7 +41,8 @@ class IndexDb {
 
   [[nodiscard]] Status PutTag(const std::string& repo, const std::string& tag,
                               const std::string& accept_key, const TagRow& row);
-  [[nodiscard]] Result<std::optional<TagRow>> GetTag(const std::string& repo, const std::string& tag,
+  [[nodiscard]] Result<std::optional<TagRow>> GetTag(const std::string& repo,
+                                                     const std::string& tag,
                                                      const std::string& accept_key);
 
   [[nodiscard]] Status PutTagList(const std::string& repo, const std::string& json, int64_t now_ms);

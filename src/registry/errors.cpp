@@ -6,24 +6,42 @@ namespace hubcache {
 
 WireError ToWire(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kNameInvalid: return {400, "NAME_INVALID"};
-    case ErrorKind::kTagInvalid: return {400, "TAG_INVALID"};
-    case ErrorKind::kDigestInvalid: return {400, "DIGEST_INVALID"};
-    case ErrorKind::kManifestInvalid: return {400, "MANIFEST_INVALID"};
-    case ErrorKind::kManifestUnknown: return {404, "MANIFEST_UNKNOWN"};
-    case ErrorKind::kBlobUnknown: return {404, "BLOB_UNKNOWN"};
-    case ErrorKind::kNameUnknown: return {404, "NAME_UNKNOWN"};
-    case ErrorKind::kRangeInvalid: return {416, "RANGE_INVALID"};
-    case ErrorKind::kPaginationInvalid: return {400, "PAGINATION_NUMBER_INVALID"};
-    case ErrorKind::kUnsupported: return {405, "UNSUPPORTED"};
-    case ErrorKind::kUnauthorized: return {401, "UNAUTHORIZED"};
-    case ErrorKind::kDenied: return {403, "DENIED"};
-    case ErrorKind::kTooManyRequests: return {429, "TOOMANYREQUESTS"};
-    case ErrorKind::kUpstreamUnavailable: return {503, "UNAVAILABLE"};
-    case ErrorKind::kUpstreamInvalid: return {502, "UNKNOWN"};
-    case ErrorKind::kConfigInvalid: return {500, "UNKNOWN"};
-    case ErrorKind::kIo: return {500, "UNKNOWN"};
-    case ErrorKind::kInternal: return {500, "UNKNOWN"};
+    case ErrorKind::kNameInvalid:
+      return {400, "NAME_INVALID"};
+    case ErrorKind::kTagInvalid:
+      return {400, "TAG_INVALID"};
+    case ErrorKind::kDigestInvalid:
+      return {400, "DIGEST_INVALID"};
+    case ErrorKind::kManifestInvalid:
+      return {400, "MANIFEST_INVALID"};
+    case ErrorKind::kManifestUnknown:
+      return {404, "MANIFEST_UNKNOWN"};
+    case ErrorKind::kBlobUnknown:
+      return {404, "BLOB_UNKNOWN"};
+    case ErrorKind::kNameUnknown:
+      return {404, "NAME_UNKNOWN"};
+    case ErrorKind::kRangeInvalid:
+      return {416, "RANGE_INVALID"};
+    case ErrorKind::kPaginationInvalid:
+      return {400, "PAGINATION_NUMBER_INVALID"};
+    case ErrorKind::kUnsupported:
+      return {405, "UNSUPPORTED"};
+    case ErrorKind::kUnauthorized:
+      return {401, "UNAUTHORIZED"};
+    case ErrorKind::kDenied:
+      return {403, "DENIED"};
+    case ErrorKind::kTooManyRequests:
+      return {429, "TOOMANYREQUESTS"};
+    case ErrorKind::kUpstreamUnavailable:
+      return {503, "UNAVAILABLE"};
+    case ErrorKind::kUpstreamInvalid:
+      return {502, "UNKNOWN"};
+    case ErrorKind::kConfigInvalid:
+      return {500, "UNKNOWN"};
+    case ErrorKind::kIo:
+      return {500, "UNKNOWN"};
+    case ErrorKind::kInternal:
+      return {500, "UNKNOWN"};
   }
   return {500, "UNKNOWN"};
 }

@@ -1,5 +1,5 @@
-#include "common/strings.h"
 #include "registry/media_types.h"
+#include "common/strings.h"
 
 #include <array>
 
@@ -27,7 +27,8 @@ bool HasZeroQuality(std::string_view params) {
   size_t pos = 0;
   while (pos < params.size()) {
     size_t semi = params.find(';', pos);
-    std::string_view p = TrimSpaces(params.substr(pos, semi == std::string_view::npos ? semi : semi - pos));
+    std::string_view p =
+        TrimSpaces(params.substr(pos, semi == std::string_view::npos ? semi : semi - pos));
     if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
       std::string_view v = p.substr(2);
       bool zero = !v.empty();

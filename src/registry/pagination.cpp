@@ -26,9 +26,8 @@ Result<PageRequest> ParsePageRequest(const std::string& n, bool has_n, const std
 
 Page Paginate(const std::vector<std::string>& sorted, const PageRequest& request) {
   Page page;
-  auto begin = request.last.empty()
-                   ? sorted.begin()
-                   : std::upper_bound(sorted.begin(), sorted.end(), request.last);
+  auto begin = request.last.empty() ? sorted.begin()
+                                    : std::upper_bound(sorted.begin(), sorted.end(), request.last);
   size_t remaining = static_cast<size_t>(sorted.end() - begin);
   size_t take = request.n ? std::min(*request.n, remaining) : remaining;
   page.items.assign(begin, begin + static_cast<std::ptrdiff_t>(take));

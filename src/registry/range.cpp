@@ -1,5 +1,5 @@
-#include "common/strings.h"
 #include "registry/range.h"
+#include "common/strings.h"
 
 #include <charconv>
 

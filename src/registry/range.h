@@ -16,9 +16,9 @@ struct ByteRange {
 };
 
 enum class RangeOutcome {
-  kNone,            // no Range header, a multi-range or a malformed one: send 200
-  kSatisfiable,     // send 206 with the range
-  kUnsatisfiable,   // send 416 with "Content-Range: bytes */size"
+  kNone,           // no Range header, a multi-range or a malformed one: send 200
+  kSatisfiable,    // send 206 with the range
+  kUnsatisfiable,  // send 416 with "Content-Range: bytes */size"
 };
 
 struct RangeRequest {

@@ -8,14 +8,14 @@
 namespace hubcache {
 
 enum class RouteKind {
-  kPing,         // /v2/
-  kCatalog,      // /v2/_catalog
-  kManifest,     // /v2/<name>/manifests/<reference>
-  kBlob,         // /v2/<name>/blobs/<digest>
-  kBlobUpload,   // /v2/<name>/blobs/uploads/...
-  kTagsList,     // /v2/<name>/tags/list
-  kUnknownV2,    // anything else under /v2/
-  kOther,        // not the registry API
+  kPing,        // /v2/
+  kCatalog,     // /v2/_catalog
+  kManifest,    // /v2/<name>/manifests/<reference>
+  kBlob,        // /v2/<name>/blobs/<digest>
+  kBlobUpload,  // /v2/<name>/blobs/uploads/...
+  kTagsList,    // /v2/<name>/tags/list
+  kUnknownV2,   // anything else under /v2/
+  kOther,       // not the registry API
 };
 
 struct Route {

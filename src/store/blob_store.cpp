@@ -102,7 +102,8 @@ Status BlobStore::Commit(TempFile& temp, ObjectKind kind, const Digest& digest) 
   auto final_path = PathOf(kind, digest);
   std::error_code ec;
   std::filesystem::create_directories(final_path.parent_path(), ec);
-  if (ec) return Fail(ErrorKind::kIo, "mkdir " + final_path.parent_path().string() + ": " + ec.message());
+  if (ec)
+    return Fail(ErrorKind::kIo, "mkdir " + final_path.parent_path().string() + ": " + ec.message());
   if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
     return Fail(ErrorKind::kIo, ErrnoText("rename to", final_path));
   }
@@ -110,7 +111,8 @@ Status BlobStore::Commit(TempFile& temp, ObjectKind kind, const Digest& digest) 
   return SyncDirectory(final_path.parent_path());
 }
 
-Status BlobStore::WriteObject(ObjectKind kind, const Digest& digest, const std::string& bytes) const {
+Status BlobStore::WriteObject(ObjectKind kind, const Digest& digest,
+                              const std::string& bytes) const {
   auto temp = CreateTemp();
   if (!temp) return tl::unexpected(temp.error());
   if (auto s = temp->Append(bytes.data(), bytes.size()); !s) return s;

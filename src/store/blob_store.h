@@ -60,7 +60,8 @@ class BlobStore {
   [[nodiscard]] Status Commit(TempFile& temp, ObjectKind kind, const Digest& digest) const;
 
   // Small objects (manifests): write atomically, read whole.
-  [[nodiscard]] Status WriteObject(ObjectKind kind, const Digest& digest, const std::string& bytes) const;
+  [[nodiscard]] Status WriteObject(ObjectKind kind, const Digest& digest,
+                                   const std::string& bytes) const;
   [[nodiscard]] Result<std::string> ReadObject(ObjectKind kind, const Digest& digest,
                                                size_t max_bytes) const;
 

@@ -17,7 +17,8 @@ class TokenCache {
   std::optional<std::string> Get(const std::string& scope, Clock::time_point now) const;
   // expires_in_s as the token server said (default 60 s when absent). The token
   // is dropped a margin before that: 10 % of its life, at most 30 s.
-  void Put(const std::string& scope, std::string token, int64_t expires_in_s, Clock::time_point now);
+  void Put(const std::string& scope, std::string token, int64_t expires_in_s,
+           Clock::time_point now);
   void Invalidate(const std::string& scope);
 
  private:

@@ -18,7 +18,8 @@ constexpr size_t kMaxTokenBodyBytes = 256 * 1024;
 std::string Base64(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -240,7 +241,8 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   ctx.counters = &counters_;
 
   curl_slist* header_list = nullptr;
-  for (const auto& header : request.headers) header_list = curl_slist_append(header_list, header.c_str());
+  for (const auto& header : request.headers)
+    header_list = curl_slist_append(header_list, header.c_str());
   if (!authorization.empty()) {
     header_list = curl_slist_append(header_list, ("Authorization: " + authorization).c_str());
   }
@@ -253,7 +255,8 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.total_timeout.count()));
@@ -277,13 +280,14 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   handles_->Release(h);
   curl_slist_free_all(header_list);
 
-  Logger("upstream")->debug("{} {} status={} rc={}", request.method, Loggable(url), status,
-                            static_cast<int>(rc));
+  Logger("upstream")
+      ->debug("{} {} status={} rc={}", request.method, Loggable(url), status, static_cast<int>(rc));
   if (rc != CURLE_OK) {
     if (ctx.aborted) return Fail(ErrorKind::kUpstreamInvalid, "transfer aborted by the receiver");
     if (ctx.too_large) {
-      return Fail(ErrorKind::kUpstreamInvalid,
-                  "upstream response larger than " + std::to_string(request.max_body_bytes) + " bytes");
+      return Fail(
+          ErrorKind::kUpstreamInvalid,
+          "upstream response larger than " + std::to_string(request.max_body_bytes) + " bytes");
     }
     ++counters_.transport_errors;
     std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(rc);
@@ -354,7 +358,8 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
@@ -370,12 +375,15 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   if (rc != CURLE_OK) {
     ++counters_.transport_errors;
     return Fail(ErrorKind::kUpstreamUnavailable,
-                std::string("token request failed: ") + (error_buffer[0] ? error_buffer : curl_easy_strerror(rc)));
+                std::string("token request failed: ") +
+                    (error_buffer[0] ? error_buffer : curl_easy_strerror(rc)));
   }
   if (status == 401 || status == 403) {
-    return Fail(ErrorKind::kUnauthorized, "the upstream's token server refused the configured credentials");
+    return Fail(ErrorKind::kUnauthorized,
+                "the upstream's token server refused the configured credentials");
   }
-  if (status == 429) return Fail(ErrorKind::kTooManyRequests, "the upstream's token server is rate limiting");
+  if (status == 429)
+    return Fail(ErrorKind::kTooManyRequests, "the upstream's token server is rate limiting");
   if (status != 200) {
     return Fail(ErrorKind::kUpstreamUnavailable,
                 "token server answered HTTP " + std::to_string(status));

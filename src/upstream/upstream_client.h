@@ -110,7 +110,7 @@ class UpstreamClient {
   UpstreamCounters counters_;
 
   std::mutex mutex_;
-  std::optional<AuthChallenge> challenge_;                           // guarded by mutex_
+  std::optional<AuthChallenge> challenge_;                          // guarded by mutex_
   std::map<std::string, std::shared_ptr<std::mutex>> token_locks_;  // guarded by mutex_
 };
 

@@ -1,5 +1,5 @@
-#include "common/strings.h"
 #include "upstream/www_authenticate.h"
+#include "common/strings.h"
 
 #include <cctype>
 
@@ -7,8 +7,8 @@ namespace hubcache {
 namespace {
 
 bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~/=").find(c) !=
-                                                            std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~/=").find(c) != std::string_view::npos;
 }
 
 class Cursor {

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""skopeo pulls through hubcache are byte-identical to pulls straight from the upstream.
+
+One real upstream (docker-registry + token server) holds library/multi:1 (OCI index, two
+platforms), library/docker2:1 (Docker schema2) and library/big100:1 (one 100 MiB layer).
+Each image is copied with skopeo into a `dir:` straight from the upstream, then through a
+cold mirror, then through the warm mirror, then through the mirror with the upstream
+stopped; every copy must equal the direct one file by file. Meanwhile the upstream's
+access log must show each blob fetched once, and the token server about one token per
+repository. The steps build on each other, so the test methods are numbered.
+"""
+import json
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import fixtures  # noqa: E402
+import harness  # noqa: E402
+from mirror import Mirror  # noqa: E402
+from upstream import Upstream  # noqa: E402
+
+IMAGES = ("multi", "docker2", "big100")
+# label -> (image, --override-arch or None for `copy --all`)
+COPIES = {
+    "multi-all": ("multi", None),
+    "docker2-all": ("docker2", None),
+    "big100-all": ("big100", None),
+    "multi-amd64": ("multi", "amd64"),
+    "multi-arm64": ("multi", "arm64"),
+}
+COPY_TIMEOUT_S = 120
+MAX_TOKENS_PER_REPO_COLD = 2
+
+
+def skopeo_copy(workdir, host, image, arch, dest):
+    global_args = ["--override-os", "linux", "--override-arch", arch] if arch else []
+    args = ["copy", "--src-tls-verify=false", "--src-no-creds"]
+    if arch is None:
+        args.append("--all")
+    args += [f"docker://{host}/library/{image}:1", f"dir:{dest}"]
+    harness.skopeo(workdir, global_args, args, timeout=COPY_TIMEOUT_S)
+
+
+class PullThroughMirror(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cleanup = harness.module_workdir("pull")
+        cls.addClassCleanup(cleanup)
+        cls.up = Upstream(cls.work)
+        cls.addClassCleanup(cls.up.stop)
+        cls.up.start()
+        cls.images = {}
+        for name in IMAGES:
+            fixtures.push(cls.up, cls.work, name)
+            cls.images[name] = fixtures.describe(cls.up, name)
+        for label, (image, arch) in COPIES.items():
+            skopeo_copy(cls.work, cls.up.host, image, arch, cls.out("direct", label))
+        cls.up.sync_log()
+        cls.log_mark = cls.up.mark()
+        cls.token_mark = cls.up.token_mark()
+        os.makedirs(os.path.join(cls.work, "mirror"))
+        cls.mirror = Mirror(os.path.join(cls.work, "mirror"), cls.up.url)
+        cls.addClassCleanup(cls.mirror.stop)
+        cls.mirror.start()
+        cls.host = f"127.0.0.1:{cls.mirror.port}"
+
+    @classmethod
+    def out(cls, phase, label):
+        """The dir: destination of one copy; its parent exists, as skopeo requires."""
+        parent = os.path.join(cls.work, "copies", phase)
+        os.makedirs(parent, exist_ok=True)
+        return os.path.join(parent, label)
+
+    def mirror_log_tail(self):
+        return self.mirror.log()[-3000:]
+
+    def copy_all_through_mirror(self, phase):
+        for label, (image, arch) in COPIES.items():
+            with self.subTest(phase=phase, copy=label):
+                dest = self.out(phase, label)
+                try:
+                    skopeo_copy(self.work, self.host, image, arch, dest)
+                except harness.SkopeoError as e:
+                    self.fail(f"{phase} copy {label} through the mirror failed: {e}\n"
+                              f"mirror log tail:\n{self.mirror_log_tail()}")
+                diffs = harness.compare_dirs(self.out("direct", label), dest)
+                self.assertEqual(diffs, [], f"{phase} copy {label} differs from direct copy")
+                if arch is None:
+                    with open(os.path.join(dest, "manifest.json"), "rb") as f:
+                        self.assertEqual("sha256:" + harness.sha256_hex(f.read()),
+                                         self.images[image].digest)
+
+    def test_1_cold_pull_is_byte_identical(self):
+        self.copy_all_through_mirror("cold")
+        self.up.sync_log()
+        type(self).token_mark_after_cold = self.up.token_mark()
+
+    def test_2_cold_pull_costs_about_one_token_per_repository(self):
+        end = getattr(type(self), "token_mark_after_cold", None)
+        self.assertIsNotNone(end, "the cold pull did not complete")
+        reqs = self.up.token_requests(since=self.token_mark, until=end)
+        per_repo = {}
+        for e in reqs:
+            for scope in e["scopes"]:
+                parts = scope.split(":")
+                if len(parts) == 3 and parts[0] == "repository":
+                    per_repo[parts[1]] = per_repo.get(parts[1], 0) + 1
+        for name in IMAGES:
+            with self.subTest(repo=f"library/{name}"):
+                n = per_repo.get(f"library/{name}", 0)
+                self.assertLessEqual(n, MAX_TOKENS_PER_REPO_COLD,
+                                     f"token requests for library/{name} during the cold pull: "
+                                     f"{json.dumps(reqs, indent=1)[:3000]}")
+        self.assertTrue(all(e["user"] == "anonymous" for e in reqs),
+                        "the mirror has no upstream credentials; it must ask anonymously")
+
+    def test_3_warm_pull_is_byte_identical(self):
+        self.copy_all_through_mirror("warm")
+
+    def test_4_each_blob_fetched_from_upstream_once(self):
+        self.up.sync_log()
+        for name, img in self.images.items():
+            for digest in img.blobs:
+                with self.subTest(blob=f"library/{name}@{digest[:19]}"):
+                    path = rf"/v2/library/{name}/blobs/{digest}(\?.*)?"
+                    got = self.up.requests("GET", path, "2xx", since=self.log_mark)
+                    self.assertEqual(len(got), 1,
+                                     f"upstream blob GETs (2xx) across cold+warm copies: {got}")
+
+    def test_5_upstream_down_still_served_from_cache(self):
+        self.up.stop()
+        try:
+            self.copy_all_through_mirror("upstream-down")
+        finally:
+            self.up.start()
+
+
+if __name__ == "__main__":
+    harness.require_tools("docker-registry", "skopeo", "openssl")
+    started = time.monotonic()
+    prog = unittest.main(exit=False, verbosity=2)
+    print(f"{os.path.basename(__file__)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
