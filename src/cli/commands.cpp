@@ -1,0 +1,19 @@
+#include <cstdio>
+
+#include "cli/command.h"
+#include "config/config.h"
+
+namespace hubcache {
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {"serve", "run the mirror", &RunServe},
+  };
+  return commands;
+}
+
+void PrintSettingsHelp() {
+  for (const auto& s : Settings()) std::printf("  %-28s %-42s %s\n", s.flag, s.env, s.help);
+}
+
+}  // namespace hubcache
