@@ -1,0 +1,246 @@
+#include "stats/prometheus.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <utility>
+#include <vector>
+
+namespace hubcache {
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+std::string FormatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  return fmt::format("{}", v);
+}
+
+class Writer {
+ public:
+  void Family(const char* name, const char* type, const char* help) {
+    out_ += fmt::format("# HELP hubcache_{} {}\n# TYPE hubcache_{} {}\n", name, help, name, type);
+  }
+  void Sample(const std::string& name, const Labels& labels, uint64_t value) {
+    Line(name, labels, std::to_string(value));
+  }
+  void Sample(const std::string& name, const Labels& labels, int64_t value) {
+    Line(name, labels, std::to_string(value));
+  }
+  void Sample(const std::string& name, const Labels& labels, double value) {
+    Line(name, labels, FormatValue(value));
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  void Line(const std::string& name, const Labels& labels, const std::string& value) {
+    out_ += "hubcache_";
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      for (size_t i = 0; i < labels.size(); ++i) {
+        if (i > 0) out_ += ',';
+        out_ += labels[i].first + "=\"" + EscapeLabelValue(labels[i].second) + "\"";
+      }
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  std::string out_;
+};
+
+// A counter family with one unlabelled sample.
+void Counter(Writer& w, const char* name, const char* help, uint64_t value) {
+  w.Family(name, "counter", help);
+  w.Sample(name, {}, value);
+}
+
+void Gauge(Writer& w, const char* name, const char* help, uint64_t value) {
+  w.Family(name, "gauge", help);
+  w.Sample(name, {}, value);
+}
+
+void Histogram(Writer& w, const std::string& name, const Labels& labels,
+               const HistogramSnapshot& h) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    cumulative += h.counts[i];
+    Labels with_le = labels;
+    with_le.emplace_back("le", i < h.bounds_s.size() ? FormatValue(h.bounds_s[i]) : "+Inf");
+    w.Sample(name + "_bucket", with_le, cumulative);
+  }
+  w.Sample(name + "_sum", labels, h.sum_s);
+  w.Sample(name + "_count", labels, h.count);
+}
+
+}  // namespace
+
+std::string EscapeLabelValue(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string PrometheusText(const StatsSnapshot& s) {
+  Writer w;
+  w.Family("build_info", "gauge", "Always 1; the version of the running hubcache.");
+  w.Sample("build_info", {{"version", s.version}}, uint64_t{1});
+  w.Family("start_time_seconds", "gauge", "When the process started, in unix seconds.");
+  w.Sample("start_time_seconds", {}, static_cast<double>(s.started_ms) / 1000.0);
+  w.Family("uptime_seconds", "gauge", "Seconds since the process started.");
+  w.Sample("uptime_seconds", {}, s.uptime_s);
+
+  w.Family("requests_total", "counter",
+           "Registry requests by kind (manifest, blob, tag_revalidation) and result (hit, miss, "
+           "stale, error).");
+  for (const auto& [kind, counts] :
+       {std::pair<const char*, const KindCounts*>{"manifest", &s.manifest},
+        {"blob", &s.blob},
+        {"tag_revalidation", &s.tag_revalidation}}) {
+    for (const auto& [result, value] : {std::pair<const char*, uint64_t>{"hit", counts->hits},
+                                        {"miss", counts->misses},
+                                        {"stale", counts->stale},
+                                        {"error", counts->errors}}) {
+      w.Sample("requests_total", {{"kind", kind}, {"result", result}}, value);
+    }
+  }
+
+  w.Family("http_requests_total", "counter",
+           "HTTP requests by route, cache result and status class.");
+  for (size_t r = 0; r < s.routes.size() && r < kRouteClasses; ++r) {
+    for (size_t c = 0; c < kCacheResults; ++c) {
+      for (size_t sc = 0; sc < kStatusClasses; ++sc) {
+        uint64_t n = s.routes[r].requests[c][sc];
+        if (n == 0) continue;
+        w.Sample("http_requests_total",
+                 {{"route", RouteClassName(static_cast<RouteClass>(r))},
+                  {"cache", CacheResultName(static_cast<CacheResult>(c))},
+                  {"code", sc == 0 ? std::string("none") : std::to_string(sc) + "xx"}},
+                 n);
+      }
+    }
+  }
+  w.Family("http_response_body_bytes_total", "counter",
+           "Response body bytes written to clients, by route and cache result.");
+  for (size_t r = 0; r < s.routes.size() && r < kRouteClasses; ++r) {
+    for (size_t c = 0; c < kCacheResults; ++c) {
+      if (uint64_t n = s.routes[r].body_bytes[c]; n > 0) {
+        w.Sample("http_response_body_bytes_total",
+                 {{"route", RouteClassName(static_cast<RouteClass>(r))},
+                  {"cache", CacheResultName(static_cast<CacheResult>(c))}},
+                 n);
+      }
+    }
+  }
+  w.Family("http_request_duration_seconds", "histogram",
+           "Time from the request's headers to the last byte of its response, by route.");
+  for (size_t r = 0; r < s.routes.size() && r < kRouteClasses; ++r) {
+    if (s.routes[r].latency.count == 0) continue;
+    Histogram(w, "http_request_duration_seconds",
+              {{"route", RouteClassName(static_cast<RouteClass>(r))}}, s.routes[r].latency);
+  }
+
+  w.Family("served_bytes_total", "counter",
+           "Manifest and blob body bytes served to clients, by source (cache or upstream).");
+  w.Sample("served_bytes_total", {{"source", "cache"}}, s.served_from_cache_bytes);
+  w.Sample("served_bytes_total", {{"source", "upstream"}}, s.served_from_upstream_bytes);
+  w.Family("upstream_fetched_bytes_total", "counter",
+           "Manifest and blob bytes downloaded from the upstream, by kind.");
+  w.Sample("upstream_fetched_bytes_total", {{"kind", "blob"}}, s.fetched_blob_bytes);
+  w.Sample("upstream_fetched_bytes_total", {{"kind", "manifest"}}, s.fetched_manifest_bytes);
+  Gauge(w, "bandwidth_saved_bytes", "Bytes served beyond those fetched from the upstream.",
+        s.saved_bytes());
+  auto by_requests = s.hit_ratio_requests();
+  auto by_bytes = s.hit_ratio_bytes();
+  if (by_requests || by_bytes) {
+    w.Family("hit_ratio", "gauge",
+             "Share served from cache, by requests (hit or stale) and by body bytes.");
+    if (by_requests) w.Sample("hit_ratio", {{"by", "requests"}}, *by_requests);
+    if (by_bytes) w.Sample("hit_ratio", {{"by", "bytes"}}, *by_bytes);
+  }
+
+  Gauge(w, "fills_in_flight", "Blob downloads from the upstream in progress.", s.fills_in_flight);
+  Counter(w, "fills_started_total", "Blob downloads started.", s.fills_started);
+  Counter(w, "fills_coalesced_total",
+          "Requests that joined a blob download already in flight instead of starting one.",
+          s.fills_coalesced);
+  Counter(w, "fills_failed_total", "Blob downloads that failed (nothing was kept).",
+          s.fills_failed);
+
+  if (s.cache_size_bytes) {
+    Gauge(w, "cache_size_bytes", "Bytes of blobs and manifests in the cache.", *s.cache_size_bytes);
+  }
+  Gauge(w, "cache_max_size_bytes", "The cache's size cap; 0 = unlimited.", s.cache_max_size_bytes);
+  if (s.cache_blobs && s.cache_manifests) {
+    w.Family("cache_objects", "gauge", "Objects in the cache, by kind.");
+    w.Sample("cache_objects", {{"kind", "blob"}}, *s.cache_blobs);
+    w.Sample("cache_objects", {{"kind", "manifest"}}, *s.cache_manifests);
+  }
+  Counter(w, "evictions_total", "Objects evicted from the cache.", s.evictions);
+  Counter(w, "evicted_bytes_total", "Bytes evicted from the cache.", s.evicted_bytes);
+  Counter(w, "cache_write_errors_total", "Failed writes to the cache (disk full, I/O errors).",
+          s.cache_write_errors);
+
+  w.Family("upstream_requests_total", "counter",
+           "HTTP requests to the upstream by method and status (code none: no response).");
+  for (const auto& u : s.upstream_requests) {
+    w.Sample("upstream_requests_total",
+             {{"method", u.method}, {"code", u.status == 0 ? "none" : std::to_string(u.status)}},
+             u.count);
+  }
+  Counter(w, "upstream_token_fetches_total", "Bearer tokens requested from the upstream's realm.",
+          s.upstream_token_fetches);
+  Counter(w, "upstream_transport_errors_total",
+          "Upstream requests that got no HTTP response (DNS, connect, TLS, timeout).",
+          s.upstream_transport_errors);
+  Counter(w, "upstream_errors_total",
+          "Upstream failures the cache met: transport errors, 5xx, 429, bad bytes.",
+          s.upstream_errors);
+  Counter(w, "upstream_received_bytes_total", "Body bytes received from the upstream.",
+          s.upstream_bytes_received);
+  if (s.ratelimit_limit) {
+    w.Family("upstream_ratelimit_limit", "gauge",
+             "The last RateLimit-Limit the upstream sent (Docker Hub pulls per window).");
+    w.Sample("upstream_ratelimit_limit", {}, *s.ratelimit_limit);
+  }
+  if (s.ratelimit_remaining) {
+    w.Family("upstream_ratelimit_remaining", "gauge",
+             "The last RateLimit-Remaining the upstream sent.");
+    w.Sample("upstream_ratelimit_remaining", {}, *s.ratelimit_remaining);
+  }
+
+  if (!s.repositories_served.empty()) {
+    w.Family("repository_served_bytes_total", "counter",
+             "Manifest and blob body bytes served, by repository.");
+    for (const auto& r : s.repositories_served)
+      w.Sample("repository_served_bytes_total", {{"repository", r.repository}}, r.bytes);
+    w.Family("repository_requests_total", "counter",
+             "Successful manifest and blob requests, by repository.");
+    for (const auto& r : s.repositories_served)
+      w.Sample("repository_requests_total", {{"repository", r.repository}}, r.requests);
+  }
+
+  if (s.access_log_enabled) {
+    w.Family("access_log_records_total", "counter",
+             "Access log records by outcome (written, or dropped when the writer fell behind).");
+    w.Sample("access_log_records_total", {{"outcome", "written"}}, s.access_log_written);
+    w.Sample("access_log_records_total", {{"outcome", "dropped"}}, s.access_log_dropped);
+  }
+  return w.Take();
+}
+
+}  // namespace hubcache

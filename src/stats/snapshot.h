@@ -1,0 +1,121 @@
+#pragma once
+// Every figure the mirror reports, as plain numbers at one moment: what /stats
+// renders as JSON (stats_json.h), /metrics as Prometheus text (prometheus.h)
+// and the dashboard draws. Filled by the HTTP layer from the cache's counters;
+// this module knows nothing of where they come from.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stats/http_metrics.h"
+#include "stats/repo_counters.h"
+
+namespace hubcache {
+
+// Requests of one kind, partitioned by outcome: requests = hits + misses +
+// stale + errors.
+struct KindCounts {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t stale = 0;
+  uint64_t errors = 0;
+  uint64_t requests() const { return hits + misses + stale + errors; }
+};
+
+struct UpstreamStatusCount {
+  std::string method;  // "GET", "HEAD"
+  int status = 0;      // HTTP status; 0 = no response (transport error)
+  uint64_t count = 0;
+};
+
+struct CachedTag {
+  std::string tag;  // empty: a manifest cached by digest only
+  std::string digest;
+  uint64_t size_bytes = 0;   // the manifest and every cached object it references
+  int64_t last_used_ms = 0;  // unix ms, last served (or cached)
+};
+
+struct CachedRepository {
+  std::string name;
+  uint64_t size_bytes = 0;  // objects shared between tags counted once
+  int64_t last_used_ms = 0;
+  std::vector<CachedTag> tags;
+};
+
+struct StatsSnapshot {
+  std::string version;
+  int64_t now_ms = 0;
+  int64_t started_ms = 0;
+  double uptime_s = 0;
+
+  // Registry requests by kind. manifest and blob: by the response's
+  // X-Hubcache-Cache (misses include pass-through; errors: no cache result,
+  // status >= 400). tag_revalidation:
+  // hits = the upstream confirmed the cached digest, misses = the tag moved and
+  // was fetched, stale = the upstream failed and the cached tag was served,
+  // errors = it failed with nothing to serve.
+  KindCounts manifest;
+  KindCounts blob;
+  KindCounts tag_revalidation;
+
+  // Every HTTP request by route (index: RouteClass).
+  std::vector<RouteSnapshot> routes;
+
+  // Body bytes sent to clients for manifests and blobs, by where they came
+  // from (cache: hit or stale; upstream: miss or pass-through, streamed from a
+  // fill or the upstream, or fetched).
+  uint64_t served_from_cache_bytes = 0;
+  uint64_t served_from_upstream_bytes = 0;
+  // Manifest and blob bytes downloaded from the upstream into the cache.
+  uint64_t fetched_blob_bytes = 0;
+  uint64_t fetched_manifest_bytes = 0;
+
+  uint64_t fills_in_flight = 0;
+  uint64_t fills_started = 0;
+  uint64_t fills_coalesced = 0;  // clients that joined a fill already in flight
+  uint64_t fills_failed = 0;
+
+  std::optional<uint64_t> cache_size_bytes;  // unknown when the index cannot tell
+  uint64_t cache_max_size_bytes = 0;         // 0 = unlimited
+  std::optional<uint64_t> cache_blobs;
+  std::optional<uint64_t> cache_manifests;
+  uint64_t evictions = 0;
+  uint64_t evicted_bytes = 0;
+  uint64_t cache_write_errors = 0;
+
+  std::vector<UpstreamStatusCount> upstream_requests;
+  uint64_t upstream_token_fetches = 0;
+  uint64_t upstream_transport_errors = 0;
+  uint64_t upstream_errors = 0;  // failures the cache met (transport, 5xx, 429, bad bytes)
+  uint64_t upstream_bytes_received = 0;
+  std::optional<int64_t> ratelimit_limit;  // last Docker Hub RateLimit-Limit seen
+  std::optional<int64_t> ratelimit_remaining;
+  int64_t ratelimit_seen_ms = 0;
+
+  std::vector<RepoUsage> repositories_served;  // most bytes first
+  std::vector<CachedRepository> cached;        // what the cache holds, by name
+  bool cached_known = false;                   // false: the index could not list it
+
+  bool access_log_enabled = false;
+  std::string access_log_format;
+  uint64_t access_log_written = 0;
+  uint64_t access_log_dropped = 0;
+
+  bool admin_enabled = false;
+
+  // Derived figures.
+  uint64_t served_bytes() const { return served_from_cache_bytes + served_from_upstream_bytes; }
+  uint64_t fetched_bytes() const { return fetched_blob_bytes + fetched_manifest_bytes; }
+  // Bandwidth saved: bytes served beyond those fetched from the upstream (cache
+  // hits and clients that joined a fill); 0 when more was fetched than served.
+  uint64_t saved_bytes() const;
+  // (hits + stale) / (hits + misses + stale) over manifests and blobs; none
+  // before the first such request.
+  std::optional<double> hit_ratio_requests() const;
+  // served from cache / served; none before the first byte.
+  std::optional<double> hit_ratio_bytes() const;
+};
+
+}  // namespace hubcache

@@ -1,0 +1,158 @@
+#include "stats/stats_json.h"
+
+namespace hubcache {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json Kind(const KindCounts& k) {
+  return {{"requests", k.requests()},
+          {"hits", k.hits},
+          {"misses", k.misses},
+          {"stale", k.stale},
+          {"errors", k.errors}};
+}
+
+template <typename T>
+json OrNull(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json Route(const RouteSnapshot& r) {
+  json status = json::object();
+  for (size_t c = 1; c < kStatusClasses; ++c) {
+    if (uint64_t n = r.RequestsWithStatusClass(c); n > 0) status[std::to_string(c) + "xx"] = n;
+  }
+  json cache = json::object();
+  for (size_t c = 1; c < kCacheResults; ++c) {
+    if (uint64_t n = r.Requests(static_cast<CacheResult>(c)); n > 0)
+      cache[CacheResultName(static_cast<CacheResult>(c))] = n;
+  }
+  return {{"requests", r.Requests()},
+          {"status", status},
+          {"cache", cache},
+          {"bytes", r.BodyBytes()},
+          {"latency_seconds",
+           {{"count", r.latency.count},
+            {"sum", r.latency.sum_s},
+            {"p50", r.latency.Quantile(0.50)},
+            {"p90", r.latency.Quantile(0.90)},
+            {"p99", r.latency.Quantile(0.99)}}}};
+}
+
+}  // namespace
+
+nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
+  json routes = json::object();
+  uint64_t http_total = 0;
+  for (size_t i = 0; i < s.routes.size() && i < kRouteClasses; ++i) {
+    routes[RouteClassName(static_cast<RouteClass>(i))] = Route(s.routes[i]);
+    http_total += s.routes[i].Requests();
+  }
+
+  json upstream_requests = json::array();
+  uint64_t upstream_total = 0;
+  for (const auto& u : s.upstream_requests) {
+    upstream_requests.push_back({{"method", u.method}, {"status", u.status}, {"count", u.count}});
+    upstream_total += u.count;
+  }
+
+  json top = json::array();
+  for (size_t i = 0; i < s.repositories_served.size() && i < kTopRepositories; ++i) {
+    const auto& r = s.repositories_served[i];
+    top.push_back(
+        {{"repository", r.repository}, {"bytes_served", r.bytes}, {"requests", r.requests}});
+  }
+
+  json cached = nullptr;
+  if (s.cached_known) {
+    cached = json::array();
+    for (const auto& repo : s.cached) {
+      json tags = json::array();
+      for (const auto& t : repo.tags) {
+        tags.push_back({{"tag", t.tag},
+                        {"digest", t.digest},
+                        {"size_bytes", t.size_bytes},
+                        {"last_used_ms", t.last_used_ms}});
+      }
+      cached.push_back({{"name", repo.name},
+                        {"size_bytes", repo.size_bytes},
+                        {"last_used_ms", repo.last_used_ms},
+                        {"tags", tags}});
+    }
+  }
+
+  std::optional<uint64_t> entries;
+  if (s.cache_blobs && s.cache_manifests) entries = *s.cache_blobs + *s.cache_manifests;
+
+  return {
+      {"version", s.version},
+      {"now_ms", s.now_ms},
+      {"started_at_ms", s.started_ms},
+      {"uptime_seconds", s.uptime_s},
+      {"requests",
+       {{"manifest", Kind(s.manifest)},
+        {"blob", Kind(s.blob)},
+        {"tag_revalidation", Kind(s.tag_revalidation)}}},
+      {"http", {{"requests", http_total}, {"routes", routes}}},
+      {"bytes",
+       {{"served", s.served_bytes()},
+        {"served_from_cache", s.served_from_cache_bytes},
+        {"served_from_upstream", s.served_from_upstream_bytes},
+        {"fetched_upstream", s.fetched_bytes()},
+        {"fetched_upstream_blobs", s.fetched_blob_bytes},
+        {"fetched_upstream_manifests", s.fetched_manifest_bytes},
+        {"saved", s.saved_bytes()}}},
+      {"hit_ratio",
+       {{"requests", OrNull(s.hit_ratio_requests())}, {"bytes", OrNull(s.hit_ratio_bytes())}}},
+      {"fills",
+       {{"in_flight", s.fills_in_flight},
+        {"started", s.fills_started},
+        {"coalesced", s.fills_coalesced},
+        {"failed", s.fills_failed}}},
+      {"cache",
+       {{"size_bytes", OrNull(s.cache_size_bytes)},
+        {"max_size_bytes", s.cache_max_size_bytes},
+        {"entries", OrNull(entries)},
+        {"blobs", OrNull(s.cache_blobs)},
+        {"manifests", OrNull(s.cache_manifests)},
+        {"evictions", s.evictions},
+        {"evicted_bytes", s.evicted_bytes},
+        {"write_errors", s.cache_write_errors}}},
+      {"upstream",
+       {{"requests", upstream_requests},
+        {"requests_total", upstream_total},
+        {"token_fetches", s.upstream_token_fetches},
+        {"transport_errors", s.upstream_transport_errors},
+        {"errors", s.upstream_errors},
+        {"bytes_received", s.upstream_bytes_received},
+        {"ratelimit",
+         {{"limit", OrNull(s.ratelimit_limit)},
+          {"remaining", OrNull(s.ratelimit_remaining)},
+          {"seen_at_ms", s.ratelimit_limit || s.ratelimit_remaining ? json(s.ratelimit_seen_ms)
+                                                                    : json(nullptr)}}}}},
+      {"top_repositories", top},
+      {"repositories", cached},
+      {"access_log",
+       {{"enabled", s.access_log_enabled},
+        {"format", s.access_log_format},
+        {"written", s.access_log_written},
+        {"dropped", s.access_log_dropped}}},
+      {"admin", {{"enabled", s.admin_enabled}}},
+  };
+}
+
+nlohmann::ordered_json HistoryJson(const std::vector<HistorySample>& samples, int64_t interval_ms) {
+  json out = json::array();
+  for (const auto& h : samples) {
+    out.push_back({{"t_ms", h.t_ms},
+                   {"hits", h.hits},
+                   {"misses", h.misses},
+                   {"served_bytes", h.served_bytes},
+                   {"served_from_cache_bytes", h.served_from_cache_bytes},
+                   {"fetched_bytes", h.fetched_bytes}});
+  }
+  return {{"interval_ms", interval_ms}, {"samples", out}};
+}
+
+}  // namespace hubcache
