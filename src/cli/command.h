@@ -24,5 +24,6 @@ const std::vector<Command>& Commands();
 void PrintSettingsHelp();
 
 int RunServe(const std::vector<std::string>& args);
+int RunPrewarm(const std::vector<std::string>& args);
 
 }  // namespace hubcache

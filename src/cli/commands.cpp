@@ -8,6 +8,7 @@ namespace hubcache {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"serve", "run the mirror", &RunServe},
+      {"prewarm", "fetch a list of images into a running mirror", &RunPrewarm},
   };
   return commands;
 }

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "http/http_server.h"
+#include "prewarm/keep_warm.h"
 
 namespace hubcache {
 
@@ -42,11 +43,23 @@ int RunServe(const std::vector<std::string>& args) {
   }
   log->info("listening addr={} port={} upstream={} root={}", config->http_addr, server.port(),
             config->upstream_url, config->root_dir);
+  std::unique_ptr<KeepWarm> keep_warm;  // --prewarm-file, warmed through this server
+  if (!config->prewarm_file.empty()) {
+    auto created = KeepWarm::Create(KeepWarm::OptionsFor(*config, server.port()));
+    if (!created) {
+      std::fprintf(stderr, "hubcache: invalid configuration: %s\n",
+                   created.error().message.c_str());
+      return kExitUsage;
+    }
+    keep_warm = std::move(*created);
+    keep_warm->Start();
+  }
 
   std::thread signal_watcher([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     log->info("signal {} received, shutting down", sig);
+    if (keep_warm) keep_warm->Stop();  // its transfers would hold the drain
     server.Stop();
   });
   server.Run();

@@ -136,6 +136,18 @@ const std::vector<Setting>& AllSettings() {
          return SetDuration(c.keepalive_timeout, "--keepalive-timeout/HUBCACHE_KEEPALIVE_TIMEOUT",
                             v, false);
        }},
+      {{"--prewarm-file", "HUBCACHE_PREWARM_FILE",
+        "keep the images listed in this file warm (default: none)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.prewarm_file = v;
+         return {};
+       }},
+      {{"--prewarm-interval", "HUBCACHE_PREWARM_INTERVAL",
+        "re-run the --prewarm-file list this often (default 6h)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.prewarm_interval, "--prewarm-interval/HUBCACHE_PREWARM_INTERVAL", v,
+                            false);
+       }},
   };
   return settings;
 }

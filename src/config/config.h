@@ -37,6 +37,11 @@ struct Config {
   int workers = 256;
   // Idle keep-alive connections are closed after this long.
   std::chrono::milliseconds keepalive_timeout{10'000};
+  // An image list (as for `hubcache prewarm -f`) kept warm in the background;
+  // empty = none. Re-read on every run.
+  std::string prewarm_file;
+  // From the end of one keep-warm run to the start of the next.
+  std::chrono::milliseconds prewarm_interval{6 * 3'600'000};
 };
 
 // One configurable setting, for --help and the configuration reference.
