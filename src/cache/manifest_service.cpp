@@ -91,6 +91,7 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
       return tl::unexpected(
           UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
     }
+    stats_.manifest_bytes_from_upstream += response->body.size();
     if (Sha256::HexOf(response->body) != digest.hex()) {
       ++stats_.upstream_errors;
       Logger("cache")->warn("manifest digest mismatch manifest={}", what);
@@ -148,20 +149,28 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
         log->warn("tag not updated tag={} error=\"{}\"", what, s.error().message);
       }
       ++stats_.manifest_hits;
+      ++stats_.tag_revalidations_unchanged;
       return ManifestResult{*cached, ManifestSource::kCache};
     }
     // Moved (or the upstream sends no digest on HEAD): fetch it.
     auto fetched = FetchTag(repo, tag, accept);
+    if (fetched) ++stats_.tag_revalidations_changed;
+    if (!fetched && !AllowsStaleServe(fetched.error())) ++stats_.tag_revalidations_failed;
     if (fetched || !AllowsStaleServe(fetched.error())) return fetched;
     failure = fetched.error();
   } else if (head->status == 404) {
+    ++stats_.tag_revalidations_failed;
     return tl::unexpected(UpstreamStatusError(404, ErrorKind::kManifestUnknown, what));
   } else {
     failure = UpstreamStatusError(head->status, ErrorKind::kManifestUnknown, what);
   }
-  if (!AllowsStaleServe(*failure)) return tl::unexpected(*failure);
+  if (!AllowsStaleServe(*failure)) {
+    ++stats_.tag_revalidations_failed;
+    return tl::unexpected(*failure);
+  }
   ++stats_.upstream_errors;
   ++stats_.stale_serves;
+  ++stats_.tag_revalidations_stale;
   log->warn("serving stale tag={} digest={} reason=\"{}\"", what, cached->digest.str(),
             failure->message);
   return ManifestResult{*cached, ManifestSource::kStale};
@@ -182,6 +191,7 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
     if (response->status != 404) ++stats_.upstream_errors;
     return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
   }
+  stats_.manifest_bytes_from_upstream += response->body.size();
   Digest digest = Digest::FromHex(Sha256::HexOf(response->body));
   std::string claimed = response->Header("docker-content-digest");
   if (!claimed.empty() && claimed != digest.str()) {

@@ -21,6 +21,14 @@ struct CacheStats {
   std::atomic<uint64_t> upstream_errors{0};
   std::atomic<uint64_t> cache_write_errors{0};
   std::atomic<uint64_t> bytes_from_upstream{0};
+  // Manifest bytes downloaded (bytes_from_upstream counts blob bytes).
+  std::atomic<uint64_t> manifest_bytes_from_upstream{0};
+  // Outcomes of tag_revalidations: the upstream confirmed the cached digest,
+  // the tag moved and was fetched, the cached tag was served stale, or it failed.
+  std::atomic<uint64_t> tag_revalidations_unchanged{0};
+  std::atomic<uint64_t> tag_revalidations_changed{0};
+  std::atomic<uint64_t> tag_revalidations_stale{0};
+  std::atomic<uint64_t> tag_revalidations_failed{0};
 };
 
 }  // namespace hubcache

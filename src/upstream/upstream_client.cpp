@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -115,6 +117,13 @@ size_t AppendBounded(char* data, size_t size, size_t n, void* user) {
   if (out->size() + size * n > kMaxTokenBodyBytes) return 0;
   out->append(data, size * n);
   return size * n;
+}
+
+// The leading number of a RateLimit-* header ("100;w=21600"), or -1.
+int64_t RateLimitValue(const std::string& header) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(header.data(), header.data() + header.size(), v);
+  return ec == std::errc() && ptr != header.data() ? v : -1;
 }
 
 struct CurlGlobal {
@@ -274,6 +283,14 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   ctx.response.status = static_cast<int>(status);
+  ++counters_.by_method_status[request.method == "HEAD"][status > 0 && status < 600 ? status : 0];
+  if (auto limit = RateLimitValue(ctx.response.Header("ratelimit-limit")); limit >= 0) {
+    counters_.ratelimit_limit = limit;
+    counters_.ratelimit_remaining = RateLimitValue(ctx.response.Header("ratelimit-remaining"));
+    counters_.ratelimit_seen_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count();
+  }
   char* redirect_url = nullptr;
   curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect_url);
   if (redirect_url != nullptr) ctx.response.headers["x-hubcache-redirect-url"] = redirect_url;

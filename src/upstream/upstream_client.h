@@ -11,6 +11,7 @@
 //
 // Thread-safe: any number of threads may call Fetch/Stream concurrently.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -61,6 +62,13 @@ struct UpstreamCounters {
   std::atomic<uint64_t> token_fetches{0};
   std::atomic<uint64_t> transport_errors{0};
   std::atomic<uint64_t> bytes_received{0};
+  // Registry requests by method (0: GET, 1: HEAD) and status (0: no response).
+  std::array<std::array<std::atomic<uint64_t>, 600>, 2> by_method_status{};
+  // The last RateLimit-Limit / RateLimit-Remaining the upstream sent (Docker
+  // Hub: "100;w=21600"), -1 before any; when, in unix ms.
+  std::atomic<int64_t> ratelimit_limit{-1};
+  std::atomic<int64_t> ratelimit_remaining{-1};
+  std::atomic<int64_t> ratelimit_seen_ms{0};
 };
 
 class UpstreamClient {
