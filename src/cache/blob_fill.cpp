@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <vector>
 
 #include "cache/upstream_errors.h"
 #include "common/clock.h"
@@ -76,10 +77,34 @@ void BlobFill::AddBytes(uint64_t n) {
   changed_.notify_all();
 }
 
-void BlobFill::Finish(State state, Error error) {
+bool BlobFill::FailedOnWrite() {
+  std::lock_guard lock(mutex_);
+  return state_ == State::kFailed && write_failed_;
+}
+
+uint64_t BlobFill::BytesWritten() {
+  std::lock_guard lock(mutex_);
+  return written_;
+}
+
+Status BlobFill::HashPrefix(uint64_t n, Sha256& hasher) {
+  std::vector<char> buffer(1 << 20);
+  uint64_t offset = 0;
+  while (offset < n) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), n - offset));
+    ssize_t got = ::pread(read_fd_.get(), buffer.data(), want, static_cast<off_t>(offset));
+    if (got <= 0) return Fail(ErrorKind::kIo, "cannot re-read the partial fill");
+    hasher.Update(buffer.data(), static_cast<size_t>(got));
+    offset += static_cast<uint64_t>(got);
+  }
+  return {};
+}
+
+void BlobFill::Finish(State state, Error error, bool write_failed) {
   std::lock_guard lock(mutex_);
   state_ = state;
   error_ = std::move(error);
+  write_failed_ = write_failed;
   changed_.notify_all();
 }
 
@@ -174,6 +199,7 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   std::optional<Error> failure;
   if (write_failed) {
     ++stats_.cache_write_errors;
+    usage_.WriteFailed();
     failure = Error{ErrorKind::kIo, "cache write failed: " + write_error.message};
   } else if (!response) {
     failure = response.error();
@@ -191,16 +217,18 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     ++stats_.fills_failed;
     if (failure->kind != ErrorKind::kBlobUnknown) ++stats_.upstream_errors;
     log->warn("fill failed blob={} error=\"{}\"", what, failure->message);
-    fill->Finish(BlobFill::State::kFailed, *failure);
+    fill->Finish(BlobFill::State::kFailed, *failure, write_failed);
   } else {
     // Readers may have everything now; syncing and indexing can take a while.
     fill->Finish(BlobFill::State::kVerified);
     if (auto s = store_.Commit(temp, ObjectKind::kBlob, fill->digest()); !s) {
       ++stats_.cache_write_errors;
+      usage_.WriteFailed();
       log->warn("blob not cached blob={} error=\"{}\"", what, s.error().message);
     } else if (auto s2 = index_.PutBlob(fill->digest().str(), written, UnixNowMs()); !s2) {
       log->warn("blob not indexed blob={} error=\"{}\"", what, s2.error().message);
     } else {
+      usage_.Added(written);
       log->info("cached blob={} bytes={}", what, written);
     }
   }

@@ -22,7 +22,9 @@
 #include <vector>
 
 #include "cache/stats.h"
+#include "cache/usage.h"
 #include "common/result.h"
+#include "common/sha256.h"
 #include "common/unique_fd.h"
 #include "index/index_db.h"
 #include "registry/reference.h"
@@ -47,13 +49,20 @@ class BlobFill {
 
   const Digest& digest() const { return digest_; }
 
+  // True once the fill failed because the cache could not be written: the
+  // upstream was fine, so readers continue from the upstream directly.
+  bool FailedOnWrite();
+  uint64_t BytesWritten();
+  // Feeds bytes [0, n) of the temp file to `hasher` (n <= bytes written).
+  [[nodiscard]] Status HashPrefix(uint64_t n, Sha256& hasher);
+
  private:
   friend class FillManager;
   enum class State { kStarting, kStreaming, kVerified, kFailed };
 
   void SetHeaders(std::optional<uint64_t> total);
   void AddBytes(uint64_t n);
-  void Finish(State state, Error error = {});
+  void Finish(State state, Error error = {}, bool write_failed = false);
 
   const Digest digest_;
   const UniqueFd read_fd_;  // stays valid after the temp file is renamed or removed
@@ -64,6 +73,7 @@ class BlobFill {
   std::optional<uint64_t> total_;   // guarded by mutex_
   uint64_t written_ = 0;            // guarded by mutex_
   Error error_;                     // guarded by mutex_
+  bool write_failed_ = false;       // guarded by mutex_
 };
 
 struct FillOptions {
@@ -73,8 +83,13 @@ struct FillOptions {
 class FillManager {
  public:
   FillManager(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
-              FillOptions options)
-      : upstream_(upstream), store_(store), index_(index), stats_(stats), options_(options) {}
+              CacheUsage& usage, FillOptions options)
+      : upstream_(upstream),
+        store_(store),
+        index_(index),
+        stats_(stats),
+        usage_(usage),
+        options_(options) {}
   ~FillManager();  // aborts fills in flight and joins their threads
   FillManager(const FillManager&) = delete;
   FillManager& operator=(const FillManager&) = delete;
@@ -97,6 +112,7 @@ class FillManager {
   BlobStore& store_;
   IndexDb& index_;
   CacheStats& stats_;
+  CacheUsage& usage_;
   const FillOptions options_;
   std::atomic<bool> stopping_{false};
 

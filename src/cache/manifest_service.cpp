@@ -28,11 +28,22 @@ Result<ManifestResult> ManifestService::Get(const RepoName& repo, const Referenc
   return GetByTag(repo, std::get<Tag>(reference), accept);
 }
 
+void ManifestService::Forget(const Digest& digest) {
+  std::lock_guard lock(memory_mutex_);
+  auto it = by_digest_.find(digest.hex());
+  if (it == by_digest_.end()) return;
+  memory_bytes_ -= it->second->bytes->size();
+  lru_.erase(it->second);
+  by_digest_.erase(it);
+}
+
 std::optional<Manifest> ManifestService::LoadLocal(const Digest& digest) {
   {
     std::lock_guard lock(memory_mutex_);
     if (auto it = by_digest_.find(digest.hex()); it != by_digest_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
+      // Recency for the evictor, batched: no index write on a hit.
+      tracker_.Touch(EntryKind::kManifest, digest.str());
       return *it->second;
     }
   }
@@ -42,6 +53,7 @@ std::optional<Manifest> ManifestService::LoadLocal(const Digest& digest) {
   if (!bytes) return std::nullopt;
   Manifest manifest{digest, **media_type, std::make_shared<const std::string>(std::move(*bytes))};
   Remember(manifest);
+  tracker_.Touch(EntryKind::kManifest, digest.str());
   return manifest;
 }
 
@@ -60,14 +72,22 @@ void ManifestService::Remember(const Manifest& manifest) {
 
 Status ManifestService::Store(const RepoName& repo, const Manifest& manifest) {
   Remember(manifest);
-  if (!store_.SizeOf(ObjectKind::kManifest, manifest.digest)) {
+  bool fresh = !store_.SizeOf(ObjectKind::kManifest, manifest.digest);
+  if (fresh) {
     if (auto s = store_.WriteObject(ObjectKind::kManifest, manifest.digest, *manifest.bytes); !s) {
       ++stats_.cache_write_errors;
+      usage_.WriteFailed();
       return s;
     }
   }
-  return index_.PutManifest(manifest.digest.str(), manifest.media_type, manifest.bytes->size(),
-                            repo.str(), UnixNowMs());
+  if (auto s = index_.PutManifestRefs(manifest.digest.str(), ReferencedDigests(*manifest.bytes));
+      !s) {
+    return s;
+  }
+  auto status = index_.PutManifest(manifest.digest.str(), manifest.media_type,
+                                   manifest.bytes->size(), repo.str(), UnixNowMs());
+  if (status && fresh) usage_.Added(manifest.bytes->size());
+  return status;
 }
 
 Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const Digest& digest) {

@@ -16,7 +16,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "cache/access_tracker.h"
 #include "cache/stats.h"
+#include "cache/usage.h"
 #include "common/result.h"
 #include "common/single_flight.h"
 #include "index/index_db.h"
@@ -49,11 +51,20 @@ struct ManifestOptions {
 class ManifestService {
  public:
   ManifestService(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
-                  ManifestOptions options)
-      : upstream_(upstream), store_(store), index_(index), stats_(stats), options_(options) {}
+                  CacheUsage& usage, AccessTracker& tracker, ManifestOptions options)
+      : upstream_(upstream),
+        store_(store),
+        index_(index),
+        stats_(stats),
+        usage_(usage),
+        tracker_(tracker),
+        options_(options) {}
 
   [[nodiscard]] Result<ManifestResult> Get(const RepoName& repo, const Reference& reference,
                                            const AcceptSet& accept);
+
+  // Drops a manifest from memory (it is being evicted or removed).
+  void Forget(const Digest& digest);
 
  private:
   Result<ManifestResult> GetByDigest(const RepoName& repo, const Digest& digest);
@@ -68,6 +79,8 @@ class ManifestService {
   BlobStore& store_;
   IndexDb& index_;
   CacheStats& stats_;
+  CacheUsage& usage_;
+  AccessTracker& tracker_;
   const ManifestOptions options_;
   SingleFlight<Result<ManifestResult>> flights_;
 

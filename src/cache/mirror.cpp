@@ -1,5 +1,8 @@
 #include "cache/mirror.h"
 
+#include "cache/reconcile.h"
+#include "common/log.h"
+
 namespace hubcache {
 
 Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
@@ -8,9 +11,19 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   if (!store) return tl::unexpected(store.error());
   mirror->store_ = std::move(*store);
 
+  auto lock = CacheLock::TryAcquire(mirror->store_->root());
+  if (!lock) return tl::unexpected(lock.error());
+  mirror->lock_ = std::move(*lock);
+
   auto index = IndexDb::Open(mirror->store_->root() / "index.db");
   if (!index) return tl::unexpected(index.error());
   mirror->index_ = std::move(*index);
+
+  // With the lock held no fill runs, so leftovers in tmp/ are from a crash.
+  auto report = Reconcile(*mirror->store_, *mirror->index_, ReconcileOptions{});
+  if (!report) return tl::unexpected(report.error());
+  Logger("cache")->info("cache opened: {}", report->Summary());
+  mirror->usage_.Reset(report->bytes);
 
   UpstreamOptions upstream_options;
   upstream_options.base_url = config.upstream_url;
@@ -24,16 +37,30 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   if (!upstream) return tl::unexpected(upstream.error());
   mirror->upstream_ = std::move(*upstream);
 
-  mirror->fills_ =
-      std::make_unique<FillManager>(*mirror->upstream_, *mirror->store_, *mirror->index_,
-                                    mirror->stats_, FillOptions{config.fill_timeout});
+  auto& m = *mirror;
+  m.access_ = std::make_unique<AccessTracker>(*m.index_, config.access_flush_interval);
+  m.fills_ = std::make_unique<FillManager>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
+                                           FillOptions{config.fill_timeout});
   ManifestOptions manifest_options;
   manifest_options.tag_freshness = config.tag_freshness;
-  mirror->manifests_ = std::make_unique<ManifestService>(
-      *mirror->upstream_, *mirror->store_, *mirror->index_, mirror->stats_, manifest_options);
-  mirror->tag_lists_ =
-      std::make_unique<TagListService>(*mirror->upstream_, *mirror->index_, mirror->stats_);
+  m.manifests_ = std::make_unique<ManifestService>(*m.upstream_, *m.store_, *m.index_, m.stats_,
+                                                   m.usage_, *m.access_, manifest_options);
+  m.tag_lists_ = std::make_unique<TagListService>(*m.upstream_, *m.index_, m.stats_);
+  m.evictor_ = std::make_unique<Evictor>(
+      *m.index_, *m.store_, m.pins_, *m.access_, m.usage_, *m.manifests_, m.stats_,
+      EvictionOptions{config.cache_max_size_bytes, config.cache_low_watermark,
+                      config.min_free_fraction});
+  m.usage_.SetListener([evictor = m.evictor_.get()] { evictor->Wake(); });
+  m.access_->Start();
+  m.evictor_->Start();
   return mirror;
+}
+
+Mirror::~Mirror() { Shutdown(); }
+
+void Mirror::Shutdown() {
+  if (evictor_) evictor_->Stop();
+  if (access_) access_->Stop();
 }
 
 }  // namespace hubcache

@@ -1,14 +1,20 @@
 #pragma once
 // The pull-through cache as one object: it owns the store, the index, the
-// upstream client and the services built on them, in dependency order. The
-// HTTP layer talks to this and nothing below it.
+// upstream client and the services built on them, in dependency order, and
+// the cache lock that keeps a second server off the same root. The HTTP layer
+// talks to this and nothing below it.
 
 #include <memory>
 
+#include "cache/access_tracker.h"
 #include "cache/blob_fill.h"
+#include "cache/cache_lock.h"
+#include "cache/evictor.h"
 #include "cache/manifest_service.h"
+#include "cache/pins.h"
 #include "cache/stats.h"
 #include "cache/tag_list_service.h"
+#include "cache/usage.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "index/index_db.h"
@@ -19,7 +25,10 @@ namespace hubcache {
 
 class Mirror {
  public:
+  // Locks the root, reconciles index and files (logging one summary line),
+  // and starts the background threads (last-use flusher, evictor).
   [[nodiscard]] static Result<std::unique_ptr<Mirror>> Open(const Config& config);
+  ~Mirror();
 
   BlobStore& store() { return *store_; }
   IndexDb& index() { return *index_; }
@@ -27,22 +36,34 @@ class Mirror {
   FillManager& fills() { return *fills_; }
   ManifestService& manifests() { return *manifests_; }
   TagListService& tag_lists() { return *tag_lists_; }
+  AccessTracker& access() { return *access_; }
+  PinSet& pins() { return pins_; }
+  CacheUsage& usage() { return usage_; }
+  Evictor& evictor() { return *evictor_; }
   CacheStats& stats() { return stats_; }
   const Config& config() const { return config_; }
+
+  // Stops the background threads and writes pending last-use times. Idempotent.
+  void Shutdown();
 
  private:
   explicit Mirror(Config config) : config_(std::move(config)) {}
 
   Config config_;
   CacheStats stats_;
+  PinSet pins_;
+  CacheUsage usage_;
+  std::unique_ptr<CacheLock> lock_;
   std::unique_ptr<BlobStore> store_;
   std::unique_ptr<IndexDb> index_;
   std::unique_ptr<UpstreamClient> upstream_;
   // Declared after what they use, so they are destroyed (and their threads
   // joined) first.
+  std::unique_ptr<AccessTracker> access_;
   std::unique_ptr<FillManager> fills_;
   std::unique_ptr<ManifestService> manifests_;
   std::unique_ptr<TagListService> tag_lists_;
+  std::unique_ptr<Evictor> evictor_;
 };
 
 }  // namespace hubcache

@@ -21,6 +21,10 @@ struct CacheStats {
   std::atomic<uint64_t> upstream_errors{0};
   std::atomic<uint64_t> cache_write_errors{0};
   std::atomic<uint64_t> bytes_from_upstream{0};
+  std::atomic<uint64_t> evictions{0};
+  std::atomic<uint64_t> evicted_bytes{0};
+  std::atomic<uint64_t> pass_through_serves{0};
+  std::atomic<uint64_t> admin_auth_failures{0};  // served from upstream without caching
   // Manifest bytes downloaded (bytes_from_upstream counts blob bytes).
   std::atomic<uint64_t> manifest_bytes_from_upstream{0};
   // Outcomes of tag_revalidations: the upstream confirmed the cached digest,

@@ -1,7 +1,12 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <thread>
 
 #include "cache/mirror.h"
@@ -53,19 +58,42 @@ int RunServe(const std::vector<std::string>& args) {
     }
     keep_warm = std::move(*created);
     keep_warm->Start();
+    server.AddStatsSection("prewarm", [&keep_warm] { return keep_warm->StatusJson(); });
   }
 
+  // The first signal stops accepting and lets transfers finish within the
+  // grace period. When the grace period ends, or on a second signal, the
+  // pending last-use times are written and the process exits at once. When
+  // Run() returns, main wakes this thread with a signal of its own.
+  std::atomic<bool> run_finished{false};
   std::thread signal_watcher([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    log->info("signal {} received, shutting down", sig);
+    if (run_finished) return;
+    log->info("signal {} received: draining connections for up to {} ms", sig,
+              config->shutdown_grace.count());
     if (keep_warm) keep_warm->Stop();  // its transfers would hold the drain
-    server.Stop();
+    server.StopAccepting();
+    auto deadline = std::chrono::steady_clock::now() + config->shutdown_grace;
+    while (true) {
+      auto left =
+          std::max(deadline - std::chrono::steady_clock::now(), std::chrono::nanoseconds(0));
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(left);
+      timespec timeout{static_cast<time_t>(secs.count()), static_cast<long>((left - secs).count())};
+      int got = sigtimedwait(&signals, nullptr, &timeout);
+      if (run_finished) return;
+      if (got < 0 && errno == EINTR) continue;
+      log->warn("{}: exiting with transfers in flight",
+                got > 0 ? "second signal" : "shutdown grace period over");
+      (*mirror)->Shutdown();
+      std::_Exit(kExitOk);
+    }
   });
   server.Run();
-  // Run returned without a signal (listen failure): wake the watcher.
+  run_finished = true;
   pthread_kill(signal_watcher.native_handle(), SIGTERM);
   signal_watcher.join();
+  (*mirror)->Shutdown();
   log->info("stopped");
   return kExitOk;
 }

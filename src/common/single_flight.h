@@ -32,16 +32,25 @@ class SingleFlight {
     }
     if (shared != nullptr) *shared = !leader;
     if (!leader) return future.get();
-    T value = fn();
-    {
-      std::lock_guard lock(mutex_);
-      calls_.erase(key);
+    // Whatever happens, the key is released and the waiters are answered.
+    try {
+      T value = fn();
+      Release(key);
+      promise.set_value(value);
+      return value;
+    } catch (...) {
+      Release(key);
+      promise.set_exception(std::current_exception());
+      throw;
     }
-    promise.set_value(value);
-    return value;
   }
 
  private:
+  void Release(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    calls_.erase(key);
+  }
+
   std::mutex mutex_;
   std::map<std::string, std::shared_future<T>> calls_;  // guarded by mutex_
 };

@@ -1,5 +1,8 @@
 #include "config/config.h"
 
+#include <curl/curl.h>
+#include <algorithm>
+
 #include <charconv>
 #include <functional>
 
@@ -28,6 +31,29 @@ Status SetDuration(std::chrono::milliseconds& field, const std::string& name,
   return {};
 }
 
+// http(s)://host[:port][/path], host non-empty; parsed by libcurl's URL API,
+// the same parser that later uses it.
+bool IsHttpUrlWithHost(const std::string& url) {
+  CURLU* u = curl_url();
+  bool ok = false;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+      std::string s = scheme;
+      ok = (s == "http" || s == "https") && host[0] != '\0';
+    }
+    curl_free(scheme);
+    curl_free(host);
+  }
+  curl_url_cleanup(u);
+  // curl forgives "https:///x" (taking x as the host); an operator meant something else.
+  size_t authority = url.find("://");
+  return ok && (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) &&
+         url.compare(authority + 3, 1, "/") != 0;
+}
+
 Status CheckAddr(const std::string& name, const std::string& value) {
   size_t colon = value.rfind(':');
   if (colon == std::string::npos) {
@@ -54,7 +80,7 @@ const std::vector<Setting>& AllSettings() {
       {{"--upstream", "REGISTRY_PROXY_REMOTEURL",
         "registry to mirror (default https://registry-1.docker.io)"},
        [](Config& c, const std::string& v) -> Status {
-         if (!(v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) || v.size() < 10) {
+         if (!IsHttpUrlWithHost(v)) {
            return Fail(
                ErrorKind::kConfigInvalid,
                "--upstream/REGISTRY_PROXY_REMOTEURL: expected an http:// or https:// URL, got '" +
@@ -136,6 +162,105 @@ const std::vector<Setting>& AllSettings() {
          return SetDuration(c.keepalive_timeout, "--keepalive-timeout/HUBCACHE_KEEPALIVE_TIMEOUT",
                             v, false);
        }},
+      {{"--cache-max-size", "HUBCACHE_CACHE_MAX_SIZE",
+        "cap on the cache size, e.g. 50GiB or 500MB; 0 = unlimited (default 0)"},
+       [](Config& c, const std::string& v) -> Status {
+         auto size = ParseByteSize(v);
+         if (!size) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--cache-max-size/HUBCACHE_CACHE_MAX_SIZE: " + size.error().message);
+         }
+         c.cache_max_size_bytes = *size;
+         return {};
+       }},
+      {{"--cache-low-watermark", "HUBCACHE_CACHE_LOW_WATERMARK",
+        "eviction goes down to this share of the cap (default 90%)"},
+       [](Config& c, const std::string& v) -> Status {
+         auto f = ParseFraction(v);
+         if (!f || *f <= 0) {
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--cache-low-watermark/HUBCACHE_CACHE_LOW_WATERMARK: expected a share above 0 "
+               "like 90% or 0.9, got '" +
+                   v + "'");
+         }
+         c.cache_low_watermark = *f;
+         return {};
+       }},
+      {{"--min-free", "HUBCACHE_MIN_FREE",
+        "evict when the disk has less free space than this share (default 5%)"},
+       [](Config& c, const std::string& v) -> Status {
+         auto f = ParseFraction(v);
+         if (!f || *f >= 1) {
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--min-free/HUBCACHE_MIN_FREE: expected a share below 100% like 5% or 0.05, got '" +
+                   v + "'");
+         }
+         c.min_free_fraction = *f;
+         return {};
+       }},
+      {{"--access-flush-interval", "HUBCACHE_ACCESS_FLUSH_INTERVAL",
+        "write batched last-use times to the index this often (default 5s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.access_flush_interval,
+                            "--access-flush-interval/HUBCACHE_ACCESS_FLUSH_INTERVAL", v, false);
+       }},
+      {{"--shutdown-grace", "HUBCACHE_SHUTDOWN_GRACE",
+        "on SIGTERM, let transfers in flight finish for this long (default 30s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.shutdown_grace, "--shutdown-grace/HUBCACHE_SHUTDOWN_GRACE", v, true);
+       }},
+      {{"--admin-token", "HUBCACHE_ADMIN_TOKEN",
+        "bearer token that enables the admin API under /admin/ (default: off)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (!v.empty() && v.size() < 16) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--admin-token/HUBCACHE_ADMIN_TOKEN: must be at least 16 characters");
+         }
+         c.admin_token = v;
+         return {};
+       }},
+      {{"--access-log", "HUBCACHE_ACCESS_LOG",
+        "one line per request to stdout, stderr, a file path, or off (default stdout)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v.empty()) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--access-log/HUBCACHE_ACCESS_LOG: expected stdout, stderr, off or a path");
+         }
+         c.access_log = v;
+         return {};
+       }},
+      {{"--access-log-format", "HUBCACHE_ACCESS_LOG_FORMAT",
+        "access log lines as text (key=value) or json (default text)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "text" && v != "json") {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--access-log-format/HUBCACHE_ACCESS_LOG_FORMAT: expected text or json, "
+                       "got '" +
+                           v + "'");
+         }
+         c.access_log_format = v;
+         return {};
+       }},
+      {{"--stats-access", "HUBCACHE_STATS_ACCESS",
+        "who may read /, /stats, /metrics: open or auth (default: auth if client auth is on)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "open" && v != "auth") {
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--stats-access/HUBCACHE_STATS_ACCESS: expected open or auth, got '" + v + "'");
+         }
+         // Never accept a protection that cannot be given: without client
+         // auth there are no credentials to ask for.
+         if (v == "auth") {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--stats-access/HUBCACHE_STATS_ACCESS: auth needs client authentication, "
+                       "which this version of hubcache does not have");
+         }
+         c.stats_access = v;
+         return {};
+       }},
       {{"--prewarm-file", "HUBCACHE_PREWARM_FILE",
         "keep the images listed in this file warm (default: none)"},
        [](Config& c, const std::string& v) -> Status {
@@ -161,6 +286,59 @@ const std::vector<SettingInfo>& Settings() {
     return out;
   }();
   return infos;
+}
+
+Result<uint64_t> ParseByteSize(const std::string& text) {
+  size_t end = 0;
+  while (end < text.size() && ((text[end] >= '0' && text[end] <= '9') || text[end] == '.')) ++end;
+  std::string number = text.substr(0, end);
+  std::string unit = text.substr(end);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  double value = 0;
+  if (number.empty() || number.size() > 20 || number.front() == '.' ||
+      std::count(number.begin(), number.end(), '.') > 1) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "expected a size like 50GiB or 500MB, got '" + text + "'");
+  }
+  value = std::stod(number);
+  static const std::map<std::string, double> kUnits = {{"", 1},
+                                                       {"B", 1},
+                                                       {"K", 1024.0},
+                                                       {"KB", 1e3},
+                                                       {"KiB", 1024.0},
+                                                       {"M", 1048576.0},
+                                                       {"MB", 1e6},
+                                                       {"MiB", 1048576.0},
+                                                       {"G", 1073741824.0},
+                                                       {"GB", 1e9},
+                                                       {"GiB", 1073741824.0},
+                                                       {"T", 1099511627776.0},
+                                                       {"TB", 1e12},
+                                                       {"TiB", 1099511627776.0}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "unknown size unit in '" + text + "' (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+  }
+  double bytes = value * it->second;
+  if (bytes > 9.0e18) return Fail(ErrorKind::kConfigInvalid, "size too large: '" + text + "'");
+  return static_cast<uint64_t>(bytes);
+}
+
+Result<double> ParseFraction(const std::string& text) {
+  std::string number = text;
+  bool percent = !number.empty() && number.back() == '%';
+  if (percent) number.pop_back();
+  if (number.empty() || number.find_first_not_of("0123456789.") != std::string::npos ||
+      std::count(number.begin(), number.end(), '.') > 1 || number.front() == '.') {
+    return Fail(ErrorKind::kConfigInvalid, "expected a share like 90% or 0.9, got '" + text + "'");
+  }
+  double value = std::stod(number);
+  if (percent) value /= 100.0;
+  if (value < 0 || value > 1) {
+    return Fail(ErrorKind::kConfigInvalid, "share must be between 0% and 100%, got '" + text + "'");
+  }
+  return value;
 }
 
 Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {

@@ -37,6 +37,25 @@ struct Config {
   int workers = 256;
   // Idle keep-alive connections are closed after this long.
   std::chrono::milliseconds keepalive_timeout{10'000};
+  // Byte cap of the cache (blobs + manifests); 0 = unlimited.
+  uint64_t cache_max_size_bytes = 0;
+  // Once over the cap, eviction goes down to this fraction of it.
+  double cache_low_watermark = 0.90;
+  // Evict also when the cache's filesystem has less than this fraction free.
+  double min_free_fraction = 0.05;
+  // Batched last-use times are written to the index this often.
+  std::chrono::milliseconds access_flush_interval{5'000};
+  // On SIGTERM/SIGINT, transfers in flight get this long to finish.
+  std::chrono::milliseconds shutdown_grace{30'000};
+  // Bearer token for the admin API (/admin/...); empty = admin API off.
+  std::string admin_token;
+  // One line per request to "stdout", "stderr" or a file path; "off" = none.
+  std::string access_log = "stdout";
+  // "text" (key=value) or "json" (JSON lines).
+  std::string access_log_format = "text";
+  // Who may read /, /stats and /metrics: "open" (anyone) or "auth" (the
+  // credentials pulls need). Empty: "auth" when client auth is on, else "open".
+  std::string stats_access;
   // An image list (as for `hubcache prewarm -f`) kept warm in the background;
   // empty = none. Re-read on every run.
   std::string prewarm_file;
@@ -59,6 +78,14 @@ const std::vector<SettingInfo>& Settings();
 
 // The process environment as a map (for LoadConfig).
 std::map<std::string, std::string> ProcessEnvironment();
+
+// "50GiB", "500MB", "1.5G", "1024" (bytes). Units: B, K/KB, M/MB, G/GB, T/TB
+// (powers of 1000) and KiB, MiB, GiB, TiB (powers of 1024); one-letter units are
+// binary, as operators mean them for disk caps.
+[[nodiscard]] Result<uint64_t> ParseByteSize(const std::string& text);
+
+// "90%" or a fraction "0.9", within [0, 1].
+[[nodiscard]] Result<double> ParseFraction(const std::string& text);
 
 // "90s", "5m", "1h", "250ms", or a bare number of seconds.
 [[nodiscard]] Result<std::chrono::milliseconds> ParseDuration(const std::string& text);

@@ -1,5 +1,7 @@
 #include "http/registry_handlers.h"
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 
 #include "cache/upstream_errors.h"
@@ -179,21 +181,31 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   if (req.method == "HEAD") return BlobHead(res, *repo, *digest);
 
   auto& stats = mirror_.stats();
-  const auto wait_limit =
-      mirror_.config().upstream_connect_timeout + mirror_.config().upstream_stall_timeout;
+  const auto& config = mirror_.config();
+  const auto wait_limit = config.upstream_connect_timeout + config.upstream_stall_timeout;
   // At most two rounds: a fill may finish between our look and our join.
   for (int round = 0; round < 2; ++round) {
+    auto pin = mirror_.pins().Acquire("b:" + digest->hex());
     if (auto fd = mirror_.store().OpenForRead(ObjectKind::kBlob, *digest)) {
       uint64_t size = *mirror_.store().SizeOf(ObjectKind::kBlob, *digest);
       ++stats.blob_hits;
+      mirror_.access().Touch(EntryKind::kBlob, digest->str());
       SetBlobHeaders(res, *digest);
       res.set_header(kCacheHeader, "hit");
       ByteRange range;
       if (!ApplyRange(req, res, size, &range)) return;
       if (size == 0) return res.set_content("", "application/octet-stream");
-      return ServeFile(res, std::move(*fd), range.first, range.length());
+      return ServeFile(res, std::move(*fd), range.first, range.length(), std::move(pin));
     }
     auto fill = mirror_.fills().StartOrJoin(*repo, *digest);
+    if (!fill && fill.error().kind == ErrorKind::kIo) {
+      // The cache cannot take a new file (disk full, read-only): serve through.
+      Logger("cache")->warn("cache not writable, serving through blob={}@{} error=\"{}\"",
+                            repo->str(), digest->str(), fill.error().message);
+      ++stats.cache_write_errors;
+      mirror_.usage().WriteFailed();
+      return PassThrough(req, res, *repo, *digest);
+    }
     if (!fill) return WriteError(res, fill.error());
     if (!*fill) continue;  // it just landed in the store
     ++stats.blob_misses;
@@ -208,9 +220,44 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
     ByteRange range;
     if (!ApplyRange(req, res, **total, &range)) return;
     if (**total == 0) return res.set_content("", "application/octet-stream");
-    return ServeFill(res, *fill, range.first, range.length(), wait_limit);
+    return ServeFill(
+        res, *fill, range.first, range.length(), wait_limit,
+        UpstreamSource{&mirror_.upstream(), *repo, *digest, **total, config.fill_timeout});
   }
   WriteError(res, Error{ErrorKind::kInternal, "blob vanished while being served"});
+}
+
+void RegistryHandlers::PassThrough(const httplib::Request& req, httplib::Response& res,
+                                   const RepoName& repo, const Digest& digest) {
+  auto size = UpstreamBlobSize(repo, digest);
+  if (!size) return WriteError(res, size.error());
+  ++mirror_.stats().pass_through_serves;
+  SetBlobHeaders(res, digest);
+  res.set_header(kCacheHeader, "pass-through");
+  ByteRange range;
+  if (!ApplyRange(req, res, *size, &range)) return;
+  if (*size == 0) return res.set_content("", "application/octet-stream");
+  ServeFromUpstream(
+      res, UpstreamSource{&mirror_.upstream(), repo, digest, *size, mirror_.config().fill_timeout},
+      range.first, range.length());
+}
+
+Result<uint64_t> RegistryHandlers::UpstreamBlobSize(const RepoName& repo, const Digest& digest) {
+  auto response = mirror_.upstream().Fetch(
+      "HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(), {}, 64 * 1024);
+  if (!response) return tl::unexpected(response.error());
+  if (response->status != 200) {
+    if (response->status != 404) ++mirror_.stats().upstream_errors;
+    return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kBlobUnknown,
+                                              repo.str() + "@" + digest.str()));
+  }
+  const std::string length = response->Header("content-length");
+  uint64_t size = 0;
+  auto [ptr, ec] = std::from_chars(length.data(), length.data() + length.size(), size);
+  if (length.empty() || ec != std::errc() || ptr != length.data() + length.size()) {
+    return Fail(ErrorKind::kUpstreamInvalid, "upstream sent no blob size");
+  }
+  return size;
 }
 
 void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo,
@@ -226,20 +273,9 @@ void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo,
   if (!size) {
     // A HEAD never downloads the blob: ask the upstream with a HEAD as well.
     source = "miss";
-    auto response = mirror_.upstream().Fetch(
-        "HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(), {}, 64 * 1024);
-    if (!response) return WriteError(res, response.error());
-    if (response->status != 200) {
-      if (response->status != 404) ++mirror_.stats().upstream_errors;
-      return WriteError(res, UpstreamStatusError(response->status, ErrorKind::kBlobUnknown,
-                                                 repo.str() + "@" + digest.str()));
-    }
-    std::string length = response->Header("content-length");
-    try {
-      size = std::stoull(length);
-    } catch (...) {
-      return WriteError(res, Error{ErrorKind::kUpstreamInvalid, "upstream sent no blob size"});
-    }
+    auto upstream_size = UpstreamBlobSize(repo, digest);
+    if (!upstream_size) return WriteError(res, upstream_size.error());
+    size = *upstream_size;
   }
   SetBlobHeaders(res, digest);
   res.set_header(kCacheHeader, source);

@@ -5,6 +5,9 @@
 #include <cerrno>
 #include <vector>
 
+#include "cache/pass_through.h"
+#include "common/sha256.h"
+#include "http/access_log.h"
 #include "registry/errors.h"
 
 namespace hubcache {
@@ -13,6 +16,12 @@ namespace {
 constexpr size_t kChunkBytes = 256 * 1024;
 constexpr const char* kOctetStream = "application/octet-stream";
 
+// sink.write, counting the body bytes for the stats and the access log.
+bool Send(httplib::DataSink& sink, const char* data, size_t size) {
+  CountBodyBytes(size);
+  return sink.write(data, size);
+}
+
 }  // namespace
 
 void WriteError(httplib::Response& res, const Error& error) {
@@ -20,12 +29,15 @@ void WriteError(httplib::Response& res, const Error& error) {
   res.set_content(ErrorJson(error), "application/json");
 }
 
-void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t length) {
+void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t length,
+               std::unique_ptr<PinSet::Pin> pin) {
   struct Body {
     UniqueFd fd;
     std::vector<char> buffer;
+    std::unique_ptr<PinSet::Pin> pin;
   };
-  auto body = std::make_shared<Body>(Body{std::move(fd), std::vector<char>(kChunkBytes)});
+  auto body =
+      std::make_shared<Body>(Body{std::move(fd), std::vector<char>(kChunkBytes), std::move(pin)});
   res.set_content_provider(length, kOctetStream,
                            [body, first](size_t offset, size_t remaining, httplib::DataSink& sink) {
                              size_t want = std::min(remaining, body->buffer.size());
@@ -36,20 +48,49 @@ void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t len
                              } while (n < 0 && errno == EINTR);
                              if (n <= 0)
                                return false;  // file shrank or failed: cut the response short
-                             return sink.write(body->buffer.data(), static_cast<size_t>(n));
+                             return Send(sink, body->buffer.data(), static_cast<size_t>(n));
                            });
 }
 
 void ServeFill(httplib::Response& res, std::shared_ptr<BlobFill> fill, uint64_t first,
-               uint64_t length, std::chrono::milliseconds wait_limit) {
+               uint64_t length, std::chrono::milliseconds wait_limit, UpstreamSource source) {
   auto buffer = std::make_shared<std::vector<char>>(kChunkBytes);
   res.set_content_provider(
       length, kOctetStream,
-      [fill, buffer, first, wait_limit](size_t offset, size_t remaining, httplib::DataSink& sink) {
+      [fill, buffer, first, length, wait_limit, source](size_t offset, size_t remaining,
+                                                        httplib::DataSink& sink) {
         size_t want = std::min(remaining, buffer->size());
         auto n = fill->ReadAt(first + offset, buffer->data(), want, wait_limit);
-        if (!n || *n == 0) return false;
-        return sink.write(buffer->data(), *n);
+        if (n && *n > 0) return Send(sink, buffer->data(), *n);
+        if (n || !fill->FailedOnWrite()) return false;
+        // The disk failed, not the upstream: finish this response from the
+        // upstream. What the temp file holds is hashed first.
+        uint64_t next = first + offset;
+        uint64_t from = std::min(next, fill->BytesWritten());
+        Sha256 hasher;
+        if (!fill->HashPrefix(from, hasher)) return false;
+        PassThroughRequest request{&source.repo, &source.digest,     source.total,  from,
+                                   next,         first + length - 1, source.timeout};
+        return StreamFromUpstream(
+                   *source.upstream, request, hasher,
+                   [&sink](const char* data, size_t size) { return Send(sink, data, size); })
+            .has_value();
+      });
+}
+
+void ServeFromUpstream(httplib::Response& res, UpstreamSource source, uint64_t first,
+                       uint64_t length) {
+  res.set_content_provider(
+      length, kOctetStream,
+      [source, first, length](size_t offset, size_t, httplib::DataSink& sink) {
+        if (offset != 0) return false;  // one call streams it all; a retry means it failed
+        Sha256 hasher;
+        PassThroughRequest request{&source.repo, &source.digest,     source.total,  0,
+                                   first,        first + length - 1, source.timeout};
+        return StreamFromUpstream(
+                   *source.upstream, request, hasher,
+                   [&sink](const char* data, size_t size) { return Send(sink, data, size); })
+            .has_value();
       });
 }
 
@@ -64,7 +105,7 @@ void ServeFillChunked(httplib::Response& res, std::shared_ptr<BlobFill> fill,
           sink.done();
           return true;
         }
-        return sink.write(buffer->data(), *n);
+        return Send(sink, buffer->data(), *n);
       });
 }
 

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 
 namespace hubcache {
@@ -43,6 +45,20 @@ constexpr const char* kMigrations[] = {
       fetched_ms INTEGER NOT NULL
     );
     )sql",
+    // v2: what each manifest references (config, layers, index children), so
+    // that removing an image can tell which blobs nothing else uses; and an
+    // index for LRU ordering.
+    R"sql(
+    CREATE TABLE manifest_refs (
+      manifest TEXT NOT NULL,
+      child TEXT NOT NULL,
+      PRIMARY KEY (manifest, child)
+    );
+    CREATE INDEX manifest_refs_child ON manifest_refs(child);
+    CREATE INDEX blobs_lru ON blobs(last_access_ms);
+    CREATE INDEX manifests_lru ON manifests(last_access_ms);
+    CREATE INDEX tags_digest ON tags(digest);
+    )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -66,6 +82,10 @@ class Statement {
     return *this;
   }
   int Step() { return sqlite3_step(stmt_); }
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
   std::string Text(int col) const {
     auto* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p),
@@ -166,7 +186,7 @@ Status IndexDb::PutManifest(const std::string& digest, const std::string& media_
               "last_access_ms=excluded.last_access_ms");
   m.Bind(1, digest).Bind(2, media_type).Bind(3, static_cast<int64_t>(size)).Bind(4, now_ms);
   auto status = RunWrite(db_, m, "put manifest");
-  if (status) {
+  if (status && !repo.empty()) {
     Statement link(db_, "INSERT OR IGNORE INTO repo_manifests(repo, digest) VALUES(?1, ?2)");
     link.Bind(1, repo).Bind(2, digest);
     status = RunWrite(db_, link, "link manifest");
@@ -256,6 +276,210 @@ Result<std::vector<std::string>> IndexDb::Repositories() {
     }
   }
   return repos;
+}
+
+namespace {
+
+const char* TableOf(EntryKind kind) { return kind == EntryKind::kBlob ? "blobs" : "manifests"; }
+
+}  // namespace
+
+Status IndexDb::PutManifestRefs(const std::string& manifest,
+                                const std::vector<std::string>& children) {
+  std::lock_guard lock(mutex_);
+  if (auto s = Exec("BEGIN"); !s) return s;
+  Status status;
+  for (const auto& child : children) {
+    Statement st(db_, "INSERT OR IGNORE INTO manifest_refs(manifest, child) VALUES(?1, ?2)");
+    st.Bind(1, manifest).Bind(2, child);
+    status = RunWrite(db_, st, "put manifest refs");
+    if (!status) break;
+  }
+  if (!status) {
+    (void)Exec("ROLLBACK");
+    return status;
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<std::string>> IndexDb::ManifestChildren(const std::string& manifest) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT child FROM manifest_refs WHERE manifest=?1 ORDER BY child");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "manifest children"));
+  s.Bind(1, manifest);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.Text(0));
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "manifest children"));
+  return out;
+}
+
+Result<int64_t> IndexDb::CountReferrers(const std::string& child,
+                                        const std::vector<std::string>& excluding) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT manifest FROM manifest_refs WHERE child=?1");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "count referrers"));
+  s.Bind(1, child);
+  int64_t count = 0;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    std::string m = s.Text(0);
+    if (std::find(excluding.begin(), excluding.end(), m) == excluding.end()) ++count;
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "count referrers"));
+  return count;
+}
+
+Status IndexDb::ApplyTouches(const std::vector<Touch>& touches) {
+  if (touches.empty()) return {};
+  std::lock_guard lock(mutex_);
+  if (auto s = Exec("BEGIN"); !s) return s;
+  Statement blob(db_, "UPDATE blobs SET last_access_ms=max(last_access_ms, ?2) WHERE digest=?1");
+  Statement manifest(db_,
+                     "UPDATE manifests SET last_access_ms=max(last_access_ms, ?2) WHERE digest=?1");
+  if (!blob.ok() || !manifest.ok()) {
+    (void)Exec("ROLLBACK");
+    return tl::unexpected(DbError(db_, "touch"));
+  }
+  for (const auto& t : touches) {
+    Statement& st = t.kind == EntryKind::kBlob ? blob : manifest;
+    st.Bind(1, t.digest).Bind(2, t.at_ms);
+    int rc = st.Step();
+    st.Reset();
+    if (rc != SQLITE_DONE) {
+      (void)Exec("ROLLBACK");
+      return tl::unexpected(DbError(db_, "touch"));
+    }
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<CacheEntry>> IndexDb::LeastRecentlyUsed(size_t limit) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "SELECT 0, digest, size, last_access_ms FROM blobs UNION ALL "
+              "SELECT 1, digest, size, last_access_ms FROM manifests "
+              "ORDER BY 1 ASC, 4 ASC LIMIT ?1");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "lru"));
+  s.Bind(1, static_cast<int64_t>(limit));
+  std::vector<CacheEntry> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back(CacheEntry{s.Int(0) == 0 ? EntryKind::kBlob : EntryKind::kManifest, s.Text(1),
+                             static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "lru"));
+  return out;
+}
+
+Result<std::vector<CacheEntry>> IndexDb::AllEntries() {
+  return LeastRecentlyUsed(static_cast<size_t>(INT64_MAX));
+}
+
+Result<uint64_t> IndexDb::TotalBytes() {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "SELECT (SELECT coalesce(sum(size), 0) FROM blobs) + "
+              "(SELECT coalesce(sum(size), 0) FROM manifests)");
+  if (!s.ok() || s.Step() != SQLITE_ROW) return tl::unexpected(DbError(db_, "total size"));
+  return static_cast<uint64_t>(s.Int(0));
+}
+
+Result<std::optional<CacheEntry>> IndexDb::FindEntry(EntryKind kind, const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  std::string sql =
+      std::string("SELECT size, last_access_ms FROM ") + TableOf(kind) + " WHERE digest=?1";
+  Statement s(db_, sql.c_str());
+  if (!s.ok()) return tl::unexpected(DbError(db_, "find entry"));
+  s.Bind(1, digest);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) {
+    return std::optional<CacheEntry>(
+        CacheEntry{kind, digest, static_cast<uint64_t>(s.Int(0)), s.Int(1)});
+  }
+  if (rc == SQLITE_DONE) return std::optional<CacheEntry>();
+  return tl::unexpected(DbError(db_, "find entry"));
+}
+
+Status IndexDb::DeleteBlob(const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "DELETE FROM blobs WHERE digest=?1");
+  s.Bind(1, digest);
+  return RunWrite(db_, s, "delete blob");
+}
+
+Status IndexDb::DeleteManifest(const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  if (auto s = Exec("BEGIN"); !s) return s;
+  Status status;
+  for (const char* sql :
+       {"DELETE FROM manifests WHERE digest=?1", "DELETE FROM manifest_refs WHERE manifest=?1",
+        "DELETE FROM repo_manifests WHERE digest=?1", "DELETE FROM tags WHERE digest=?1"}) {
+    Statement st(db_, sql);
+    st.Bind(1, digest);
+    status = RunWrite(db_, st, "delete manifest");
+    if (!status) break;
+  }
+  if (!status) {
+    (void)Exec("ROLLBACK");
+    return status;
+  }
+  return Exec("COMMIT");
+}
+
+Status IndexDb::DeleteTag(const std::string& repo, const std::string& tag) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "DELETE FROM tags WHERE repo=?1 AND tag=?2");
+  s.Bind(1, repo).Bind(2, tag);
+  return RunWrite(db_, s, "delete tag");
+}
+
+Result<std::vector<std::string>> IndexDb::TagDigests(const std::string& repo,
+                                                     const std::string& tag) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT DISTINCT digest FROM tags WHERE repo=?1 AND tag=?2 ORDER BY digest");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "tag digests"));
+  s.Bind(1, repo).Bind(2, tag);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.Text(0));
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "tag digests"));
+  return out;
+}
+
+Result<std::vector<ImageRow>> IndexDb::Images() {
+  std::lock_guard lock(mutex_);
+  // Tagged manifests, then manifests a repo holds that no tag of it names
+  // (pulled by digest, or children of an index).
+  Statement s(
+      db_,
+      "SELECT t.repo, t.tag, t.digest, m.media_type, m.size, m.last_access_ms "
+      "FROM tags t JOIN manifests m ON m.digest = t.digest "
+      "GROUP BY t.repo, t.tag, t.digest "
+      "UNION ALL "
+      "SELECT r.repo, '', r.digest, m.media_type, m.size, m.last_access_ms "
+      "FROM repo_manifests r JOIN manifests m ON m.digest = r.digest "
+      "WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = r.repo AND t.digest = r.digest) "
+      "AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.child = r.digest) "
+      "ORDER BY 1, 2, 3");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "images"));
+  std::vector<ImageRow> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back(ImageRow{s.Text(0), s.Text(1), s.Text(2), s.Text(3),
+                           static_cast<uint64_t>(s.Int(4)), s.Int(5)});
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "images"));
+  return out;
+}
+
+Result<int64_t> IndexDb::CountTagsPointingAt(const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT count(*) FROM tags WHERE digest=?1");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "count tags"));
+  s.Bind(1, digest);
+  if (s.Step() != SQLITE_ROW) return tl::unexpected(DbError(db_, "count tags"));
+  return s.Int(0);
 }
 
 }  // namespace hubcache

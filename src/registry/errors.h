@@ -1,7 +1,7 @@
 #pragma once
 // The one table from ErrorKind to the registry wire form: an error code from the
 // distribution spec and an HTTP status, rendered as
-// {"errors":[{"code":...,"message":...,"detail":...}]}.
+// {"errors":[{"code":...,"message":...}]} (the optional "detail" is not used).
 
 #include <string>
 

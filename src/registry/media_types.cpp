@@ -96,7 +96,8 @@ std::string AcceptSet::Key() const {
 
 std::string AcceptSet::UpstreamHeader() const {
   std::string header;
-  // Preference order of modern clients: single-platform types before lists.
+  // Lists first, as Docker and containerd send them: a multi-arch tag should
+  // resolve to its index, and the client picks the platform.
   static constexpr std::array<std::string_view, 4> kOrder = {kOciIndex, kDockerManifestList,
                                                              kOciManifest, kDockerManifestV2};
   for (auto type : kOrder) {
@@ -118,6 +119,25 @@ std::string DetectManifestMediaType(std::string_view body) {
   if (doc.contains("manifests")) return std::string(kOciIndex);
   if (doc.contains("layers") && doc.contains("config")) return std::string(kOciManifest);
   return "";
+}
+
+std::vector<std::string> ReferencedDigests(std::string_view body) {
+  std::vector<std::string> out;
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return out;
+  auto add = [&out](const nlohmann::json& descriptor) {
+    if (descriptor.is_object() && descriptor.contains("digest") &&
+        descriptor["digest"].is_string()) {
+      out.push_back(descriptor["digest"].get<std::string>());
+    }
+  };
+  if (doc.contains("config")) add(doc["config"]);
+  for (const char* list : {"layers", "manifests"}) {
+    if (doc.contains(list) && doc[list].is_array()) {
+      for (const auto& d : doc[list]) add(d);
+    }
+  }
+  return out;
 }
 
 std::string BareMediaType(std::string_view content_type) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hubcache {
 
@@ -42,6 +43,10 @@ class AcceptSet {
 // The media type of a manifest body: its "mediaType" field, or a guess from its
 // structure for old manifests that omit it. Empty when the bytes are not JSON.
 std::string DetectManifestMediaType(std::string_view body);
+
+// The digests a manifest references: its config and layers, or an index's
+// child manifests. Unparseable bodies reference nothing.
+std::vector<std::string> ReferencedDigests(std::string_view body);
 
 // Strips parameters and whitespace from a Content-Type value.
 std::string BareMediaType(std::string_view content_type);

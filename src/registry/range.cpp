@@ -1,4 +1,5 @@
 #include "registry/range.h"
+
 #include "common/strings.h"
 
 #include <charconv>
@@ -20,7 +21,8 @@ RangeRequest ParseRange(std::string_view header, uint64_t size_bytes) {
   RangeRequest none;
   header = TrimSpaces(header);
   constexpr std::string_view kPrefix = "bytes=";
-  if (header.substr(0, kPrefix.size()) != kPrefix) return none;
+  if (ToLower(header.substr(0, kPrefix.size())) != kPrefix)
+    return none;  // units are case-insensitive
   std::string_view spec = TrimSpaces(header.substr(kPrefix.size()));
   if (spec.find(',') != std::string_view::npos) return none;  // multi-range: full body
   size_t dash = spec.find('-');

@@ -23,6 +23,19 @@ Route ParseRoute(std::string_view path) {
     return route;
   }
   // The reference never contains '/', so the last marker splits name from it.
+  for (auto [marker, kind] : {std::pair{std::string_view("/manifests/"), RouteKind::kManifest},
+                              std::pair{std::string_view("/blobs/"), RouteKind::kBlob}}) {
+    size_t at = rest.rfind(marker);
+    if (at == std::string_view::npos || at == 0) continue;
+    std::string_view reference = rest.substr(at + marker.size());
+    if (reference.empty() || reference.find('/') != std::string_view::npos) continue;
+    if (kind == RouteKind::kBlob && reference == "uploads") break;  // an upload start
+    route.kind = kind;
+    route.name = std::string(rest.substr(0, at));
+    route.reference = std::string(reference);
+    return route;
+  }
+  // Uploads last: a repository may itself be named ".../blobs/uploads".
   constexpr std::string_view kUploads = "/blobs/uploads";
   if (size_t at = rest.find(kUploads); at != std::string_view::npos && at > 0) {
     std::string_view after = rest.substr(at + kUploads.size());
@@ -31,17 +44,6 @@ Route ParseRoute(std::string_view path) {
       route.name = std::string(rest.substr(0, at));
       return route;
     }
-  }
-  for (auto [marker, kind] : {std::pair{std::string_view("/manifests/"), RouteKind::kManifest},
-                              std::pair{std::string_view("/blobs/"), RouteKind::kBlob}}) {
-    size_t at = rest.rfind(marker);
-    if (at == std::string_view::npos || at == 0) continue;
-    std::string_view reference = rest.substr(at + marker.size());
-    if (reference.empty() || reference.find('/') != std::string_view::npos) continue;
-    route.kind = kind;
-    route.name = std::string(rest.substr(0, at));
-    route.reference = std::string(reference);
-    return route;
   }
   return route;
 }

@@ -8,8 +8,6 @@
 #include <cstring>
 #include <random>
 
-#include "common/log.h"
-
 namespace hubcache {
 namespace {
 
@@ -27,6 +25,16 @@ Status SyncDirectory(const std::filesystem::path& dir) {
 
 TempFile::~TempFile() {
   if (!committed_ && !path_.empty()) ::unlink(path_.c_str());
+}
+
+TempFile& TempFile::operator=(TempFile&& other) noexcept {
+  if (this != &other) {
+    if (!committed_ && !path_.empty()) ::unlink(path_.c_str());
+    fd_ = std::move(other.fd_);
+    path_ = std::move(other.path_);
+    committed_ = std::exchange(other.committed_, true);
+  }
+  return *this;
 }
 
 Status TempFile::Append(const char* data, size_t size) {
@@ -50,13 +58,6 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const std::filesystem::path& 
       return Fail(ErrorKind::kIo, "cannot create " + (root / sub).string() + ": " + ec.message());
     }
   }
-  // Leftovers of fills that a crash interrupted: never whole, never trusted.
-  size_t removed = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(root / "tmp", ec)) {
-    std::error_code rm_ec;
-    if (std::filesystem::remove(entry.path(), rm_ec)) ++removed;
-  }
-  if (removed > 0) Logger("store")->info("removed {} unfinished temp files", removed);
   return std::unique_ptr<BlobStore>(new BlobStore(root));
 }
 

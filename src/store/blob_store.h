@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -28,8 +29,11 @@ class TempFile {
  public:
   TempFile(UniqueFd fd, std::filesystem::path path) : fd_(std::move(fd)), path_(std::move(path)) {}
   ~TempFile();
-  TempFile(TempFile&&) = default;
-  TempFile& operator=(TempFile&&) = default;
+  TempFile(TempFile&& other) noexcept
+      : fd_(std::move(other.fd_)),
+        path_(std::move(other.path_)),
+        committed_(std::exchange(other.committed_, true)) {}
+  TempFile& operator=(TempFile&& other) noexcept;
 
   int fd() const { return fd_.get(); }
   const std::filesystem::path& path() const { return path_; }
@@ -45,7 +49,8 @@ class TempFile {
 
 class BlobStore {
  public:
-  // Creates the directory layout if needed and clears tmp/ of leftovers.
+  // Creates the directory layout if needed. Leftovers in tmp/ are for
+  // cache/reconcile.h to clear.
   [[nodiscard]] static Result<std::unique_ptr<BlobStore>> Open(const std::filesystem::path& root);
 
   const std::filesystem::path& root() const { return root_; }

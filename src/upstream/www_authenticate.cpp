@@ -100,8 +100,11 @@ std::vector<AuthChallenge> ParseWwwAuthenticate(std::string_view header) {
 }
 
 std::optional<AuthChallenge> PickChallenge(std::string_view header) {
-  for (auto& c : ParseWwwAuthenticate(header)) {
+  auto challenges = ParseWwwAuthenticate(header);
+  for (auto& c : challenges) {
     if (c.scheme == "bearer" && !c.Param("realm").empty()) return c;
+  }
+  for (auto& c : challenges) {
     if (c.scheme == "basic") return c;
   }
   return std::nullopt;

@@ -25,7 +25,8 @@ struct AuthChallenge {
 // All challenges in the header, in order. Malformed trailing parts are dropped.
 std::vector<AuthChallenge> ParseWwwAuthenticate(std::string_view header);
 
-// The first challenge with a usable scheme (bearer with a realm, or basic).
+// The challenge to answer: a bearer one with a realm if any (as Docker's client
+// prefers), else a basic one.
 std::optional<AuthChallenge> PickChallenge(std::string_view header);
 
 }  // namespace hubcache

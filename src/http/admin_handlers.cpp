@@ -1,0 +1,119 @@
+#include "http/admin_handlers.h"
+
+#include <openssl/crypto.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cache/image_listing.h"
+#include "cache/image_remover.h"
+#include "common/log.h"
+#include "http/responses.h"
+
+namespace hubcache {
+namespace {
+
+nlohmann::json ReportJson(const RemovalReport& report) {
+  return {{"manifests_removed", report.manifests},
+          {"blobs_removed", report.blobs},
+          {"bytes_freed", report.bytes}};
+}
+
+}  // namespace
+
+void AdminHandlers::Register(httplib::Server& server) {
+  auto guarded = [this](auto handler) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      if (Authorize(req, res)) handler(req, res);
+    };
+  };
+  server.Get("/admin/images",
+             guarded([this](const httplib::Request&, httplib::Response& res) { ListImages(res); }));
+  server.Delete("/admin/images/(.+)",
+                guarded([this](const httplib::Request& req, httplib::Response& res) {
+                  DeleteImage(req.matches[1], res);
+                }));
+  server.Delete("/admin/blobs/(.+)",
+                guarded([this](const httplib::Request& req, httplib::Response& res) {
+                  DeleteBlob(req.matches[1], res);
+                }));
+  // Pre-warm jobs warm through this server, reached where the request came in.
+  auto reply = [](httplib::Response& res, const ApiReply& r) {
+    res.status = r.status;
+    res.set_content(r.body, "application/json");
+  };
+  server.Post("/admin/prewarm",
+              guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
+                reply(res, prewarm_jobs_.HandlePost(
+                               req.body, SelfUrl(mirror_.config().http_addr, req.local_port)));
+              }));
+  server.Get("/admin/prewarm/([0-9a-f]+)",
+             guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
+               reply(res, prewarm_jobs_.HandleGet(req.matches[1]));
+             }));
+  // Anything else under /admin/: still no hint to the unauthorized.
+  auto unknown = guarded([](const httplib::Request& req, httplib::Response& res) {
+    WriteError(res,
+               Error{ErrorKind::kNameUnknown, "no admin endpoint " + req.method + " " + req.path});
+  });
+  server.Get("/admin/.*", unknown);
+  server.Post("/admin/.*", unknown);
+  server.Put("/admin/.*", unknown);
+  server.Delete("/admin/.*", unknown);
+}
+
+bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& res) {
+  const std::string& token = mirror_.config().admin_token;
+  if (token.empty()) {
+    WriteError(res, Error{ErrorKind::kNameUnknown,
+                          "the admin API is off (set HUBCACHE_ADMIN_TOKEN to enable it)"});
+    return false;
+  }
+  const std::string header = req.get_header_value("Authorization");
+  const std::string expected = "Bearer " + token;
+  // Constant time, so the token cannot be guessed byte by byte.
+  bool ok = header.size() == expected.size() &&
+            CRYPTO_memcmp(header.data(), expected.data(), expected.size()) == 0;
+  if (!ok) {
+    ++mirror_.stats().admin_auth_failures;
+    Logger("http")->warn("admin request refused client={} path={}", req.remote_addr, req.path);
+    res.set_header("WWW-Authenticate", "Bearer realm=\"hubcache-admin\"");
+    WriteError(res, Error{ErrorKind::kUnauthorized, "admin token required"});
+    return false;
+  }
+  return true;
+}
+
+void AdminHandlers::ListImages(httplib::Response& res) {
+  auto images = hubcache::ListImages(mirror_.index());
+  if (!images) return WriteError(res, images.error());
+  nlohmann::json doc = {{"images", ToJson(*images)},
+                        {"cache_bytes", mirror_.usage().bytes()},
+                        {"cache_max_bytes", mirror_.config().cache_max_size_bytes}};
+  res.status = 200;
+  res.set_content(doc.dump(), "application/json");
+}
+
+void AdminHandlers::DeleteImage(const std::string& image, httplib::Response& res) {
+  auto parsed = ParseImageArgument(image);
+  if (!parsed) return WriteError(res, parsed.error());
+  ImageRemover remover(mirror_.index(), mirror_.store(), &mirror_.manifests(), &mirror_.usage());
+  auto report = remover.RemoveImage(parsed->first, parsed->second);
+  if (!report) return WriteError(res, report.error());
+  Logger("http")->info("admin removed image={} manifests={} blobs={} bytes={}", image,
+                       report->manifests, report->blobs, report->bytes);
+  res.status = 200;
+  res.set_content(ReportJson(*report).dump(), "application/json");
+}
+
+void AdminHandlers::DeleteBlob(const std::string& digest_text, httplib::Response& res) {
+  auto digest = Digest::Parse(digest_text);
+  if (!digest) return WriteError(res, digest.error());
+  ImageRemover remover(mirror_.index(), mirror_.store(), &mirror_.manifests(), &mirror_.usage());
+  auto report = remover.RemoveBlob(*digest);
+  if (!report) return WriteError(res, report.error());
+  Logger("http")->info("admin removed blob={} bytes={}", digest->str(), report->bytes);
+  res.status = 200;
+  res.set_content(ReportJson(*report).dump(), "application/json");
+}
+
+}  // namespace hubcache
