@@ -25,5 +25,6 @@ void PrintSettingsHelp();
 
 int RunServe(const std::vector<std::string>& args);
 int RunPrewarm(const std::vector<std::string>& args);
+int RunStats(const std::vector<std::string>& args);
 
 }  // namespace hubcache

@@ -9,6 +9,7 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"serve", "run the mirror", &RunServe},
       {"prewarm", "fetch a list of images into a running mirror", &RunPrewarm},
+      {"stats", "what a running mirror reports: [--url URL] [--json]", &RunStats},
   };
   return commands;
 }
