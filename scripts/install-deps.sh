@@ -8,7 +8,11 @@ set -eu
 BUILD_PKGS="build-essential pkg-config meson ninja-build libcurl4-openssl-dev libcpp-httplib-dev
 libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev"
 TEST_PKGS="doctest-dev docker-registry skopeo python3 python3-jwt python3-cryptography curl jq
-openssl clang-format"
+openssl clang-format prometheus chromium nodejs"
+# The browser test's npm: Debian's, unless a Node.js that bundles its own is installed.
+command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
+# The deploy test: a real containerd as the client, and the compose file parsed as YAML.
+TEST_PKGS="$TEST_PKGS containerd python3-yaml"
 
 case "${1:-all}" in
   build) PKGS="$BUILD_PKGS" ;;

@@ -6,6 +6,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh all
+# The browser test's playwright-core, from npm (it drives Debian's chromium; no browser download).
+[ -d tests/browser/node_modules/playwright-core ] ||
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 [ -f build/build.ninja ] || meson setup build -Dwerror=true
 meson configure build -Dwerror=true
 meson compile -C build

@@ -5,6 +5,9 @@
 #include <httplib.h>
 
 #include "common/log.h"
+#include "http/access_log.h"
+#include "http/admin_handlers.h"
+#include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
 
 namespace hubcache {
@@ -14,17 +17,27 @@ namespace hubcache {
 class HttpServer::Server : public httplib::Server {
  public:
   void RaiseBacklog() { ::listen(svr_sock_, SOMAXCONN); }
+  // Makes accept() fail, so the listen loop ends and the worker pool drains
+  // the connections it has; unlike stop(), transfers in flight go on.
+  void StopAccepting() { ::shutdown(svr_sock_, SHUT_RDWR); }
 };
 
 HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
     : mirror_(mirror), options_(std::move(options)), server_(std::make_unique<Server>()) {
   auto handlers = std::make_shared<RegistryHandlers>(mirror_);
+  observability_ = std::make_shared<ObservabilityHandlers>(mirror_);
   // Everything is answered before httplib's own routing, which would first read
   // (and for a bodyless POST, reject) request bodies the mirror never wants.
-  server_->set_pre_routing_handler([handlers](const httplib::Request& req, httplib::Response& res) {
-    handlers->Handle(req, res);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  admin_ = std::make_shared<AdminHandlers>(mirror_);
+  admin_->Register(*server_);
+  server_->set_pre_routing_handler(
+      [handlers, obs = observability_](const httplib::Request& req, httplib::Response& res) {
+        BeginRequest();
+        // The admin API takes request bodies: it goes through httplib's routing.
+        if (req.path.rfind("/admin/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
+        if (!obs->Handle(req, res)) handlers->Handle(req, res);
+        return httplib::Server::HandlerResponse::Handled;
+      });
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
   int workers = options_.workers;
   server_->new_task_queue = [workers] {
@@ -51,14 +64,18 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
         res.set_content(R"({"errors":[{"code":"UNKNOWN","message":"internal error"}]})",
                         "application/json");
       });
-  server_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
-  });
+  // Called once the response is written: counts and access-logs the request.
+  server_->set_logger(
+      [obs = observability_](const httplib::Request& req, const httplib::Response& res) {
+        Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+        obs->OnResponse(req, res);
+      });
 }
 
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Bind() {
+  if (auto s = observability_->Start(); !s) return s;
   size_t colon = options_.addr.rfind(':');
   std::string host = options_.addr.substr(0, colon);
   int port = std::stoi(options_.addr.substr(colon + 1));
@@ -80,6 +97,15 @@ Status HttpServer::Bind() {
 }
 
 void HttpServer::Run() { server_->listen_after_bind(); }
+
+void HttpServer::AddStatsSection(std::string key, std::function<nlohmann::json()> provider) {
+  observability_->AddStatsSection(std::move(key), std::move(provider));
+}
+
+void HttpServer::StopAccepting() {
+  admin_->CancelPrewarmJobs();
+  server_->StopAccepting();
+}
 
 void HttpServer::Stop() {
   if (server_) server_->stop();

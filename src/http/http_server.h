@@ -5,13 +5,19 @@
 // handlers) that includes httplib.h.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "cache/mirror.h"
 #include "common/result.h"
 
 namespace hubcache {
+
+class AdminHandlers;
+class ObservabilityHandlers;
 
 struct HttpOptions {
   std::string addr = ":5000";  // host:port; empty host = all interfaces
@@ -26,16 +32,25 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds the listening socket; fails when the address is taken or invalid.
+  // Opens the access log and binds the listening socket; fails when the log
+  // cannot be opened or the address is taken or invalid.
   [[nodiscard]] Status Bind();
   int port() const { return port_; }
-  // Serves until Stop() is called (from any thread, e.g. a signal watcher).
+  // Serves until Stop() or StopAccepting() is called (from any thread).
   void Run();
+  // Graceful: no new connections; Run() returns once open ones are done.
+  void StopAccepting();
+  // Immediate: also cuts transfers in flight.
   void Stop();
+  // A top-level section of /stats from outside the HTTP layer (e.g.
+  // "prewarm"), filled by `provider` on each request. Call before Run().
+  void AddStatsSection(std::string key, std::function<nlohmann::json()> provider);
 
  private:
   class Server;
   Mirror& mirror_;
+  std::shared_ptr<ObservabilityHandlers> observability_;
+  std::shared_ptr<AdminHandlers> admin_;
   HttpOptions options_;
   std::unique_ptr<Server> server_;
   int port_ = 0;

@@ -1,0 +1,469 @@
+#include "http/observability_handlers.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "http/dashboard_page.h"
+#include "registry/reference.h"
+#include "registry/routes.h"
+#include "stats/prometheus.h"
+#include "stats/stats_json.h"
+
+namespace hubcache {
+namespace {
+
+// What the index can tell of the cache is re-read when the cache's size moved
+// (at most every kInventoryMinAge), and at least every kInventoryTtl (last-use
+// times move without the size).
+constexpr auto kInventoryTtl = std::chrono::seconds(5);
+constexpr auto kInventoryMinAge = std::chrono::milliseconds(200);
+// An upstream check older than this is repeated when /readyz is asked.
+constexpr auto kUpstreamCheckTtl = std::chrono::seconds(30);
+// How long /readyz waits for a fresh upstream check before reporting the last.
+constexpr auto kReadyzProbeWait = std::chrono::milliseconds(1'000);
+// Bound on one upstream check (connect + answer).
+constexpr long kProbeTimeoutMs = 3'000;
+
+constexpr const char* kJson = "application/json";
+
+bool IsOwnPath(const std::string& path) {
+  return path == "/" || path == "/ui" || path == "/stats" || path == "/stats/history" ||
+         path == "/metrics" || path == "/healthz" || path == "/readyz";
+}
+
+RouteClass ClassifyPath(const std::string& path, Route* route) {
+  if (StartsWith(path, "/v2")) {
+    *route = ParseRoute(path);
+    switch (route->kind) {
+      case RouteKind::kManifest:
+        return RouteClass::kManifest;
+      case RouteKind::kBlob:
+        return RouteClass::kBlob;
+      case RouteKind::kTagsList:
+        return RouteClass::kTagsList;
+      case RouteKind::kCatalog:
+        return RouteClass::kCatalog;
+      case RouteKind::kPing:
+        return RouteClass::kPing;
+      default:
+        return RouteClass::kOther;
+    }
+  }
+  if (path == "/admin" || StartsWith(path, "/admin/")) return RouteClass::kAdmin;
+  if (IsOwnPath(path)) return RouteClass::kObservability;
+  return RouteClass::kOther;
+}
+
+// Whether reading the stats needs credentials. There is no client auth yet, so
+// there are none to ask for: the configuration refuses stats_access=auth, and
+// the default follows client auth, which is off. Client auth checks go here.
+bool StatsNeedCredentials(const Config& config) { return config.stats_access == "auth"; }
+
+size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
+
+}  // namespace
+
+ObservabilityHandlers::ObservabilityHandlers(Mirror& mirror)
+    : mirror_(mirror), started_ms_(UnixNowMs()), started_(std::chrono::steady_clock::now()) {
+  prober_ = std::thread(&ObservabilityHandlers::ProbeLoop, this);
+  sampler_ = std::make_unique<StatsSampler>([this] { return TakeSample(); }, SamplerOptions{});
+}
+
+ObservabilityHandlers::~ObservabilityHandlers() {
+  sampler_.reset();
+  {
+    std::lock_guard lock(probe_mutex_);
+    probe_stopping_ = true;
+  }
+  probe_changed_.notify_all();
+  prober_.join();
+}
+
+Status ObservabilityHandlers::Start() {
+  const Config& config = mirror_.config();
+  if (config.access_log == "off") return {};
+  auto log = AccessLog::Open(config.access_log, config.access_log_format == "json"
+                                                    ? AccessLogFormat::kJson
+                                                    : AccessLogFormat::kText);
+  if (!log) return tl::unexpected(log.error());
+  access_log_ = std::move(*log);
+  return {};
+}
+
+bool ObservabilityHandlers::Handle(const httplib::Request& req, httplib::Response& res) {
+  const std::string& path = req.path;
+  if (!IsOwnPath(path)) return false;
+  if (req.method != "GET" && req.method != "HEAD") {
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_header("Connection", "close");  // any body stays unread
+    res.set_content("method not allowed\n", "text/plain; charset=utf-8");
+    return true;
+  }
+  res.set_header("Cache-Control", "no-store");
+  if (path == "/healthz") {
+    res.status = 200;
+    res.set_content("ok\n", "text/plain; charset=utf-8");
+    return true;
+  }
+  if (path == "/readyz") {
+    ServeReady(res);
+    return true;
+  }
+  if (StatsNeedCredentials(mirror_.config())) {
+    res.status = 401;
+    res.set_content("credentials required\n", "text/plain; charset=utf-8");
+    return true;
+  }
+  res.status = 200;
+  if (path == "/" || path == "/ui") {
+    // Everything the page needs is inline; it may only talk back to us.
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                   "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                   "frame-ancestors 'none'");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_content(std::string(kDashboardHtml), "text/html; charset=utf-8");
+  } else if (path == "/stats") {
+    ServeStats(req, res);
+  } else if (path == "/stats/history") {
+    auto samples = sampler_->Samples();
+    samples.push_back(TakeSample());  // the chart always reaches "now"
+    res.set_content(HistoryJson(samples, sampler_->interval().count()).dump(), kJson);
+  } else if (path == "/metrics") {
+    res.set_content(PrometheusText(Snapshot(false)), kPrometheusContentType);
+  }
+  return true;
+}
+
+void ObservabilityHandlers::ServeStats(const httplib::Request& req, httplib::Response& res) {
+  const bool with_repositories = req.get_param_value("repositories") != "0";
+  nlohmann::ordered_json doc = StatsJson(Snapshot(with_repositories));
+  for (const auto& [key, provider] : sections_) doc[key] = provider();
+  res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", kJson);
+}
+
+void ObservabilityHandlers::ServeReady(httplib::Response& res) {
+  bool writable = false;
+  std::string writable_detail;
+  if (auto temp = mirror_.store().CreateTemp(); !temp) {
+    writable_detail = temp.error().message;
+  } else if (auto s = temp->Append("r", 1); !s) {
+    writable_detail = s.error().message;
+  } else {
+    writable = true;  // the temp file is removed as it goes out of scope
+  }
+  bool index_ok = false;
+  std::string index_detail;
+  if (auto probe = mirror_.index().ManifestMediaType("sha256:" + std::string(64, '0')); !probe) {
+    index_detail = probe.error().message;
+  } else {
+    index_ok = true;
+  }
+  UpstreamCheck up = CheckUpstream(kReadyzProbeWait);
+  const bool ready = writable && index_ok;
+  nlohmann::ordered_json doc = {
+      {"ready", ready},
+      {"cache_writable", {{"ok", writable}, {"detail", writable_detail}}},
+      {"index", {{"ok", index_ok}, {"detail", index_detail}}},
+      {"upstream",
+       {{"reachable",
+         up.reachable ? nlohmann::ordered_json(*up.reachable) : nlohmann::ordered_json(nullptr)},
+        {"required", false},
+        {"status", up.status},
+        {"detail", up.detail},
+        {"checked_at_ms", up.checked_ms}}},
+  };
+  res.status = ready ? 200 : 503;
+  res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", kJson);
+}
+
+void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httplib::Response& res) {
+  RequestTrace& trace = CurrentRequestTrace();
+  RequestRecord record;
+  if (trace.active) record.duration = std::chrono::steady_clock::now() - trace.start;
+  record.status = res.status;
+  record.cache = ParseCacheResult(res.get_header_value("X-Hubcache-Cache"));
+  // Streamed bodies were counted as they went; a plain body is written whole
+  // (httplib writes none for HEAD).
+  record.body_bytes = trace.body_bytes + (req.method == "HEAD" ? 0 : res.body.size());
+  trace = RequestTrace{};
+
+  Route route;
+  record.route = ClassifyPath(req.path, &route);
+  if ((record.route == RouteClass::kManifest || record.route == RouteClass::kBlob) &&
+      record.status >= 200 && record.status < 400) {
+    if (auto repo = RepoName::Parse(route.name)) repos_.Add(repo->str(), record.body_bytes);
+  }
+  http_.Record(record);  // last: once /stats counts the request, all of it is in
+  if (access_log_) {
+    AccessRecord line;
+    line.time_ms = UnixNowMs();
+    line.client = req.remote_addr;
+    line.method = req.method;
+    line.target = req.target.empty() ? req.path : req.target;
+    line.status = record.status;
+    line.bytes = record.body_bytes;
+    line.duration_ms = std::chrono::duration<double, std::milli>(record.duration).count();
+    if (record.cache != CacheResult::kNone) line.cache = CacheResultName(record.cache);
+    access_log_->Submit(std::move(line));
+  }
+}
+
+StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
+  const Config& config = mirror_.config();
+  CacheStats& cs = mirror_.stats();
+  const UpstreamCounters& up = mirror_.upstream().counters();
+  StatsSnapshot s;
+  s.version = HUBCACHE_VERSION;
+  s.now_ms = UnixNowMs();
+  s.started_ms = started_ms_;
+  s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+
+  for (size_t r = 0; r < kRouteClasses; ++r) s.routes.push_back(http_.Snapshot(RouteClass(r)));
+  auto kind = [&](RouteClass r) {
+    const RouteSnapshot& route = s.routes[static_cast<size_t>(r)];
+    return KindCounts{
+        route.Requests(CacheResult::kHit),
+        route.Requests(CacheResult::kMiss) + route.Requests(CacheResult::kPassThrough),
+        route.Requests(CacheResult::kStale), route.Requests(CacheResult::kNone)};
+  };
+  s.manifest = kind(RouteClass::kManifest);
+  s.blob = kind(RouteClass::kBlob);
+  s.tag_revalidation = KindCounts{cs.tag_revalidations_unchanged, cs.tag_revalidations_changed,
+                                  cs.tag_revalidations_stale, cs.tag_revalidations_failed};
+  for (RouteClass r : {RouteClass::kManifest, RouteClass::kBlob}) {
+    const RouteSnapshot& route = s.routes[static_cast<size_t>(r)];
+    s.served_from_cache_bytes += route.body_bytes[static_cast<size_t>(CacheResult::kHit)] +
+                                 route.body_bytes[static_cast<size_t>(CacheResult::kStale)];
+    s.served_from_upstream_bytes +=
+        route.body_bytes[static_cast<size_t>(CacheResult::kMiss)] +
+        route.body_bytes[static_cast<size_t>(CacheResult::kPassThrough)];
+  }
+  s.fetched_blob_bytes = cs.bytes_from_upstream;
+  s.fetched_manifest_bytes = cs.manifest_bytes_from_upstream;
+
+  s.fills_in_flight = mirror_.fills().active();
+  s.fills_started = cs.fills_started;
+  s.fills_coalesced = cs.fills_joined;
+  s.fills_failed = cs.fills_failed;
+
+  s.cache_size_bytes = mirror_.usage().bytes();
+  s.cache_max_size_bytes = config.cache_max_size_bytes;
+  s.evictions = cs.evictions;
+  s.evicted_bytes = cs.evicted_bytes;
+  s.cache_write_errors = cs.cache_write_errors;
+
+  const char* methods[] = {"GET", "HEAD"};
+  for (size_t m = 0; m < up.by_method_status.size(); ++m) {
+    for (size_t code = 0; code < up.by_method_status[m].size(); ++code) {
+      if (uint64_t n = up.by_method_status[m][code]; n > 0)
+        s.upstream_requests.push_back(UpstreamStatusCount{methods[m], static_cast<int>(code), n});
+    }
+  }
+  s.upstream_token_fetches = up.token_fetches;
+  s.upstream_transport_errors = up.transport_errors;
+  s.upstream_errors = cs.upstream_errors;
+  s.upstream_bytes_received = up.bytes_received;
+  if (int64_t v = up.ratelimit_limit; v >= 0) s.ratelimit_limit = v;
+  if (int64_t v = up.ratelimit_remaining; v >= 0) s.ratelimit_remaining = v;
+  s.ratelimit_seen_ms = up.ratelimit_seen_ms;
+
+  s.repositories_served = repos_.All();
+  if (auto inventory = CurrentInventory()) {
+    s.cache_blobs = inventory->blobs;
+    s.cache_manifests = inventory->manifests;
+    if (with_repositories) {
+      s.cached = std::move(inventory->repositories);
+      s.cached_known = true;
+    }
+  }
+
+  s.access_log_enabled = access_log_ != nullptr;
+  s.access_log_format = config.access_log_format;
+  if (access_log_) {
+    s.access_log_written = access_log_->written();
+    s.access_log_dropped = access_log_->dropped();
+  }
+  s.admin_enabled = !config.admin_token.empty();
+  return s;
+}
+
+HistorySample ObservabilityHandlers::TakeSample() {
+  HistorySample h;
+  h.t_ms = UnixNowMs();
+  for (RouteClass r : {RouteClass::kManifest, RouteClass::kBlob}) {
+    RouteSnapshot route = http_.Snapshot(r);
+    h.hits += route.Requests(CacheResult::kHit) + route.Requests(CacheResult::kStale);
+    h.misses += route.Requests(CacheResult::kMiss) + route.Requests(CacheResult::kPassThrough);
+    const auto& bytes = route.body_bytes;
+    const uint64_t from_cache = bytes[static_cast<size_t>(CacheResult::kHit)] +
+                                bytes[static_cast<size_t>(CacheResult::kStale)];
+    h.served_from_cache_bytes += from_cache;
+    // As in the snapshot: error bodies are not "served".
+    h.served_bytes += from_cache + bytes[static_cast<size_t>(CacheResult::kMiss)] +
+                      bytes[static_cast<size_t>(CacheResult::kPassThrough)];
+  }
+  h.fetched_bytes =
+      mirror_.stats().bytes_from_upstream + mirror_.stats().manifest_bytes_from_upstream;
+  return h;
+}
+
+std::optional<ObservabilityHandlers::Inventory> ObservabilityHandlers::CurrentInventory() {
+  std::lock_guard lock(inventory_mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  // Read before the walk: a change during it makes the next call walk again.
+  const uint64_t usage = mirror_.usage().bytes();
+  const auto age = now - inventory_at_;
+  if (!inventory_ || age >= kInventoryTtl ||
+      (usage != inventory_usage_ && age >= kInventoryMinAge)) {
+    auto fresh = BuildInventory();
+    if (!fresh) {
+      Logger("http")->warn("cannot list the cache for stats error=\"{}\"", fresh.error().message);
+      return std::nullopt;
+    }
+    inventory_ = std::move(*fresh);
+    inventory_at_ = now;
+    inventory_usage_ = usage;
+  }
+  return inventory_;
+}
+
+Result<ObservabilityHandlers::Inventory> ObservabilityHandlers::BuildInventory() {
+  IndexDb& index = mirror_.index();
+  auto entries = index.AllEntries();
+  if (!entries) return tl::unexpected(entries.error());
+  auto images = index.Images();
+  if (!images) return tl::unexpected(images.error());
+
+  Inventory inv;
+  std::map<std::string, uint64_t> sizes;
+  std::map<std::string, int64_t> used;
+  std::set<std::string> manifests;
+  for (const auto& e : *entries) {
+    sizes[e.digest] = e.size;
+    used[e.digest] = e.last_access_ms;
+    if (e.kind == EntryKind::kManifest) {
+      ++inv.manifests;
+      manifests.insert(e.digest);
+    } else {
+      ++inv.blobs;
+    }
+  }
+  // Everything a manifest reaches (itself, its config and layers, an index's
+  // children and theirs) that the cache holds.
+  std::map<std::string, std::vector<std::string>> children;
+  auto reach = [&](const std::string& root, std::set<std::string>& out) {
+    std::vector<std::string> todo = {root};
+    while (!todo.empty()) {
+      std::string digest = std::move(todo.back());
+      todo.pop_back();
+      if (!sizes.count(digest) || !out.insert(digest).second) continue;
+      if (!manifests.count(digest)) continue;
+      auto it = children.find(digest);
+      if (it == children.end()) {
+        auto refs = index.ManifestChildren(digest);
+        it = children.emplace(digest, refs ? std::move(*refs) : std::vector<std::string>{}).first;
+      }
+      todo.insert(todo.end(), it->second.begin(), it->second.end());
+    }
+  };
+  auto sum = [&](const std::set<std::string>& digests) {
+    uint64_t total = 0;
+    for (const auto& d : digests) total += sizes[d];
+    return total;
+  };
+  auto last_used = [&](const std::set<std::string>& digests) {
+    int64_t last = 0;
+    for (const auto& d : digests) last = std::max(last, used[d]);
+    return last;
+  };
+
+  std::set<std::string> repo_objects;
+  for (const auto& row : *images) {
+    if (inv.repositories.empty() || inv.repositories.back().name != row.repo) {
+      if (!inv.repositories.empty()) inv.repositories.back().size_bytes = sum(repo_objects);
+      repo_objects.clear();
+      inv.repositories.push_back(CachedRepository{row.repo, 0, 0, {}});
+    }
+    std::set<std::string> objects;
+    reach(row.digest, objects);
+    CachedRepository& repo = inv.repositories.back();
+    // Last used: the latest use of the manifest or anything it references.
+    const int64_t tag_used = std::max(row.last_access_ms, last_used(objects));
+    repo.tags.push_back(CachedTag{row.tag, row.digest, sum(objects), tag_used});
+    repo.last_used_ms = std::max(repo.last_used_ms, tag_used);
+    repo_objects.insert(objects.begin(), objects.end());
+  }
+  if (!inv.repositories.empty()) inv.repositories.back().size_bytes = sum(repo_objects);
+  return inv;
+}
+
+ObservabilityHandlers::UpstreamCheck ObservabilityHandlers::CheckUpstream(
+    std::chrono::milliseconds wait) {
+  std::unique_lock lock(probe_mutex_);
+  const int64_t age_ms = UnixNowMs() - upstream_.checked_ms;
+  if (upstream_.checked_ms == 0 ||
+      age_ms >= std::chrono::duration_cast<std::chrono::milliseconds>(kUpstreamCheckTtl).count()) {
+    const int64_t before = upstream_.checked_ms;
+    probe_wanted_ = true;
+    probe_changed_.notify_all();
+    probe_changed_.wait_for(lock, wait, [&] { return upstream_.checked_ms != before; });
+  }
+  return upstream_;
+}
+
+// Whether the upstream answers HTTP at all (any status below 500 counts: its
+// /v2/ answers 401 to the anonymous): a bounded GET of /v2/ without
+// credentials, outside the upstream client so that it neither counts as
+// registry traffic nor waits for the client's long timeouts.
+void ObservabilityHandlers::ProbeLoop() {
+  std::unique_lock lock(probe_mutex_);
+  while (true) {
+    probe_changed_.wait(lock, [this] { return probe_stopping_ || probe_wanted_; });
+    if (probe_stopping_) return;
+    probe_wanted_ = false;
+    lock.unlock();
+
+    UpstreamCheck check;
+    const std::string url = mirror_.config().upstream_url + "/v2/";
+    CURL* h = curl_easy_init();
+    char error[CURL_ERROR_SIZE] = {0};
+    long status = 0;
+    CURLcode rc = CURLE_FAILED_INIT;
+    if (h != nullptr) {
+      curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+      curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, kProbeTimeoutMs);
+      curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+      curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION " readyz");
+      curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+      curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &DiscardBody);
+      rc = curl_easy_perform(h);
+      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+      curl_easy_cleanup(h);
+    }
+    check.status = static_cast<int>(status);
+    check.reachable = rc == CURLE_OK && status > 0 && status < 500;
+    if (rc != CURLE_OK) {
+      check.detail = error[0] ? error : curl_easy_strerror(rc);
+    } else if (!*check.reachable) {
+      check.detail = "upstream answered HTTP " + std::to_string(status);
+    }
+    check.checked_ms = UnixNowMs();
+
+    lock.lock();
+    upstream_ = check;
+    probe_changed_.notify_all();
+  }
+}
+
+}  // namespace hubcache
