@@ -329,7 +329,10 @@ Result<double> ParseFraction(const std::string& text) {
   std::string number = text;
   bool percent = !number.empty() && number.back() == '%';
   if (percent) number.pop_back();
-  if (number.empty() || number.find_first_not_of("0123456789.") != std::string::npos ||
+  // The length bound keeps std::stod from throwing out_of_range on a value too
+  // large or too small for a double (hundreds of digits).
+  if (number.empty() || number.size() > 20 ||
+      number.find_first_not_of("0123456789.") != std::string::npos ||
       std::count(number.begin(), number.end(), '.') > 1 || number.front() == '.') {
     return Fail(ErrorKind::kConfigInvalid, "expected a share like 90% or 0.9, got '" + text + "'");
   }
