@@ -65,6 +65,7 @@ Status ImageRemover::DeleteBlob(const std::string& digest, uint64_t size, Remova
 Result<RemovalReport> ImageRemover::RemoveImage(const RepoName& repo, const Reference& reference) {
   RemovalReport report;
   std::vector<std::string> roots;
+  const bool by_digest = std::holds_alternative<Digest>(reference);
   if (const auto* tag = std::get_if<Tag>(&reference)) {
     auto digests = index_.TagDigests(repo.str(), tag->str());
     if (!digests) return tl::unexpected(digests.error());
@@ -98,9 +99,12 @@ Result<RemovalReport> ImageRemover::RemoveImage(const RepoName& repo, const Refe
       blobs.insert(digest);  // not a manifest: a blob child
       continue;
     }
+    // A manifest named by digest goes with its tags; any other one stays
+    // while a tag still points at it.
+    bool named = by_digest && std::find(roots.begin(), roots.end(), digest) != roots.end();
     auto still_tagged = index_.CountTagsPointingAt(digest);
     if (!still_tagged) return tl::unexpected(still_tagged.error());
-    if (*still_tagged > 0) continue;
+    if (*still_tagged > 0 && !named) continue;
     auto children = index_.ManifestChildren(digest);
     if (!children) return tl::unexpected(children.error());
     removed.push_back(digest);

@@ -3,6 +3,10 @@
   library/multi:1    OCI image index: linux/amd64 (layers 1 MiB + 2 MiB), linux/arm64/v8 (3 MiB)
   library/docker2:1  one image pushed with `--format v2s2` (Docker schema2 media types), 2+1 MiB
   library/big100:1   one image with a single 100 MiB incompressible layer
+  library/lru1..8:1  eight images of two distinct layers each (7 MiB + 3 MiB), for eviction
+  library/sharea:1, library/shareb:1
+                     two images whose first layer (2 MiB) is the same blob; the second
+                     layers (1 MiB, 512 KiB) are their own
 
 Layers are real tar+gzip archives holding one file. The file's bytes come from SHAKE-256
 of a fixed seed (so every run and machine builds the same digests), and gzip runs at level 0
@@ -36,12 +40,17 @@ LAYOUT_TAG = "1"
 MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
-# name -> (platforms as (arch, variant, layer sizes), top level is an index, skopeo --format)
+# name -> (platforms as (arch, variant, layers), top level is an index, skopeo --format).
+# A layer is its size, or (shared name, size) for a layer that every image naming the same
+# shared name holds byte for byte (same digest).
 SPECS = {
     "multi": ([("amd64", None, [1 * MiB, 2 * MiB]), ("arm64", "v8", [3 * MiB])], True, None),
     "docker2": ([("amd64", None, [2 * MiB, 1 * MiB])], False, "v2s2"),
     "big100": ([("amd64", None, [100 * MiB])], False, None),
+    "sharea": ([("amd64", None, [("base", 2 * MiB), 1 * MiB])], False, None),
+    "shareb": ([("amd64", None, [("base", 2 * MiB), 512 * 1024])], False, None),
 }
+SPECS.update({f"lru{i}": ([("amd64", None, [7 * MiB, 3 * MiB])], False, None) for i in range(1, 9)})
 
 
 def cache_root():
@@ -147,9 +156,16 @@ def _build(name, root):
     for arch, variant, sizes in platforms:
         plat = f"{arch}{variant or ''}"
         layers, diff_ids = [], []
-        for i, size in enumerate(sizes):
-            desc, diff_id = layout.add_layer(f"hubcache-fixture/{name}/{plat}/{i}",
-                                             f"hubcache/{name}-{plat}-{i}.bin", size)
+        for i, layer in enumerate(sizes):
+            if isinstance(layer, tuple):
+                shared, size = layer
+                seed = f"hubcache-fixture/shared/{shared}"
+                file_name = f"hubcache/shared-{shared}.bin"
+            else:
+                size = layer
+                seed = f"hubcache-fixture/{name}/{plat}/{i}"
+                file_name = f"hubcache/{name}-{plat}-{i}.bin"
+            desc, diff_id = layout.add_layer(seed, file_name, size)
             layers.append(desc)
             diff_ids.append(diff_id)
         platform = {"architecture": arch, "os": "linux"}

@@ -3,9 +3,13 @@
   Response / request()  one HTTP exchange on its own connection, exact headers, no redirects
   bearer_challenge()    parses a `WWW-Authenticate: Bearer ...` header
   skopeo()              runs skopeo hermetically (own policy, empty auth file, no registries.conf)
+  skopeo_copy()         `skopeo copy [--all] docker://HOST/IMAGE dir:DEST` over plain HTTP
   compare_dirs()        file-by-file byte comparison of two directories
+  stream_get()          one GET on its own connection, the body hashed as it streams in
+  cache_objects()       the objects in a hubcache root (blobs/ and manifests/), by digest
   module_workdir()      a fresh temp dir for one test module, removed at the end
   require_tools()       exit 77 when a tool the tests need is not installed
+  run_module()          unittest.main for a module, with cleanups even on SIGTERM/^C
 Every call has a timeout; nothing here leaves a process or thread behind.
 """
 import hashlib
@@ -14,9 +18,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 
 TEST_UA = "hubcache-tests/1"  # requests made by the tests themselves carry this User-Agent
@@ -129,6 +135,15 @@ def skopeo(workdir, global_args, cmd_args, timeout=240):
     return p
 
 
+def skopeo_copy(workdir, host, image, dest, all_platforms=True, timeout=240):
+    """Copies docker://HOST/IMAGE (e.g. library/multi:1) into dir:DEST, anonymously over HTTP."""
+    args = ["copy", "--src-tls-verify=false", "--src-no-creds"]
+    if all_platforms:
+        args.append("--all")
+    args += [f"docker://{host}/{image}", f"dir:{dest}"]
+    return skopeo(workdir, [], args, timeout=timeout)
+
+
 def compare_dirs(a, b):
     """Lists the differences between two directory trees ([] when byte-identical)."""
     def listing(root):
@@ -166,3 +181,122 @@ def require_tools(*tools):
     if missing:
         print(f"SKIP: missing tools: {', '.join(missing)}", file=sys.stderr)
         sys.exit(77)
+
+
+class StreamResult:
+    """What stream_get() received. `complete`: the body ended cleanly at its Content-Length."""
+
+    def __init__(self, status, headers, size, digest, error):
+        self.status = status
+        self.headers = headers  # lower-case keys
+        self.size = size
+        self.digest = digest
+        self.error = error  # the exception that ended the body early, or None
+        cl = headers.get("content-length")
+        self.content_length = int(cl) if cl is not None else None
+
+    @property
+    def complete(self):
+        return self.error is None and (self.content_length is None
+                                       or self.size == self.content_length)
+
+    def __repr__(self):
+        return (f"<StreamResult {self.status} size={self.size} content-length="
+                f"{self.content_length} digest={self.digest} error={self.error!r} "
+                f"headers={self.headers}>")
+
+
+def stream_get(base_url, path, headers=None, timeout=30, deadline_s=120, on_chunk=None):
+    """GETs `path` on a fresh connection and hashes the body in 1 MiB reads.
+
+    timeout bounds one socket operation, deadline_s the whole body; on_chunk(received) is
+    called after every read. A connection that fails before the status line raises."""
+    u = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    t0 = time.monotonic()
+    try:
+        h = {"User-Agent": TEST_UA}
+        h.update(headers or {})
+        conn.request("GET", path, headers=h)
+        r = conn.getresponse()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        sha, n, error = hashlib.sha256(), 0, None
+        try:
+            while True:
+                if time.monotonic() - t0 > deadline_s:
+                    raise TimeoutError(f"body not finished after {deadline_s}s ({n} bytes)")
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                sha.update(chunk)
+                n += len(chunk)
+                if on_chunk:
+                    on_chunk(n)
+        except http.client.IncompleteRead as e:
+            sha.update(e.partial)
+            n += len(e.partial)
+            error = e
+        except (OSError, http.client.HTTPException) as e:
+            error = e
+        return StreamResult(r.status, hdrs, n, "sha256:" + sha.hexdigest(), error)
+    finally:
+        conn.close()
+
+
+def cache_object_path(root, kind, digest):
+    """ROOT/blobs/sha256/<2>/<64 hex> (kind "blob") or ROOT/manifests/... (kind "manifest")."""
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(root, "blobs" if kind == "blob" else "manifests", "sha256", hexd[:2], hexd)
+
+
+def cache_objects(root):
+    """{(kind, "sha256:<hex>"): size} for every file under ROOT/blobs and ROOT/manifests
+    (kind "blob" or "manifest"). Files that vanish while listed are left out."""
+    out = {}
+    for kind, sub in (("blob", "blobs"), ("manifest", "manifests")):
+        top = os.path.join(root, sub, "sha256")
+        for dirpath, _, files in os.walk(top):
+            for name in files:
+                try:
+                    out[(kind, "sha256:" + name)] = os.path.getsize(os.path.join(dirpath, name))
+                except OSError:
+                    pass
+    return out
+
+
+def cache_bytes(root):
+    """Bytes in ROOT/blobs and ROOT/manifests (what a cache size cap counts)."""
+    return sum(cache_objects(root).values())
+
+
+def dir_entries(path):
+    """Names in `path` ([] when it does not exist)."""
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def run_module(path, last_resort=()):
+    """Runs a test module's tests and exits 0 (all passed) or 1, printing the wall time.
+
+    SIGTERM (meson's timeout) becomes KeyboardInterrupt, which unittest does not catch:
+    the module cleanups still run, then every Mirror still running is killed, then each
+    `last_resort` callable (e.g. an unmount) is called."""
+    import unittest
+    import mirror
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.monotonic()
+    ok = False
+    try:
+        prog = unittest.main(exit=False, verbosity=2)
+        ok = prog.result.wasSuccessful()
+    finally:
+        try:
+            mirror.stop_all()
+            unittest.case.doModuleCleanups()
+        finally:
+            for fn in last_resort:
+                fn()
+        print(f"{os.path.basename(path)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
+    sys.exit(0 if ok else 1)

@@ -1,0 +1,112 @@
+#include "registry/routes.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+namespace hubcache {
+namespace {
+
+const std::string kDigest =
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+TEST_CASE("ParseRoute") {
+  struct Case {
+    std::string path;
+    RouteKind kind;
+    std::string name;
+    std::string reference;
+  };
+  const std::vector<Case> cases = {
+      // Ping and catalog.
+      {"/v2/", RouteKind::kPing, "", ""},
+      {"/v2", RouteKind::kPing, "", ""},
+      {"/v2/_catalog", RouteKind::kCatalog, "", ""},
+      // Manifests.
+      {"/v2/alpine/manifests/latest", RouteKind::kManifest, "alpine", "latest"},
+      {"/v2/library/alpine/manifests/3.19", RouteKind::kManifest, "library/alpine", "3.19"},
+      {"/v2/a/b/c/manifests/v1", RouteKind::kManifest, "a/b/c", "v1"},
+      {"/v2/library/alpine/manifests/" + kDigest, RouteKind::kManifest, "library/alpine", kDigest},
+      // Blobs.
+      {"/v2/library/alpine/blobs/" + kDigest, RouteKind::kBlob, "library/alpine", kDigest},
+      {"/v2/a/b/c/blobs/" + kDigest, RouteKind::kBlob, "a/b/c", kDigest},
+      // The route splits; it does not validate (reference.h does).
+      {"/v2/UPPER/manifests/-bad", RouteKind::kManifest, "UPPER", "-bad"},
+      {"/v2/x/blobs/not-a-digest", RouteKind::kBlob, "x", "not-a-digest"},
+      {"/v2/../etc/blobs/x", RouteKind::kBlob, "../etc", "x"},
+      // Uploads.
+      {"/v2/library/alpine/blobs/uploads", RouteKind::kBlobUpload, "library/alpine", ""},
+      {"/v2/library/alpine/blobs/uploads/", RouteKind::kBlobUpload, "library/alpine", ""},
+      {"/v2/library/alpine/blobs/uploads/0b9f2c4e-5d3a-4f9b-9c1e-2a3b4c5d6e7f",
+       RouteKind::kBlobUpload, "library/alpine", ""},
+      // Tags.
+      {"/v2/library/alpine/tags/list", RouteKind::kTagsList, "library/alpine", ""},
+      {"/v2/alpine/tags/list", RouteKind::kTagsList, "alpine", ""},
+      {"/v2/a/b/c/tags/list", RouteKind::kTagsList, "a/b/c", ""},
+      // Names with components that look like route markers.
+      {"/v2/manifests/manifests/latest", RouteKind::kManifest, "manifests", "latest"},
+      {"/v2/blobs/manifests/latest", RouteKind::kManifest, "blobs", "latest"},
+      {"/v2/foo/manifests/bar/manifests/latest", RouteKind::kManifest, "foo/manifests/bar",
+       "latest"},
+      {"/v2/a/blobs/b/manifests/latest", RouteKind::kManifest, "a/blobs/b", "latest"},
+      {"/v2/a/manifests/b/blobs/" + kDigest, RouteKind::kBlob, "a/manifests/b", kDigest},
+      {"/v2/blobs/blobs/" + kDigest, RouteKind::kBlob, "blobs", kDigest},
+      {"/v2/manifests/blobs/" + kDigest, RouteKind::kBlob, "manifests", kDigest},
+      {"/v2/tags/manifests/list", RouteKind::kManifest, "tags", "list"},
+      {"/v2/a/manifests/tags/list", RouteKind::kTagsList, "a/manifests", ""},
+      {"/v2/a/tags/list/manifests/latest", RouteKind::kManifest, "a/tags/list", "latest"},
+      {"/v2/blobs/uploads/manifests/latest", RouteKind::kManifest, "blobs/uploads", "latest"},
+      {"/v2/a/blobs/uploadsx/manifests/latest", RouteKind::kManifest, "a/blobs/uploadsx", "latest"},
+      // An upload id never contains '/': a repository with "blobs/uploads" components is
+      // still a manifest or blob route (distribution's router agrees).
+      {"/v2/a/blobs/uploads/manifests/latest", RouteKind::kManifest, "a/blobs/uploads", "latest"},
+      {"/v2/a/blobs/uploads/b/blobs/" + kDigest, RouteKind::kBlob, "a/blobs/uploads/b", kDigest},
+      {"/v2/_catalog/manifests/latest", RouteKind::kManifest, "_catalog", "latest"},
+      // Unknown under /v2/.
+      {"/v2/_catalog/", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/manifests", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/manifests/", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/manifests/a/b", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/blobs/", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/blobs", RouteKind::kUnknownV2, "", ""},
+      {"/v2/manifests/latest", RouteKind::kUnknownV2, "", ""},
+      {"/v2//manifests/latest", RouteKind::kUnknownV2, "", ""},
+      {"/v2/blobs/" + kDigest, RouteKind::kUnknownV2, "", ""},
+      {"/v2/blobs/uploads", RouteKind::kUnknownV2, "", ""},
+      {"/v2/blobs/uploads/", RouteKind::kUnknownV2, "", ""},
+      {"/v2/tags/list", RouteKind::kUnknownV2, "", ""},
+      {"/v2//tags/list", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/tags/lists", RouteKind::kUnknownV2, "", ""},
+      {"/v2/alpine/tags", RouteKind::kUnknownV2, "", ""},
+      {"/v2/x", RouteKind::kUnknownV2, "", ""},
+      {"/v2//", RouteKind::kUnknownV2, "", ""},
+      // Not the registry API.
+      {"", RouteKind::kOther, "", ""},
+      {"/", RouteKind::kOther, "", ""},
+      {"/v1/", RouteKind::kOther, "", ""},
+      {"/v3/", RouteKind::kOther, "", ""},
+      {"/v2x", RouteKind::kOther, "", ""},
+      {"/v20/", RouteKind::kOther, "", ""},
+      {"/V2/", RouteKind::kOther, "", ""},
+      {"v2/", RouteKind::kOther, "", ""},
+      {"//v2/", RouteKind::kOther, "", ""},
+      {"/metrics", RouteKind::kOther, "", ""},
+      {"/healthz", RouteKind::kOther, "", ""},
+      {"/stats", RouteKind::kOther, "", ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.path);
+    auto route = ParseRoute(c.path);
+    CHECK(static_cast<int>(route.kind) == static_cast<int>(c.kind));
+    if (route.kind == c.kind) {
+      CHECK(route.name == c.name);
+      CHECK(route.reference == c.reference);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hubcache
