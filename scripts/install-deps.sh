@@ -5,14 +5,18 @@
 # tests start their own instances on loopback, so policy-rc.d blocks them here.
 set -eu
 
+# doctest-dev is a build package: `meson setup` configures the unit tests too.
 BUILD_PKGS="build-essential pkg-config meson ninja-build libcurl4-openssl-dev libcpp-httplib-dev
-libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev"
-TEST_PKGS="doctest-dev docker-registry skopeo python3 python3-jwt python3-cryptography curl jq
+libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev doctest-dev"
+TEST_PKGS="docker-registry skopeo python3 python3-jwt python3-cryptography curl jq
 openssl clang-format prometheus chromium nodejs"
 # The browser test's npm: Debian's, unless a Node.js that bundles its own is installed.
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 # The deploy test: a real containerd as the client, and the compose file parsed as YAML.
 TEST_PKGS="$TEST_PKGS containerd python3-yaml"
+# scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes; llvm-symbolizer
+# (package llvm) for readable stack traces in its reports.
+TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev llvm"
 
 case "${1:-all}" in
   build) PKGS="$BUILD_PKGS" ;;

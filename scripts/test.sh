@@ -1,8 +1,11 @@
 #!/bin/sh
 # Installs every package the build and the tests need, builds with warnings as
 # errors, runs the unit and integration tests (they start their own upstream
-# registry, token server and mirrors on loopback), and ends with a line
-# "N passed, N failed".
+# registry, token server and mirrors on loopback), then the same tests under
+# ASan + UBSan (scripts/sanitize.sh) and every fuzz target for a bounded time
+# (scripts/fuzz.sh), and ends with a line "N passed, N failed" counting all three
+# (each sanitized test and each fuzz target is one test). SKIP_SANITIZE=1 and
+# SKIP_FUZZ=1 leave those two out.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh all
@@ -14,8 +17,21 @@ meson configure build -Dwerror=true
 meson compile -C build
 status=0
 meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
-/usr/bin/python3 - build/meson-logs/testlog.json <<'PY'
-import json, sys
+# Runs scripts/$1.sh, which writes $2/results.txt ("<test> OK|SKIP|FAIL" lines);
+# a failure it could not write down (it stopped early) is added as one.
+extra_step() {
+  rc=0
+  "./scripts/$1.sh" || rc=$?
+  [ "$rc" = 0 ] && return 0
+  status=$rc
+  mkdir -p "$2"
+  grep -qs ' FAIL$' "$2/results.txt" || echo "$1.sh FAIL" >>"$2/results.txt"
+}
+rm -f build-asan/results.txt build-fuzz/results.txt
+[ "${SKIP_SANITIZE:-0}" = 1 ] || extra_step sanitize build-asan
+[ "${SKIP_FUZZ:-0}" = 1 ] || extra_step fuzz build-fuzz
+/usr/bin/python3 - build/meson-logs/testlog.json build-asan/results.txt build-fuzz/results.txt <<'PY'
+import json, os, sys
 passed = failed = skipped = 0
 with open(sys.argv[1]) as f:
     for line in f:
@@ -26,6 +42,18 @@ with open(sys.argv[1]) as f:
             skipped += 1
         else:
             failed += 1
+for path in sys.argv[2:]:
+    if not os.path.exists(path):
+        continue
+    with open(path) as f:
+        for line in f:
+            word = line.split()[-1] if line.strip() else ""
+            if word == "OK":
+                passed += 1
+            elif word == "SKIP":
+                skipped += 1
+            elif word:
+                failed += 1
 if skipped:
     print(f"({skipped} skipped)")
 print(f"{passed} passed, {failed} failed")

@@ -16,6 +16,11 @@
 namespace hubcache {
 namespace {
 
+// How often a fill wakes its readers: per this many bytes written, or when
+// bytes have waited this long.
+constexpr uint64_t kAnnounceBytes = 1 << 20;
+constexpr auto kAnnounceInterval = std::chrono::milliseconds(20);
+
 std::optional<uint64_t> ParseLength(const std::string& s) {
   uint64_t v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -179,6 +184,12 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     fill->SetHeaders(total);
     return true;
   };
+  // Readers are told about new bytes once per kAnnounceBytes, or when bytes have
+  // waited kAnnounceInterval (a slow upstream), and at the end; not after every
+  // upstream chunk (often 16-64 KiB): per-chunk wake-ups made the fill and its
+  // readers ping-pong on the fill's mutex.
+  uint64_t announced = 0;
+  auto announced_at = std::chrono::steady_clock::now();
   sink.on_data = [&](const char* data, size_t size) {
     if (stopping_) return false;
     if (auto s = temp.Append(data, size); !s) {
@@ -189,13 +200,19 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     hasher.Update(data, size);
     written += size;
     stats_.bytes_from_upstream += size;
-    fill->AddBytes(size);
+    auto now = std::chrono::steady_clock::now();
+    if (written - announced >= kAnnounceBytes || now - announced_at >= kAnnounceInterval) {
+      fill->AddBytes(written - announced);
+      announced = written;
+      announced_at = now;
+    }
     return true;
   };
 
   const std::string what = repo.str() + "@" + fill->digest().str();
   auto response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
                                    sink, options_.fill_timeout);
+  if (written > announced) fill->AddBytes(written - announced);
   std::optional<Error> failure;
   if (write_failed) {
     ++stats_.cache_write_errors;

@@ -24,7 +24,11 @@ struct CacheStats {
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> evicted_bytes{0};
   std::atomic<uint64_t> pass_through_serves{0};
-  std::atomic<uint64_t> admin_auth_failures{0};  // served from upstream without caching
+  std::atomic<uint64_t> admin_auth_failures{0};
+  std::atomic<uint64_t> auth_failures{0};      // wrong pull credentials
+  std::atomic<uint64_t> auth_rate_limited{0};  // refused after too many failures
+  std::atomic<uint64_t> client_limit_rejections{
+      0};  // over the per-client request limit  // served from upstream without caching
   // Manifest bytes downloaded (bytes_from_upstream counts blob bytes).
   std::atomic<uint64_t> manifest_bytes_from_upstream{0};
   // Outcomes of tag_revalidations: the upstream confirmed the cached digest,

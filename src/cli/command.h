@@ -24,7 +24,11 @@ const std::vector<Command>& Commands();
 void PrintSettingsHelp();
 
 int RunServe(const std::vector<std::string>& args);
+int RunGc(const std::vector<std::string>& args);
+int RunLs(const std::vector<std::string>& args);
+int RunRm(const std::vector<std::string>& args);
 int RunPrewarm(const std::vector<std::string>& args);
 int RunStats(const std::vector<std::string>& args);
+int RunCheckConfig(const std::vector<std::string>& args);
 
 }  // namespace hubcache

@@ -8,8 +8,12 @@ namespace hubcache {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"serve", "run the mirror", &RunServe},
+      {"ls", "list cached images: [--root DIR] [--json]", &RunLs},
+      {"rm", "remove cached images: [--root DIR] IMAGE... | --blob DIGEST...", &RunRm},
+      {"gc", "reconcile index and files: [--root DIR] [--verify] [--dry-run]", &RunGc},
       {"prewarm", "fetch a list of images into a running mirror", &RunPrewarm},
       {"stats", "what a running mirror reports: [--url URL] [--json]", &RunStats},
+      {"check-config", "validate settings, print them (secrets masked)", &RunCheckConfig},
   };
   return commands;
 }

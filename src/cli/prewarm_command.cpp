@@ -49,6 +49,10 @@ const char kUsage[] =
     "                         warm only this platform of multi-platform images (repeatable)\n"
     "  --all-platforms        warm every platform of multi-platform images (the default)\n"
     "  --concurrency N        parallel requests to the mirror, 1 to 64 (default 4)\n"
+    "  --user USER[:PASSWORD] credentials for a mirror that asks for them; without\n"
+    "                         :PASSWORD, the password comes from HUBCACHE_PREWARM_PASSWORD\n"
+    "  --cacert FILE          PEM bundle to verify an https:// mirror with\n"
+    "  --insecure             do not verify an https:// mirror's certificate (lab use)\n"
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 every image warmed, 1 some failed or a list entry was malformed,\n"
@@ -61,6 +65,10 @@ struct PrewarmArgs {
   std::vector<Platform> platforms;
   bool all_platforms = false;
   int concurrency = 4;
+  std::string username;
+  std::optional<std::string> password;
+  std::string ca_file;
+  bool insecure = false;
   bool help = false;
 };
 
@@ -102,12 +110,16 @@ Result<PrewarmArgs> ParseArgs(const std::vector<std::string>& args) {
       out.all_platforms = true;
       continue;
     }
+    if (arg == "--insecure") {
+      out.insecure = true;
+      continue;
+    }
     std::string value;
     if (size_t eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     } else if (arg == "-f" || arg == "--file" || arg == "--url" || arg == "--platform" ||
-               arg == "--concurrency") {
+               arg == "--concurrency" || arg == "--user" || arg == "--cacert") {
       if (i + 1 >= args.size()) return Fail(ErrorKind::kConfigInvalid, arg + " needs a value");
       value = args[++i];
     } else {
@@ -135,6 +147,14 @@ Result<PrewarmArgs> ParseArgs(const std::vector<std::string>& args) {
                     "--concurrency: expected a number from 1 to 64, got '" + value + "'");
       }
       out.concurrency = n;
+    } else if (arg == "--user") {
+      size_t colon = value.find(':');
+      out.username = value.substr(0, colon);
+      if (colon != std::string::npos) out.password = value.substr(colon + 1);
+      if (out.username.empty()) return Fail(ErrorKind::kConfigInvalid, "--user: no user name");
+    } else if (arg == "--cacert") {
+      if (value.empty()) return Fail(ErrorKind::kConfigInvalid, "--cacert needs a file name");
+      out.ca_file = value;
     } else {
       return Fail(ErrorKind::kConfigInvalid, "unknown option '" + arg + "'");
     }
@@ -148,6 +168,15 @@ Result<PrewarmArgs> ParseArgs(const std::vector<std::string>& args) {
   }
   if (!out.file && out.images.empty()) {
     return Fail(ErrorKind::kConfigInvalid, "no images: give -f FILE or IMAGE arguments");
+  }
+  if (!out.username.empty() && !out.password) {
+    const char* env = std::getenv("HUBCACHE_PREWARM_PASSWORD");
+    if (env == nullptr) {
+      return Fail(ErrorKind::kConfigInvalid,
+                  "--user " + out.username +
+                      " without :PASSWORD needs the password in HUBCACHE_PREWARM_PASSWORD");
+    }
+    out.password = env;
   }
   return out;
 }
@@ -263,6 +292,10 @@ int RunPrewarm(const std::vector<std::string>& args) {
 
   PrewarmOptions options;
   options.session.base_url = parsed->url;
+  options.session.username = parsed->username;
+  options.session.password = parsed->password.value_or("");
+  options.session.ca_file = parsed->ca_file;
+  options.session.insecure = parsed->insecure;
   options.platforms = parsed->platforms;
   options.concurrency = parsed->concurrency;
   std::vector<ImageRef> refs;

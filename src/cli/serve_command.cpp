@@ -13,7 +13,9 @@
 #include "cli/command.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "http/client_auth.h"
 #include "http/http_server.h"
+#include "http/tls_context.h"
 #include "prewarm/keep_warm.h"
 
 namespace hubcache {
@@ -32,16 +34,37 @@ int RunServe(const std::vector<std::string>& args) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // The TLS files are checked before anything else starts.
+  std::shared_ptr<TlsContext> tls;
+  if (!config->tls_certificate.empty()) {
+    auto loaded =
+        TlsContext::Create(config->tls_certificate, config->tls_key, config->tls_client_cas);
+    if (!loaded) {
+      std::fprintf(stderr, "hubcache: %s\n", loaded.error().message.c_str());
+      return kExitUsage;
+    }
+    tls = *loaded;
+  }
 
   auto mirror = Mirror::Open(*config);
   if (!mirror) {
     std::fprintf(stderr, "hubcache: cannot open the cache: %s\n", mirror.error().message.c_str());
     return kExitFailure;
   }
-  HttpServer server(**mirror,
-                    HttpOptions{config->http_addr, config->workers, config->keepalive_timeout});
+  auto auth = ClientAuth::Create(*config, (*mirror)->stats());
+  if (!auth) {
+    std::fprintf(stderr, "hubcache: %s\n", auth.error().message.c_str());
+    return kExitUsage;
+  }
+  if (config->upstream_insecure) {
+    log->warn("upstream TLS verification is OFF (HUBCACHE_UPSTREAM_INSECURE): lab use only");
+  }
+  HttpServer server(**mirror, HttpOptions{config->http_addr, config->workers,
+                                          config->keepalive_timeout, tls, std::move(*auth)});
   if (auto s = server.Bind(); !s) {
     std::fprintf(stderr, "hubcache: %s\n", s.error().message.c_str());
     return kExitFailure;
@@ -68,7 +91,16 @@ int RunServe(const std::vector<std::string>& args) {
   std::atomic<bool> run_finished{false};
   std::thread signal_watcher([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    // SIGHUP re-reads the TLS certificate and key; connections stay up.
+    auto reload = [&] {
+      if (!tls) return;
+      if (auto s = tls->Reload(); !s) {
+        log->error("TLS reload failed, keeping the current certificate: {}", s.error().message);
+      } else {
+        log->info("TLS certificate and key reloaded");
+      }
+    };
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP && !run_finished) reload();
     if (run_finished) return;
     log->info("signal {} received: draining connections for up to {} ms", sig,
               config->shutdown_grace.count());
@@ -83,6 +115,10 @@ int RunServe(const std::vector<std::string>& args) {
       int got = sigtimedwait(&signals, nullptr, &timeout);
       if (run_finished) return;
       if (got < 0 && errno == EINTR) continue;
+      if (got == SIGHUP) {
+        reload();
+        continue;
+      }
       log->warn("{}: exiting with transfers in flight",
                 got > 0 ? "second signal" : "shutdown grace period over");
       (*mirror)->Shutdown();

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include <charconv>
+#include <cstdio>
 #include <functional>
 
 #include "common/log.h"
@@ -15,10 +16,66 @@ namespace {
 
 using Setter = std::function<Status(Config&, const std::string&)>;
 
+// A setting's value shown back (check-config, the reference): its text in the
+// form the flag takes, and whether it is a secret to mask.
+struct Shown {
+  std::string text;
+  bool secret = false;
+};
+using Getter = std::function<Shown(const Config&)>;
+
+// Every setting has both: the getter is not optional (a row without one fails
+// to compile under -Werror), so check-config can never miss a setting.
 struct Setting {
   SettingInfo info;
   Setter set;
+  Getter get;  // Field(&Config::member), or SecretField for passwords and tokens
 };
+
+// The text of a value, as its setting's parser takes it back.
+std::string ShowValue(const std::string& v) { return v; }
+std::string ShowValue(bool v) { return v ? "true" : "false"; }
+std::string ShowValue(int v) { return std::to_string(v); }
+std::string ShowValue(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+std::string ShowValue(std::chrono::milliseconds d) {
+  int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+// Bytes in the largest unit that divides them exactly: binary first, as caps are meant.
+std::string ShowValue(uint64_t bytes) {
+  static const std::pair<uint64_t, const char*> kUnits[] = {
+      {1ULL << 40, "TiB"},          {1ULL << 30, "GiB"},
+      {1ULL << 20, "MiB"},          {1ULL << 10, "KiB"},
+      {1'000'000'000'000ULL, "TB"}, {1'000'000'000ULL, "GB"},
+      {1'000'000ULL, "MB"},         {1000ULL, "KB"}};
+  if (bytes == 0) return "0";
+  for (const auto& [size, unit] : kUnits) {
+    if (bytes % size == 0) return std::to_string(bytes / size) + unit;
+  }
+  return std::to_string(bytes);
+}
+// A share as a percentage: 0.9 -> "90%".
+std::string ShowValue(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g%%", fraction * 100.0);
+  return buf;
+}
+
+template <typename T>
+Getter Field(T Config::*member) {
+  return [member](const Config& c) { return Shown{ShowValue(c.*member), false}; };
+}
+Getter SecretField(std::string Config::*member) {
+  return [member](const Config& c) { return Shown{ShowValue(c.*member), true}; };
+}
 
 Status SetDuration(std::chrono::milliseconds& field, const std::string& name,
                    const std::string& value, bool allow_zero) {
@@ -54,6 +111,22 @@ bool IsHttpUrlWithHost(const std::string& url) {
          url.compare(authority + 3, 1, "/") != 0;
 }
 
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
 Status CheckAddr(const std::string& name, const std::string& value) {
   size_t colon = value.rfind(':');
   if (colon == std::string::npos) {
@@ -76,7 +149,8 @@ const std::vector<Setting>& AllSettings() {
          if (auto s = CheckAddr("--addr/REGISTRY_HTTP_ADDR", v); !s) return s;
          c.http_addr = v;
          return {};
-       }},
+       },
+       Field(&Config::http_addr)},
       {{"--upstream", "REGISTRY_PROXY_REMOTEURL",
         "registry to mirror (default https://registry-1.docker.io)"},
        [](Config& c, const std::string& v) -> Status {
@@ -90,17 +164,20 @@ const std::vector<Setting>& AllSettings() {
          while (c.upstream_url.size() > 8 && c.upstream_url.back() == '/')
            c.upstream_url.pop_back();
          return {};
-       }},
+       },
+       Field(&Config::upstream_url)},
       {{"--upstream-username", "REGISTRY_PROXY_USERNAME", "upstream user (default: anonymous)"},
        [](Config& c, const std::string& v) -> Status {
          c.upstream_username = v;
          return {};
-       }},
+       },
+       Field(&Config::upstream_username)},
       {{"--upstream-password", "REGISTRY_PROXY_PASSWORD", "upstream password or access token"},
        [](Config& c, const std::string& v) -> Status {
          c.upstream_password = v;
          return {};
-       }},
+       },
+       SecretField(&Config::upstream_password)},
       {{"--root", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "cache directory (default ./data)"},
        [](Config& c, const std::string& v) -> Status {
          if (v.empty()) {
@@ -109,7 +186,8 @@ const std::vector<Setting>& AllSettings() {
          }
          c.root_dir = v;
          return {};
-       }},
+       },
+       Field(&Config::root_dir)},
       {{"--log-level", "REGISTRY_LOG_LEVEL", "error, warn, info or debug (default info)"},
        [](Config& c, const std::string& v) -> Status {
          if (v != "error" && v != "warn" && v != "warning" && v != "info" && v != "debug") {
@@ -120,29 +198,34 @@ const std::vector<Setting>& AllSettings() {
          }
          c.log_level = v;
          return {};
-       }},
+       },
+       Field(&Config::log_level)},
       {{"--tag-freshness", "HUBCACHE_TAG_FRESHNESS",
         "serve a cached tag without asking upstream for this long (default 60s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.tag_freshness, "--tag-freshness/HUBCACHE_TAG_FRESHNESS", v, true);
-       }},
+       },
+       Field(&Config::tag_freshness)},
       {{"--upstream-connect-timeout", "HUBCACHE_UPSTREAM_CONNECT_TIMEOUT",
         "upstream connection timeout (default 10s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.upstream_connect_timeout,
                             "--upstream-connect-timeout/HUBCACHE_UPSTREAM_CONNECT_TIMEOUT", v,
                             false);
-       }},
+       },
+       Field(&Config::upstream_connect_timeout)},
       {{"--upstream-stall-timeout", "HUBCACHE_UPSTREAM_STALL_TIMEOUT",
         "abandon an upstream transfer idle this long (default 30s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.upstream_stall_timeout,
                             "--upstream-stall-timeout/HUBCACHE_UPSTREAM_STALL_TIMEOUT", v, false);
-       }},
+       },
+       Field(&Config::upstream_stall_timeout)},
       {{"--fill-timeout", "HUBCACHE_FILL_TIMEOUT", "upper bound on one blob download (default 1h)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.fill_timeout, "--fill-timeout/HUBCACHE_FILL_TIMEOUT", v, false);
-       }},
+       },
+       Field(&Config::fill_timeout)},
       {{"--workers", "HUBCACHE_WORKERS",
         "HTTP worker threads = concurrent connections (default 256)"},
        [](Config& c, const std::string& v) -> Status {
@@ -155,13 +238,15 @@ const std::vector<Setting>& AllSettings() {
          }
          c.workers = n;
          return {};
-       }},
+       },
+       Field(&Config::workers)},
       {{"--keepalive-timeout", "HUBCACHE_KEEPALIVE_TIMEOUT",
         "close idle client connections after this long (default 10s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.keepalive_timeout, "--keepalive-timeout/HUBCACHE_KEEPALIVE_TIMEOUT",
                             v, false);
-       }},
+       },
+       Field(&Config::keepalive_timeout)},
       {{"--cache-max-size", "HUBCACHE_CACHE_MAX_SIZE",
         "cap on the cache size, e.g. 50GiB or 500MB; 0 = unlimited (default 0)"},
        [](Config& c, const std::string& v) -> Status {
@@ -172,7 +257,8 @@ const std::vector<Setting>& AllSettings() {
          }
          c.cache_max_size_bytes = *size;
          return {};
-       }},
+       },
+       Field(&Config::cache_max_size_bytes)},
       {{"--cache-low-watermark", "HUBCACHE_CACHE_LOW_WATERMARK",
         "eviction goes down to this share of the cap (default 90%)"},
        [](Config& c, const std::string& v) -> Status {
@@ -186,7 +272,8 @@ const std::vector<Setting>& AllSettings() {
          }
          c.cache_low_watermark = *f;
          return {};
-       }},
+       },
+       Field(&Config::cache_low_watermark)},
       {{"--min-free", "HUBCACHE_MIN_FREE",
         "evict when the disk has less free space than this share (default 5%)"},
        [](Config& c, const std::string& v) -> Status {
@@ -199,18 +286,21 @@ const std::vector<Setting>& AllSettings() {
          }
          c.min_free_fraction = *f;
          return {};
-       }},
+       },
+       Field(&Config::min_free_fraction)},
       {{"--access-flush-interval", "HUBCACHE_ACCESS_FLUSH_INTERVAL",
         "write batched last-use times to the index this often (default 5s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.access_flush_interval,
                             "--access-flush-interval/HUBCACHE_ACCESS_FLUSH_INTERVAL", v, false);
-       }},
+       },
+       Field(&Config::access_flush_interval)},
       {{"--shutdown-grace", "HUBCACHE_SHUTDOWN_GRACE",
         "on SIGTERM, let transfers in flight finish for this long (default 30s)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.shutdown_grace, "--shutdown-grace/HUBCACHE_SHUTDOWN_GRACE", v, true);
-       }},
+       },
+       Field(&Config::shutdown_grace)},
       {{"--admin-token", "HUBCACHE_ADMIN_TOKEN",
         "bearer token that enables the admin API under /admin/ (default: off)"},
        [](Config& c, const std::string& v) -> Status {
@@ -220,7 +310,97 @@ const std::vector<Setting>& AllSettings() {
          }
          c.admin_token = v;
          return {};
-       }},
+       },
+       SecretField(&Config::admin_token)},
+      {{"--admin-users", "HUBCACHE_ADMIN_USERS",
+        "comma-separated htpasswd users allowed to use the admin API (default: none)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.admin_users = SplitList(v);
+         return {};
+       },
+       Field(&Config::admin_users)},
+      {{"--tls-certificate", "REGISTRY_HTTP_TLS_CERTIFICATE",
+        "PEM certificate (chain allowed) to serve HTTPS (default: plain HTTP)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.tls_certificate = v;
+         return {};
+       },
+       Field(&Config::tls_certificate)},
+      {{"--tls-key", "REGISTRY_HTTP_TLS_KEY", "PEM private key of the TLS certificate"},
+       [](Config& c, const std::string& v) -> Status {
+         c.tls_key = v;
+         return {};
+       },
+       Field(&Config::tls_key)},
+      {{"--tls-client-cas", "REGISTRY_HTTP_TLS_CLIENTCAS",
+        "comma-separated PEM CA files: require client certificates they signed"},
+       [](Config& c, const std::string& v) -> Status {
+         c.tls_client_cas = SplitList(v);
+         return {};
+       },
+       Field(&Config::tls_client_cas)},
+      {{"--auth", "REGISTRY_AUTH", "client authentication: htpasswd (default: none)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (!v.empty() && v != "htpasswd" && v != "none") {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--auth/REGISTRY_AUTH: only htpasswd is supported, got '" + v + "'");
+         }
+         c.auth = v == "none" ? "" : v;
+         return {};
+       },
+       Field(&Config::auth)},
+      {{"--htpasswd-path", "REGISTRY_AUTH_HTPASSWD_PATH", "htpasswd file (bcrypt entries)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.htpasswd_path = v;
+         return {};
+       },
+       Field(&Config::htpasswd_path)},
+      {{"--htpasswd-realm", "REGISTRY_AUTH_HTPASSWD_REALM",
+        "realm in the Basic challenge (default hubcache)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v.empty() || v.find_first_of("\"\r\n") != std::string::npos) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--htpasswd-realm/REGISTRY_AUTH_HTPASSWD_REALM: must be non-empty text "
+                       "without quotes or line breaks");
+         }
+         c.htpasswd_realm = v;
+         return {};
+       },
+       Field(&Config::htpasswd_realm)},
+      {{"--max-requests-per-client", "HUBCACHE_MAX_REQUESTS_PER_CLIENT",
+        "requests one client address may have in flight (default 64)"},
+       [](Config& c, const std::string& v) -> Status {
+         int n = 0;
+         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+         if (v.empty() || ec != std::errc() || ptr != v.data() + v.size() || n < 1) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--max-requests-per-client/HUBCACHE_MAX_REQUESTS_PER_CLIENT: expected a "
+                       "positive number, got '" +
+                           v + "'");
+         }
+         c.max_requests_per_client = n;
+         return {};
+       },
+       Field(&Config::max_requests_per_client)},
+      {{"--upstream-ca", "REGISTRY_PROXY_CA", "PEM CA bundle to verify the upstream's TLS"},
+       [](Config& c, const std::string& v) -> Status {
+         c.upstream_ca = v;
+         return {};
+       },
+       Field(&Config::upstream_ca)},
+      {{"--upstream-insecure", "HUBCACHE_UPSTREAM_INSECURE",
+        "true: do not verify the upstream's TLS (lab use only)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "true" && v != "false") {
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--upstream-insecure/HUBCACHE_UPSTREAM_INSECURE: expected true or false, got '" + v +
+                   "'");
+         }
+         c.upstream_insecure = v == "true";
+         return {};
+       },
+       Field(&Config::upstream_insecure)},
       {{"--access-log", "HUBCACHE_ACCESS_LOG",
         "one line per request to stdout, stderr, a file path, or off (default stdout)"},
        [](Config& c, const std::string& v) -> Status {
@@ -230,7 +410,8 @@ const std::vector<Setting>& AllSettings() {
          }
          c.access_log = v;
          return {};
-       }},
+       },
+       Field(&Config::access_log)},
       {{"--access-log-format", "HUBCACHE_ACCESS_LOG_FORMAT",
         "access log lines as text (key=value) or json (default text)"},
        [](Config& c, const std::string& v) -> Status {
@@ -242,7 +423,8 @@ const std::vector<Setting>& AllSettings() {
          }
          c.access_log_format = v;
          return {};
-       }},
+       },
+       Field(&Config::access_log_format)},
       {{"--stats-access", "HUBCACHE_STATS_ACCESS",
         "who may read /, /stats, /metrics: open or auth (default: auth if client auth is on)"},
        [](Config& c, const std::string& v) -> Status {
@@ -251,28 +433,24 @@ const std::vector<Setting>& AllSettings() {
                ErrorKind::kConfigInvalid,
                "--stats-access/HUBCACHE_STATS_ACCESS: expected open or auth, got '" + v + "'");
          }
-         // Never accept a protection that cannot be given: without client
-         // auth there are no credentials to ask for.
-         if (v == "auth") {
-           return Fail(ErrorKind::kConfigInvalid,
-                       "--stats-access/HUBCACHE_STATS_ACCESS: auth needs client authentication, "
-                       "which this version of hubcache does not have");
-         }
          c.stats_access = v;
          return {};
-       }},
+       },
+       Field(&Config::stats_access)},
       {{"--prewarm-file", "HUBCACHE_PREWARM_FILE",
         "keep the images listed in this file warm (default: none)"},
        [](Config& c, const std::string& v) -> Status {
          c.prewarm_file = v;
          return {};
-       }},
+       },
+       Field(&Config::prewarm_file)},
       {{"--prewarm-interval", "HUBCACHE_PREWARM_INTERVAL",
         "re-run the --prewarm-file list this often (default 6h)"},
        [](Config& c, const std::string& v) {
          return SetDuration(c.prewarm_interval, "--prewarm-interval/HUBCACHE_PREWARM_INTERVAL", v,
                             false);
-       }},
+       },
+       Field(&Config::prewarm_interval)},
   };
   return settings;
 }
@@ -286,6 +464,17 @@ const std::vector<SettingInfo>& Settings() {
     return out;
   }();
   return infos;
+}
+
+std::vector<SettingValue> Describe(const Config& config) {
+  static const Config defaults;
+  std::vector<SettingValue> out;
+  for (const auto& s : AllSettings()) {
+    auto shown = [](const Shown& v) { return v.secret && !v.text.empty() ? kMaskedValue : v.text; };
+    Shown now = s.get(config);
+    out.push_back(SettingValue{s.info, shown(now), shown(s.get(defaults)), now.secret});
+  }
+  return out;
 }
 
 Result<uint64_t> ParseByteSize(const std::string& text) {
@@ -408,6 +597,26 @@ Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
       value = args[++i];
     }
     if (auto status = match->set(config, value); !status) return tl::unexpected(status.error());
+  }
+  if (config.tls_certificate.empty() != config.tls_key.empty()) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "REGISTRY_HTTP_TLS_CERTIFICATE and REGISTRY_HTTP_TLS_KEY go together: set both or "
+                "neither");
+  }
+  if (!config.tls_client_cas.empty() && config.tls_certificate.empty()) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "REGISTRY_HTTP_TLS_CLIENTCAS needs TLS (a certificate and key)");
+  }
+  if (config.auth == "htpasswd" && config.htpasswd_path.empty()) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "REGISTRY_AUTH=htpasswd needs REGISTRY_AUTH_HTPASSWD_PATH");
+  }
+  if (config.stats_access == "auth" && config.auth != "htpasswd") {
+    return Fail(ErrorKind::kConfigInvalid,
+                "HUBCACHE_STATS_ACCESS=auth needs client authentication (REGISTRY_AUTH=htpasswd)");
+  }
+  if (!config.admin_users.empty() && config.auth != "htpasswd") {
+    return Fail(ErrorKind::kConfigInvalid, "HUBCACHE_ADMIN_USERS needs REGISTRY_AUTH=htpasswd");
   }
   return config;
 }

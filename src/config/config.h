@@ -49,6 +49,24 @@ struct Config {
   std::chrono::milliseconds shutdown_grace{30'000};
   // Bearer token for the admin API (/admin/...); empty = admin API off.
   std::string admin_token;
+  // htpasswd users who may use the admin API (with their password). Pull
+  // users not listed here are refused there.
+  std::vector<std::string> admin_users;
+  // TLS for clients: PEM certificate (chain allowed) and key; both or neither.
+  std::string tls_certificate;
+  std::string tls_key;
+  // PEM CA bundles whose client certificates are required (empty = none asked).
+  std::vector<std::string> tls_client_cas;
+  // Client authentication: "" (none) or "htpasswd".
+  std::string auth;
+  std::string htpasswd_path;
+  std::string htpasswd_realm = "hubcache";
+  // Requests one client address may have in flight at once.
+  int max_requests_per_client = 64;
+  // A PEM bundle to verify the upstream's TLS with (private CA).
+  std::string upstream_ca;
+  // Skip upstream TLS verification (lab use only; warned about at start).
+  bool upstream_insecure = false;
   // One line per request to "stdout", "stderr" or a file path; "off" = none.
   std::string access_log = "stdout";
   // "text" (key=value) or "json" (JSON lines).
@@ -70,6 +88,20 @@ struct SettingInfo {
   const char* help;
 };
 const std::vector<SettingInfo>& Settings();
+
+// What a setting holds in one Config, for `hubcache check-config` and the
+// configuration reference. Values are written the way the setting's flag takes
+// them ("60s", "50GiB", "90%", "a,b"), so every one can be given back as is.
+struct SettingValue {
+  SettingInfo info;
+  std::string value;          // effective; kMaskedValue for a secret that is set
+  std::string default_value;  // what an empty environment and no flags give
+  bool secret = false;        // a password or token: never shown
+};
+inline constexpr const char* kMaskedValue = "********";
+
+// Every setting of `config`, in the order of Settings(); safe to print.
+std::vector<SettingValue> Describe(const Config& config);
 
 // Builds the Config for `serve` from an environment map and the arguments after
 // the subcommand. Errors name the offending setting in one line.

@@ -63,20 +63,24 @@ void AdminHandlers::Register(httplib::Server& server) {
 
 bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& res) {
   const std::string& token = mirror_.config().admin_token;
-  if (token.empty()) {
-    WriteError(res, Error{ErrorKind::kNameUnknown,
-                          "the admin API is off (set HUBCACHE_ADMIN_TOKEN to enable it)"});
+  if (!enabled()) {
+    WriteError(res,
+               Error{ErrorKind::kNameUnknown,
+                     "the admin API is off (set HUBCACHE_ADMIN_TOKEN or HUBCACHE_ADMIN_USERS)"});
     return false;
   }
   const std::string header = req.get_header_value("Authorization");
   const std::string expected = "Bearer " + token;
   // Constant time, so the token cannot be guessed byte by byte.
-  bool ok = header.size() == expected.size() &&
+  bool ok = !token.empty() && header.size() == expected.size() &&
             CRYPTO_memcmp(header.data(), expected.data(), expected.size()) == 0;
+  // Or an admin user: a pull user's valid password is not enough.
+  if (!ok && auth_) ok = auth_->IsAdmin(req);
   if (!ok) {
     ++mirror_.stats().admin_auth_failures;
     Logger("http")->warn("admin request refused client={} path={}", req.remote_addr, req.path);
-    res.set_header("WWW-Authenticate", "Bearer realm=\"hubcache-admin\"");
+    res.set_header("WWW-Authenticate", token.empty() ? "Basic realm=\"hubcache-admin\""
+                                                     : "Bearer realm=\"hubcache-admin\"");
     WriteError(res, Error{ErrorKind::kUnauthorized, "admin token required"});
     return false;
   }

@@ -14,18 +14,23 @@
 #include <httplib.h>
 
 #include "cache/mirror.h"
+#include "http/client_auth.h"
 #include "prewarm/job_manager.h"
 
 namespace hubcache {
 
 class AdminHandlers {
  public:
-  explicit AdminHandlers(Mirror& mirror) : mirror_(mirror) {}
+  // `auth` (may be null) lets htpasswd users named in HUBCACHE_ADMIN_USERS in.
+  AdminHandlers(Mirror& mirror, std::shared_ptr<ClientAuth> auth)
+      : mirror_(mirror), auth_(std::move(auth)) {}
 
   // Registers the /admin/ routes on the server.
   void Register(httplib::Server& server);
 
-  bool enabled() const { return !mirror_.config().admin_token.empty(); }
+  bool enabled() const {
+    return !mirror_.config().admin_token.empty() || !mirror_.config().admin_users.empty();
+  }
 
   // Cancels pre-warm jobs in flight: their transfers would hold a drain.
   void CancelPrewarmJobs() { prewarm_jobs_.Shutdown(); }
@@ -38,6 +43,7 @@ class AdminHandlers {
   void DeleteBlob(const std::string& digest, httplib::Response& res);
 
   Mirror& mirror_;
+  std::shared_ptr<ClientAuth> auth_;
   PrewarmJobs prewarm_jobs_{PrewarmJobOptions{}};
 };
 

@@ -7,37 +7,78 @@
 #include "common/log.h"
 #include "http/access_log.h"
 #include "http/admin_handlers.h"
+#include "http/client_auth.h"
 #include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
+#include "http/tls_context.h"
 
 namespace hubcache {
 
 // httplib's compiled-in listen backlog is 5, too small for a burst of clients;
-// the subclass reaches the listening socket to raise it.
-class HttpServer::Server : public httplib::Server {
+// a subclass reaches the listening socket to raise it, and to stop accepting
+// without cutting transfers in flight (unlike stop()).
+// A worker thread serves one request at a time, so the per-client slot a
+// request holds is kept per thread: taken in pre-routing, given back by the
+// logger after the response (or at the thread's next request, should httplib
+// not call the logger after a failed write).
+thread_local bool slot_held = false;
+thread_local std::string slot_client;
+
+void HoldClientSlot(const std::string& client) {
+  slot_held = true;
+  slot_client = client;
+}
+
+void ReleaseClientSlot(ClientAuth& auth) {
+  if (!slot_held) return;
+  slot_held = false;
+  auth.Leave(slot_client);
+}
+
+template <typename Base>
+class ServerWithSocket : public Base {
  public:
-  void RaiseBacklog() { ::listen(svr_sock_, SOMAXCONN); }
-  // Makes accept() fail, so the listen loop ends and the worker pool drains
-  // the connections it has; unlike stop(), transfers in flight go on.
-  void StopAccepting() { ::shutdown(svr_sock_, SHUT_RDWR); }
+  using Base::Base;
+  void RaiseBacklog() { ::listen(this->svr_sock_, SOMAXCONN); }
+  void StopAccepting() { ::shutdown(this->svr_sock_, SHUT_RDWR); }
 };
 
 HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
-    : mirror_(mirror), options_(std::move(options)), server_(std::make_unique<Server>()) {
+    : mirror_(mirror), options_(std::move(options)) {
+  if (options_.tls) {
+    auto tls = options_.tls;
+    auto server = std::make_unique<ServerWithSocket<httplib::SSLServer>>(
+        [tls](SSL_CTX& ctx) { return tls->Configure(ctx); });
+    raise_backlog_ = [s = server.get()] { s->RaiseBacklog(); };
+    stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
+    server_ = std::move(server);
+  } else {
+    auto server = std::make_unique<ServerWithSocket<httplib::Server>>();
+    raise_backlog_ = [s = server.get()] { s->RaiseBacklog(); };
+    stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
+    server_ = std::move(server);
+  }
   auto handlers = std::make_shared<RegistryHandlers>(mirror_);
   observability_ = std::make_shared<ObservabilityHandlers>(mirror_);
   // Everything is answered before httplib's own routing, which would first read
   // (and for a bodyless POST, reject) request bodies the mirror never wants.
-  admin_ = std::make_shared<AdminHandlers>(mirror_);
+  admin_ = std::make_shared<AdminHandlers>(mirror_, options_.auth);
   admin_->Register(*server_);
-  server_->set_pre_routing_handler(
-      [handlers, obs = observability_](const httplib::Request& req, httplib::Response& res) {
-        BeginRequest();
-        // The admin API takes request bodies: it goes through httplib's routing.
-        if (req.path.rfind("/admin/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
-        if (!obs->Handle(req, res)) handlers->Handle(req, res);
-        return httplib::Server::HandlerResponse::Handled;
-      });
+  server_->set_pre_routing_handler([handlers, obs = observability_, auth = options_.auth](
+                                       const httplib::Request& req, httplib::Response& res) {
+    BeginRequest();
+    ReleaseClientSlot(*auth);  // left over if httplib skipped the logger
+    if (!auth->Enter(req.remote_addr, res)) return httplib::Server::HandlerResponse::Handled;
+    HoldClientSlot(req.remote_addr);
+    // The admin API takes request bodies: it goes through httplib's routing.
+    if (req.path.rfind("/admin/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
+    std::string user;
+    if (auth->Protects(req.path) && !auth->Authenticate(req, res, &user)) {
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!obs->Handle(req, res)) handlers->Handle(req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
   int workers = options_.workers;
   server_->new_task_queue = [workers] {
@@ -65,11 +106,12 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
                         "application/json");
       });
   // Called once the response is written: counts and access-logs the request.
-  server_->set_logger(
-      [obs = observability_](const httplib::Request& req, const httplib::Response& res) {
-        Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
-        obs->OnResponse(req, res);
-      });
+  server_->set_logger([obs = observability_, auth = options_.auth](const httplib::Request& req,
+                                                                   const httplib::Response& res) {
+    ReleaseClientSlot(*auth);
+    Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+    obs->OnResponse(req, res);
+  });
 }
 
 HttpServer::~HttpServer() { Stop(); }
@@ -92,7 +134,7 @@ Status HttpServer::Bind() {
     }
     port_ = port;
   }
-  server_->RaiseBacklog();
+  raise_backlog_();
   return {};
 }
 
@@ -104,7 +146,7 @@ void HttpServer::AddStatsSection(std::string key, std::function<nlohmann::json()
 
 void HttpServer::StopAccepting() {
   admin_->CancelPrewarmJobs();
-  server_->StopAccepting();
+  stop_accepting_();
 }
 
 void HttpServer::Stop() {

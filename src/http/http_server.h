@@ -11,18 +11,28 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+
 #include "cache/mirror.h"
 #include "common/result.h"
+
+namespace httplib {
+class Server;
+}
 
 namespace hubcache {
 
 class AdminHandlers;
+class ClientAuth;
 class ObservabilityHandlers;
+class TlsContext;
 
 struct HttpOptions {
   std::string addr = ":5000";  // host:port; empty host = all interfaces
   int workers = 256;
   std::chrono::milliseconds keepalive_timeout{10'000};
+  std::shared_ptr<TlsContext> tls;   // null = plain HTTP
+  std::shared_ptr<ClientAuth> auth;  // never null
 };
 
 class HttpServer {
@@ -47,12 +57,13 @@ class HttpServer {
   void AddStatsSection(std::string key, std::function<nlohmann::json()> provider);
 
  private:
-  class Server;
   Mirror& mirror_;
   std::shared_ptr<ObservabilityHandlers> observability_;
   std::shared_ptr<AdminHandlers> admin_;
   HttpOptions options_;
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<httplib::Server> server_;
+  std::function<void()> raise_backlog_;   // reach the listening socket, which
+  std::function<void()> stop_accepting_;  // only a subclass of httplib's can
   int port_ = 0;
 };
 

@@ -62,11 +62,6 @@ RouteClass ClassifyPath(const std::string& path, Route* route) {
   return RouteClass::kOther;
 }
 
-// Whether reading the stats needs credentials. There is no client auth yet, so
-// there are none to ask for: the configuration refuses stats_access=auth, and
-// the default follows client auth, which is off. Client auth checks go here.
-bool StatsNeedCredentials(const Config& config) { return config.stats_access == "auth"; }
-
 size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
 
 }  // namespace
@@ -116,11 +111,6 @@ bool ObservabilityHandlers::Handle(const httplib::Request& req, httplib::Respons
   }
   if (path == "/readyz") {
     ServeReady(res);
-    return true;
-  }
-  if (StatsNeedCredentials(mirror_.config())) {
-    res.status = 401;
-    res.set_content("credentials required\n", "text/plain; charset=utf-8");
     return true;
   }
   res.status = 200;
@@ -293,7 +283,7 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
     s.access_log_written = access_log_->written();
     s.access_log_dropped = access_log_->dropped();
   }
-  s.admin_enabled = !config.admin_token.empty();
+  s.admin_enabled = !config.admin_token.empty() || !config.admin_users.empty();
   return s;
 }
 

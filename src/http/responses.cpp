@@ -13,7 +13,7 @@
 namespace hubcache {
 namespace {
 
-constexpr size_t kChunkBytes = 256 * 1024;
+constexpr size_t kChunkBytes = 1024 * 1024;
 constexpr const char* kOctetStream = "application/octet-stream";
 
 // sink.write, counting the body bytes for the stats and the access log.

@@ -26,6 +26,13 @@ struct SessionOptions {
   std::chrono::milliseconds stall_timeout{90'000};
   // Bound on a whole manifest request.
   std::chrono::milliseconds manifest_timeout{120'000};
+  // Basic credentials for a mirror that asks for them; never logged.
+  std::string username;
+  std::string password;
+  // TLS to an https:// mirror: a PEM bundle to verify it with (empty: the
+  // system's CAs); `insecure` skips verification (lab use only).
+  std::string ca_file;
+  bool insecure = false;
 };
 
 struct MirrorReply {

@@ -15,7 +15,8 @@ goes upstream as a revalidating HEAD, which makes the second run's cost visible)
   5. a list with malformed lines, another registry and an unknown image: exit 1, line numbers
      reported, the good images warmed anyway;
   6. usage errors exit 2; --platform warms only that platform;
-  7. `serve --prewarm-file` warms the list in the background.
+  7. `serve --prewarm-file` warms the list in the background;
+  8. POST /admin/prewarm starts a job, GET /admin/prewarm/<id> reports it.
 Steps 1-3 build on each other, so the test methods are numbered.
 """
 import json
@@ -299,6 +300,8 @@ class Prewarm(unittest.TestCase):
             (["--platform", "linux/amd64", "--all-platforms", "alpine"], "exclude"),
             (["--url", "ftp://example", "alpine"], "--url"),
             (["alpine", "--url"], "needs a value"),
+            (["--user", "bob", "alpine"], "HUBCACHE_PREWARM_PASSWORD"),
+            (["--user", ":secret", "alpine"], "no user name"),
         ]
         for args, message in cases:
             with self.subTest(args=args):
@@ -337,6 +340,15 @@ class Prewarm(unittest.TestCase):
         self.assertEqual(runs[1], ("3", "0", "0"), "the second run fetched again")
         for name in ("multi", "docker2", "pinned"):
             self.assert_cached(mirror, name)
+        stats = harness.request(mirror.url, "GET", "/stats").json()
+        prewarm = stats["prewarm"]
+        self.assertEqual(prewarm["list"], self.list_path)
+        self.assertGreaterEqual(prewarm["runs"], 2)
+        last = prewarm["last_run"]
+        self.assertEqual((last["images_ok"], last["images_failed"], last["bytes_fetched"]),
+                         (3, 0, 0), last)
+        self.assertGreater(last["bytes_cached"], 0)
+        self.assertGreaterEqual(last["finished_ms"], last["started_ms"])
         started = time.monotonic()
         self.assertEqual(mirror.stop(), 0)
         self.assertLess(time.monotonic() - started, 10)
@@ -348,6 +360,42 @@ class Prewarm(unittest.TestCase):
         r = subprocess.run(m.args, env=m.env, capture_output=True, text=True, timeout=20)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("--prewarm-file", r.stderr)
+
+    # -- 8: the admin API --------------------------------------------------------------------
+
+    def test_8_admin_api_starts_a_job_and_reports_its_progress(self):
+        token = "prewarm-test-admin-token"
+        mirror = self.start_mirror("admin", ["--admin-token", token])
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps({"images": ["docker2:1", f"pinned@{self.images['pinned'].digest}"]})
+
+        r = harness.request(mirror.url, "POST", "/admin/prewarm", {"Content-Type":
+                                                                   "application/json"}, body)
+        self.assertEqual(r.status, 401, r)
+        r = harness.request(mirror.url, "POST", "/admin/prewarm", auth, '["Not Valid", "alpine"]')
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["errors"][0]["detail"][0]["index"], 0)
+
+        r = harness.request(mirror.url, "POST", "/admin/prewarm", auth, body)
+        self.assertEqual(r.status, 202, r)
+        job = r.json()
+        self.assertEqual(job["images"], ["library/docker2:1", self.pinned_ref])
+        self.assertEqual(harness.request(mirror.url, "GET", job["status_url"]).status, 401)
+
+        def finished():
+            r = harness.request(mirror.url, "GET", job["status_url"], auth)
+            self.assertEqual(r.status, 200, r)
+            doc = r.json()
+            return doc if "finished_ms" in doc else None
+        doc = wait_until(finished, 60, "the pre-warm job to finish")
+        self.assertEqual((doc["id"], doc["state"], doc["images_ok"], doc["images_failed"]),
+                         (job["id"], "done", 2, 0), doc)
+        self.assertEqual(doc["bytes_fetched"], doc["bytes_total"])
+        self.assertEqual([i["state"] for i in doc["images"]], ["done", "done"])
+        self.assert_cached(mirror, "docker2")
+        self.assert_cached(mirror, "pinned")
+        r = harness.request(mirror.url, "GET", "/admin/prewarm/0123456789abcdef", auth)
+        self.assertEqual(r.status, 404, r)
 
 
 if __name__ == "__main__":

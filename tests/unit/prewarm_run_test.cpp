@@ -88,6 +88,11 @@ class FakeMirror {
     std::lock_guard lock(mutex_);
     stalled_.insert(path);
   }
+  // Every request must carry this Authorization header (401 otherwise).
+  void RequireAuthorization(std::string value) {
+    std::lock_guard lock(mutex_);
+    required_authorization_ = std::move(value);
+  }
   void Release() {
     {
       std::lock_guard lock(mutex_);
@@ -130,6 +135,14 @@ class FakeMirror {
     ++hits_[req.path];
     requested_cv_.notify_all();
     if (!blob) last_accept_ = req.get_header_value("Accept");
+    if (!required_authorization_.empty() &&
+        req.get_header_value("Authorization") != required_authorization_) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"hubcache\"");
+      res.set_content(R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})",
+                      "application/json");
+      return;
+    }
     if (auto f = failures_.find(req.path); f != failures_.end() && f->second.times > 0) {
       --f->second.times;
       res.status = f->second.status;
@@ -184,6 +197,7 @@ class FakeMirror {
   std::set<std::string> stalled_;
   std::map<std::string, int> hits_;
   std::string last_accept_;
+  std::string required_authorization_;
   bool released_ = false;
 };
 
@@ -394,6 +408,22 @@ TEST_CASE("PrewarmRun retries a 503 once and then succeeds") {
   RunSnapshot result = run.Run();
   CHECK(result.images[0].state == ImageState::kDone);
   CHECK(f.mirror.Hits("/v2/library/single/blobs/" + f.l3) == 2);
+}
+
+TEST_CASE("PrewarmRun sends Basic credentials to a mirror that asks for them") {
+  Fixture f;
+  f.mirror.RequireAuthorization("Basic cHVsbGVyOnMzY3JldA==");  // puller:s3cret
+  PrewarmRun anonymous({Ref("single:1")}, Options(f.mirror));
+  RunSnapshot refused = anonymous.Run();
+  CHECK(refused.images[0].reason == FailureReason::kUnauthorized);
+
+  PrewarmOptions options = Options(f.mirror);
+  options.session.username = "puller";
+  options.session.password = "s3cret";
+  PrewarmRun run({Ref("single:1")}, options);
+  RunSnapshot result = run.Run();
+  CHECK(result.images[0].state == ImageState::kDone);
+  CHECK(f.mirror.BlobGets() == 3);
 }
 
 TEST_CASE("PrewarmRun reports a mirror it cannot reach as a network failure") {

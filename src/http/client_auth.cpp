@@ -1,0 +1,137 @@
+#include "http/client_auth.h"
+
+#include <openssl/evp.h>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "http/responses.h"
+
+namespace hubcache {
+namespace {
+
+constexpr int kMaxFailuresPerWindow = 10;
+constexpr auto kFailureWindow = std::chrono::seconds(60);
+constexpr auto kBlockTime = std::chrono::seconds(60);
+
+bool IsHealthProbe(const std::string& path) { return path == "/healthz" || path == "/readyz"; }
+
+// "Basic dXNlcjpwYXNz" -> user, password.
+bool DecodeBasic(const std::string& header, std::string* user, std::string* password) {
+  if (header.size() < 7 || ToLower(header.substr(0, 6)) != "basic ") return false;
+  std::string encoded(TrimSpaces(header.substr(6)));
+  if (encoded.empty() || encoded.size() > 4096 || encoded.size() % 4 != 0) return false;
+  std::string decoded(encoded.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                          reinterpret_cast<const unsigned char*>(encoded.data()),
+                          static_cast<int>(encoded.size()));
+  if (n < 0) return false;
+  // EVP_DecodeBlock counts the padding bytes as zeros: drop them.
+  size_t padding = encoded.size() - encoded.find_last_not_of('=') - 1;
+  decoded.resize(static_cast<size_t>(n) - std::min<size_t>(padding, 2));
+  size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return false;
+  *user = decoded.substr(0, colon);
+  *password = decoded.substr(colon + 1);
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ClientAuth>> ClientAuth::Create(const Config& config, CacheStats& stats) {
+  std::unique_ptr<ClientAuth> auth(new ClientAuth(config, stats));
+  if (config.auth == "htpasswd") {
+    auto file = HtpasswdFile::Load(config.htpasswd_path);
+    if (!file) return tl::unexpected(file.error());
+    auth->htpasswd_ = std::move(*file);
+  }
+  return auth;
+}
+
+bool ClientAuth::Protects(const std::string& path) const {
+  if (!enabled() || IsHealthProbe(path)) return false;
+  if (path == "/v2" || StartsWith(path, "/v2/")) return true;
+  if (StartsWith(path, "/admin/")) return false;  // the admin API checks its own credentials
+  return config_.stats_access != "open";
+}
+
+bool ClientAuth::Verify(const httplib::Request& req, std::string* user) {
+  std::string password;
+  if (!DecodeBasic(req.get_header_value("Authorization"), user, &password)) return false;
+  return htpasswd_->Verify(*user, password);
+}
+
+bool ClientAuth::Blocked(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  auto it = failures_.find(client);
+  return it != failures_.end() && std::chrono::steady_clock::now() < it->second.blocked_until;
+}
+
+void ClientAuth::RecordFailure(const std::string& client) {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  if (failures_.size() > 100'000) failures_.clear();  // bounded memory under a spray of addresses
+  auto& f = failures_[client];
+  if (now - f.window_start > kFailureWindow) {
+    f.window_start = now;
+    f.count = 0;
+  }
+  if (++f.count >= kMaxFailuresPerWindow) f.blocked_until = now + kBlockTime;
+}
+
+bool ClientAuth::Authenticate(const httplib::Request& req, httplib::Response& res,
+                              std::string* user) {
+  if (Blocked(req.remote_addr)) {
+    ++stats_.auth_rate_limited;
+    res.set_header("Retry-After", std::to_string(kBlockTime.count()));
+    WriteError(res, Error{ErrorKind::kTooManyRequests, "too many failed authentication attempts"});
+    return false;
+  }
+  bool has_credentials = req.has_header("Authorization");
+  if (has_credentials && Verify(req, user)) return true;
+  if (has_credentials) {
+    ++stats_.auth_failures;
+    RecordFailure(req.remote_addr);
+    Logger("auth")->warn("authentication failed client={} user={}", req.remote_addr, *user);
+  }
+  res.set_header("WWW-Authenticate", "Basic realm=\"" + config_.htpasswd_realm + "\"");
+  WriteError(res, Error{ErrorKind::kUnauthorized, "authentication required"});
+  return false;
+}
+
+bool ClientAuth::IsAdmin(const httplib::Request& req) {
+  if (!enabled() || config_.admin_users.empty() || Blocked(req.remote_addr)) return false;
+  std::string user;
+  if (!Verify(req, &user)) {
+    if (req.has_header("Authorization")) RecordFailure(req.remote_addr);
+    return false;
+  }
+  for (const auto& admin : config_.admin_users) {
+    if (admin == user) return true;
+  }
+  return false;
+}
+
+bool ClientAuth::Enter(const std::string& client, httplib::Response& res) {
+  {
+    std::lock_guard lock(mutex_);
+    int& n = in_flight_[client];
+    if (n < config_.max_requests_per_client) {
+      ++n;
+      return true;
+    }
+  }
+  ++stats_.client_limit_rejections;
+  res.set_header("Retry-After", "1");
+  res.set_header("Connection", "close");
+  WriteError(res,
+             Error{ErrorKind::kTooManyRequests, "too many concurrent requests from this address"});
+  return false;
+}
+
+void ClientAuth::Leave(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  auto it = in_flight_.find(client);
+  if (it != in_flight_.end() && --it->second <= 0) in_flight_.erase(it);
+}
+
+}  // namespace hubcache

@@ -1,0 +1,66 @@
+#pragma once
+// Who may pull: client authentication (htpasswd, Basic) with failed attempts
+// rate-limited per client address, and the per-client limit on requests in
+// flight. Thread-safe. Never logs passwords or Authorization headers.
+
+#include <httplib.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "cache/stats.h"
+#include "common/result.h"
+#include "config/config.h"
+#include "http/htpasswd.h"
+
+namespace hubcache {
+
+class ClientAuth {
+ public:
+  // Loads the htpasswd file when REGISTRY_AUTH=htpasswd; fails clearly if it
+  // is missing, unreadable or empty.
+  [[nodiscard]] static Result<std::unique_ptr<ClientAuth>> Create(const Config& config,
+                                                                  CacheStats& stats);
+
+  bool enabled() const { return htpasswd_ != nullptr; }
+
+  // Whether `path` needs credentials: /v2/... when auth is on, the stats pages
+  // per HUBCACHE_STATS_ACCESS (default: when auth is on); health probes never.
+  bool Protects(const std::string& path) const;
+
+  // True when the request carries valid credentials (sets *user). Otherwise
+  // writes the answer: 401 with the Basic challenge, or 429 when the client
+  // address failed too often lately.
+  bool Authenticate(const httplib::Request& req, httplib::Response& res, std::string* user);
+
+  // Basic credentials of an htpasswd user listed in HUBCACHE_ADMIN_USERS.
+  bool IsAdmin(const httplib::Request& req);
+
+  // Per-client requests in flight: Enter fails (429 written) over the limit.
+  bool Enter(const std::string& client, httplib::Response& res);
+  void Leave(const std::string& client);
+
+ private:
+  ClientAuth(const Config& config, CacheStats& stats) : config_(config), stats_(stats) {}
+  bool Verify(const httplib::Request& req, std::string* user);
+  bool Blocked(const std::string& client);
+  void RecordFailure(const std::string& client);
+
+  struct Failures {
+    int count = 0;
+    std::chrono::steady_clock::time_point window_start;
+    std::chrono::steady_clock::time_point blocked_until;
+  };
+
+  const Config config_;
+  CacheStats& stats_;
+  std::unique_ptr<HtpasswdFile> htpasswd_;
+  std::mutex mutex_;
+  std::map<std::string, Failures> failures_;  // by client address; guarded by mutex_
+  std::map<std::string, int> in_flight_;      // by client address; guarded by mutex_
+};
+
+}  // namespace hubcache

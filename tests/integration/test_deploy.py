@@ -1,0 +1,819 @@
+"""Deployment: the shipped files in deploy/, `hubcache check-config`, and the README's
+configuration reference, each checked the way an operator would use it.
+
+  ContainerdPull   Debian's containerd, started here as root with its own root, state dir,
+                   socket and a minimal config (CRI and the btrfs/zfs/devmapper/aufs snapshotters
+                   off), pulls docker.io/library/multi:1 (OCI index) and docker2:1 (schema2) with
+                   `ctr images pull --hosts-dir`, through a hubcache in front of the test upstream.
+                   The hosts dir holds docker.io/hosts.toml derived from deploy/hosts.toml: the
+                   shipped host entry (its capabilities) with the mirror's URL, `server` = the local
+                   upstream (never the internet). Asserts the mirror answered with ?ns=docker.io,
+                   the upstream saw no request from containerd itself, the image digest is the
+                   fixture's and it unpacked; a second pull after deleting the content is served
+                   from the cache. Skipped (exit 77 for the module, after the other tests ran)
+                   when not root or containerd cannot start here, with the reason.
+  DeployFiles      systemd-analyze verify (and an offline security score) of hubcache.service;
+                   its hardening, TimeoutStopSec above the shutdown grace; docker-compose.yaml,
+                   prometheus.yml (promtool when installed) and kubernetes.yaml parse and use
+                   only settings check-config accepts; every package the Dockerfile installs
+                   exists in Debian's archive, its runtime packages provide every library the
+                   binary links, and its HEALTHCHECK command passes against a running mirror and
+                   fails against a stopped one; daemon.json, hosts.toml and registries.conf parse
+                   into what their clients read; env.example is exactly `check-config
+                   --env-example` and validates.
+  CheckConfig      exit 0 and every setting on valid input, secrets masked in text and JSON
+                   (the password never in the output), flags win, printed values accepted back;
+                   exit 2 with one line on invalid input; unknown REGISTRY_* names noted.
+  ReadmeReference  the README's configuration table and the code's settings (check-config
+                   --json) list the same settings, with the same flags and defaults, and the
+                   table's settings are all accepted by check-config. Both sides are read now.
+
+Needs $HUBCACHE_BIN; the containerd part also docker-registry, skopeo, openssl, containerd.
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import fixtures  # noqa: E402
+import harness  # noqa: E402
+from mirror import REPO_ROOT, Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
+from upstream import Upstream  # noqa: E402
+
+DEPLOY = os.path.join(REPO_ROOT, "deploy")
+README = os.path.join(REPO_ROOT, "README.md")
+SECRET = "pa55-Wörd_that-must-NEVER-show-9f3c"
+SKIPPED = []  # reasons a part of this module could not run here
+
+
+def deploy_path(name):
+    return os.path.join(DEPLOY, name)
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def base_env(extra=None):
+    """The process environment without any REGISTRY_* / HUBCACHE_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("REGISTRY_") or k.startswith("HUBCACHE_"))}
+    env.update(extra or {})
+    return env
+
+
+def check_config(*args, env=None, timeout=30):
+    return subprocess.run([hubcache_bin(), "check-config", *args], env=base_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def settings(env=None, args=()):
+    """check-config --json as {env name: row}; fails the caller when the config is invalid."""
+    r = check_config("--json", *args, env=env)
+    if r.returncode != 0:
+        raise AssertionError(f"check-config --json {args} exited {r.returncode}: {r.stderr}")
+    return {row["env"]: row for row in json.loads(r.stdout)}
+
+
+def duration_s(text):
+    """'45s', '1m', '250ms', '30' -> seconds (systemd / hubcache duration forms used here)."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|min|h)?", text.strip())
+    if not m:
+        raise ValueError(f"unexpected duration {text!r}")
+    scale = {"ms": 0.001, None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+    return int(m.group(1)) * scale
+
+
+def unknown_names(stderr):
+    return re.findall(r"note: (\S+) is set but is not a hubcache setting", stderr)
+
+
+# -- containerd -----------------------------------------------------------------------------
+
+CONTAINERD_CONFIG = """version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"""
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise ValueError(f"cannot write {v!r} as TOML here")
+
+
+def derived_hosts_toml(shipped_text, server_url, mirror_url):
+    """deploy/hosts.toml with `server` and the host's URL replaced, the host's keys kept."""
+    shipped = tomllib.loads(shipped_text)
+    hosts = shipped.get("host", {})
+    if len(hosts) != 1:
+        raise AssertionError(f"deploy/hosts.toml should name one mirror host, has {list(hosts)}")
+    (entry,) = hosts.values()
+    lines = [f"server = {toml_value(server_url)}", "", f"[host.{toml_value(mirror_url)}]"]
+    lines += [f"  {k} = {toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+class Containerd:
+    """A private containerd daemon: root, state, socket and config under `d`."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.sock = os.path.join(d, "containerd.sock")
+        self.log_path = os.path.join(d, "containerd.log")
+        self.proc = None
+        self.snapshotter = "overlayfs"
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "config.toml"), "w") as f:
+            f.write(CONTAINERD_CONFIG.format(d=d))
+
+    def ctr(self, *args, timeout=60):
+        return subprocess.run(["ctr", "--address", self.sock, "--namespace", "hubcache-test",
+                               *args], capture_output=True, text=True, timeout=timeout)
+
+    def start(self, timeout_s=30):
+        """Starts the daemon; returns None, or the reason it cannot run here."""
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["containerd", "--config",
+                                      os.path.join(self.dir, "config.toml")],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return f"containerd exited with {self.proc.returncode}: {self.log()[-1500:]}"
+            if os.path.exists(self.sock) and self.ctr("version", timeout=5).returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            return f"containerd did not answer within {timeout_s}s: {self.log()[-1500:]}"
+        plugins = self.ctr("plugins", "ls").stdout
+        if not re.search(r"io\.containerd\.snapshotter\.v1\s+overlayfs\s+\S+\s+ok", plugins):
+            self.snapshotter = "native"  # overlayfs cannot mount here; native still unpacks
+        return None
+
+    def log(self):
+        try:
+            return read(self.log_path)
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            self._log.close()
+        # Nothing may stay mounted under the temp dir before it is removed.
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1] for line in f]
+        for m in sorted((m for m in mounts if m.startswith(self.dir + "/")), reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True, timeout=10)
+
+
+class ContainerdPull(unittest.TestCase):
+    IMAGES = ("multi", "docker2")
+
+    @classmethod
+    def setUpClass(cls):
+        reason = None
+        if os.geteuid() != 0:
+            reason = "containerd needs root and this test runs as uid %d" % os.geteuid()
+        missing = [t for t in ("containerd", "ctr", "docker-registry", "skopeo", "openssl")
+                   if shutil.which(t) is None]
+        if missing:
+            reason = f"not installed: {', '.join(missing)} (scripts/install-deps.sh all)"
+        if reason:
+            SKIPPED.append(reason)
+            raise unittest.SkipTest(reason)
+        cls.work, cleanup = harness.module_workdir("deploy-ctr")
+        cls.addClassCleanup(cleanup)
+        cls.up = Upstream(cls.work)
+        cls.addClassCleanup(cls.up.stop)
+        cls.up.start()
+        cls.img = {}
+        for name in cls.IMAGES:
+            fixtures.push(cls.up, cls.work, name)
+            cls.img[name] = fixtures.describe(cls.up, name)
+        cls.mirror = Mirror(cls.work, cls.up.url)
+        cls.addClassCleanup(cls.mirror.stop)
+        cls.mirror.start()
+        cls.ctrd = Containerd(os.path.join(cls.work, "containerd"))
+        cls.addClassCleanup(cls.ctrd.stop)
+        reason = cls.ctrd.start()
+        if reason:
+            SKIPPED.append(reason)
+            raise unittest.SkipTest(reason)
+        cls.hosts_dir = os.path.join(cls.work, "certs.d")
+        os.makedirs(os.path.join(cls.hosts_dir, "docker.io"))
+        cls.hosts_toml = derived_hosts_toml(read(deploy_path("hosts.toml")), cls.up.url,
+                                            cls.mirror.url)
+        with open(os.path.join(cls.hosts_dir, "docker.io", "hosts.toml"), "w") as f:
+            f.write(cls.hosts_toml)
+
+    def pull(self, name):
+        r = self.ctrd.ctr("images", "pull", "--snapshotter", self.ctrd.snapshotter,
+                          "--hosts-dir", self.hosts_dir, f"docker.io/library/{name}:1",
+                          timeout=180)
+        self.assertEqual(r.returncode, 0,
+                         f"ctr pull {name} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n"
+                         f"hosts.toml:\n{self.hosts_toml}\nmirror log:\n{self.mirror.log()[-3000:]}")
+
+    def image_digest(self, name):
+        ref = f"docker.io/library/{name}:1"
+        for line in self.ctrd.ctr("images", "ls").stdout.splitlines():
+            fields = line.split()
+            if fields and fields[0] == ref:
+                return fields[2]
+        return None
+
+    def mirror_requests(self, name):
+        """The mirror's access-log targets for library/NAME."""
+        return re.findall(rf"path=(/v2/library/{name}/\S+)", self.mirror.log())
+
+    def test_pull_through_the_shipped_hosts_toml(self):
+        self.assertNotIn("registry-1.docker.io", self.hosts_toml)
+        for name in self.IMAGES:
+            with self.subTest(image=name):
+                since = self.up.mark()
+                self.pull(name)
+                self.assertEqual(self.image_digest(name), self.img[name].digest)
+                targets = self.mirror_requests(name)
+                self.assertTrue(any("/manifests/1?ns=docker.io" in t for t in targets), targets)
+                self.assertTrue(any("/blobs/sha256:" in t and "ns=docker.io" in t
+                                    for t in targets), targets)
+                self.up.sync_log()
+                from_containerd = [l for l in self.up.requests(since=since)
+                                   if "containerd" in l.ua]
+                self.assertEqual(from_containerd, [],
+                                 "containerd went to the upstream itself: the mirror failed")
+                self.assertGreater(len([l for l in self.up.requests(since=since)
+                                        if l.ua.startswith("hubcache/")]), 0,
+                                   "the upstream saw nothing from the mirror")
+        snapshots = self.ctrd.ctr("snapshots", "--snapshotter", self.ctrd.snapshotter, "ls")
+        self.assertGreaterEqual(len(snapshots.stdout.strip().splitlines()), 2,
+                                f"nothing unpacked:\n{snapshots.stdout}{snapshots.stderr}")
+
+    def test_second_pull_is_served_from_the_cache(self):
+        name = "multi"
+        self.pull(name)
+        r = self.ctrd.ctr("images", "rm", "--sync", f"docker.io/library/{name}:1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for digest in self.img[name].blobs:  # left by garbage collection only if still in use
+            self.ctrd.ctr("content", "rm", digest)
+        content = self.ctrd.ctr("content", "ls", "--quiet").stdout
+        self.assertEqual([d for d in self.img[name].blobs if d in content], [])
+        self.up.sync_log()
+        since = self.up.mark()
+        self.pull(name)
+        self.up.sync_log()
+        blob_gets = self.up.count_requests("GET", r"/v2/library/multi/blobs/.*", since=since)
+        self.assertEqual(blob_gets, 0, "a warm pull fetched blobs upstream again")
+        self.assertIn("cache=hit", self.mirror.log())
+
+
+# -- the shipped files ----------------------------------------------------------------------
+
+def unit_entries(text):
+    """A systemd unit as [(section, key, value)] (keys may repeat)."""
+    out, section = [], None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, _, value = line.partition("=")
+        out.append((section, key.strip(), value.strip()))
+    return out
+
+
+def dockerfile_instructions(text):
+    """[(INSTRUCTION, argument text)] with continuation lines joined and comments dropped."""
+    out, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        word, _, rest = current.partition(" ")
+        out.append((word.upper(), rest.strip()))
+        current = ""
+    return out
+
+
+def apt_packages(run_text):
+    """Package names after `apt-get install` in a RUN command (options dropped)."""
+    pkgs = []
+    for m in re.finditer(r"apt-get\s+install\s+([^&;|]*)", run_text):
+        pkgs += [w for w in m.group(1).split() if not w.startswith("-") and w != "\\"]
+    return pkgs
+
+
+def install_deps_build_packages():
+    text = read(os.path.join(REPO_ROOT, "scripts", "install-deps.sh"))
+    m = re.search(r'^BUILD_PKGS="([^"]*)"', text, re.M)
+    return m.group(1).split()
+
+
+def packages_in_archive(pkgs):
+    """The names among `pkgs` that Debian's archive (apt's package lists) has."""
+    r = subprocess.run(["apt-cache", "show", "--no-all-versions", *pkgs], capture_output=True,
+                       text=True, timeout=120)
+    return set(re.findall(r"(?m)^Package: (\S+)$", r.stdout))
+
+
+def needed_library_packages(binary):
+    """{soname: Debian package} for every shared library the binary links directly."""
+    dyn = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, timeout=30)
+    sonames = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn.stdout)
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30).stdout
+    candidates = {}  # soname -> paths dpkg may know it by (usrmerge: /lib and /usr/lib)
+    for so in sonames:
+        m = re.search(rf"^\s*{re.escape(so)} \(.*x86-64.*\) => (\S+)$", cache, re.M) or \
+            re.search(rf"^\s*{re.escape(so)} \(.*\) => (\S+)$", cache, re.M)
+        p = m.group(1) if m else None
+        candidates[so] = [p, "/usr" + p if not p.startswith("/usr/") else p[4:],
+                          os.path.realpath(p)] if p else []
+    r = subprocess.run(["dpkg", "-S", *{p for ps in candidates.values() for p in ps}],
+                       capture_output=True, text=True, timeout=60)
+    owner = {}
+    for line in r.stdout.splitlines():  # "libcurl4:amd64: /usr/lib/x86_64-linux-gnu/libcurl.so.4"
+        pkgs, _, path = line.partition(": ")
+        owner[path.strip()] = pkgs.split(",")[0].split(":")[0].strip()
+    return {so: next((owner[p] for p in ps if p in owner), None)
+            for so, ps in candidates.items()}
+
+
+class DeployFiles(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cleanup = harness.module_workdir("deploy-files")
+        cls.addClassCleanup(cleanup)
+        cls.known = settings()
+
+    def assert_valid_settings(self, env, where):
+        """Every REGISTRY_*/HUBCACHE_* name in `env` is a setting, and check-config accepts."""
+        names = [k for k in env if k.startswith(("REGISTRY_", "HUBCACHE_"))]
+        self.assertEqual([n for n in names if n not in self.known], [],
+                         f"{where}: names hubcache does not read")
+        r = check_config(env=env)
+        self.assertEqual(r.returncode, 0, f"{where}: {r.stderr}")
+        self.assertEqual(unknown_names(r.stderr), [], where)
+
+    # systemd
+
+    def test_systemd_unit(self):
+        text = read(deploy_path("hubcache.service"))
+        entries = unit_entries(text)
+        service = {}
+        for section, key, value in entries:
+            if section == "Service":
+                service.setdefault(key, []).append(value)
+        self.assertEqual(service.get("ProtectSystem"), ["strict"])
+        self.assertEqual(service.get("Restart"), ["on-failure"])
+        self.assertEqual(service.get("KillSignal"), ["SIGTERM"])
+        self.assertEqual(service.get("NoNewPrivileges"), ["yes"])
+        self.assertIn("-/etc/hubcache/env", service.get("EnvironmentFile", []))
+        self.assertTrue(service.get("DynamicUser") == ["yes"] or
+                        service.get("User", ["root"])[0] not in ("root", "0"),
+                        "the unit must not run as root")
+        env = dict(v.split("=", 1) for v in service.get("Environment", []))
+        root = env.get("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY")
+        self.assertIsNotNone(root, "the unit should set the cache directory")
+        rw = " ".join(service.get("ReadWritePaths", [])).split()
+        self.assertIn(root, rw, "the cache directory must be writable under ProtectSystem=strict")
+        grace = duration_s(self.known["HUBCACHE_SHUTDOWN_GRACE"]["default"])
+        self.assertGreater(duration_s(service["TimeoutStopSec"][0]), grace,
+                           "systemd would kill the drain before the shutdown grace ends")
+        self.assert_valid_settings(env, "hubcache.service Environment=")
+        for key in ("ExecStart", "ExecStartPre"):
+            for cmd in service.get(key, []):
+                self.assertTrue(cmd.startswith("/usr/local/bin/hubcache "), cmd)
+
+        # systemd-analyze wants the binaries to exist: point them at the one under test.
+        if shutil.which("systemd-analyze") is None:
+            print("\nNOTE: systemd-analyze not installed: unit not verified", file=sys.stderr)
+            return
+        unit = os.path.join(self.work, "hubcache.service")
+        with open(unit, "w") as f:
+            f.write(text.replace("/usr/local/bin/hubcache", os.path.abspath(hubcache_bin())))
+        r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True,
+                           timeout=60)
+        out = (r.stdout + r.stderr).strip()
+        if r.returncode != 0 and re.search(r"(?i)not permitted|no such file.*(bus|socket)|"
+                                           r"failed to (connect|initialize)", out) \
+                and "hubcache.service" not in out:
+            print(f"\nNOTE: systemd-analyze cannot run here, unit not verified: {out}",
+                  file=sys.stderr)
+            return
+        self.assertEqual(r.returncode, 0, out)
+        self.assertEqual(out, "", "systemd-analyze verify printed warnings")
+        r = subprocess.run(["systemd-analyze", "security", "--offline=true", unit],
+                           capture_output=True, text=True, timeout=60)
+        m = re.search(r"Overall exposure level for \S+: ([\d.]+)", r.stdout)
+        if r.returncode == 0 and m:
+            print(f"\nsystemd-analyze security: exposure {m.group(1)}", file=sys.stderr)
+            self.assertLess(float(m.group(1)), 2.5, r.stdout[-3000:])
+
+    # compose and Prometheus
+
+    def test_compose_file(self):
+        import yaml
+        path = deploy_path("docker-compose.yaml")
+        doc = yaml.safe_load(read(path))
+        reg = doc["services"]["registry"]
+        env = {k: str(v) for k, v in reg["environment"].items()}
+        self.assert_valid_settings(env, "docker-compose.yaml registry environment")
+        self.assertEqual(env.get("REGISTRY_AUTH"), "htpasswd")
+        root = env.get("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "/var/lib/registry")
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in reg["volumes"]}
+        self.assertEqual(mounts.get(root), "./config/registry/data")
+        for var in ("REGISTRY_AUTH_HTPASSWD_PATH", "REGISTRY_HTTP_TLS_CERTIFICATE",
+                    "REGISTRY_HTTP_TLS_KEY"):
+            self.assertTrue(any(env[var].startswith(target + "/") for target in mounts),
+                            f"{var}={env[var]} is not on a mounted volume")
+        self.assertIn("5000:5000", [str(p) for p in reg["ports"]])
+        self.assertEqual(reg["build"]["dockerfile"], "deploy/Dockerfile")
+        self.assertTrue(os.path.exists(os.path.join(DEPLOY, reg["build"]["context"],
+                                                    reg["build"]["dockerfile"])))
+        grace = duration_s(self.known["HUBCACHE_SHUTDOWN_GRACE"]["default"])
+        self.assertGreater(duration_s(reg["stop_grace_period"]), grace)
+        prom = doc["services"]["prometheus"]
+        self.assertIn("monitoring", prom["profiles"])
+        config_mount = [v for v in prom["volumes"] if v.endswith("/etc/prometheus/prometheus.yml:ro")]
+        self.assertEqual(len(config_mount), 1)
+        self.assertTrue(os.path.exists(os.path.join(DEPLOY, config_mount[0].split(":")[0])))
+        has_compose = shutil.which("docker") is not None and subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+        if has_compose:
+            r = subprocess.run(["docker", "compose", "-f", path, "config", "--quiet"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        else:
+            print("\nNOTE: no `docker compose` here: compose file checked as YAML only",
+                  file=sys.stderr)
+
+    def test_prometheus_config(self):
+        import yaml
+        doc = yaml.safe_load(read(deploy_path("prometheus.yml")))
+        (job,) = [j for j in doc["scrape_configs"] if j["job_name"] == "hubcache"]
+        self.assertEqual(job["metrics_path"], "/metrics")
+        self.assertEqual(job["static_configs"][0]["targets"], ["registry:5000"])
+        if shutil.which("promtool"):
+            r = subprocess.run(["promtool", "check", "config", deploy_path("prometheus.yml")],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    # Kubernetes
+
+    def test_kubernetes_manifest(self):
+        import yaml
+        docs = [d for d in yaml.safe_load_all(read(deploy_path("kubernetes.yaml"))) if d]
+        by_kind = {d["kind"]: d for d in docs}
+        self.assertEqual(sorted(by_kind), ["Deployment", "PersistentVolumeClaim", "Service"])
+        pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = {e["name"]: e.get("value", "from-a-secret") for e in c["env"]}
+        self.assert_valid_settings(env, "kubernetes.yaml container env")
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        addr_port = int(env.get("REGISTRY_HTTP_ADDR", ":5000").rsplit(":", 1)[1])
+        self.assertIn(addr_port, ports.values())
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            get = c[probe]["httpGet"]
+            self.assertEqual(get["path"], path)
+            self.assertEqual(ports.get(get["port"], get["port"]), addr_port)
+        (mount,) = [m for m in c["volumeMounts"]
+                    if m["mountPath"] == env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]]
+        (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        self.assertEqual(vol["persistentVolumeClaim"]["claimName"],
+                         by_kind["PersistentVolumeClaim"]["metadata"]["name"])
+        self.assertEqual(by_kind["Deployment"]["spec"]["strategy"]["type"], "Recreate",
+                         "two pods must never share one cache directory")
+        grace = duration_s(self.known["HUBCACHE_SHUTDOWN_GRACE"]["default"])
+        self.assertGreater(pod["terminationGracePeriodSeconds"], grace)
+        svc = by_kind["Service"]["spec"]
+        self.assertEqual(svc["selector"], by_kind["Deployment"]["spec"]["selector"]["matchLabels"])
+        self.assertEqual(svc["ports"][0]["port"], addr_port)
+
+    # Dockerfile
+
+    def dockerfile(self):
+        return dockerfile_instructions(read(deploy_path("Dockerfile")))
+
+    def test_dockerfile_packages_exist_in_debian(self):
+        ins = self.dockerfile()
+        froms = [a.split()[0] for i, a in ins if i == "FROM"]
+        self.assertGreaterEqual(len(froms), 2, "multi-stage: a build and a runtime stage")
+        self.assertTrue(all(f.startswith("debian:bookworm") for f in froms), froms)
+        pkgs = [p for i, a in ins if i == "RUN" for p in apt_packages(a)]
+        if any("install-deps.sh build" in a for i, a in ins if i == "RUN"):
+            pkgs += install_deps_build_packages()
+        self.assertTrue(pkgs)
+        missing = sorted(set(pkgs) - packages_in_archive(sorted(set(pkgs))))
+        self.assertEqual(missing, [], "packages Debian 12 does not have")
+        for i, a in ins:
+            if i == "COPY" and "--from=" not in a:
+                for src in shlex.split(a)[:-1]:
+                    self.assertTrue(os.path.exists(os.path.join(REPO_ROOT, src)), src)
+
+    def test_dockerfile_runtime_stage(self):
+        ins = self.dockerfile()
+        last_from = max(n for n, (i, _) in enumerate(ins) if i == "FROM")
+        runtime = ins[last_from:]
+        runtime_pkgs = {p for i, a in runtime if i == "RUN" for p in apt_packages(a)}
+        self.assertFalse([p for p in runtime_pkgs if p.endswith("-dev")], "-dev in the runtime")
+        libs = needed_library_packages(hubcache_bin())
+        self.assertIn("libcurl.so.4", libs)
+        lacking = {so: pkg for so, pkg in libs.items()
+                   if pkg not in runtime_pkgs and pkg not in ("libc6", "libgcc-s1")}
+        self.assertEqual(lacking, {}, "libraries the runtime stage does not install")
+        users = [a for i, a in runtime if i == "USER"]
+        self.assertTrue(users and users[-1].split(":")[0] not in ("root", "0"), users)
+        self.assertIn("5000", " ".join(a for i, a in runtime if i == "EXPOSE").split())
+        env = {}
+        for i, a in runtime:
+            if i == "ENV":
+                env.update(dict(w.split("=", 1) for w in shlex.split(a)))
+        self.assertEqual(env.get("REGISTRY_HTTP_ADDR"), ":5000")
+        self.assertEqual(env.get("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"), "/var/lib/registry")
+        self.assert_valid_settings(env, "Dockerfile ENV")
+        volumes = " ".join(a for i, a in runtime if i == "VOLUME")
+        self.assertIn('"/var/lib/registry"', volumes)
+        self.assertEqual([a for i, a in runtime if i == "CMD"], ['["serve"]'])
+
+    def test_dockerfile_healthcheck_against_a_mirror(self):
+        (hc,) = [a for i, a in self.dockerfile() if i == "HEALTHCHECK"]
+        self.assertIn("/healthz", hc)
+        cmd = hc.split(" CMD ", 1)[1] if " CMD " in hc else hc.split("CMD ", 1)[1]
+        m = Mirror(self.work, f"http://127.0.0.1:{free_port()}")  # no upstream needed
+        self.addCleanup(m.stop)
+        m.start()
+        env = base_env({"REGISTRY_HTTP_ADDR": f"127.0.0.1:{m.port}"})
+        r = subprocess.run(["sh", "-c", cmd], env=env, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, f"healthcheck failed on a healthy mirror: {r.stderr}")
+        m.stop()
+        r = subprocess.run(["sh", "-c", cmd], env=env, capture_output=True, text=True,
+                           timeout=30)
+        self.assertNotEqual(r.returncode, 0, "healthcheck passed with the mirror stopped")
+
+    # client configuration and env.example
+
+    def test_client_configuration_files(self):
+        daemon = json.loads(read(deploy_path("daemon.json")))
+        for url in daemon["registry-mirrors"]:
+            self.assertRegex(url, r"^https?://[^/]+$", "dockerd mirrors are a domain root")
+        insecure = set(daemon.get("insecure-registries", []))
+        for url in daemon["registry-mirrors"]:
+            if url.startswith("http://"):
+                self.assertIn(url[len("http://"):], insecure, "plain HTTP needs insecure-registries")
+        hosts = tomllib.loads(read(deploy_path("hosts.toml")))
+        self.assertEqual(hosts["server"], "https://registry-1.docker.io")
+        ((host, entry),) = hosts["host"].items()
+        self.assertEqual(sorted(entry["capabilities"]), ["pull", "resolve"])
+        self.assertIn("/etc/containerd/certs.d/docker.io/hosts.toml", read(deploy_path("hosts.toml")))
+        reg = tomllib.loads(read(deploy_path("registries.conf")))
+        (docker,) = [r for r in reg["registry"] if r["prefix"] == "docker.io"]
+        self.assertEqual(docker["location"], "registry-1.docker.io")
+        self.assertTrue(docker["mirror"] and all(m["location"] for m in docker["mirror"]))
+        mirror_hosts = {host.split("://", 1)[1]} | {m["location"] for m in docker["mirror"]}
+        mirror_hosts |= {u.split("://", 1)[1] for u in daemon["registry-mirrors"]}
+        self.assertEqual(len(mirror_hosts), 1, f"the files name different mirrors: {mirror_hosts}")
+
+    def test_env_example_is_generated_from_the_code(self):
+        r = check_config("--env-example")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read(deploy_path("env.example")), r.stdout,
+                         "deploy/env.example is stale: regenerate it with "
+                         "`hubcache check-config --env-example > deploy/env.example`")
+        for name in self.known:
+            self.assertIn(f"\n#{name}=", r.stdout)
+        r = check_config("--env-file", deploy_path("env.example"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Every default uncommented is a valid file that changes nothing.
+        uncommented = os.path.join(self.work, "env.uncommented")
+        with open(uncommented, "w") as f:
+            f.write(re.sub(r"^#([A-Z][A-Z0-9_]*=.+)$", r"\1", read(deploy_path("env.example")),
+                           flags=re.M))
+        r = check_config("--env-file", uncommented, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([row["env"] for row in json.loads(r.stdout)
+                          if row["value"] != row["default"]], [])
+
+
+# -- check-config ---------------------------------------------------------------------------
+
+class CheckConfig(unittest.TestCase):
+    def setUp(self):
+        self.work, cleanup = harness.module_workdir("deploy-cc")
+        self.addCleanup(cleanup)
+
+    def test_valid_configuration_lists_every_setting(self):
+        known = settings()
+        r = check_config()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        for name, row in known.items():
+            self.assertRegex(r.stdout, rf"(?m)^  {name}\s+{re.escape(row['flag'])}\s")
+        self.assertTrue(all(not row["secret"] or row["value"] == "" for row in known.values()))
+        self.assertTrue({"REGISTRY_PROXY_PASSWORD", "HUBCACHE_ADMIN_TOKEN"} <=
+                        {n for n, row in known.items() if row["secret"]})
+
+    def test_secrets_are_masked(self):
+        envfile = os.path.join(self.work, "env")
+        with open(envfile, "w") as f:
+            f.write(f"# comment\nexport REGISTRY_PROXY_USERNAME=hubuser\n"
+                    f"HUBCACHE_ADMIN_TOKEN='{SECRET}-admin'\n")
+        ways = [
+            ({"REGISTRY_PROXY_PASSWORD": SECRET}, []),
+            ({}, ["--upstream-password", SECRET]),
+            ({}, [f"--upstream-password={SECRET}", "--env-file", envfile]),
+        ]
+        for env, args in ways:
+            for fmt in ([], ["--json"]):
+                with self.subTest(env=list(env), args=args[:1], fmt=fmt):
+                    r = check_config(*fmt, *args, env=env)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    out = r.stdout + r.stderr
+                    self.assertNotIn(SECRET, out)
+                    self.assertNotIn(SECRET[:12], out)
+                    self.assertIn("********", out)
+                    if fmt:
+                        rows = {row["env"]: row for row in json.loads(r.stdout)}
+                        self.assertEqual(rows["REGISTRY_PROXY_PASSWORD"]["value"], "********")
+                        self.assertTrue(rows["REGISTRY_PROXY_PASSWORD"]["secret"])
+                        if "--env-file" in args:
+                            self.assertEqual(rows["REGISTRY_PROXY_USERNAME"]["value"], "hubuser")
+                            self.assertEqual(rows["HUBCACHE_ADMIN_TOKEN"]["value"], "********")
+
+    def test_flags_win_and_values_read_back(self):
+        env = {"REGISTRY_HTTP_ADDR": ":6000", "HUBCACHE_CACHE_MAX_SIZE": "1.5G",
+               "HUBCACHE_TAG_FRESHNESS": "90", "HUBCACHE_MIN_FREE": "0.025",
+               "REGISTRY_LOG_LEVEL": "debug"}
+        rows = settings(env, ["--addr", "127.0.0.1:7000", "--workers=32"])
+        self.assertEqual(rows["REGISTRY_HTTP_ADDR"]["value"], "127.0.0.1:7000")
+        self.assertEqual(rows["HUBCACHE_WORKERS"]["value"], "32")
+        self.assertEqual(rows["HUBCACHE_CACHE_MAX_SIZE"]["value"], "1536MiB")
+        self.assertEqual(rows["HUBCACHE_TAG_FRESHNESS"]["value"], "90s")
+        self.assertEqual(rows["HUBCACHE_MIN_FREE"]["value"], "2.5%")
+        # What check-config prints is accepted back, and means the same.
+        again = []
+        for row in rows.values():
+            if row["value"] and not row["secret"]:
+                again += [row["flag"], row["value"]]
+        self.assertEqual(settings(None, again), rows)
+
+    def test_invalid_configuration_exits_2_with_one_line(self):
+        bad_env = os.path.join(self.work, "bad.env")
+        with open(bad_env, "w") as f:
+            f.write("REGISTRY_HTTP_ADDR=:5000\nthis line is not an assignment\n")
+        cases = [
+            ({"REGISTRY_HTTP_ADDR": "nonsense"}, [], "REGISTRY_HTTP_ADDR"),
+            ({}, ["--workers", "2"], "workers"),
+            ({}, ["--cache-max-size", "12 parsecs"], "cache-max-size"),
+            ({"HUBCACHE_ADMIN_TOKEN": "short"}, [], "HUBCACHE_ADMIN_TOKEN"),
+            ({"REGISTRY_PROXY_PASSWORD": SECRET}, ["--no-such-flag", "1"], "unknown option"),
+            ({}, ["--env-file", bad_env], "bad.env:2"),
+            ({}, ["--env-file", os.path.join(self.work, "missing.env")], "cannot read"),
+            ({}, ["--env-file"], "needs a value"),
+        ]
+        for env, args, mention in cases:
+            with self.subTest(env=env, args=args):
+                r = check_config(*args, env=env)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                lines = r.stderr.strip().splitlines()
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertIn(mention, lines[0])
+                self.assertEqual(r.stdout, "")
+                self.assertNotIn(SECRET, r.stderr)
+
+    def test_registry_settings_hubcache_does_not_read_are_noted(self):
+        r = check_config(env={"REGISTRY_STORAGE_DELETE_ENABLED": "true",
+                              "REGISTRY_PROXY_TTL": "168h"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(unknown_names(r.stderr)),
+                         ["REGISTRY_PROXY_TTL", "REGISTRY_STORAGE_DELETE_ENABLED"])
+
+
+# -- README ---------------------------------------------------------------------------------
+
+def readme_reference_rows():
+    """(flag, env, default cell) of each row of the README table headed flag|environment|..."""
+    rows, in_table = [], False
+    for line in read(README).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if \
+            line.startswith("|") else None
+        if cells and [c.lower() for c in cells[:3]] == ["flag", "environment", "default"]:
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        if cells is None:
+            if rows:
+                break
+            continue
+        if set(cells[0]) <= set("-: "):
+            continue
+        flag, env = re.findall(r"`([^`]+)`", cells[0]), re.findall(r"`([^`]+)`", cells[1])
+        rows.append((flag[0] if flag else cells[0], env[0] if env else cells[1], cells[2]))
+    return rows
+
+
+class ReadmeReference(unittest.TestCase):
+    def test_readme_table_and_code_list_the_same_settings(self):
+        rows = readme_reference_rows()
+        self.assertGreater(len(rows), 5, "README configuration table not found")
+        known = settings()
+        readme_env = [env for _, env, _ in rows]
+        self.assertEqual(sorted(set(known) - set(readme_env)), [],
+                         "settings the code reads that the README table lacks")
+        self.assertEqual(sorted(set(readme_env) - set(known)), [],
+                         "README table rows that are not settings")
+        self.assertEqual(len(readme_env), len(set(readme_env)), "a setting listed twice")
+        for flag, env, default in rows:
+            with self.subTest(env=env):
+                self.assertEqual(flag, known[env]["flag"])
+                if known[env]["default"]:
+                    self.assertIn(f"`{known[env]['default']}`", default,
+                                  f"README default of {env} differs from the code's")
+                else:
+                    self.assertNotIn("`", default, f"{env} has no default in the code")
+
+    def test_readme_settings_are_accepted_by_check_config(self):
+        rows = readme_reference_rows()
+        known = settings()
+        env, args = {}, []
+        for flag, name, _ in rows:
+            value = known.get(name, {}).get("default")
+            if value:
+                env[name] = value
+                args += [flag, value]
+        r = check_config(env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(unknown_names(r.stderr), [])
+        r = check_config(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for flag, name, _ in rows:  # a flag the code does not know is an error, not ignored
+            r = check_config(flag, known.get(name, {}).get("default") or "x")
+            self.assertNotIn("unknown option", r.stderr, flag)
+
+
+def main():
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if not os.path.exists(hubcache_bin()):
+        print(f"hubcache binary not found at {hubcache_bin()}", file=sys.stderr)
+        sys.exit(1)
+    started = time.monotonic()
+    prog = unittest.main(exit=False, verbosity=2)
+    print(f"test_deploy.py: {time.monotonic() - started:.1f}s", file=sys.stderr)
+    if not prog.result.wasSuccessful():
+        sys.exit(1)
+    if SKIPPED:
+        print("SKIP (containerd part): " + "; ".join(SKIPPED), file=sys.stderr)
+        sys.exit(77)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
