@@ -29,6 +29,8 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   upstream_options.base_url = config.upstream_url;
   upstream_options.username = config.upstream_username;
   upstream_options.password = config.upstream_password;
+  upstream_options.ca_file = config.upstream_ca;
+  upstream_options.insecure = config.upstream_insecure;
   upstream_options.connect_timeout = config.upstream_connect_timeout;
   upstream_options.stall_timeout = config.upstream_stall_timeout;
   upstream_options.request_timeout =

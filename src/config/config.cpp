@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 
 #include "common/log.h"
@@ -384,6 +385,10 @@ const std::vector<Setting>& AllSettings() {
        Field(&Config::max_requests_per_client)},
       {{"--upstream-ca", "REGISTRY_PROXY_CA", "PEM CA bundle to verify the upstream's TLS"},
        [](Config& c, const std::string& v) -> Status {
+         if (!v.empty() && !std::ifstream(v).good()) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--upstream-ca/REGISTRY_PROXY_CA: cannot read '" + v + "'");
+         }
          c.upstream_ca = v;
          return {};
        },

@@ -272,6 +272,7 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  ApplyTlsOptions(h);
   if (request.method == "HEAD") curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeaderLine);
@@ -379,6 +380,7 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
                    static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  ApplyTlsOptions(h);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &AppendBounded);
   ++counters_.token_fetches;
@@ -421,6 +423,15 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   }
   tokens_.Put(scope, token, expires_in, TokenCache::Clock::now());
   return token;
+}
+
+void UpstreamClient::ApplyTlsOptions(void* handle) const {
+  CURL* h = static_cast<CURL*>(handle);
+  if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (options_.insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
 }
 
 bool UpstreamClient::SameOriginAsUpstream(const std::string& url) const {

@@ -35,6 +35,8 @@ struct UpstreamOptions {
   std::string password;
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds stall_timeout{30'000};
+  std::string ca_file;    // PEM bundle for the upstream's TLS; empty = system CAs
+  bool insecure = false;  // skip TLS verification (lab use only)
   // Bound on a whole small request (manifest, token, tag list).
   std::chrono::milliseconds request_timeout{60'000};
 };
@@ -111,6 +113,8 @@ class UpstreamClient {
   Result<std::string> AuthorizationFor(const std::string& scope);
   Result<std::string> FetchToken(const AuthChallenge& challenge, const std::string& scope);
   bool SameOriginAsUpstream(const std::string& url) const;
+  // CA bundle / insecure mode on a curl easy handle (a CURL*).
+  void ApplyTlsOptions(void* handle) const;
 
   const UpstreamOptions options_;
   std::unique_ptr<HandlePool> handles_;

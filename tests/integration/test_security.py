@@ -171,6 +171,65 @@ class Security(unittest.TestCase):
         type(self).ctx = ssl.create_default_context(cafile=self.cert)
 
 
+class UpstreamTrust(unittest.TestCase):
+    """Upstream TLS is verified by default; REGISTRY_PROXY_CA trusts a private CA;
+    HUBCACHE_UPSTREAM_INSECURE skips verification (and is warned about)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import http.server
+        import threading
+        cls.work, cleanup = harness.module_workdir("security-upstream")
+        cls.addClassCleanup(cleanup)
+        cls.cert, cls.key = make_cert(cls.work, "upstream")
+
+        class NotFound(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}'
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        cls.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cls.cert, cls.key)
+        cls.server.socket = ctx.wrap_socket(cls.server.socket, server_side=True)
+        cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
+        cls.thread.start()
+        cls.addClassCleanup(cls.server.shutdown)
+        cls.upstream_url = f"https://127.0.0.1:{cls.server.server_address[1]}"
+
+    def status_through_mirror(self, env):
+        d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
+        os.makedirs(d)
+        m = Mirror(d, self.upstream_url, env=env)
+        m.start()
+        try:
+            status, _, body = get(m.url + "/v2/library/x/manifests/1")
+            return status, body, m.log()
+        finally:
+            m.stop()
+
+    def test_verified_by_default(self):
+        status, body, _ = self.status_through_mirror({})
+        self.assertIn(status, (502, 503), body)
+
+    def test_private_ca_trusted(self):
+        status, body, _ = self.status_through_mirror({"REGISTRY_PROXY_CA": self.cert})
+        self.assertEqual(status, 404, body)
+        self.assertIn(b"MANIFEST_UNKNOWN", body)
+
+    def test_insecure_flag_skips_verification_with_a_warning(self):
+        status, body, log = self.status_through_mirror({"HUBCACHE_UPSTREAM_INSECURE": "true"})
+        self.assertEqual(status, 404, body)
+        self.assertIn("verification is OFF", log)
+
+
 class StartupRefusals(unittest.TestCase):
     def setUp(self):
         self.work, cleanup = harness.module_workdir("security-start")
