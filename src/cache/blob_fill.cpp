@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -16,10 +17,50 @@
 namespace hubcache {
 namespace {
 
-// How often a fill wakes its readers: per this many bytes written, or when
-// bytes have waited this long.
+// How a fill writes: libcurl hands the body over in pieces of at most 16 KiB
+// (CURL_MAX_WRITE_SIZE); they are gathered into kWriteBytes writes, and the
+// temp file is preallocated when the length is known. Measured on the test
+// machine (ext4, Linux 6.18), kernel CPU for 1 GiB: 16 KiB writes 0.32 s,
+// 64 KiB 0.20 s, 64 KiB into a preallocated file 0.12 s; writes of 256 KiB or
+// more take a slower path (0.6-2 s). Readers are woken once per kAnnounceBytes
+// written, or once bytes waited kAnnounceInterval (a slow upstream), and at the
+// end: per-chunk wake-ups made the fill and its readers ping-pong on its mutex.
+constexpr size_t kWriteBytes = 64 * 1024;
 constexpr uint64_t kAnnounceBytes = 1 << 20;
 constexpr auto kAnnounceInterval = std::chrono::milliseconds(20);
+
+// Gathers small appends into kWriteBytes writes to a temp file.
+class StagedWriter {
+ public:
+  explicit StagedWriter(TempFile& temp) : temp_(temp) { buffer_.reserve(kWriteBytes); }
+
+  [[nodiscard]] Status Append(const char* data, size_t size) {
+    while (size > 0) {
+      size_t n = std::min(size, kWriteBytes - buffer_.size());
+      buffer_.insert(buffer_.end(), data, data + n);
+      data += n;
+      size -= n;
+      if (buffer_.size() == kWriteBytes) {
+        if (auto s = Flush(); !s) return s;
+      }
+    }
+    return {};
+  }
+  [[nodiscard]] Status Flush() {
+    if (buffer_.empty()) return {};
+    auto s = temp_.Append(buffer_.data(), buffer_.size());
+    if (s) written_ += buffer_.size();
+    buffer_.clear();
+    return s;
+  }
+  // Bytes in the file (readers may pread them).
+  uint64_t written() const { return written_; }
+
+ private:
+  TempFile& temp_;
+  std::vector<char> buffer_;
+  uint64_t written_ = 0;
+};
 
 std::optional<uint64_t> ParseLength(const std::string& s) {
   uint64_t v = 0;
@@ -174,36 +215,38 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   auto log = Logger("cache");
   Sha256 hasher;
   std::optional<uint64_t> total;
-  uint64_t written = 0;
+  StagedWriter writer(temp);
   Error write_error;
   bool write_failed = false;
 
   StreamSink sink;
   sink.on_headers = [&](const UpstreamResponse& head) {
     total = ParseLength(head.Header("content-length"));
+    // Best effort: without it the writes allocate as they go.
+    if (total && *total > 0) (void)::fallocate(temp.fd(), FALLOC_FL_KEEP_SIZE, 0, *total);
     fill->SetHeaders(total);
     return true;
   };
-  // Readers are told about new bytes once per kAnnounceBytes, or when bytes have
-  // waited kAnnounceInterval (a slow upstream), and at the end; not after every
-  // upstream chunk (often 16-64 KiB): per-chunk wake-ups made the fill and its
-  // readers ping-pong on the fill's mutex.
   uint64_t announced = 0;
   auto announced_at = std::chrono::steady_clock::now();
+  auto fail_write = [&](const Error& error) {
+    write_error = error;
+    write_failed = true;
+    return false;
+  };
   sink.on_data = [&](const char* data, size_t size) {
     if (stopping_) return false;
-    if (auto s = temp.Append(data, size); !s) {
-      write_error = s.error();
-      write_failed = true;
-      return false;
-    }
+    if (auto s = writer.Append(data, size); !s) return fail_write(s.error());
     hasher.Update(data, size);
-    written += size;
     stats_.bytes_from_upstream += size;
     auto now = std::chrono::steady_clock::now();
-    if (written - announced >= kAnnounceBytes || now - announced_at >= kAnnounceInterval) {
-      fill->AddBytes(written - announced);
-      announced = written;
+    if (now - announced_at >= kAnnounceInterval) {
+      if (auto s = writer.Flush(); !s) return fail_write(s.error());
+    }
+    if (writer.written() - announced >= kAnnounceBytes ||
+        (writer.written() > announced && now - announced_at >= kAnnounceInterval)) {
+      fill->AddBytes(writer.written() - announced);
+      announced = writer.written();
       announced_at = now;
     }
     return true;
@@ -212,7 +255,11 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   const std::string what = repo.str() + "@" + fill->digest().str();
   auto response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
                                    sink, options_.fill_timeout);
-  if (written > announced) fill->AddBytes(written - announced);
+  if (!write_failed) {
+    if (auto s = writer.Flush(); !s) fail_write(s.error());
+  }
+  if (writer.written() > announced) fill->AddBytes(writer.written() - announced);
+  const uint64_t written = writer.written();
   std::optional<Error> failure;
   if (write_failed) {
     ++stats_.cache_write_errors;
