@@ -74,6 +74,7 @@ Result<RemovalReport> ImageRemover::RemoveImage(const RepoName& repo, const Refe
     }
     roots = *digests;
     if (auto s = index_.DeleteTag(repo.str(), tag->str()); !s) return tl::unexpected(s.error());
+    if (manifests_ != nullptr) manifests_->ForgetTag(repo, *tag);
   } else {
     const auto& digest = std::get<Digest>(reference);
     auto entry = index_.FindEntry(EntryKind::kManifest, digest.str());

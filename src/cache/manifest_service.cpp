@@ -20,6 +20,15 @@ std::string MediaTypeOf(const UpstreamResponse& response, const std::string& bod
   return type.empty() ? std::string("application/json") : type;
 }
 
+std::string TagKey(const RepoName& repo, const Tag& tag, const AcceptSet& accept) {
+  std::string key = repo.str();
+  key += ':';
+  key += tag.str();
+  key += '|';
+  key += accept.Key();
+  return key;
+}
+
 }  // namespace
 
 Result<ManifestResult> ManifestService::Get(const RepoName& repo, const Reference& reference,
@@ -35,6 +44,48 @@ void ManifestService::Forget(const Digest& digest) {
   memory_bytes_ -= it->second->bytes->size();
   lru_.erase(it->second);
   by_digest_.erase(it);
+}
+
+void ManifestService::ForgetTag(const RepoName& repo, const Tag& tag) {
+  const std::string prefix = repo.str() + ":" + tag.str() + "|";
+  std::lock_guard lock(tags_mutex_);
+  for (auto it = tags_.begin(); it != tags_.end();) {
+    it = it->first.compare(0, prefix.size(), prefix) == 0 ? tags_.erase(it) : std::next(it);
+  }
+}
+
+void ManifestService::RememberTag(std::string key, const TagRow& row) {
+  std::lock_guard lock(tags_mutex_);
+  auto it = tags_.find(key);
+  if (it != tags_.end()) {
+    it->second = row;
+    return;
+  }
+  // Full: drop any one entry; a dropped tag costs one index read when asked again.
+  if (tags_.size() >= options_.max_tags_in_memory && !tags_.empty()) tags_.erase(tags_.begin());
+  tags_.emplace(std::move(key), row);
+}
+
+std::optional<TagRow> ManifestService::LookupTag(const RepoName& repo, const Tag& tag,
+                                                 const AcceptSet& accept) {
+  std::string key = TagKey(repo, tag, accept);
+  {
+    std::lock_guard lock(tags_mutex_);
+    if (auto it = tags_.find(key); it != tags_.end()) return it->second;
+  }
+  auto row = index_.GetTag(repo.str(), tag.str(), accept.Key());
+  if (!row || !*row) return std::nullopt;
+  RememberTag(std::move(key), **row);
+  return **row;
+}
+
+void ManifestService::StoreTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept,
+                               const TagRow& row) {
+  RememberTag(TagKey(repo, tag, accept), row);
+  if (auto s = index_.PutTag(repo.str(), tag.str(), accept.Key(), row); !s) {
+    Logger("cache")->warn("tag not written to the index tag={}:{} error=\"{}\"", repo.str(),
+                          tag.str(), s.error().message);
+  }
 }
 
 std::optional<Manifest> ManifestService::LoadLocal(const Digest& digest) {
@@ -130,9 +181,9 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
 
 Result<ManifestResult> ManifestService::GetByTag(const RepoName& repo, const Tag& tag,
                                                  const AcceptSet& accept) {
-  auto row = index_.GetTag(repo.str(), tag.str(), accept.Key());
-  if (row && *row && UnixNowMs() - (*row)->checked_at_ms < options_.tag_freshness.count()) {
-    if (auto digest = Digest::Parse((*row)->digest)) {
+  auto row = LookupTag(repo, tag, accept);
+  if (row && UnixNowMs() - row->checked_at_ms < options_.tag_freshness.count()) {
+    if (auto digest = Digest::Parse(row->digest)) {
       if (auto local = LoadLocal(*digest)) {
         ++stats_.manifest_hits;
         return ManifestResult{*local, ManifestSource::kCache};
@@ -147,8 +198,7 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
                                                    const AcceptSet& accept) {
   auto log = Logger("cache");
   const std::string what = repo.str() + ":" + tag.str();
-  auto row_result = index_.GetTag(repo.str(), tag.str(), accept.Key());
-  std::optional<TagRow> row = row_result ? *row_result : std::nullopt;
+  std::optional<TagRow> row = LookupTag(repo, tag, accept);
   std::optional<Manifest> cached;
   if (row) {
     if (auto digest = Digest::Parse(row->digest)) cached = LoadLocal(*digest);
@@ -164,10 +214,7 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
     failure = head.error();
   } else if (head->status == 200) {
     if (head->Header("docker-content-digest") == cached->digest.str()) {
-      TagRow fresh{row->digest, row->media_type, UnixNowMs()};
-      if (auto s = index_.PutTag(repo.str(), tag.str(), accept.Key(), fresh); !s) {
-        log->warn("tag not updated tag={} error=\"{}\"", what, s.error().message);
-      }
+      StoreTag(repo, tag, accept, TagRow{row->digest, row->media_type, UnixNowMs()});
       ++stats_.manifest_hits;
       ++stats_.tag_revalidations_unchanged;
       return ManifestResult{*cached, ManifestSource::kCache};
@@ -225,10 +272,8 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
   auto log = Logger("cache");
   if (auto s = Store(repo, manifest); !s) {
     log->warn("manifest not cached tag={} error=\"{}\"", what, s.error().message);
-  } else if (auto s2 = index_.PutTag(repo.str(), tag.str(), accept.Key(),
-                                     TagRow{digest.str(), media_type, UnixNowMs()});
-             !s2) {
-    log->warn("tag not cached tag={} error=\"{}\"", what, s2.error().message);
+  } else {
+    StoreTag(repo, tag, accept, TagRow{digest.str(), media_type, UnixNowMs()});
   }
   return ManifestResult{manifest, ManifestSource::kUpstream};
 }

@@ -46,6 +46,7 @@ struct ManifestOptions {
   std::chrono::milliseconds tag_freshness{60'000};
   size_t memory_budget_bytes = 32 * 1024 * 1024;  // manifests kept in memory
   size_t max_manifest_bytes = 4 * 1024 * 1024;    // larger upstream manifests are refused
+  size_t max_tags_in_memory = 16 * 1024;          // tag -> digest entries kept in memory
 };
 
 class ManifestService {
@@ -65,6 +66,9 @@ class ManifestService {
 
   // Drops a manifest from memory (it is being evicted or removed).
   void Forget(const Digest& digest);
+  // Drops every memory entry of a tag, whatever the Accept (the tag is being
+  // removed from the index).
+  void ForgetTag(const RepoName& repo, const Tag& tag);
 
  private:
   Result<ManifestResult> GetByDigest(const RepoName& repo, const Digest& digest);
@@ -72,6 +76,11 @@ class ManifestService {
   Result<ManifestResult> ResolveTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   Result<ManifestResult> FetchTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   std::optional<Manifest> LoadLocal(const Digest& digest);
+  // The tag's row: from memory, else from the index (then remembered).
+  std::optional<TagRow> LookupTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
+  // Writes the row to the index and to memory.
+  void StoreTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept, const TagRow& row);
+  void RememberTag(std::string key, const TagRow& row);
   Status Store(const RepoName& repo, const Manifest& manifest);
   void Remember(const Manifest& manifest);
 
@@ -89,6 +98,12 @@ class ManifestService {
   std::list<Manifest> lru_;  // most recent first; guarded by memory_mutex_
   std::unordered_map<std::string, std::list<Manifest>::iterator> by_digest_;  // guarded
   size_t memory_bytes_ = 0;                                                   // guarded
+
+  // The index's tag rows, in memory: a tag hit within the freshness reads no
+  // SQLite (whose connection may be busy behind a write). Keyed by
+  // "repo:tag|accept key"; bounded by max_tags_in_memory.
+  std::mutex tags_mutex_;
+  std::unordered_map<std::string, TagRow> tags_;  // guarded by tags_mutex_
 };
 
 }  // namespace hubcache

@@ -514,6 +514,8 @@ class Admin(CacheTest):
         self.assertEqual(sorted(line.path.rsplit("/", 1)[1] for line in
                                 _up.requests("GET", r"/v2/.*/blobs/.*", "2xx", since=mark)),
                          sorted(only_a), "blobs fetched again after the admin delete")
+        self.assertTrue(_up.requests("GET", r"/v2/library/sharea/manifests/1$", "2xx", since=mark),
+                        "the deleted tag was still answered from the mirror's memory")
 
     def test_5_delete_image_by_digest(self):
         d2 = _img["docker2"]
