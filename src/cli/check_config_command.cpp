@@ -8,11 +8,13 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "common/strings.h"
 #include "config/config.h"
 
 namespace hubcache {
@@ -29,13 +31,6 @@ void PrintUsage(FILE* out) {
                "                   EnvironmentFile / compose env_file syntax)\n"
                "  --json           the settings as a JSON array\n"
                "  --env-example    every setting as a commented env file, with its default\n");
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
 }
 
 bool IsEnvName(const std::string& s) {
@@ -56,16 +51,18 @@ bool IsEnvName(const std::string& s) {
   if (!in) return Fail(ErrorKind::kConfigInvalid, "--env-file: cannot read '" + path + "'");
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
-    std::string text = Trim(line);
+    std::string text(TrimSpaces(line));
     if (text.empty() || text[0] == '#' || text[0] == ';') continue;
-    if (text.rfind("export ", 0) == 0) text = Trim(text.substr(7));
+    if (StartsWith(text, "export "))
+      text = std::string(TrimSpaces(std::string_view(text).substr(7)));
     size_t eq = text.find('=');
-    std::string key = eq == std::string::npos ? "" : Trim(text.substr(0, eq));
+    std::string key(eq == std::string::npos ? ""
+                                            : TrimSpaces(std::string_view(text).substr(0, eq)));
     if (!IsEnvName(key)) {
       return Fail(ErrorKind::kConfigInvalid,
                   path + ":" + std::to_string(number) + ": expected KEY=VALUE");
     }
-    std::string value = Trim(text.substr(eq + 1));
+    std::string value(TrimSpaces(std::string_view(text).substr(eq + 1)));
     if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') && value.back() == value[0]) {
       value = value.substr(1, value.size() - 2);
     }
@@ -137,7 +134,7 @@ int RunCheckConfig(const std::vector<std::string>& args) {
       return kExitOk;
     } else if (a == "--json") {
       as_json = true;
-    } else if (a == "--env-file" || a.rfind("--env-file=", 0) == 0) {
+    } else if (a == "--env-file" || StartsWith(a, "--env-file=")) {
       if (a == "--env-file" && i + 1 >= args.size()) {
         std::fprintf(stderr, "hubcache: invalid configuration: option --env-file needs a value\n");
         return kExitUsage;
@@ -165,7 +162,7 @@ int RunCheckConfig(const std::vector<std::string>& args) {
   // say so, since it usually means a compose file expects something that will
   // not happen.
   for (const auto& [name, value] : env) {
-    bool ours = name.rfind("REGISTRY_", 0) == 0 || name.rfind("HUBCACHE_", 0) == 0;
+    bool ours = StartsWith(name, "REGISTRY_") || StartsWith(name, "HUBCACHE_");
     if (ours && known_env.count(name) == 0) {
       std::fprintf(stderr, "hubcache: note: %s is set but is not a hubcache setting (ignored)\n",
                    name.c_str());
