@@ -18,6 +18,12 @@ namespace {
 
 // How often the writer reports records dropped since its last report.
 constexpr auto kDropReportInterval = std::chrono::seconds(10);
+// While requests come in, the writer wakes this often and writes what queued
+// meanwhile; after kIdleRounds rounds with nothing queued it sleeps until the
+// next Submit. Waking it on every Submit cost a futex wake, a context switch
+// and a write(2) per request: 15 % of the manifest hit rate.
+constexpr auto kBatchInterval = std::chrono::milliseconds(10);
+constexpr int kIdleRounds = 10;
 
 std::string Rfc3339Ms(int64_t unix_ms) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
@@ -127,8 +133,10 @@ void AccessLog::Submit(AccessRecord&& record) {
   }
   cell->record = std::move(record);
   cell->sequence.store(pos + 1, std::memory_order_release);
-  published_.fetch_add(1, std::memory_order_release);
-  published_.notify_one();
+  // With Run()'s sleeping_ store and published_ load, a Dekker pair (all
+  // seq_cst): either the writer sees this bump, or this sees it asleep.
+  published_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_seq_cst)) published_.notify_one();
 }
 
 bool AccessLog::TryTake(AccessRecord* record) {
@@ -146,10 +154,12 @@ void AccessLog::Run() {
   AccessRecord record;
   uint64_t dropped_reported = 0;
   auto last_report = std::chrono::steady_clock::now() - kDropReportInterval;
+  int idle_rounds = 0;
   for (;;) {
-    uint64_t seen = published_.load(std::memory_order_acquire);
     bool stopping = stopping_.load(std::memory_order_acquire);
+    bool took = false;
     while (TryTake(&record)) {
+      took = true;
       batch += FormatAccessRecord(record, format_);
       batch += '\n';
       written_.fetch_add(1, std::memory_order_relaxed);
@@ -162,7 +172,7 @@ void AccessLog::Run() {
       std::fwrite(batch.data(), 1, batch.size(), out_);
       batch.clear();
     }
-    std::fflush(out_);
+    if (took) std::fflush(out_);
     uint64_t dropped = dropped_.load(std::memory_order_relaxed);
     if (dropped != dropped_reported &&
         std::chrono::steady_clock::now() - last_report >= kDropReportInterval) {
@@ -172,7 +182,20 @@ void AccessLog::Run() {
       last_report = std::chrono::steady_clock::now();
     }
     if (stopping) return;  // drained after the stop was seen
-    published_.wait(seen, std::memory_order_acquire);
+    idle_rounds = took ? 0 : idle_rounds + 1;
+    if (idle_rounds < kIdleRounds) {
+      std::this_thread::sleep_for(kBatchInterval);
+      continue;
+    }
+    sleeping_.store(true, std::memory_order_seq_cst);
+    uint64_t seen = published_.load(std::memory_order_seq_cst);
+    // A record published before `seen` was read is in the queue now.
+    if (!stopping_.load(std::memory_order_acquire) &&
+        cells_[dequeue_ & mask_].sequence.load(std::memory_order_acquire) != dequeue_ + 1) {
+      published_.wait(seen, std::memory_order_acquire);
+    }
+    sleeping_.store(false, std::memory_order_relaxed);
+    idle_rounds = 0;
   }
 }
 

@@ -4,10 +4,12 @@
 // to stdout, stderr or a file.
 //
 // Off the hot path: Submit() only moves the record into a bounded lock-free
-// queue (a CAS and a release store; never a lock, never I/O) and returns; one
-// writer thread, owned by the AccessLog and joined by its destructor, formats
-// and writes the lines in batches. When the writer falls behind and the queue
-// is full, records are dropped, counted, and a warning is logged.
+// queue (a CAS and a release store; never a lock, never I/O, and no wake-up
+// while the writer is awake) and returns; one writer thread, owned by the
+// AccessLog and joined by its destructor, formats and writes the lines in
+// batches, at most kBatchInterval apart while requests come in, and sleeps until
+// the next Submit once the server is idle. When the writer falls behind and the
+// queue is full, records are dropped, counted, and a warning is logged.
 //
 // Also here: the per-request trace that the response writers feed with the
 // body bytes they send.
@@ -83,8 +85,10 @@ class AccessLog {
   // reads at dequeue_ (writer thread only).
   alignas(64) std::atomic<uint64_t> enqueue_{0};
   alignas(64) uint64_t dequeue_ = 0;
-  // Bumped after every publish; the writer waits on it when the queue is empty.
+  // Bumped after every publish; the writer waits on it when it went to sleep
+  // (sleeping_), and only then does Submit wake it.
   alignas(64) std::atomic<uint64_t> published_{0};
+  std::atomic<bool> sleeping_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> written_{0};
   std::atomic<uint64_t> dropped_{0};
