@@ -21,6 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(e.user.find_first_of(":\n") == std::string::npos);
     FUZZ_CHECK(e.hash.size() == 60 && e.hash.rfind("$2", 0) == 0);
     FUZZ_CHECK(e.hash.find('\n') == std::string::npos);
+    // Lines are trimmed as the CNCF registry trims them.
+    constexpr std::string_view kSpace = " \t\r\v\f";
+    FUZZ_CHECK(kSpace.find(e.user.front()) == std::string_view::npos);
+    FUZZ_CHECK(kSpace.find(e.hash.back()) == std::string_view::npos);
   }
   for (const auto& p : parsed.problems) {
     FUZZ_CHECK(p.rfind("line ", 0) == 0 && p.find('\n') == std::string::npos);

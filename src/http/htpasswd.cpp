@@ -28,9 +28,12 @@ HtpasswdParse ParseHtpasswd(std::string_view content) {
     std::string_view line = content.substr(pos, end == std::string_view::npos ? end : end - pos);
     pos = end == std::string_view::npos ? content.size() : end + 1;
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    size_t first = line.find_first_not_of(" \t");
+    // Whitespace around an entry is not part of it (the CNCF registry trims each
+    // line too): an indented line or a trailing blank still names its user.
+    constexpr std::string_view kSpace = " \t\r\v\f";
+    size_t first = line.find_first_not_of(kSpace);
     if (first == std::string_view::npos || line[first] == '#') continue;
+    line = line.substr(first, line.find_last_not_of(kSpace) - first + 1);
     size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) {
       out.problems.push_back("line " + std::to_string(line_no) + ": expected user:hash");
