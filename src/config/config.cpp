@@ -228,7 +228,7 @@ const std::vector<Setting>& AllSettings() {
        },
        Field(&Config::fill_timeout)},
       {{"--workers", "HUBCACHE_WORKERS",
-        "HTTP worker threads = concurrent connections (default 256)"},
+        "most HTTP worker threads = concurrent connections, started on demand (default 1024)"},
        [](Config& c, const std::string& v) -> Status {
          int n = 0;
          auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);

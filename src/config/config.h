@@ -33,8 +33,9 @@ struct Config {
   std::chrono::milliseconds upstream_stall_timeout{30'000};
   // Upper bound on one blob fill, however slow but steady the upstream.
   std::chrono::milliseconds fill_timeout{3'600'000};
-  // HTTP worker threads: each connection (also an idle keep-alive one) holds one.
-  int workers = 256;
+  // Most HTTP worker threads: each connection (also an idle keep-alive one) holds
+  // one; they are started on demand (http/worker_pool.h).
+  int workers = 1024;
   // Idle keep-alive connections are closed after this long.
   std::chrono::milliseconds keepalive_timeout{10'000};
   // Byte cap of the cache (blobs + manifests); 0 = unlimited.

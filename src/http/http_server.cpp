@@ -11,6 +11,7 @@
 #include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
 #include "http/tls_context.h"
+#include "http/worker_pool.h"
 
 namespace hubcache {
 
@@ -82,7 +83,7 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
   int workers = options_.workers;
   server_->new_task_queue = [workers] {
-    return new httplib::ThreadPool(static_cast<size_t>(workers));
+    return new WorkerPool(WorkerPoolOptions{static_cast<size_t>(workers)});
   };
   auto keepalive_s =
       std::max<long>(1, static_cast<long>(options_.keepalive_timeout.count() / 1000));

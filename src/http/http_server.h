@@ -29,7 +29,7 @@ class TlsContext;
 
 struct HttpOptions {
   std::string addr = ":5000";  // host:port; empty host = all interfaces
-  int workers = 256;
+  int workers = 1024;          // most connections served at once (http/worker_pool.h)
   std::chrono::milliseconds keepalive_timeout{10'000};
   std::shared_ptr<TlsContext> tls;   // null = plain HTTP
   std::shared_ptr<ClientAuth> auth;  // never null
