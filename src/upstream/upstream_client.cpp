@@ -198,8 +198,30 @@ Result<UpstreamResponse> UpstreamClient::Stream(const RepoName& repo, const std:
   return Execute(request);
 }
 
+void UpstreamClient::LearnChallengeOnce() {
+  {
+    std::lock_guard lock(mutex_);
+    if (probed_) return;
+  }
+  std::lock_guard probe_lock(probe_mutex_);  // concurrent first requests wait for one probe
+  {
+    std::lock_guard lock(mutex_);
+    if (probed_) return;
+  }
+  Request ping{"GET", nullptr, "/v2/", {}, kMaxErrorBodyBytes, nullptr, options_.request_timeout};
+  auto response = FollowRedirects(ping, "");
+  std::lock_guard lock(mutex_);
+  // Once only, whatever came back: an unreachable upstream is learnt from lazily.
+  probed_ = true;
+  if (response && response->status == 401) {
+    if (auto challenge = PickChallenge(response->Header("www-authenticate")))
+      challenge_ = *challenge;
+  }
+}
+
 Result<UpstreamResponse> UpstreamClient::Execute(Request& request) {
   std::string scope = request.repo ? "repository:" + request.repo->str() + ":pull" : "";
+  if (request.repo != nullptr) LearnChallengeOnce();
   bool retried = false;
   while (true) {
     auto authorization = AuthorizationFor(scope);

@@ -104,6 +104,10 @@ class UpstreamClient {
 
   explicit UpstreamClient(UpstreamOptions options);
 
+  // Before the first request for a repository, asks GET /v2/ for the auth
+  // challenge (as registry clients do), so that the first blob or manifest
+  // request already carries a token instead of drawing a 401 and a retry.
+  void LearnChallengeOnce();
   Result<UpstreamResponse> Execute(Request& request);
   Result<UpstreamResponse> FollowRedirects(Request& request, const std::string& authorization);
   Result<UpstreamResponse> PerformOnce(Request& request, const std::string& url,
@@ -121,7 +125,9 @@ class UpstreamClient {
   TokenCache tokens_;
   UpstreamCounters counters_;
 
+  std::mutex probe_mutex_;  // held while LearnChallengeOnce asks the upstream
   std::mutex mutex_;
+  bool probed_ = false;                                             // guarded by mutex_
   std::optional<AuthChallenge> challenge_;                          // guarded by mutex_
   std::map<std::string, std::shared_ptr<std::mutex>> token_locks_;  // guarded by mutex_
 };
