@@ -63,6 +63,9 @@ int RunServe(const std::vector<std::string>& args) {
   if (config->upstream_insecure) {
     log->warn("upstream TLS verification is OFF (HUBCACHE_UPSTREAM_INSECURE): lab use only");
   }
+  // The keep-warm pulls through this server, as the internal user when auth is on.
+  const std::string self_user = (*auth)->enabled() ? ClientAuth::kInternalUser : "";
+  const std::string self_password = (*auth)->enabled() ? (*auth)->internal_password() : "";
   HttpServer server(**mirror, HttpOptions{config->http_addr, config->workers,
                                           config->keepalive_timeout, tls, std::move(*auth)});
   if (auto s = server.Bind(); !s) {
@@ -73,7 +76,8 @@ int RunServe(const std::vector<std::string>& args) {
             config->upstream_url, config->root_dir);
   std::unique_ptr<KeepWarm> keep_warm;  // --prewarm-file, warmed through this server
   if (!config->prewarm_file.empty()) {
-    auto created = KeepWarm::Create(KeepWarm::OptionsFor(*config, server.port()));
+    auto options = KeepWarm::OptionsFor(*config, server.port(), self_user, self_password);
+    auto created = options ? KeepWarm::Create(*options) : tl::unexpected(options.error());
     if (!created) {
       std::fprintf(stderr, "hubcache: invalid configuration: %s\n",
                    created.error().message.c_str());

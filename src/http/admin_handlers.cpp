@@ -8,6 +8,7 @@
 #include "cache/image_remover.h"
 #include "common/log.h"
 #include "http/responses.h"
+#include "prewarm/keep_warm.h"
 
 namespace hubcache {
 namespace {
@@ -41,11 +42,15 @@ void AdminHandlers::Register(httplib::Server& server) {
     res.status = r.status;
     res.set_content(r.body, "application/json");
   };
-  server.Post("/admin/prewarm",
-              guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
-                reply(res, prewarm_jobs_.HandlePost(
-                               req.body, SelfUrl(mirror_.config().http_addr, req.local_port)));
-              }));
+  server.Post(
+      "/admin/prewarm", guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
+        bool auth = auth_ && auth_->enabled();
+        auto self =
+            SelfSession(mirror_.config(), req.local_port, auth ? ClientAuth::kInternalUser : "",
+                        auth ? auth_->internal_password() : "");
+        if (!self) return WriteError(res, self.error());
+        reply(res, prewarm_jobs_.HandlePost(req.body, *self));
+      }));
   server.Get("/admin/prewarm/([0-9a-f]+)",
              guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
                reply(res, prewarm_jobs_.HandleGet(req.matches[1]));

@@ -1,6 +1,8 @@
 #include "http/client_auth.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -44,6 +46,15 @@ Result<std::unique_ptr<ClientAuth>> ClientAuth::Create(const Config& config, Cac
     if (!file) return tl::unexpected(file.error());
     auth->htpasswd_ = std::move(*file);
   }
+  unsigned char secret[32];
+  if (RAND_bytes(secret, sizeof(secret)) != 1) {
+    return Fail(ErrorKind::kInternal, "no randomness for the internal pre-warm credential");
+  }
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char b : secret) {
+    auth->internal_password_ += kHex[b >> 4];
+    auth->internal_password_ += kHex[b & 15];
+  }
   return auth;
 }
 
@@ -57,6 +68,10 @@ bool ClientAuth::Protects(const std::string& path) const {
 bool ClientAuth::Verify(const httplib::Request& req, std::string* user) {
   std::string password;
   if (!DecodeBasic(req.get_header_value("Authorization"), user, &password)) return false;
+  if (*user == kInternalUser) {
+    return password.size() == internal_password_.size() &&
+           CRYPTO_memcmp(password.data(), internal_password_.data(), password.size()) == 0;
+  }
   return htpasswd_->Verify(*user, password);
 }
 
@@ -105,6 +120,7 @@ bool ClientAuth::IsAdmin(const httplib::Request& req) {
     if (req.has_header("Authorization")) RecordFailure(req.remote_addr);
     return false;
   }
+  if (user == kInternalUser) return false;
   for (const auto& admin : config_.admin_users) {
     if (admin == user) return true;
   }

@@ -39,6 +39,12 @@ class ClientAuth {
   // Basic credentials of an htpasswd user listed in HUBCACHE_ADMIN_USERS.
   bool IsAdmin(const httplib::Request& req);
 
+  // The server's own pre-warm (keep-warm, admin jobs) pulls as this user with
+  // a random password made at start and kept in memory only. No htpasswd
+  // entry can stand for the user, and it is never an admin.
+  static constexpr const char* kInternalUser = "hubcache-internal";
+  const std::string& internal_password() const { return internal_password_; }
+
   // Per-client requests in flight: Enter fails (429 written) over the limit.
   bool Enter(const std::string& client, httplib::Response& res);
   void Leave(const std::string& client);
@@ -58,6 +64,7 @@ class ClientAuth {
   const Config config_;
   CacheStats& stats_;
   std::unique_ptr<HtpasswdFile> htpasswd_;
+  std::string internal_password_;  // hex of 32 random bytes; set by Create
   std::mutex mutex_;
   std::map<std::string, Failures> failures_;  // by client address; guarded by mutex_
   std::map<std::string, int> in_flight_;      // by client address; guarded by mutex_

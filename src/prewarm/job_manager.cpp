@@ -73,7 +73,7 @@ void PrewarmJobs::ReapLocked() {
 
 Result<std::string> PrewarmJobs::Start(std::vector<ImageRef> images,
                                        std::vector<Platform> platforms,
-                                       const std::string& base_url) {
+                                       const SessionOptions& target) {
   std::lock_guard lock(mutex_);
   if (stopping_) return Fail(ErrorKind::kUpstreamUnavailable, "the server is shutting down");
   ReapLocked();
@@ -90,7 +90,7 @@ Result<std::string> PrewarmJobs::Start(std::vector<ImageRef> images,
   job->created_ms = UnixNowMs();
   for (const auto& p : platforms) job->platforms.push_back(p.str());
   PrewarmOptions options = options_.prewarm;
-  options.session.base_url = base_url;
+  options.session = target;
   options.platforms = std::move(platforms);
   job->run = std::make_shared<PrewarmRun>(std::move(images), options);
   const std::string id = job->id;
@@ -130,7 +130,7 @@ std::optional<nlohmann::json> PrewarmJobs::Describe(const std::string& id) const
   return j;
 }
 
-ApiReply PrewarmJobs::HandlePost(std::string_view body, const std::string& base_url) {
+ApiReply PrewarmJobs::HandlePost(std::string_view body, const SessionOptions& target) {
   auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   const nlohmann::json* images = nullptr;
   const nlohmann::json* platforms = nullptr;
@@ -181,7 +181,7 @@ ApiReply PrewarmJobs::HandlePost(std::string_view body, const std::string& base_
 
   nlohmann::json canonical = nlohmann::json::array();
   for (const auto& r : refs) canonical.push_back(r.str());
-  auto id = Start(std::move(refs), std::move(wanted), base_url);
+  auto id = Start(std::move(refs), std::move(wanted), target);
   if (!id) {
     return JsonError(id.error().kind == ErrorKind::kTooManyRequests ? 429 : 503,
                      id.error().message);

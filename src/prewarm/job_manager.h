@@ -30,7 +30,7 @@
 namespace hubcache {
 
 struct PrewarmJobOptions {
-  PrewarmOptions prewarm;       // session.base_url: the server itself
+  PrewarmOptions prewarm;       // for every job; Start() sets its session
   size_t max_running_jobs = 2;  // more are refused (429) until one ends
   size_t max_kept_jobs = 32;    // finished jobs kept for GET
   size_t max_images_per_job = 1000;
@@ -48,12 +48,12 @@ class PrewarmJobs {
   PrewarmJobs(const PrewarmJobs&) = delete;
   PrewarmJobs& operator=(const PrewarmJobs&) = delete;
 
-  // Starts a job warming `images` through the server at `base_url` (itself);
-  // returns its id. Fails with kTooManyRequests when max_running_jobs are
-  // running, kUpstreamUnavailable after Shutdown().
+  // Starts a job warming `images` through `target` (the server itself, see
+  // SelfSession); returns its id. Fails with kTooManyRequests when
+  // max_running_jobs are running, kUpstreamUnavailable after Shutdown().
   [[nodiscard]] Result<std::string> Start(std::vector<ImageRef> images,
                                           std::vector<Platform> platforms,
-                                          const std::string& base_url);
+                                          const SessionOptions& target);
 
   void Shutdown();
 
@@ -62,7 +62,7 @@ class PrewarmJobs {
 
   // POST body: ["alpine:3.19", ...] or {"images": [...], "platforms": ["linux/amd64"]}.
   // 202 {"id", "status_url", "images"}; 400 with every invalid entry; 429 when busy.
-  ApiReply HandlePost(std::string_view body, const std::string& base_url);
+  ApiReply HandlePost(std::string_view body, const SessionOptions& target);
   // 200 with the job's progress; 404 for an unknown (or forgotten) id.
   ApiReply HandleGet(const std::string& id) const;
 

@@ -24,11 +24,17 @@ Result<std::unique_ptr<KeepWarm>> KeepWarm::Create(KeepWarmOptions options) {
   return std::make_unique<KeepWarm>(std::move(options));
 }
 
-KeepWarmOptions KeepWarm::OptionsFor(const Config& config, int port) {
+Result<KeepWarmOptions> KeepWarm::OptionsFor(const Config& config, int port,
+                                             const std::string& user, const std::string& password) {
+  auto session = SelfSession(config, port, user, password);
+  if (!session) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "--prewarm-file/HUBCACHE_PREWARM_FILE: " + session.error().message);
+  }
   KeepWarmOptions options;
   options.list_path = config.prewarm_file;
   options.interval = config.prewarm_interval;
-  options.prewarm.session.base_url = SelfUrl(config.http_addr, port);
+  options.prewarm.session = *session;
   return options;
 }
 
@@ -152,6 +158,25 @@ nlohmann::json KeepWarmSummaryJson(const KeepWarmSummary& s) {
   };
   if (!s.error.empty()) j["error"] = s.error;
   return j;
+}
+
+Result<SessionOptions> SelfSession(const Config& config, int port, const std::string& user,
+                                   const std::string& password) {
+  if (!config.tls_client_cas.empty()) {
+    return Fail(ErrorKind::kConfigInvalid,
+                "the server's own pre-warm cannot present the client certificate that "
+                "REGISTRY_HTTP_TLS_CLIENTCAS asks for");
+  }
+  SessionOptions session;
+  session.base_url = SelfUrl(config.http_addr, port);
+  if (!config.tls_certificate.empty()) {
+    session.base_url.replace(0, 4, "https");
+    session.ca_file = config.tls_certificate;  // curl takes any certificate here as an anchor
+    session.verify_host = false;               // 127.0.0.1 need not be among its names
+  }
+  session.username = user;
+  session.password = password;
+  return session;
 }
 
 }  // namespace hubcache

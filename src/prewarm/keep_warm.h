@@ -50,9 +50,11 @@ class KeepWarm {
   // Fails (kConfigInvalid) when the list file cannot be read now: a typo in
   // the path should stop the start, not surface hours later.
   [[nodiscard]] static Result<std::unique_ptr<KeepWarm>> Create(KeepWarmOptions options);
-  // What `serve` keeps warm: config.prewarm_file, through the server listening
-  // on config.http_addr with the bound `port`.
-  static KeepWarmOptions OptionsFor(const Config& config, int port);
+  // What `serve` keeps warm: config.prewarm_file, through the server itself
+  // (SelfSession below). Fails as SelfSession does.
+  [[nodiscard]] static Result<KeepWarmOptions> OptionsFor(const Config& config, int port,
+                                                          const std::string& user,
+                                                          const std::string& password);
 
   explicit KeepWarm(KeepWarmOptions options) : options_(std::move(options)) {}
   ~KeepWarm();
@@ -83,5 +85,15 @@ class KeepWarm {
 };
 
 nlohmann::json KeepWarmSummaryJson(const KeepWarmSummary& summary);
+
+// How the server's own pre-warm (keep-warm, admin jobs) reaches the server
+// listening on config.http_addr with the bound `port`: over loopback when it
+// listens on every address; over TLS when it has a certificate, trusting
+// exactly that certificate whatever name it carries; with `user`/`password`
+// when client auth is on (both empty when it is off). Fails (kConfigInvalid)
+// when clients must present a certificate: the pre-warm has none to show.
+[[nodiscard]] Result<SessionOptions> SelfSession(const Config& config, int port,
+                                                 const std::string& user,
+                                                 const std::string& password);
 
 }  // namespace hubcache

@@ -185,10 +185,8 @@ Result<MirrorReply> MirrorSession::Perform(const std::string& path, Transfer& tr
     curl_easy_setopt(h, CURLOPT_PASSWORD, options_.password.c_str());
   }
   if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
-  if (options_.insecure) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
+  if (options_.insecure) curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+  if (options_.insecure || !options_.verify_host) curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);

@@ -16,12 +16,17 @@ goes upstream as a revalidating HEAD, which makes the second run's cost visible)
      reported, the good images warmed anyway;
   6. usage errors exit 2; --platform warms only that platform;
   7. `serve --prewarm-file` warms the list in the background;
-  8. POST /admin/prewarm starts a job, GET /admin/prewarm/<id> reports it.
+  8. POST /admin/prewarm starts a job, GET /admin/prewarm/<id> reports it;
+  9. against a mirror with TLS and htpasswd auth: the keep-warm and admin jobs get in as the
+     server's internal user, the command line with --user and --cacert (or --insecure).
 Steps 1-3 build on each other, so the test methods are numbered.
 """
+import http.client
 import json
 import os
 import re
+import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,6 +39,7 @@ sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
+from test_security import make_cert  # noqa: E402
 from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
 
 PREWARM_TIMEOUT_S = 90
@@ -114,10 +120,11 @@ class Prewarm(unittest.TestCase):
         cls.mark_before_first = cls.up.mark()
 
     @classmethod
-    def start_mirror(cls, name, extra_args=()):
+    def start_mirror(cls, name, extra_args=(), env=None, tls=False):
         d = os.path.join(cls.work, f"mirror-{name}")
         os.makedirs(d)
-        m = Mirror(d, cls.up.url, extra_args=["--tag-freshness", "0", *extra_args])
+        m = Mirror(d, cls.up.url, extra_args=["--tag-freshness", "0", *extra_args], env=env,
+                   tls=tls)
         cls.addClassCleanup(m.stop)
         return m.start()
 
@@ -396,6 +403,57 @@ class Prewarm(unittest.TestCase):
         self.assert_cached(mirror, "pinned")
         r = harness.request(mirror.url, "GET", "/admin/prewarm/0123456789abcdef", auth)
         self.assertEqual(r.status, 404, r)
+
+    # -- 9: a mirror with TLS and client auth ------------------------------------------------------
+
+    def test_9_locked_down_mirror_prewarms_with_credentials_and_keeps_warm_itself(self):
+        if shutil.which("htpasswd") is None:
+            self.skipTest("htpasswd (apache2-utils) is not installed")
+        cert, key = make_cert(self.work, "prewarm-mirror")
+        htpasswd = os.path.join(self.work, "prewarm-htpasswd")
+        subprocess.run(["htpasswd", "-B", "-b", "-c", htpasswd, "puller", "pull-secret"],
+                       check=True, capture_output=True, timeout=30)
+        token = "prewarm-test-admin-token"
+        mirror = self.start_mirror(
+            "locked", ["--prewarm-file", self.list_path, "--admin-token", token], tls=True,
+            env={"REGISTRY_HTTP_TLS_CERTIFICATE": cert, "REGISTRY_HTTP_TLS_KEY": key,
+                 "REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": htpasswd})
+        # The keep-warm reaches the server over TLS, as its internal user.
+        finished = re.compile(r"keep-warm run finished images_ok=(\d+) images_failed=(\d+)")
+        runs = wait_until(lambda: finished.findall(mirror.log()), 60, "a keep-warm run")
+        self.assertEqual(runs[0], ("3", "0"), mirror.log()[-3000:])
+
+        # The command line needs the credentials and the certificate.
+        base = ["--url", mirror.url, "docker2:1"]
+        r = run_prewarm([*base, "--cacert", cert, "--user", "puller:pull-secret"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = run_prewarm([*base, "--cacert", cert])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("failed: unauthorized", r.stdout)
+        r = run_prewarm([*base, "--user", "puller:pull-secret"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("failed: network", r.stdout)  # an unverified certificate
+        r = run_prewarm([*base, "--insecure", "--user", "puller:pull-secret"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        # An admin job, too, pulls through the server as its internal user.
+        ctx = ssl.create_default_context(cafile=cert)
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+        def call(method, path, body=None):
+            conn = http.client.HTTPSConnection("127.0.0.1", mirror.port, timeout=30, context=ctx)
+            try:
+                conn.request(method, path, body=body, headers=auth)
+                r = conn.getresponse()
+                return r.status, json.loads(r.read() or b"null")
+            finally:
+                conn.close()
+        status, job = call("POST", "/admin/prewarm", '["multi:1"]')
+        self.assertEqual(status, 202, job)
+        doc = wait_until(lambda: (lambda d: d if "finished_ms" in d else None)(
+            call("GET", job["status_url"])[1]), 60, "the admin job to finish")
+        self.assertEqual((doc["state"], doc["images_ok"]), ("done", 1), doc)
+        self.assertNotIn("pull-secret", mirror.log())
 
 
 if __name__ == "__main__":

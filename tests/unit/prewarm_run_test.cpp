@@ -481,10 +481,12 @@ bool WaitFor(F done) {
 
 nlohmann::json Body(const ApiReply& reply) { return nlohmann::json::parse(reply.body); }
 
+SessionOptions Target(const FakeMirror& mirror) { return Options(mirror).session; }
+
 PrewarmJobOptions JobOptions(const FakeMirror& mirror) {
   PrewarmJobOptions o;
   o.prewarm = Options(mirror);
-  o.prewarm.session.base_url = "http://127.0.0.1:1";  // HandlePost's URL is the one used
+  o.prewarm.session.base_url = "http://127.0.0.1:1";  // HandlePost's target is the one used
   return o;
 }
 
@@ -507,14 +509,14 @@ TEST_CASE("PrewarmJobs: POST validates the whole request before starting anythin
   };
   for (const auto& c : cases) {
     CAPTURE(c.body);
-    ApiReply reply = jobs.HandlePost(c.body, f.mirror.url());
+    ApiReply reply = jobs.HandlePost(c.body, Target(f.mirror));
     CHECK(reply.status == 400);
     auto error = Body(reply)["errors"][0];
     CHECK(error["code"] == "INVALID_REQUEST");
     CHECK(error["message"].get<std::string>().find(c.message_part) != std::string::npos);
   }
-  auto invalid =
-      Body(jobs.HandlePost(R"(["alpine", "Bad Image", 7])", f.mirror.url()))["errors"][0]["detail"];
+  auto invalid = Body(
+      jobs.HandlePost(R"(["alpine", "Bad Image", 7])", Target(f.mirror)))["errors"][0]["detail"];
   REQUIRE(invalid.size() == 2);
   CHECK(invalid[0]["index"] == 1);
   CHECK(invalid[1]["index"] == 2);
@@ -528,7 +530,7 @@ TEST_CASE("PrewarmJobs: a job runs in the background and reports its progress by
   ApiReply started = jobs.HandlePost(
       R"({"images": ["multi:1", "docker.io/library/single:1", "nope:1"],
           "platforms": ["linux/amd64"]})",
-      f.mirror.url());
+      Target(f.mirror));
   REQUIRE(started.status == 202);
   auto body = Body(started);
   std::string id = body["id"];
@@ -562,9 +564,9 @@ TEST_CASE("PrewarmJobs: bounded running jobs (429) and kept jobs (oldest forgott
   options.max_kept_jobs = 2;
   PrewarmJobs jobs(options);
 
-  std::string stalled = Body(jobs.HandlePost(R"(["single:1"])", f.mirror.url()))["id"];
+  std::string stalled = Body(jobs.HandlePost(R"(["single:1"])", Target(f.mirror)))["id"];
   REQUIRE(f.mirror.WaitForRequest("/v2/library/single/blobs/" + f.l3));
-  ApiReply busy = jobs.HandlePost(R"(["multi:1"])", f.mirror.url());
+  ApiReply busy = jobs.HandlePost(R"(["multi:1"])", Target(f.mirror));
   CHECK(busy.status == 429);
   CHECK(jobs.running() == 1);
   f.mirror.Release();  // the stalled transfer is cut short, and so is its retry
@@ -572,13 +574,13 @@ TEST_CASE("PrewarmJobs: bounded running jobs (429) and kept jobs (oldest forgott
 
   std::vector<std::string> ids = {stalled};
   for (int i = 0; i < 3; ++i) {
-    ApiReply reply = jobs.HandlePost(R"(["multi:1"])", f.mirror.url());
+    ApiReply reply = jobs.HandlePost(R"(["multi:1"])", Target(f.mirror));
     REQUIRE(reply.status == 202);
     ids.push_back(Body(reply)["id"]);
     REQUIRE(WaitFor([&] { return jobs.running() == 0; }));
   }
   // The next start forgets all but the two most recent finished jobs.
-  ids.push_back(Body(jobs.HandlePost(R"(["multi:1"])", f.mirror.url()))["id"]);
+  ids.push_back(Body(jobs.HandlePost(R"(["multi:1"])", Target(f.mirror)))["id"]);
   REQUIRE(WaitFor([&] { return jobs.running() == 0; }));
   CHECK(jobs.HandleGet(ids[0]).status == 404);
   CHECK(jobs.HandleGet(ids[1]).status == 404);
@@ -593,7 +595,7 @@ TEST_CASE("PrewarmJobs: destruction cancels a running job and joins it") {
   auto started = std::chrono::steady_clock::now();
   {
     PrewarmJobs jobs(JobOptions(f.mirror));
-    REQUIRE(jobs.HandlePost(R"(["single:1"])", f.mirror.url()).status == 202);
+    REQUIRE(jobs.HandlePost(R"(["single:1"])", Target(f.mirror)).status == 202);
     REQUIRE(f.mirror.WaitForRequest("/v2/library/single/blobs/" + f.l3));
   }
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
@@ -645,6 +647,31 @@ TEST_CASE("KeepWarm::Create refuses a list it cannot read") {
   CHECK(keep.error().message.find("--prewarm-file") != std::string::npos);
   options.list_path = "-";
   CHECK_FALSE(KeepWarm::Create(options).has_value());
+}
+
+TEST_CASE("SelfSession: loopback, TLS trusting the server's own certificate, credentials") {
+  Config config;
+  config.http_addr = ":5000";
+  auto plain = SelfSession(config, 5000, "", "");
+  REQUIRE(plain.has_value());
+  CHECK(plain->base_url == "http://127.0.0.1:5000");
+  CHECK(plain->username.empty());
+  CHECK(plain->verify_host);
+
+  config.tls_certificate = "/etc/hubcache/tls.crt";
+  auto tls = SelfSession(config, 5443, "hubcache-internal", "secret");
+  REQUIRE(tls.has_value());
+  CHECK(tls->base_url == "https://127.0.0.1:5443");
+  CHECK(tls->ca_file == "/etc/hubcache/tls.crt");
+  CHECK_FALSE(tls->verify_host);
+  CHECK_FALSE(tls->insecure);
+  CHECK(tls->username == "hubcache-internal");
+  CHECK(tls->password == "secret");
+
+  config.tls_client_cas = {"/etc/hubcache/clients.pem"};
+  auto mtls = SelfSession(config, 5443, "", "");
+  REQUIRE_FALSE(mtls.has_value());
+  CHECK(mtls.error().message.find("client certificate") != std::string::npos);
 }
 
 TEST_CASE("SelfUrl reaches a server through loopback when it listens on every address") {
