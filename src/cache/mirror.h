@@ -60,10 +60,11 @@ class Mirror {
   // Declared after what they use, so they are destroyed (and their threads
   // joined) first.
   std::unique_ptr<AccessTracker> access_;
-  std::unique_ptr<FillManager> fills_;
   std::unique_ptr<ManifestService> manifests_;
   std::unique_ptr<TagListService> tag_lists_;
   std::unique_ptr<Evictor> evictor_;
+  // Last: a fill thread still running wakes evictor_ through usage_'s listener.
+  std::unique_ptr<FillManager> fills_;
 };
 
 }  // namespace hubcache
