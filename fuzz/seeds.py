@@ -137,8 +137,8 @@ CONFIG = {
     "compose_env": "REGISTRY_PROXY_REMOTEURL=https://registry-1.docker.io\n"
                    "REGISTRY_PROXY_USERNAME=mirrorbot\nREGISTRY_PROXY_PASSWORD=dckr_pat_xxxxxxxx\n"
                    "REGISTRY_LOG_LEVEL=warn\n",
-    "flags": "\n--addr\n127.0.0.1:5000\n--root\n/tmp/cache\n--log-level=debug\n--workers\n64\n",
-    "flags_override_env": "HUBCACHE_WORKERS=8\n\n--workers=512\n",
+    "flags": "\n--addr\n127.0.0.1:5000\n--root\n/tmp/cache\n--log-level=debug\n--max-connections\n64\n",
+    "flags_override_env": "HUBCACHE_MAX_CONNECTIONS=8\n\n--max-connections=512\n",
     "durations": "HUBCACHE_TAG_FRESHNESS=0s\nHUBCACHE_UPSTREAM_CONNECT_TIMEOUT=250ms\n"
                  "HUBCACHE_UPSTREAM_STALL_TIMEOUT=30\nHUBCACHE_FILL_TIMEOUT=1h\n"
                  "HUBCACHE_KEEPALIVE_TIMEOUT=5m\nHUBCACHE_SHUTDOWN_GRACE=0\n"
@@ -162,7 +162,7 @@ CONFIG = {
     "bad_upstream": "\n--upstream\nhttps:///x\n",
     "bad_upstream_scheme": "REGISTRY_PROXY_REMOTEURL=ftp://registry-1.docker.io\n",
     "bad_addr": "REGISTRY_HTTP_ADDR=localhost\n\n--addr=:99999\n",
-    "bad_workers": "\n--workers\n3\n",
+    "bad_max_connections": "\n--max-connections\n3\n",
     "bad_duration": "HUBCACHE_TAG_FRESHNESS=1d\n",
     "bad_size": "HUBCACHE_CACHE_MAX_SIZE=50 PB\n",
     "missing_value": "\n--root\n",

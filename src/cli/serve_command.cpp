@@ -1,5 +1,6 @@
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cerrno>
@@ -19,6 +20,27 @@
 #include "prewarm/keep_warm.h"
 
 namespace hubcache {
+namespace {
+
+// Every connection is a descriptor, and each blob transfer or fill takes more:
+// the soft limit (often 1024) goes up to the hard one, as nginx's
+// worker_rlimit_nofile or Go's runtime do. A warning if even that is short.
+void RaiseOpenFileLimit(int max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  rlim_t needed = static_cast<rlim_t>(max_connections) * 2 + 256;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    Logger("main")->warn(
+        "open file limit {} is low for --max-connections {}: raise it (ulimit -n, LimitNOFILE)",
+        limit.rlim_cur, max_connections);
+  }
+}
+
+}  // namespace
 
 int RunServe(const std::vector<std::string>& args) {
   auto config = LoadConfig(ProcessEnvironment(), args);
@@ -66,8 +88,13 @@ int RunServe(const std::vector<std::string>& args) {
   // The keep-warm pulls through this server, as the internal user when auth is on.
   const std::string self_user = (*auth)->enabled() ? ClientAuth::kInternalUser : "";
   const std::string self_password = (*auth)->enabled() ? (*auth)->internal_password() : "";
-  HttpServer server(**mirror, HttpOptions{config->http_addr, config->workers,
-                                          config->keepalive_timeout, tls, std::move(*auth)});
+  RaiseOpenFileLimit(config->max_connections);
+  ConnectionLimits limits;
+  limits.max_connections = config->max_connections;
+  limits.max_connections_per_client = config->max_connections_per_client;
+  limits.header_timeout = config->header_timeout;
+  limits.keepalive_timeout = config->keepalive_timeout;
+  HttpServer server(**mirror, HttpOptions{config->http_addr, limits, tls, std::move(*auth)});
   if (auto s = server.Bind(); !s) {
     std::fprintf(stderr, "hubcache: %s\n", s.error().message.c_str());
     return kExitFailure;

@@ -89,6 +89,20 @@ Status SetDuration(std::chrono::milliseconds& field, const std::string& name,
   return {};
 }
 
+// A whole number from `min` to `max`.
+Status SetCount(int& field, const std::string& name, const std::string& value, int min, int max) {
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() || n < min ||
+      n > max) {
+    return Fail(ErrorKind::kConfigInvalid, name + ": expected a number from " +
+                                               std::to_string(min) + " to " + std::to_string(max) +
+                                               ", got '" + value + "'");
+  }
+  field = n;
+  return {};
+}
+
 // http(s)://host[:port][/path], host non-empty; parsed by libcurl's URL API,
 // the same parser that later uses it.
 bool IsHttpUrlWithHost(const std::string& url) {
@@ -227,20 +241,27 @@ const std::vector<Setting>& AllSettings() {
          return SetDuration(c.fill_timeout, "--fill-timeout/HUBCACHE_FILL_TIMEOUT", v, false);
        },
        Field(&Config::fill_timeout)},
-      {{"--workers", "HUBCACHE_WORKERS",
-        "most HTTP worker threads = concurrent connections, started on demand (default 1024)"},
-       [](Config& c, const std::string& v) -> Status {
-         int n = 0;
-         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-         if (v.empty() || ec != std::errc() || ptr != v.data() + v.size() || n < 4 || n > 65536) {
-           return Fail(
-               ErrorKind::kConfigInvalid,
-               "--workers/HUBCACHE_WORKERS: expected a number from 4 to 65536, got '" + v + "'");
-         }
-         c.workers = n;
-         return {};
+      {{"--max-connections", "HUBCACHE_MAX_CONNECTIONS",
+        "open client connections (idle keep-alive ones included); more get 503 (default 1000)"},
+       [](Config& c, const std::string& v) {
+         return SetCount(c.max_connections, "--max-connections/HUBCACHE_MAX_CONNECTIONS", v, 4,
+                         65536);
        },
-       Field(&Config::workers)},
+       Field(&Config::max_connections)},
+      {{"--max-connections-per-client", "HUBCACHE_MAX_CONNECTIONS_PER_CLIENT",
+        "open connections from one client address; more get 429 (default 128)"},
+       [](Config& c, const std::string& v) {
+         return SetCount(c.max_connections_per_client,
+                         "--max-connections-per-client/HUBCACHE_MAX_CONNECTIONS_PER_CLIENT", v, 1,
+                         65536);
+       },
+       Field(&Config::max_connections_per_client)},
+      {{"--header-timeout", "HUBCACHE_HEADER_TIMEOUT",
+        "a request's line and headers must arrive within this long, else 408 (default 20s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.header_timeout, "--header-timeout/HUBCACHE_HEADER_TIMEOUT", v, false);
+       },
+       Field(&Config::header_timeout)},
       {{"--keepalive-timeout", "HUBCACHE_KEEPALIVE_TIMEOUT",
         "close idle client connections after this long (default 10s)"},
        [](Config& c, const std::string& v) {
@@ -370,17 +391,9 @@ const std::vector<Setting>& AllSettings() {
        Field(&Config::htpasswd_realm)},
       {{"--max-requests-per-client", "HUBCACHE_MAX_REQUESTS_PER_CLIENT",
         "requests one client address may have in flight (default 64)"},
-       [](Config& c, const std::string& v) -> Status {
-         int n = 0;
-         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-         if (v.empty() || ec != std::errc() || ptr != v.data() + v.size() || n < 1) {
-           return Fail(ErrorKind::kConfigInvalid,
-                       "--max-requests-per-client/HUBCACHE_MAX_REQUESTS_PER_CLIENT: expected a "
-                       "positive number, got '" +
-                           v + "'");
-         }
-         c.max_requests_per_client = n;
-         return {};
+       [](Config& c, const std::string& v) {
+         return SetCount(c.max_requests_per_client,
+                         "--max-requests-per-client/HUBCACHE_MAX_REQUESTS_PER_CLIENT", v, 1, 65536);
        },
        Field(&Config::max_requests_per_client)},
       {{"--upstream-ca", "REGISTRY_PROXY_CA", "PEM CA bundle to verify the upstream's TLS"},

@@ -33,9 +33,14 @@ struct Config {
   std::chrono::milliseconds upstream_stall_timeout{30'000};
   // Upper bound on one blob fill, however slow but steady the upstream.
   std::chrono::milliseconds fill_timeout{3'600'000};
-  // Most HTTP worker threads: each connection (also an idle keep-alive one) holds
-  // one; they are started on demand (http/worker_pool.h).
-  int workers = 1024;
+  // Open client connections, idle keep-alive ones included: each holds a worker
+  // thread (started on demand, http/worker_pool.h). More are answered 503.
+  int max_connections = 1000;
+  // Open connections from one client address; more are answered 429.
+  int max_connections_per_client = 128;
+  // A request's line and headers must all arrive within this long of its first
+  // byte (slowloris), else 408.
+  std::chrono::milliseconds header_timeout{20'000};
   // Idle keep-alive connections are closed after this long.
   std::chrono::milliseconds keepalive_timeout{10'000};
   // Byte cap of the cache (blobs + manifests); 0 = unlimited.

@@ -8,16 +8,15 @@
 #include "http/access_log.h"
 #include "http/admin_handlers.h"
 #include "http/client_auth.h"
+#include "http/connection_server.h"
 #include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
 #include "http/tls_context.h"
 #include "http/worker_pool.h"
+#include "registry/errors.h"
 
 namespace hubcache {
 
-// httplib's compiled-in listen backlog is 5, too small for a burst of clients;
-// a subclass reaches the listening socket to raise it, and to stop accepting
-// without cutting transfers in flight (unlike stop()).
 // A worker thread serves one request at a time, so the per-client slot a
 // request holds is kept per thread: taken in pre-routing, given back by the
 // logger after the response (or at the thread's next request, should httplib
@@ -36,25 +35,49 @@ void ReleaseClientSlot(ClientAuth& auth) {
   auth.Leave(slot_client);
 }
 
+// httplib's Server or SSLServer with its per-connection loop replaced by ours
+// (process_and_close_socket is a private virtual: overriding it is allowed,
+// calling it is not; process_request, which parses and answers one request, is
+// protected). The subclass also reaches the listening socket: httplib's
+// compiled-in backlog of 5 is too small for a burst of clients, and stopping
+// to accept must not cut transfers in flight (unlike stop()).
 template <typename Base>
 class ServerWithSocket : public Base {
  public:
-  using Base::Base;
+  template <typename... Args>
+  explicit ServerWithSocket(ConnectionServer& connections, Args&&... args)
+      : Base(std::forward<Args>(args)...), connections_(connections) {}
   void RaiseBacklog() { ::listen(this->svr_sock_, SOMAXCONN); }
   void StopAccepting() { ::shutdown(this->svr_sock_, SHUT_RDWR); }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    SSL_CTX* tls = nullptr;
+    if constexpr (std::is_same_v<Base, httplib::SSLServer>) tls = this->ssl_context();
+    return connections_.Serve(
+        sock, tls,
+        [this](httplib::Stream& stream, bool close_connection, bool& connection_closed, SSL* ssl) {
+          return this->process_request(stream, close_connection, connection_closed,
+                                       [ssl](httplib::Request& req) { req.ssl = ssl; });
+        });
+  }
+
+  ConnectionServer& connections_;
 };
 
 HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
-    : mirror_(mirror), options_(std::move(options)) {
+    : mirror_(mirror),
+      options_(std::move(options)),
+      connections_(std::make_unique<ConnectionServer>(options_.limits, mirror_.stats())) {
   if (options_.tls) {
     auto tls = options_.tls;
     auto server = std::make_unique<ServerWithSocket<httplib::SSLServer>>(
-        [tls](SSL_CTX& ctx) { return tls->Configure(ctx); });
+        *connections_, [tls](SSL_CTX& ctx) { return tls->Configure(ctx); });
     raise_backlog_ = [s = server.get()] { s->RaiseBacklog(); };
     stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
     server_ = std::move(server);
   } else {
-    auto server = std::make_unique<ServerWithSocket<httplib::Server>>();
+    auto server = std::make_unique<ServerWithSocket<httplib::Server>>(*connections_);
     raise_backlog_ = [s = server.get()] { s->RaiseBacklog(); };
     stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
     server_ = std::move(server);
@@ -81,18 +104,28 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
     return httplib::Server::HandlerResponse::Handled;
   });
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
-  int workers = options_.workers;
-  server_->new_task_queue = [workers] {
-    return new WorkerPool(WorkerPoolOptions{static_cast<size_t>(workers)});
-  };
-  auto keepalive_s =
-      std::max<long>(1, static_cast<long>(options_.keepalive_timeout.count() / 1000));
-  server_->set_keep_alive_timeout(keepalive_s);
-  server_->set_keep_alive_max_count(10000);
-  server_->set_read_timeout(30, 0);
-  server_->set_write_timeout(60, 0);
+  // A worker per connection, and some beyond the limit so that connections
+  // over it are refused at once rather than queued.
+  size_t workers = static_cast<size_t>(options_.limits.max_connections) + 64;
+  server_->new_task_queue = [workers] { return new WorkerPool(WorkerPoolOptions{workers}); };
+  // Timeouts and keep-alive are the ConnectionServer's (options_.limits).
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(1024 * 1024);
+  // Errors httplib answers itself (a request it cannot parse) get the registry
+  // error form too; responses that already have a body keep it.
+  server_->set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty() || req.method == "HEAD" || res.has_header("Content-Type")) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        const char* message = res.status == 414   ? "the request URI is too long"
+                              : res.status == 413 ? "the request body is too large"
+                              : res.status == 400 ? "malformed HTTP request"
+                              : res.status == 404 ? "not found"
+                                                  : "the request failed";
+        res.set_content(ErrorJson("UNKNOWN", message), "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   server_->set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
         try {
@@ -147,10 +180,12 @@ void HttpServer::AddStatsSection(std::string key, std::function<nlohmann::json()
 
 void HttpServer::StopAccepting() {
   admin_->CancelPrewarmJobs();
+  connections_->Drain();
   stop_accepting_();
 }
 
 void HttpServer::Stop() {
+  connections_->Drain();
   if (server_) server_->stop();
 }
 

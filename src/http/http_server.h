@@ -1,8 +1,8 @@
 #pragma once
-// The HTTP front: a cpp-httplib server with a worker pool sized for hundreds of
-// concurrent connections, idle keep-alive connections bounded by a timeout, and
-// the registry handlers behind one catch-all route. The only place (with the
-// handlers) that includes httplib.h.
+// The HTTP front: cpp-httplib's request processing behind our own connection
+// handling (http/connection_server.h: connection limits, slowloris and header
+// limits), a worker thread per connection started on demand, and the registry
+// handlers answering before httplib's routing.
 
 #include <chrono>
 #include <functional>
@@ -11,10 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <functional>
-
 #include "cache/mirror.h"
 #include "common/result.h"
+#include "http/connection_stream.h"
 
 namespace httplib {
 class Server;
@@ -24,13 +23,13 @@ namespace hubcache {
 
 class AdminHandlers;
 class ClientAuth;
+class ConnectionServer;
 class ObservabilityHandlers;
 class TlsContext;
 
 struct HttpOptions {
-  std::string addr = ":5000";  // host:port; empty host = all interfaces
-  int workers = 1024;          // most connections served at once (http/worker_pool.h)
-  std::chrono::milliseconds keepalive_timeout{10'000};
+  std::string addr = ":5000";        // host:port; empty host = all interfaces
+  ConnectionLimits limits;           // connections, timeouts, request heads
   std::shared_ptr<TlsContext> tls;   // null = plain HTTP
   std::shared_ptr<ClientAuth> auth;  // never null
 };
@@ -61,6 +60,7 @@ class HttpServer {
   std::shared_ptr<ObservabilityHandlers> observability_;
   std::shared_ptr<AdminHandlers> admin_;
   HttpOptions options_;
+  std::unique_ptr<ConnectionServer> connections_;
   std::unique_ptr<httplib::Server> server_;
   std::function<void()> raise_backlog_;   // reach the listening socket, which
   std::function<void()> stop_accepting_;  // only a subclass of httplib's can

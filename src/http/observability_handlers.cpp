@@ -284,6 +284,18 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
     s.access_log_dropped = access_log_->dropped();
   }
   s.admin_enabled = !config.admin_token.empty() || !config.admin_users.empty();
+
+  s.connections_open = cs.connections_open;
+  s.rejected = {{"connections", cs.rejected_connections},
+                {"connections_per_client", cs.rejected_connections_per_client},
+                {"requests_per_client", cs.client_limit_rejections},
+                {"header_timeout", cs.rejected_header_timeout},
+                {"request_line_too_long", cs.rejected_request_line_too_long},
+                {"headers_too_large", cs.rejected_headers_too_large},
+                {"too_many_headers", cs.rejected_too_many_headers},
+                {"auth_rate_limited", cs.auth_rate_limited}};
+  s.auth_failures = cs.auth_failures;
+  s.admin_auth_failures = cs.admin_auth_failures;
   return s;
 }
 

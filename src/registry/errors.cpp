@@ -47,7 +47,11 @@ WireError ToWire(ErrorKind kind) {
 }
 
 std::string ErrorJson(const Error& error) {
-  nlohmann::json entry = {{"code", ToWire(error.kind).code}, {"message", error.message}};
+  return ErrorJson(ToWire(error.kind).code, error.message);
+}
+
+std::string ErrorJson(const char* code, const std::string& message) {
+  nlohmann::json entry = {{"code", code}, {"message", message}};
   return nlohmann::json{{"errors", nlohmann::json::array({entry})}}.dump();
 }
 

@@ -18,5 +18,7 @@ WireError ToWire(ErrorKind kind);
 
 // The registry error JSON body for an error.
 std::string ErrorJson(const Error& error);
+// The same for a code no ErrorKind stands for (HTTP-level refusals).
+std::string ErrorJson(const char* code, const std::string& message);
 
 }  // namespace hubcache

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -240,6 +241,19 @@ std::string PrometheusText(const StatsSnapshot& s) {
     w.Sample("access_log_records_total", {{"outcome", "written"}}, s.access_log_written);
     w.Sample("access_log_records_total", {{"outcome", "dropped"}}, s.access_log_dropped);
   }
+
+  Gauge(w, "http_connections_open", "Client connections open, idle keep-alive ones included.",
+        static_cast<uint64_t>(std::max<int64_t>(0, s.connections_open)));
+  w.Family("http_rejected_total", "counter",
+           "Connections and requests refused by a limit, by reason (connections: 503, "
+           "connections_per_client and requests_per_client and auth_rate_limited: 429, "
+           "header_timeout: 408, request_line_too_long: 414, headers_too_large and "
+           "too_many_headers: 431).");
+  for (const auto& [reason, n] : s.rejected)
+    w.Sample("http_rejected_total", {{"reason", reason}}, n);
+  w.Family("auth_failures_total", "counter", "Requests with wrong credentials, by kind.");
+  w.Sample("auth_failures_total", {{"kind", "pull"}}, s.auth_failures);
+  w.Sample("auth_failures_total", {{"kind", "admin"}}, s.admin_auth_failures);
   return w.Take();
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "stats/http_metrics.h"
@@ -104,6 +105,13 @@ struct StatsSnapshot {
   uint64_t access_log_dropped = 0;
 
   bool admin_enabled = false;
+
+  // The HTTP layer's limits: connections open now, refusals by reason
+  // ("connections", "header_timeout", ...), failed credentials by kind.
+  int64_t connections_open = 0;
+  std::vector<std::pair<std::string, uint64_t>> rejected;
+  uint64_t auth_failures = 0;
+  uint64_t admin_auth_failures = 0;
 
   // Derived figures.
   uint64_t served_bytes() const { return served_from_cache_bytes + served_from_upstream_bytes; }

@@ -57,6 +57,9 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
     upstream_total += u.count;
   }
 
+  json rejected = json::object();
+  for (const auto& [reason, n] : s.rejected) rejected[reason] = n;
+
   json top = json::array();
   for (size_t i = 0; i < s.repositories_served.size() && i < kTopRepositories; ++i) {
     const auto& r = s.repositories_served[i];
@@ -139,6 +142,11 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
         {"written", s.access_log_written},
         {"dropped", s.access_log_dropped}}},
       {"admin", {{"enabled", s.admin_enabled}}},
+      {"limits",
+       {{"connections_open", s.connections_open},
+        {"rejected", rejected},
+        {"auth_failures", s.auth_failures},
+        {"admin_auth_failures", s.admin_auth_failures}}},
   };
 }
 

@@ -56,8 +56,8 @@ class CliTest(unittest.TestCase):
             (["serve"], {"REGISTRY_LOG_LEVEL": "loud"}, "REGISTRY_LOG_LEVEL"),
             (["serve", "--tag-freshness", "5x"], {}, "tag-freshness"),
             (["serve", "--tag-freshness", "-1s"], {}, "tag-freshness"),
-            (["serve", "--workers", "0"], {}, "workers"),
-            (["serve", "--workers"], {}, "needs a value"),
+            (["serve", "--max-connections", "0"], {}, "max-connections"),
+            (["serve", "--max-connections"], {}, "needs a value"),
             (["serve", "--no-such-flag", "1"], {}, "unknown option"),
             (["serve", "--root", ""], {}, "root"),
         ]

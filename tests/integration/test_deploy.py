@@ -691,9 +691,9 @@ class CheckConfig(unittest.TestCase):
         env = {"REGISTRY_HTTP_ADDR": ":6000", "HUBCACHE_CACHE_MAX_SIZE": "1.5G",
                "HUBCACHE_TAG_FRESHNESS": "90", "HUBCACHE_MIN_FREE": "0.025",
                "REGISTRY_LOG_LEVEL": "debug"}
-        rows = settings(env, ["--addr", "127.0.0.1:7000", "--workers=32"])
+        rows = settings(env, ["--addr", "127.0.0.1:7000", "--max-connections=32"])
         self.assertEqual(rows["REGISTRY_HTTP_ADDR"]["value"], "127.0.0.1:7000")
-        self.assertEqual(rows["HUBCACHE_WORKERS"]["value"], "32")
+        self.assertEqual(rows["HUBCACHE_MAX_CONNECTIONS"]["value"], "32")
         self.assertEqual(rows["HUBCACHE_CACHE_MAX_SIZE"]["value"], "1536MiB")
         self.assertEqual(rows["HUBCACHE_TAG_FRESHNESS"]["value"], "90s")
         self.assertEqual(rows["HUBCACHE_MIN_FREE"]["value"], "2.5%")
@@ -710,7 +710,7 @@ class CheckConfig(unittest.TestCase):
             f.write("REGISTRY_HTTP_ADDR=:5000\nthis line is not an assignment\n")
         cases = [
             ({"REGISTRY_HTTP_ADDR": "nonsense"}, [], "REGISTRY_HTTP_ADDR"),
-            ({}, ["--workers", "2"], "workers"),
+            ({}, ["--max-connections", "2"], "max-connections"),
             ({}, ["--cache-max-size", "12 parsecs"], "cache-max-size"),
             ({"HUBCACHE_ADMIN_TOKEN": "short"}, [], "HUBCACHE_ADMIN_TOKEN"),
             ({"REGISTRY_PROXY_PASSWORD": SECRET}, ["--no-such-flag", "1"], "unknown option"),

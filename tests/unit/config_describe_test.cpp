@@ -47,7 +47,7 @@ TEST_CASE("Describe writes values as the flags take them") {
       {"HUBCACHE_CACHE_LOW_WATERMARK", "0.9", "90%"},
       {"HUBCACHE_MIN_FREE", "2.5%", "2.5%"},
       {"HUBCACHE_MIN_FREE", "0", "0%"},
-      {"HUBCACHE_WORKERS", "32", "32"},
+      {"HUBCACHE_MAX_CONNECTIONS", "32", "32"},
       {"REGISTRY_HTTP_ADDR", "127.0.0.1:7000", "127.0.0.1:7000"},
   };
   for (const auto& c : cases) {

@@ -83,7 +83,7 @@ TEST_CASE("LoadConfig: defaults with no environment and no flags") {
   CHECK(config->upstream_connect_timeout == defaults.upstream_connect_timeout);
   CHECK(config->upstream_stall_timeout == defaults.upstream_stall_timeout);
   CHECK(config->fill_timeout == defaults.fill_timeout);
-  CHECK(config->workers == defaults.workers);
+  CHECK(config->max_connections == defaults.max_connections);
   CHECK(config->keepalive_timeout == defaults.keepalive_timeout);
   CHECK(config->cache_max_size_bytes == 0u);
   CHECK(config->cache_low_watermark == doctest::Approx(0.90));
@@ -105,7 +105,7 @@ TEST_CASE("LoadConfig: each setting from its environment variable") {
       {"HUBCACHE_UPSTREAM_CONNECT_TIMEOUT", "3s"},
       {"HUBCACHE_UPSTREAM_STALL_TIMEOUT", "45s"},
       {"HUBCACHE_FILL_TIMEOUT", "2h"},
-      {"HUBCACHE_WORKERS", "64"},
+      {"HUBCACHE_MAX_CONNECTIONS", "64"},
       {"HUBCACHE_KEEPALIVE_TIMEOUT", "500ms"},
       {"UNRELATED_VARIABLE", "ignored"},
       {"PATH", "/usr/bin"},
@@ -122,7 +122,7 @@ TEST_CASE("LoadConfig: each setting from its environment variable") {
   CHECK(config->upstream_connect_timeout == milliseconds(3'000));
   CHECK(config->upstream_stall_timeout == milliseconds(45'000));
   CHECK(config->fill_timeout == milliseconds(7'200'000));
-  CHECK(config->workers == 64);
+  CHECK(config->max_connections == 64);
   CHECK(config->keepalive_timeout == milliseconds(500));
 }
 
@@ -147,7 +147,7 @@ TEST_CASE("LoadConfig: each setting from its flag, in both forms") {
                          "2s",
                          "--fill-timeout",
                          "3m",
-                         "--workers",
+                         "--max-connections",
                          "8",
                          "--keepalive-timeout",
                          "4s"};
@@ -161,7 +161,7 @@ TEST_CASE("LoadConfig: each setting from its flag, in both forms") {
                        "--upstream-connect-timeout=1s",
                        "--upstream-stall-timeout=2s",
                        "--fill-timeout=3m",
-                       "--workers=8",
+                       "--max-connections=8",
                        "--keepalive-timeout=4s"};
   for (const auto* args : {&separate, &joined}) {
     CAPTURE(args->front());
@@ -177,29 +177,29 @@ TEST_CASE("LoadConfig: each setting from its flag, in both forms") {
     CHECK(config->upstream_connect_timeout == milliseconds(1'000));
     CHECK(config->upstream_stall_timeout == milliseconds(2'000));
     CHECK(config->fill_timeout == milliseconds(180'000));
-    CHECK(config->workers == 8);
+    CHECK(config->max_connections == 8);
     CHECK(config->keepalive_timeout == milliseconds(4'000));
   }
 }
 
 TEST_CASE("LoadConfig: flags win over the environment") {
   const Env env = {{"REGISTRY_HTTP_ADDR", ":6000"},
-                   {"HUBCACHE_WORKERS", "16"},
+                   {"HUBCACHE_MAX_CONNECTIONS", "16"},
                    {"REGISTRY_LOG_LEVEL", "error"},
                    {"REGISTRY_PROXY_REMOTEURL", "https://env.example.com"}};
-  auto config = LoadConfig(env, {"--addr", ":7000", "--workers=32"});
+  auto config = LoadConfig(env, {"--addr", ":7000", "--max-connections=32"});
   REQUIRE(config.has_value());
   CHECK(config->http_addr == ":7000");
-  CHECK(config->workers == 32);
+  CHECK(config->max_connections == 32);
   // Not overridden: the environment's value stays.
   CHECK(config->log_level == "error");
   CHECK(config->upstream_url == "https://env.example.com");
 }
 
 TEST_CASE("LoadConfig: a later flag wins over an earlier one") {
-  auto config = LoadConfig({}, {"--workers", "8", "--workers=9"});
+  auto config = LoadConfig({}, {"--max-connections", "8", "--max-connections=9"});
   REQUIRE(config.has_value());
-  CHECK(config->workers == 9);
+  CHECK(config->max_connections == 9);
 }
 
 TEST_CASE("LoadConfig: a value that contains '='") {
@@ -313,9 +313,9 @@ TEST_CASE("LoadConfig: upstream URLs") {
   }
 }
 
-TEST_CASE("LoadConfig: worker count bounds") {
+TEST_CASE("LoadConfig: connection limit bounds") {
   struct Case {
-    std::string workers;
+    std::string value;
     bool valid;
   };
   const std::vector<Case> cases = {
@@ -325,16 +325,16 @@ TEST_CASE("LoadConfig: worker count bounds") {
       {"8 ", false}, {"+8", false},  {"8.0", false}, {"99999999999", false},
   };
   for (const auto& c : cases) {
-    CAPTURE(c.workers);
-    auto from_flag = LoadConfig({}, {"--workers", c.workers});
-    auto from_env = LoadConfig({{"HUBCACHE_WORKERS", c.workers}}, {});
+    CAPTURE(c.value);
+    auto from_flag = LoadConfig({}, {"--max-connections", c.value});
+    auto from_env = LoadConfig({{"HUBCACHE_MAX_CONNECTIONS", c.value}}, {});
     REQUIRE(from_flag.has_value() == c.valid);
     REQUIRE(from_env.has_value() == c.valid);
     if (c.valid) {
-      CHECK(std::to_string(from_flag->workers) == c.workers);
+      CHECK(std::to_string(from_flag->max_connections) == c.value);
     } else {
-      CHECK(from_flag.error().message.find("--workers") != std::string::npos);
-      CHECK(from_env.error().message.find("HUBCACHE_WORKERS") != std::string::npos);
+      CHECK(from_flag.error().message.find("--max-connections") != std::string::npos);
+      CHECK(from_env.error().message.find("HUBCACHE_MAX_CONNECTIONS") != std::string::npos);
     }
   }
 }
@@ -414,7 +414,7 @@ TEST_CASE("LoadConfig: malformed command lines") {
       {{"--"}, "--"},
       {{""}, "''"},
       {{"--addr"}, "--addr"},
-      {{"--workers", "8", "--root"}, "--root"},
+      {{"--max-connections", "8", "--root"}, "--root"},
       {{"--upstream"}, "--upstream"},
       {{"--addr="}, "--addr"},
   };
@@ -450,7 +450,7 @@ TEST_CASE("Settings lists every flag with its environment name") {
        {"REGISTRY_HTTP_ADDR", "REGISTRY_PROXY_REMOTEURL", "REGISTRY_PROXY_USERNAME",
         "REGISTRY_PROXY_PASSWORD", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
         "REGISTRY_LOG_LEVEL", "HUBCACHE_TAG_FRESHNESS", "HUBCACHE_UPSTREAM_CONNECT_TIMEOUT",
-        "HUBCACHE_UPSTREAM_STALL_TIMEOUT", "HUBCACHE_FILL_TIMEOUT", "HUBCACHE_WORKERS",
+        "HUBCACHE_UPSTREAM_STALL_TIMEOUT", "HUBCACHE_FILL_TIMEOUT", "HUBCACHE_MAX_CONNECTIONS",
         "HUBCACHE_KEEPALIVE_TIMEOUT", "HUBCACHE_CACHE_MAX_SIZE", "HUBCACHE_CACHE_LOW_WATERMARK",
         "HUBCACHE_MIN_FREE", "HUBCACHE_ACCESS_FLUSH_INTERVAL", "HUBCACHE_SHUTDOWN_GRACE",
         "HUBCACHE_ADMIN_TOKEN"}) {
@@ -470,7 +470,7 @@ TEST_CASE("Settings lists every flag with its environment name") {
       {"--upstream-connect-timeout", "10s"},
       {"--upstream-stall-timeout", "30s"},
       {"--fill-timeout", "1h"},
-      {"--workers", "256"},
+      {"--max-connections", "256"},
       {"--keepalive-timeout", "10s"},
       {"--cache-max-size", "50GiB"},
       {"--cache-low-watermark", "90%"},

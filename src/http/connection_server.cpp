@@ -1,0 +1,175 @@
+#include "http/connection_server.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "common/log.h"
+#include "registry/errors.h"
+
+namespace hubcache {
+namespace {
+
+thread_local ConnectionStream* current_connection = nullptr;
+
+struct CurrentConnectionScope {
+  explicit CurrentConnectionScope(ConnectionStream* stream) { current_connection = stream; }
+  ~CurrentConnectionScope() { current_connection = nullptr; }
+};
+
+void PeerAddress(int fd, std::string& ip, int& port) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  ip = "unknown";
+  port = 0;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
+  char host[NI_MAXHOST];
+  char service[NI_MAXSERV];
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service,
+                    sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+    ip = host;
+    port = std::atoi(service);
+  }
+}
+
+// Half-closes, then reads and drops what the client still sends for a moment
+// before closing: closing with unread bytes would reset the connection, and a
+// reset can destroy the answer before the client has read it.
+void LingeringClose(int fd) {
+  ::shutdown(fd, SHUT_WR);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  char sink[4096];
+  for (int rounds = 0; rounds < 64; ++rounds) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    if (::recv(fd, sink, sizeof(sink), 0) <= 0) break;
+  }
+  ::close(fd);
+}
+
+// The answer to a connection over a limit, sent without waiting: it fits in
+// any socket buffer.
+void Refuse(int fd, int status, const char* reason, const char* code, const char* message) {
+  std::string body = ErrorJson(code, message);
+  std::string response =
+      "HTTP/1.1 " + std::to_string(status) + " " + reason +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\nDocker-Distribution-API-Version: "
+      "registry/2.0\r\n\r\n" +
+      body;
+  (void)::send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+}  // namespace
+
+ConnectionStream* CurrentConnection() { return current_connection; }
+
+ConnectionServer::Admission ConnectionServer::Admit(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  if (open_ >= limits_.max_connections) return Admission::kOverTotal;
+  int& mine = per_ip_[ip];
+  if (mine >= limits_.max_connections_per_client) return Admission::kOverClient;
+  ++mine;
+  ++open_;
+  ++stats_.connections_open;
+  return Admission::kAdmitted;
+}
+
+void ConnectionServer::Release(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  --open_;
+  --stats_.connections_open;
+  auto it = per_ip_.find(ip);
+  if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);
+}
+
+bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process) {
+  std::string ip;
+  int port = 0;
+  PeerAddress(fd, ip, port);
+  switch (Admit(ip)) {
+    case Admission::kAdmitted:
+      break;
+    case Admission::kOverTotal:
+      ++stats_.rejected_connections;
+      Logger("http")->debug("{}: refused, {} connections open (--max-connections)", ip,
+                            limits_.max_connections);
+      if (!tls) {
+        Refuse(fd, 503, "Service Unavailable", "UNAVAILABLE",
+               "too many connections to this mirror; try again shortly");
+      }
+      LingeringClose(fd);
+      return false;
+    case Admission::kOverClient:
+      ++stats_.rejected_connections_per_client;
+      Logger("http")->debug("{}: refused, {} connections open from it", ip,
+                            limits_.max_connections_per_client);
+      if (!tls) {
+        Refuse(fd, 429, "Too Many Requests", "TOOMANYREQUESTS",
+               "too many connections from this address");
+      }
+      LingeringClose(fd);
+      return false;
+  }
+
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+  SSL* ssl = nullptr;
+  if (tls) {
+    ssl = SSL_new(tls);
+    if (ssl) {
+      // Idle connections give their TLS record buffers back.
+      SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+      SSL_set_fd(ssl, fd);
+      SSL_set_accept_state(ssl);
+    }
+  }
+
+  bool ok = false;
+  bool clean = false;
+  {
+    ConnectionStream stream(fd, ssl, ip, port, limits_, stats_);
+    CurrentConnectionScope scope(&stream);
+    bool ready = !tls || (ssl && stream.Handshake());
+    int left = limits_.max_requests_per_connection;
+    while (ready && left > 0 && stream.WaitForRequest(limits_.keepalive_timeout, draining_)) {
+      stream.BeginRequest();
+      bool closed = false;
+      ok = process(stream, left == 1 || draining_.load(), closed, ssl);
+      if (!ok || closed || stream.rejected()) break;
+      --left;
+    }
+    clean = ready && !stream.rejected();
+    if (stream.rejected()) {
+      if (ssl) SSL_free(ssl);
+      ssl = nullptr;
+      LingeringClose(fd);
+      fd = -1;
+    }
+  }
+  if (ssl) {
+    if (clean) SSL_shutdown(ssl);  // one try: a close_notify, not waiting for the peer's
+    SSL_free(ssl);
+  }
+  if (fd >= 0) {
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+  }
+  Release(ip);
+  return ok;
+}
+
+}  // namespace hubcache

@@ -1,0 +1,300 @@
+#include "http/connection_stream.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "registry/errors.h"
+
+namespace hubcache {
+namespace {
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 408:
+      return "Request Timeout";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    default:
+      return "Bad Request";
+  }
+}
+
+}  // namespace
+
+ConnectionStream::ConnectionStream(int fd, SSL* ssl, std::string peer_ip, int peer_port,
+                                   const ConnectionLimits& limits, CacheStats& stats)
+    : fd_(fd),
+      ssl_(ssl),
+      peer_ip_(std::move(peer_ip)),
+      peer_port_(peer_port),
+      limits_(limits),
+      stats_(stats) {}
+
+ConnectionStream::Io ConnectionStream::Wait(short events, Clock::time_point deadline) const {
+  for (;;) {
+    // Rounded up: a deadline less than a millisecond away is not reached yet.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return Io::kTimeout;
+    pollfd p{fd_, events, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1'000'000)));
+    if (n > 0) return (p.revents & (events | POLLHUP | POLLERR)) ? Io::kReady : Io::kError;
+    if (n == 0) continue;  // re-check the clock: poll may wake early
+    if (errno != EINTR) return Io::kError;
+  }
+}
+
+bool ConnectionStream::Handshake() {
+  auto deadline = Clock::now() + limits_.header_timeout;
+  for (;;) {
+    ERR_clear_error();
+    int r = SSL_accept(ssl_);
+    if (r == 1) return true;
+    int error = SSL_get_error(ssl_, r);
+    Io io;
+    if (error == SSL_ERROR_WANT_READ) {
+      io = Wait(POLLIN, deadline);
+    } else if (error == SSL_ERROR_WANT_WRITE) {
+      io = Wait(POLLOUT, deadline);
+    } else {
+      Logger("http")->debug("{}: TLS handshake failed", peer_ip_);
+      return false;
+    }
+    if (io == Io::kTimeout) ++stats_.rejected_header_timeout;
+    if (io != Io::kReady) return false;
+  }
+}
+
+bool ConnectionStream::WaitForRequest(std::chrono::milliseconds idle,
+                                      const std::atomic<bool>& draining) {
+  if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return true;
+  // In slices, so that a draining server closes idle connections promptly.
+  auto deadline = Clock::now() + idle;
+  while (!draining.load(std::memory_order_relaxed)) {
+    auto slice = std::min(deadline, Clock::now() + std::chrono::milliseconds(250));
+    switch (Wait(POLLIN, slice)) {
+      case Io::kReady:
+        return true;
+      case Io::kError:
+        return false;
+      case Io::kTimeout:
+        if (Clock::now() >= deadline) return false;
+    }
+  }
+  return false;
+}
+
+void ConnectionStream::BeginRequest() {
+  in_head_ = true;
+  head_deadline_ = Clock::now() + limits_.header_timeout;
+  head_bytes_ = 0;
+  head_fields_ = 0;
+  line_length_ = 0;
+  first_line_ = true;
+  already_sent_ = 0;
+}
+
+bool ConnectionStream::Fill() {
+  begin_ = end_ = 0;
+  for (;;) {
+    ssize_t n;
+    short want = POLLIN;
+    if (ssl_) {
+      ERR_clear_error();
+      int r = SSL_read(ssl_, buffer_, sizeof(buffer_));
+      if (r > 0) {
+        n = r;
+      } else {
+        int error = SSL_get_error(ssl_, r);
+        if (error == SSL_ERROR_WANT_WRITE) {
+          want = POLLOUT;
+        } else if (error != SSL_ERROR_WANT_READ) {
+          return false;  // closed (ZERO_RETURN) or broken
+        }
+        n = -1;
+        errno = EAGAIN;
+      }
+    } else {
+      n = ::recv(fd_, buffer_, sizeof(buffer_), 0);
+    }
+    if (n > 0) {
+      end_ = static_cast<size_t>(n);
+      return true;
+    }
+    if (n == 0) return false;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    auto deadline = Clock::now() + limits_.read_timeout;
+    if (in_head_) deadline = std::min(deadline, head_deadline_);
+    Io io = Wait(want, deadline);
+    if (io == Io::kReady) continue;
+    if (io == Io::kTimeout && in_head_ && Clock::now() >= head_deadline_) {
+      Reject(408, "the request's headers did not arrive in time", stats_.rejected_header_timeout);
+    }
+    return false;
+  }
+}
+
+size_t ConnectionStream::ScanHead(const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    char c = p[i];
+    ++head_bytes_;
+    if (c == '\n') {
+      if (line_length_ == 0 && !first_line_) {  // the blank line: the head is complete
+        in_head_ = false;
+        return i + 1;
+      }
+      if (first_line_) {
+        first_line_ = line_length_ == 0;  // blank lines before a request are allowed
+      } else if (++head_fields_ > limits_.max_header_fields) {
+        Reject(431, "too many request header fields", stats_.rejected_too_many_headers);
+        return 0;
+      }
+      line_length_ = 0;
+    } else if (c != '\r') {
+      ++line_length_;
+    }
+    if (first_line_ && line_length_ > limits_.max_request_line) {
+      Reject(414, "the request line is too long", stats_.rejected_request_line_too_long);
+      return 0;
+    }
+    if (head_bytes_ > limits_.max_header_bytes) {
+      Reject(431, "the request headers are too large", stats_.rejected_headers_too_large);
+      return 0;
+    }
+  }
+  return n;
+}
+
+void ConnectionStream::Reject(int status, const char* message, std::atomic<uint64_t>& counter) {
+  ++counter;
+  rejected_ = true;
+  Logger("http")->debug("{}: {} ({})", peer_ip_, message, status);
+  // No registry error code stands for these; the message says what happened.
+  std::string body = ErrorJson("UNKNOWN", message);
+  std::string response =
+      "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n"
+      "Docker-Distribution-API-Version: registry/2.0\r\n\r\n" +
+      body;
+  // A client this slow or hostile gets a short while to take the answer.
+  WriteAll(response.data(), response.size(), std::chrono::milliseconds(2'000));
+}
+
+bool ConnectionStream::WriteAll(const char* p, size_t n, std::chrono::milliseconds timeout) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w;
+    short want = POLLOUT;
+    if (ssl_) {
+      ERR_clear_error();
+      int r = SSL_write(ssl_, p + done, static_cast<int>(std::min<size_t>(n - done, 1 << 30)));
+      if (r > 0) {
+        w = r;
+      } else {
+        int error = SSL_get_error(ssl_, r);
+        if (error == SSL_ERROR_WANT_READ) {
+          want = POLLIN;
+        } else if (error != SSL_ERROR_WANT_WRITE) {
+          return false;
+        }
+        w = -1;
+        errno = EAGAIN;
+      }
+    } else {
+      w = ::send(fd_, p + done, n - done, MSG_NOSIGNAL);
+    }
+    if (w > 0) {
+      done += static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (Wait(want, Clock::now() + timeout) != Io::kReady) return false;
+  }
+  return true;
+}
+
+bool ConnectionStream::SendFile(int file_fd, off_t offset, size_t length) {
+  if (ssl_ || rejected_ || already_sent_ != 0) return false;
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = ::sendfile(fd_, file_fd, &offset, length - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) return false;  // the file is shorter than it should be
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (Wait(POLLOUT, Clock::now() + limits_.write_timeout) != Io::kReady) return false;
+  }
+  already_sent_ = length;
+  return true;
+}
+
+bool ConnectionStream::is_readable() const {
+  if (rejected_) return false;
+  if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return true;
+  return Wait(POLLIN, Clock::now() + limits_.read_timeout) == Io::kReady;
+}
+
+bool ConnectionStream::is_writable() const {
+  return !rejected_ && Wait(POLLOUT, Clock::now() + limits_.write_timeout) == Io::kReady;
+}
+
+ssize_t ConnectionStream::read(char* ptr, size_t size) {
+  if (rejected_) return -1;
+  if (begin_ == end_ && !Fill()) return rejected_ ? -1 : 0;
+  size_t n = std::min(size, end_ - begin_);
+  if (in_head_) n = ScanHead(buffer_ + begin_, n);
+  if (rejected_) return -1;
+  std::memcpy(ptr, buffer_ + begin_, n);
+  begin_ += n;
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t ConnectionStream::write(const char* ptr, size_t size) {
+  if (rejected_) return -1;
+  if (already_sent_ != 0) {
+    // The bytes SendFile sent: anything else means the caller lost count.
+    if (size != already_sent_) return -1;
+    already_sent_ = 0;
+    return static_cast<ssize_t>(size);
+  }
+  return WriteAll(ptr, size, limits_.write_timeout) ? static_cast<ssize_t>(size) : -1;
+}
+
+void ConnectionStream::get_remote_ip_and_port(std::string& ip, int& port) const {
+  ip = peer_ip_;
+  port = peer_port_;
+}
+
+void ConnectionStream::get_local_ip_and_port(std::string& ip, int& port) const {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  ip.clear();
+  port = 0;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
+  char host[NI_MAXHOST];
+  char service[NI_MAXSERV];
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service,
+                    sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+    ip = host;
+    port = std::atoi(service);
+  }
+}
+
+}  // namespace hubcache

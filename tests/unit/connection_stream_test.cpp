@@ -1,0 +1,218 @@
+#include "http/connection_stream.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "common/unique_fd.h"
+
+namespace hubcache {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A connected pair: `server` (non-blocking) goes into a ConnectionStream, the
+// test speaks through `client`.
+struct SocketPair {
+  UniqueFd server;
+  UniqueFd client;
+  SocketPair() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    server = UniqueFd(fds[0]);
+    client = UniqueFd(fds[1]);
+    ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  }
+  void Send(const std::string& bytes) const {
+    REQUIRE(::send(client.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(bytes.size()));
+  }
+  // What the server wrote so far (waits briefly for the first byte).
+  std::string Received() const {
+    std::string out;
+    char buffer[4096];
+    ::fcntl(client.get(), F_SETFL, ::fcntl(client.get(), F_GETFL) | O_NONBLOCK);
+    for (int i = 0; i < 200; ++i) {
+      ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+      if (n > 0) {
+        out.append(buffer, static_cast<size_t>(n));
+        continue;
+      }
+      if (!out.empty()) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    return out;
+  }
+};
+
+// Reads the stream the way httplib's line reader does (one byte at a time)
+// until `limit` bytes, EOF or an error; returns what it got.
+std::string ReadAll(ConnectionStream& stream, size_t limit = 1 << 20) {
+  std::string got;
+  char c;
+  while (got.size() < limit && stream.read(&c, 1) == 1) got.push_back(c);
+  return got;
+}
+
+std::string StatusLine(const std::string& response) {
+  return response.substr(0, response.find("\r\n"));
+}
+
+TEST_CASE("ConnectionStream: a request head within the limits passes through unchanged") {
+  SocketPair pair;
+  CacheStats stats;
+  ConnectionLimits limits;
+  ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1234, limits, stats);
+  std::string head = "GET /v2/ HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
+  pair.Send(head + "body");
+  std::atomic<bool> draining{false};
+  REQUIRE(stream.WaitForRequest(1s, draining));
+  stream.BeginRequest();
+  ::shutdown(pair.client.get(), SHUT_WR);
+  CHECK(ReadAll(stream) == head + "body");
+  CHECK_FALSE(stream.rejected());
+  std::string ip;
+  int port = 0;
+  stream.get_remote_ip_and_port(ip, port);
+  CHECK(ip == "10.0.0.1");
+  CHECK(port == 1234);
+}
+
+TEST_CASE("ConnectionStream: each head limit answers its status and is counted") {
+  struct Case {
+    const char* name;
+    std::string bytes;
+    const char* status_line;
+    std::atomic<uint64_t> CacheStats::*counter;
+  };
+  const std::string many_fields = [] {
+    std::string s = "GET /v2/ HTTP/1.1\r\n";
+    for (int i = 0; i < 101; ++i) s += "X-F" + std::to_string(i) + ": v\r\n";
+    return s + "\r\n";
+  }();
+  const Case cases[] = {
+      {"request line over 8 KiB", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n",
+       "HTTP/1.1 414 URI Too Long", &CacheStats::rejected_request_line_too_long},
+      {"a line without a newline", std::string(9000, 'x'), "HTTP/1.1 414 URI Too Long",
+       &CacheStats::rejected_request_line_too_long},
+      {"head over 64 KiB", "GET / HTTP/1.1\r\nX-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large", &CacheStats::rejected_headers_too_large},
+      {"101 header fields", many_fields, "HTTP/1.1 431 Request Header Fields Too Large",
+       &CacheStats::rejected_too_many_headers},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    SocketPair pair;
+    CacheStats stats;
+    ConnectionLimits limits;
+    ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+    std::thread sender(
+        [&] { (void)::send(pair.client.get(), c.bytes.data(), c.bytes.size(), MSG_NOSIGNAL); });
+    std::atomic<bool> draining{false};
+    REQUIRE(stream.WaitForRequest(1s, draining));
+    stream.BeginRequest();
+    ReadAll(stream);
+    CHECK(stream.rejected());
+    CHECK((stats.*(c.counter)).load() == 1);
+    std::string answer = pair.Received();
+    CHECK(StatusLine(answer) == c.status_line);
+    CHECK(answer.find("Connection: close") != std::string::npos);
+    CHECK(answer.find(R"({"errors":[{"code":"UNKNOWN")") != std::string::npos);
+    CHECK(stream.write("x", 1) == -1);  // nothing more goes out
+    ::shutdown(pair.client.get(), SHUT_RDWR);
+    sender.join();
+  }
+}
+
+TEST_CASE("ConnectionStream: a head trickling in slower than the header timeout gets 408") {
+  SocketPair pair;
+  CacheStats stats;
+  ConnectionLimits limits;
+  limits.header_timeout = 300ms;
+  ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+  pair.Send("GET /v2/ HTTP/1.1\r\nHo");
+  std::atomic<bool> draining{false};
+  REQUIRE(stream.WaitForRequest(1s, draining));
+  stream.BeginRequest();
+  auto start = std::chrono::steady_clock::now();
+  std::thread trickle([&] {
+    for (int i = 0; i < 10; ++i) {  // one byte per 100 ms: alive, never done
+      std::this_thread::sleep_for(100ms);
+      if (::send(pair.client.get(), "s", 1, MSG_NOSIGNAL) != 1) break;
+    }
+  });
+  ReadAll(stream);
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(stream.rejected());
+  CHECK(stats.rejected_header_timeout.load() == 1);
+  CHECK(took >= 250ms);
+  CHECK(took < 900ms);
+  CHECK(StatusLine(pair.Received()) == "HTTP/1.1 408 Request Timeout");
+  trickle.join();
+}
+
+TEST_CASE("ConnectionStream: the body after the head is not held to the head's limits") {
+  SocketPair pair;
+  CacheStats stats;
+  ConnectionLimits limits;
+  limits.max_header_bytes = 64;
+  ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+  std::string head = "POST /admin/x HTTP/1.1\r\nContent-Length: 200\r\n\r\n";
+  std::string body(200, 'b');
+  pair.Send(head + body);
+  std::atomic<bool> draining{false};
+  REQUIRE(stream.WaitForRequest(1s, draining));
+  stream.BeginRequest();
+  CHECK(ReadAll(stream, head.size() + body.size()) == head + body);
+  CHECK_FALSE(stream.rejected());
+}
+
+TEST_CASE("ConnectionStream: waiting for a request ends on idleness and on draining") {
+  SocketPair pair;
+  CacheStats stats;
+  ConnectionLimits limits;
+  ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+  std::atomic<bool> draining{false};
+  auto start = std::chrono::steady_clock::now();
+  CHECK_FALSE(stream.WaitForRequest(200ms, draining));
+  CHECK(std::chrono::steady_clock::now() - start >= 190ms);
+
+  std::thread drainer([&] {
+    std::this_thread::sleep_for(100ms);
+    draining = true;
+  });
+  start = std::chrono::steady_clock::now();
+  CHECK_FALSE(stream.WaitForRequest(10s, draining));
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  drainer.join();
+}
+
+TEST_CASE("ConnectionStream: SendFile sends file bytes and the next write of that size is free") {
+  SocketPair pair;
+  CacheStats stats;
+  ConnectionLimits limits;
+  ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+  char path[] = "/tmp/hubcache-sendfile-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  REQUIRE(file.get() >= 0);
+  ::unlink(path);
+  std::string content = "0123456789abcdef";
+  REQUIRE(::write(file.get(), content.data(), content.size()) ==
+          static_cast<ssize_t>(content.size()));
+  REQUIRE(stream.can_send_file());
+  REQUIRE(stream.SendFile(file.get(), 4, 8));
+  CHECK(stream.write("ignored!", 8) == 8);  // accounted, not sent
+  CHECK(stream.write("tail", 4) == 4);
+  CHECK(pair.Received() == "456789abtail");
+  // A write of another size after SendFile is a caller's mistake: refused.
+  REQUIRE(stream.SendFile(file.get(), 0, 2));
+  CHECK(stream.write("abc", 3) == -1);
+}
+
+}  // namespace
+}  // namespace hubcache
