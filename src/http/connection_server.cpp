@@ -152,7 +152,7 @@ bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process
       if (!ok || closed || stream.rejected()) break;
       --left;
     }
-    clean = ready && !stream.rejected();
+    clean = ready && !stream.rejected() && stream.Flush();
     if (stream.rejected()) {
       if (ssl) SSL_free(ssl);
       ssl = nullptr;

@@ -78,6 +78,7 @@ bool ConnectionStream::Handshake() {
 
 bool ConnectionStream::WaitForRequest(std::chrono::milliseconds idle,
                                       const std::atomic<bool>& draining) {
+  if (!Flush()) return false;
   if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return true;
   // In slices, so that a draining server closes idle connections promptly.
   auto deadline = Clock::now() + idle;
@@ -106,6 +107,7 @@ void ConnectionStream::BeginRequest() {
 }
 
 bool ConnectionStream::Fill() {
+  if (!Flush()) return false;  // the client may be waiting for it before it sends more
   begin_ = end_ = 0;
   for (;;) {
     ssize_t n;
@@ -227,8 +229,15 @@ bool ConnectionStream::WriteAll(const char* p, size_t n, std::chrono::millisecon
   return true;
 }
 
+bool ConnectionStream::Flush() {
+  if (out_length_ == 0) return true;
+  bool ok = WriteAll(out_, out_length_, limits_.write_timeout);
+  out_length_ = 0;
+  return ok;
+}
+
 bool ConnectionStream::SendFile(int file_fd, off_t offset, size_t length) {
-  if (ssl_ || rejected_ || already_sent_ != 0) return false;
+  if (ssl_ || rejected_ || already_sent_ != 0 || !Flush()) return false;
   size_t done = 0;
   while (done < length) {
     ssize_t n = ::sendfile(fd_, file_fd, &offset, length - done);
@@ -272,6 +281,12 @@ ssize_t ConnectionStream::write(const char* ptr, size_t size) {
     // The bytes SendFile sent: anything else means the caller lost count.
     if (size != already_sent_) return -1;
     already_sent_ = 0;
+    return static_cast<ssize_t>(size);
+  }
+  if (out_length_ + size > sizeof(out_) && !Flush()) return -1;
+  if (size <= sizeof(out_) - out_length_) {
+    std::memcpy(out_ + out_length_, ptr, size);
+    out_length_ += size;
     return static_cast<ssize_t>(size);
   }
   return WriteAll(ptr, size, limits_.write_timeout) ? static_cast<ssize_t>(size) : -1;

@@ -8,7 +8,10 @@
 //   - a header section over max_header_bytes, or over max_header_fields: 431.
 // A limit answers with a registry error (JSON, Connection: close), counts it in
 // CacheStats, and fails every later read and write, so httplib gives up on the
-// request and the connection is closed. Not thread-safe: one worker uses it.
+// request and the connection is closed.
+// Small writes are gathered (a response's head and a manifest body go out in
+// one segment) and flushed before any wait for the client, before a large
+// write or sendfile, and by Flush(). Not thread-safe: one worker uses it.
 
 #include <openssl/ssl.h>
 #include <sys/types.h>
@@ -52,6 +55,8 @@ class ConnectionStream final : public httplib::Stream {
   void BeginRequest();
   // A limit was hit and answered: the connection must be closed.
   bool rejected() const { return rejected_; }
+  // Sends what small writes gathered; false if the client is gone.
+  bool Flush();
 
   // Sends `length` bytes of `file_fd` from `offset` with sendfile(2), bypassing
   // user space; plain connections only (false otherwise, or on failure). The
@@ -94,6 +99,8 @@ class ConnectionStream final : public httplib::Stream {
   char buffer_[8192];
   size_t begin_ = 0;  // unread bytes are buffer_[begin_, end_)
   size_t end_ = 0;
+  char out_[16384];  // gathered small writes, out_[0, out_length_)
+  size_t out_length_ = 0;
 
   bool in_head_ = false;  // between BeginRequest and the head's blank line
   Clock::time_point head_deadline_{};

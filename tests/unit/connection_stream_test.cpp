@@ -208,10 +208,41 @@ TEST_CASE("ConnectionStream: SendFile sends file bytes and the next write of tha
   REQUIRE(stream.SendFile(file.get(), 4, 8));
   CHECK(stream.write("ignored!", 8) == 8);  // accounted, not sent
   CHECK(stream.write("tail", 4) == 4);
+  CHECK(stream.Flush());
   CHECK(pair.Received() == "456789abtail");
   // A write of another size after SendFile is a caller's mistake: refused.
   REQUIRE(stream.SendFile(file.get(), 0, 2));
   CHECK(stream.write("abc", 3) == -1);
+}
+
+TEST_CASE("ConnectionStream: small writes are gathered until a flush or a wait for the client") {
+  SocketPair pair;
+  CacheStats stats;
+  ConnectionLimits limits;
+  ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+  CHECK(stream.write("HTTP/1.1 200 OK\r\n\r\n", 19) == 19);
+  CHECK(stream.write("{}", 2) == 2);
+  char probe;
+  CHECK(::recv(pair.client.get(), &probe, 1, MSG_DONTWAIT) == -1);  // nothing sent yet
+  std::atomic<bool> draining{false};
+  CHECK_FALSE(stream.WaitForRequest(10ms, draining));  // flushes first
+  CHECK(pair.Received() == "HTTP/1.1 200 OK\r\n\r\n{}");
+
+  // A write too big to gather goes out at once, after what was gathered.
+  std::string big(100'000, 'z');
+  CHECK(stream.write("head", 4) == 4);
+  std::thread reader([&] {
+    std::string got;
+    char buffer[65536];
+    while (got.size() < 4 + big.size()) {
+      ssize_t n = ::recv(pair.client.get(), buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      got.append(buffer, static_cast<size_t>(n));
+    }
+    CHECK(got == "head" + big);
+  });
+  CHECK(stream.write(big.data(), big.size()) == static_cast<ssize_t>(big.size()));
+  reader.join();
 }
 
 }  // namespace
