@@ -149,7 +149,7 @@ bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process
       stream.BeginRequest();
       bool closed = false;
       ok = process(stream, left == 1 || draining_.load(), closed, ssl);
-      if (!ok || closed || stream.rejected()) break;
+      if (!ok || closed || stream.rejected() || stream.close_after_response()) break;
       --left;
     }
     clean = ready && !stream.rejected() && stream.Flush();

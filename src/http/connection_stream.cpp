@@ -24,6 +24,8 @@ const char* ReasonPhrase(int status) {
       return "Request Timeout";
     case 414:
       return "URI Too Long";
+    case 413:
+      return "Payload Too Large";
     case 431:
       return "Request Header Fields Too Large";
     default:
@@ -102,8 +104,12 @@ void ConnectionStream::BeginRequest() {
   head_bytes_ = 0;
   head_fields_ = 0;
   line_length_ = 0;
+  line_has_colon_ = false;
+  line_folded_ = false;
   first_line_ = true;
   already_sent_ = 0;
+  dispatched_ = false;
+  close_after_response_ = false;
 }
 
 bool ConnectionStream::Fill() {
@@ -157,14 +163,25 @@ size_t ConnectionStream::ScanHead(const char* p, size_t n) {
         in_head_ = false;
         return i + 1;
       }
-      if (first_line_) {
-        first_line_ = line_length_ == 0;  // blank lines before a request are allowed
-      } else if (++head_fields_ > limits_.max_header_fields) {
-        Reject(431, "too many request header fields", stats_.rejected_too_many_headers);
-        return 0;
+      if (!first_line_) {
+        // httplib skips a field line it cannot split, and would take a folded
+        // one (obsolete syntax) as a field of its own: both are refused.
+        if (!line_has_colon_ || line_folded_) {
+          Reject(400, "malformed request header field", stats_.rejected_malformed_request);
+          return 0;
+        }
+        if (++head_fields_ > limits_.max_header_fields) {
+          Reject(431, "too many request header fields", stats_.rejected_too_many_headers);
+          return 0;
+        }
       }
+      first_line_ = false;
       line_length_ = 0;
+      line_has_colon_ = false;
+      line_folded_ = false;
     } else if (c != '\r') {
+      if (line_length_ == 0) line_folded_ = c == ' ' || c == '\t';
+      line_has_colon_ = line_has_colon_ || c == ':';
       ++line_length_;
     }
     if (first_line_ && line_length_ > limits_.max_request_line) {

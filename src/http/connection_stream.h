@@ -5,7 +5,8 @@
 //   - the request line and headers must arrive within header_timeout of the
 //     request's first byte (slowloris): 408;
 //   - a request line over max_request_line bytes: 414;
-//   - a header section over max_header_bytes, or over max_header_fields: 431.
+//   - a header section over max_header_bytes, or over max_header_fields: 431;
+//   - a header field line without a colon, or folded: 400.
 // A limit answers with a registry error (JSON, Connection: close), counts it in
 // CacheStats, and fails every later read and write, so httplib gives up on the
 // request and the connection is closed.
@@ -58,6 +59,18 @@ class ConnectionStream final : public httplib::Stream {
   // Sends what small writes gathered; false if the client is gone.
   bool Flush();
 
+  // Answers the request with `status` and a registry error (Connection:
+  // close), counts it, and fails all later reads and writes.
+  void Reject(int status, const char* message, std::atomic<uint64_t>& counter);
+  // The request reached the handlers (httplib parsed it). One that did not
+  // is refused and the connection closed, never read on as a new request.
+  void MarkDispatched() { dispatched_ = true; }
+  bool dispatched() const { return dispatched_; }
+  // The request's body is not read (a GET that declares one): what follows
+  // on the connection cannot be trusted as the next request.
+  void CloseAfterResponse() { close_after_response_ = true; }
+  bool close_after_response() const { return close_after_response_; }
+
   // Sends `length` bytes of `file_fd` from `offset` with sendfile(2), bypassing
   // user space; plain connections only (false otherwise, or on failure). The
   // bytes then count as already written: the next write() of exactly `length`
@@ -86,7 +99,6 @@ class ConnectionStream final : public httplib::Stream {
   // many belong to the head (all of them, or up to its blank line) or 0 after
   // rejecting the request.
   size_t ScanHead(const char* p, size_t n);
-  void Reject(int status, const char* message, std::atomic<uint64_t>& counter);
   bool WriteAll(const char* p, size_t n, std::chrono::milliseconds timeout);
 
   const int fd_;
@@ -107,7 +119,11 @@ class ConnectionStream final : public httplib::Stream {
   size_t head_bytes_ = 0;
   size_t head_fields_ = 0;
   size_t line_length_ = 0;  // of the current line, CRs not counted
+  bool line_has_colon_ = false;
+  bool line_folded_ = false;  // starts with a space or tab
   bool first_line_ = true;
+  bool dispatched_ = false;
+  bool close_after_response_ = false;
 
   bool rejected_ = false;
   size_t already_sent_ = 0;  // by SendFile, for the next write()

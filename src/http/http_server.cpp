@@ -11,6 +11,7 @@
 #include "http/connection_server.h"
 #include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
+#include "http/request_framing.h"
 #include "http/tls_context.h"
 #include "http/worker_pool.h"
 #include "registry/errors.h"
@@ -88,33 +89,65 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   // (and for a bodyless POST, reject) request bodies the mirror never wants.
   admin_ = std::make_shared<AdminHandlers>(mirror_, options_.auth);
   admin_->Register(*server_);
-  server_->set_pre_routing_handler([handlers, obs = observability_, auth = options_.auth](
-                                       const httplib::Request& req, httplib::Response& res) {
-    BeginRequest();
-    ReleaseClientSlot(*auth);  // left over if httplib skipped the logger
-    if (!auth->Enter(req.remote_addr, res)) return httplib::Server::HandlerResponse::Handled;
-    HoldClientSlot(req.remote_addr);
-    // The admin API takes request bodies: it goes through httplib's routing.
-    if (req.path.rfind("/admin/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
-    std::string user;
-    if (auth->Protects(req.path) && !auth->Authenticate(req, res, &user)) {
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (!obs->Handle(req, res)) handlers->Handle(req, res);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  server_->set_pre_routing_handler(
+      [handlers, obs = observability_, auth = options_.auth, &stats = mirror_.stats()](
+          const httplib::Request& req, httplib::Response& res) {
+        BeginRequest();
+        ReleaseClientSlot(*auth);  // left over if httplib skipped the logger
+        const bool admin = req.path.rfind("/admin/", 0) == 0;
+        if (ConnectionStream* connection = CurrentConnection()) {
+          connection->MarkDispatched();
+          // Only the admin API's POSTs have bodies, read by httplib's routing.
+          switch (CheckFraming(req, admin && req.method == "POST")) {
+            case Framing::kOk:
+              break;
+            case Framing::kBodyUnread:
+              connection->CloseAfterResponse();
+              break;
+            case Framing::kInvalid:
+              connection->Reject(400, "invalid Content-Length or Transfer-Encoding",
+                                 stats.rejected_malformed_request);
+              return httplib::Server::HandlerResponse::Handled;
+          }
+        }
+        if (!auth->Enter(req.remote_addr, res)) return httplib::Server::HandlerResponse::Handled;
+        HoldClientSlot(req.remote_addr);
+        // The admin API takes request bodies: it goes through httplib's routing.
+        if (admin) return httplib::Server::HandlerResponse::Unhandled;
+        std::string user;
+        if (auth->Protects(req.path) && !auth->Authenticate(req, res, &user)) {
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        if (!obs->Handle(req, res)) handlers->Handle(req, res);
+        return httplib::Server::HandlerResponse::Handled;
+      });
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
   // A worker per connection, and some beyond the limit so that connections
   // over it are refused at once rather than queued.
   size_t workers = static_cast<size_t>(options_.limits.max_connections) + 64;
   server_->new_task_queue = [workers] { return new WorkerPool(WorkerPoolOptions{workers}); };
-  // Timeouts and keep-alive are the ConnectionServer's (options_.limits).
+  // Timeouts and keep-alive are the ConnectionServer's (options_.limits);
+  // httplib only announces them in its Keep-Alive header.
+  server_->set_keep_alive_timeout(std::max<time_t>(
+      1,
+      std::chrono::duration_cast<std::chrono::seconds>(options_.limits.keepalive_timeout).count()));
+  server_->set_keep_alive_max_count(
+      static_cast<size_t>(options_.limits.max_requests_per_connection));
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(1024 * 1024);
-  // Errors httplib answers itself (a request it cannot parse) get the registry
-  // error form too; responses that already have a body keep it.
-  server_->set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+  // A request httplib could not parse never reached the handlers: it is
+  // refused with a registry error and the connection closed, rather than the
+  // rest of its bytes being read as further requests. Other errors httplib
+  // answers itself (an admin route it does not know) get the registry error
+  // form too; responses that already have a body keep it.
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [&stats = mirror_.stats()](const httplib::Request& req, httplib::Response& res) {
+        if (ConnectionStream* connection = CurrentConnection();
+            connection && !connection->dispatched()) {
+          connection->Reject(res.status == 414 ? 414 : 400, "malformed HTTP request",
+                             stats.rejected_malformed_request);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         if (!res.body.empty() || req.method == "HEAD" || res.has_header("Content-Type")) {
           return httplib::Server::HandlerResponse::Unhandled;
         }

@@ -293,6 +293,7 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
                 {"request_line_too_long", cs.rejected_request_line_too_long},
                 {"headers_too_large", cs.rejected_headers_too_large},
                 {"too_many_headers", cs.rejected_too_many_headers},
+                {"malformed_request", cs.rejected_malformed_request},
                 {"auth_rate_limited", cs.auth_rate_limited}};
   s.auth_failures = cs.auth_failures;
   s.admin_auth_failures = cs.admin_auth_failures;

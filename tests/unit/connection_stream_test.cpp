@@ -104,6 +104,10 @@ TEST_CASE("ConnectionStream: each head limit answers its status and is counted")
        "HTTP/1.1 431 Request Header Fields Too Large", &CacheStats::rejected_headers_too_large},
       {"101 header fields", many_fields, "HTTP/1.1 431 Request Header Fields Too Large",
        &CacheStats::rejected_too_many_headers},
+      {"a field without a colon", "GET / HTTP/1.1\r\nHost: m\r\nno colon here\r\n\r\n",
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"a folded field", "GET / HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n", "HTTP/1.1 400 Bad Request",
+       &CacheStats::rejected_malformed_request},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
