@@ -197,6 +197,7 @@ size_t ConnectionStream::ScanHead(const char* p, size_t n) {
 }
 
 void ConnectionStream::Reject(int status, const char* message, std::atomic<uint64_t>& counter) {
+  if (rejected_) return;  // answered already; httplib may still try its own answer
   ++counter;
   rejected_ = true;
   Logger("http")->debug("{}: {} ({})", peer_ip_, message, status);
