@@ -57,7 +57,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(config.error().message.find('\n') == std::string::npos);
     return 0;
   }
-  FUZZ_CHECK(config->workers >= 4 && config->workers <= 65536);
+  FUZZ_CHECK(config->max_connections >= 4 && config->max_connections <= 65536);
+  FUZZ_CHECK(config->max_connections_per_client >= 1 &&
+             config->max_connections_per_client <= 65536);
+  FUZZ_CHECK(config->max_requests_per_client >= 1);
+  FUZZ_CHECK(config->header_timeout.count() > 0);
   FUZZ_CHECK(config->cache_low_watermark > 0.0 && config->cache_low_watermark <= 1.0);
   FUZZ_CHECK(config->min_free_fraction >= 0.0 && config->min_free_fraction < 1.0);
   FUZZ_CHECK(config->upstream_connect_timeout.count() > 0);
