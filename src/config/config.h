@@ -33,8 +33,8 @@ struct Config {
   std::chrono::milliseconds upstream_stall_timeout{30'000};
   // Upper bound on one blob fill, however slow but steady the upstream.
   std::chrono::milliseconds fill_timeout{3'600'000};
-  // Open client connections, idle keep-alive ones included: each holds a worker
-  // thread (started on demand, http/worker_pool.h). More are answered 503.
+  // Open client connections, idle keep-alive ones included (parked without a
+  // thread, http/idle_connections.h). More are answered 503.
   int max_connections = 1000;
   // Open connections from one client address; more are answered 429.
   int max_connections_per_client = 128;

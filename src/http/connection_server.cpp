@@ -74,6 +74,52 @@ void Refuse(int fd, int status, const char* reason, const char* code, const char
 
 ConnectionStream* CurrentConnection() { return current_connection; }
 
+Connection::Connection(ConnectionServer& server, int fd, SSL* ssl, std::string ip, int port,
+                       const ConnectionLimits& limits, CacheStats& stats)
+    : server(server),
+      fd(fd),
+      ssl(ssl),
+      ip(ip),
+      stream(fd, ssl, std::move(ip), port, limits, stats),
+      requests_left(limits.max_requests_per_connection) {}
+
+Connection::~Connection() {
+  if (ssl) {
+    if (clean) SSL_shutdown(ssl);  // one try: a close_notify, not waiting for the peer's
+    SSL_free(ssl);
+  }
+  if (stream.rejected()) {
+    LingeringClose(fd);
+  } else {
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+  }
+  server.Release(ip);
+}
+
+ConnectionServer::ConnectionServer(ConnectionLimits limits, CacheStats& stats)
+    : limits_(limits),
+      stats_(stats),
+      idle_([this](std::shared_ptr<Connection> connection) {
+        workers_->enqueue([this, connection]() mutable { Continue(std::move(connection)); });
+      }),
+      // A worker per connection being served, and some beyond the limit so
+      // that connections over it are refused at once rather than queued.
+      workers_(std::make_unique<WorkerPool>(
+          WorkerPoolOptions{static_cast<size_t>(limits.max_connections) + 64})) {}
+
+ConnectionServer::~ConnectionServer() { Shutdown(); }
+
+void ConnectionServer::Drain() {
+  draining_ = true;
+  idle_.Close();
+}
+
+void ConnectionServer::Shutdown() {
+  Drain();
+  workers_->shutdown();
+}
+
 ConnectionServer::Admission ConnectionServer::Admit(const std::string& ip) {
   std::lock_guard lock(mutex_);
   if (open_ >= limits_.max_connections) return Admission::kOverTotal;
@@ -93,7 +139,7 @@ void ConnectionServer::Release(const std::string& ip) {
   if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);
 }
 
-bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process) {
+void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
   std::string ip;
   int port = 0;
   PeerAddress(fd, ip, port);
@@ -109,7 +155,7 @@ bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process
                "too many connections to this mirror; try again shortly");
       }
       LingeringClose(fd);
-      return false;
+      return;
     case Admission::kOverClient:
       ++stats_.rejected_connections_per_client;
       Logger("http")->debug("{}: refused, {} connections open from it", ip,
@@ -119,7 +165,7 @@ bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process
                "too many connections from this address");
       }
       LingeringClose(fd);
-      return false;
+      return;
   }
 
   int flags = ::fcntl(fd, F_GETFL);
@@ -130,46 +176,54 @@ bool ConnectionServer::Serve(int fd, SSL_CTX* tls, const ProcessRequest& process
   SSL* ssl = nullptr;
   if (tls) {
     ssl = SSL_new(tls);
-    if (ssl) {
-      // Idle connections give their TLS record buffers back.
-      SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-      SSL_set_fd(ssl, fd);
-      SSL_set_accept_state(ssl);
+    if (!ssl) {
+      ::close(fd);
+      Release(ip);
+      return;
     }
+    // Idle connections give their TLS record buffers back.
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_set_fd(ssl, fd);
+    SSL_set_accept_state(ssl);
   }
+  auto connection = std::make_shared<Connection>(*this, fd, ssl, ip, port, limits_, stats_);
+  if (ssl && !connection->stream.Handshake()) return;
+  Continue(std::move(connection));
+}
 
-  bool ok = false;
-  bool clean = false;
-  {
-    ConnectionStream stream(fd, ssl, ip, port, limits_, stats_);
-    CurrentConnectionScope scope(&stream);
-    bool ready = !tls || (ssl && stream.Handshake());
-    int left = limits_.max_requests_per_connection;
-    while (ready && left > 0 && stream.WaitForRequest(limits_.keepalive_timeout, draining_)) {
-      stream.BeginRequest();
-      bool closed = false;
-      ok = process(stream, left == 1 || draining_.load(), closed, ssl);
-      if (!ok || closed || stream.rejected() || stream.close_after_response()) break;
-      --left;
+void ConnectionServer::Continue(std::shared_ptr<Connection> connection) {
+  // A worker waits this long for a client's next request before parking the
+  // connection: back-to-back requests (a pull's manifests and blobs) stay on
+  // one thread, a quiet client costs none.
+  constexpr std::chrono::milliseconds kLinger{5};
+  ConnectionStream& stream = connection->stream;
+  CurrentConnectionScope scope(&stream);
+  while (connection->requests_left > 0) {
+    auto next = stream.WaitForRequest(std::min(kLinger, limits_.keepalive_timeout), draining_);
+    if (next == ConnectionStream::Next::kGone) break;
+    if (next == ConnectionStream::Next::kIdle) {
+      if (draining_) break;
+      connection->clean = true;
+      stream.ReleaseBuffers();
+      int fd = connection->fd;
+      idle_.Park(std::move(connection), fd,
+                 std::max(limits_.keepalive_timeout - kLinger, std::chrono::milliseconds(1)));
+      return;
     }
-    clean = ready && !stream.rejected() && stream.Flush();
-    if (stream.rejected()) {
-      if (ssl) SSL_free(ssl);
-      ssl = nullptr;
-      LingeringClose(fd);
-      fd = -1;
+    stream.BeginRequest();
+    bool closed = false;
+    bool ok = process_(stream, connection->requests_left == 1 || draining_.load(), closed,
+                       connection->ssl);
+    if (!ok || closed || stream.rejected() || stream.close_after_response()) {
+      // What was written goes out even after a failure (a response cut short
+      // still shows its status and headers).
+      bool flushed = !stream.rejected() && stream.Flush();
+      connection->clean = ok && flushed;
+      return;
     }
+    --connection->requests_left;
   }
-  if (ssl) {
-    if (clean) SSL_shutdown(ssl);  // one try: a close_notify, not waiting for the peer's
-    SSL_free(ssl);
-  }
-  if (fd >= 0) {
-    ::shutdown(fd, SHUT_RDWR);
-    ::close(fd);
-  }
-  Release(ip);
-  return ok;
+  connection->clean = !stream.rejected() && stream.Flush();
 }
 
 }  // namespace hubcache

@@ -5,20 +5,46 @@
 // the keep-alive loop over a ConnectionStream, whose head limits stop slow or
 // oversized requests. Each request is handed to httplib's request processing.
 // A connection over a limit is answered (plain HTTP; a TLS one is closed) and
-// counted. Thread-safe: every worker thread serves one connection at a time.
+// counted. Between requests a connection that stays quiet is parked in
+// IdleConnections, holding no worker thread, and resumed on a worker when its
+// client sends again. Thread-safe.
 
 #include <openssl/ssl.h>
 
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
 #include "cache/stats.h"
 #include "http/connection_stream.h"
+#include "http/idle_connections.h"
+#include "http/worker_pool.h"
 
 namespace hubcache {
+
+class ConnectionServer;
+
+// One admitted client connection. Destroying it closes it (a lingering close
+// after a refusal, a TLS close_notify after a clean end) and gives its
+// admission back.
+struct Connection {
+  Connection(ConnectionServer& server, int fd, SSL* ssl, std::string ip, int port,
+             const ConnectionLimits& limits, CacheStats& stats);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  ConnectionServer& server;
+  const int fd;
+  SSL* const ssl;  // null: plain HTTP
+  const std::string ip;
+  ConnectionStream stream;
+  int requests_left;
+  bool clean = false;  // ended between requests, nothing pending: close_notify
+};
 
 class ConnectionServer {
  public:
@@ -26,28 +52,43 @@ class ConnectionServer {
   using ProcessRequest = std::function<bool(httplib::Stream& stream, bool close_connection,
                                             bool& connection_closed, SSL* ssl)>;
 
-  ConnectionServer(ConnectionLimits limits, CacheStats& stats) : limits_(limits), stats_(stats) {}
+  ConnectionServer(ConnectionLimits limits, CacheStats& stats);
+  ~ConnectionServer();  // Shutdown()
 
-  // Serves `fd` (accepted, owned from here on) until it closes; `tls` null
-  // means plain HTTP.
-  bool Serve(int fd, SSL_CTX* tls, const ProcessRequest& process);
+  // Who answers requests; set once, before any connection is served.
+  void SetProcessor(ProcessRequest process) { process_ = std::move(process); }
 
-  // Graceful stop: idle connections close, responses say Connection: close.
-  void Drain() { draining_ = true; }
+  // The workers that serve connections (httplib queues new ones here too).
+  WorkerPool& workers() { return *workers_; }
 
-  const ConnectionLimits& limits() const { return limits_; }
+  // Serves `fd` (accepted, owned from here on); `tls` null means plain HTTP.
+  void Serve(int fd, SSL_CTX* tls);
+
+  // Graceful stop: parked connections close, the others after their current
+  // request (responses say Connection: close).
+  void Drain();
+  // Drain() and waits for every connection being served to end.
+  void Shutdown();
+
+  size_t idle_connections() { return idle_.size(); }
 
  private:
+  friend struct Connection;
   enum class Admission { kAdmitted, kOverTotal, kOverClient };
   Admission Admit(const std::string& ip);
   void Release(const std::string& ip);
+  // Serves requests while they come, then parks the connection or ends it.
+  void Continue(std::shared_ptr<Connection> connection);
 
   const ConnectionLimits limits_;
   CacheStats& stats_;
+  ProcessRequest process_;
   std::atomic<bool> draining_{false};
   std::mutex mutex_;
   int open_ = 0;                       // guarded by mutex_
   std::map<std::string, int> per_ip_;  // open connections by address; guarded
+  IdleConnections idle_;
+  std::unique_ptr<WorkerPool> workers_;  // last: its jobs end before the rest goes
 };
 
 // The connection the calling worker thread serves (null outside one): lets a

@@ -78,24 +78,32 @@ bool ConnectionStream::Handshake() {
   }
 }
 
-bool ConnectionStream::WaitForRequest(std::chrono::milliseconds idle,
-                                      const std::atomic<bool>& draining) {
-  if (!Flush()) return false;
-  if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return true;
+ConnectionStream::Next ConnectionStream::WaitForRequest(std::chrono::milliseconds idle,
+                                                        const std::atomic<bool>& draining) {
+  if (!Flush()) return Next::kGone;
+  if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return Next::kRequest;
   // In slices, so that a draining server closes idle connections promptly.
   auto deadline = Clock::now() + idle;
   while (!draining.load(std::memory_order_relaxed)) {
     auto slice = std::min(deadline, Clock::now() + std::chrono::milliseconds(250));
     switch (Wait(POLLIN, slice)) {
       case Io::kReady:
-        return true;
+        return Next::kRequest;
       case Io::kError:
-        return false;
+        return Next::kGone;
       case Io::kTimeout:
-        if (Clock::now() >= deadline) return false;
+        if (Clock::now() >= deadline) return Next::kIdle;
     }
   }
-  return false;
+  return Next::kGone;
+}
+
+void ConnectionStream::ReleaseBuffers() {
+  if (begin_ == end_) {
+    buffer_.reset();
+    begin_ = end_ = 0;
+  }
+  if (out_length_ == 0) out_.reset();
 }
 
 void ConnectionStream::BeginRequest() {
@@ -115,12 +123,14 @@ void ConnectionStream::BeginRequest() {
 bool ConnectionStream::Fill() {
   if (!Flush()) return false;  // the client may be waiting for it before it sends more
   begin_ = end_ = 0;
+  if (!buffer_) buffer_ = std::make_unique<MappedBuffer>(kInSize);
+  if (buffer_->size() == 0) return false;  // out of memory
   for (;;) {
     ssize_t n;
     short want = POLLIN;
     if (ssl_) {
       ERR_clear_error();
-      int r = SSL_read(ssl_, buffer_, sizeof(buffer_));
+      int r = SSL_read(ssl_, buffer_->data(), static_cast<int>(kInSize));
       if (r > 0) {
         n = r;
       } else {
@@ -134,7 +144,7 @@ bool ConnectionStream::Fill() {
         errno = EAGAIN;
       }
     } else {
-      n = ::recv(fd_, buffer_, sizeof(buffer_), 0);
+      n = ::recv(fd_, buffer_->data(), kInSize, 0);
     }
     if (n > 0) {
       end_ = static_cast<size_t>(n);
@@ -249,7 +259,7 @@ bool ConnectionStream::WriteAll(const char* p, size_t n, std::chrono::millisecon
 
 bool ConnectionStream::Flush() {
   if (out_length_ == 0) return true;
-  bool ok = WriteAll(out_, out_length_, limits_.write_timeout);
+  bool ok = WriteAll(out_->data(), out_length_, limits_.write_timeout);
   out_length_ = 0;
   return ok;
 }
@@ -286,9 +296,9 @@ ssize_t ConnectionStream::read(char* ptr, size_t size) {
   if (rejected_) return -1;
   if (begin_ == end_ && !Fill()) return rejected_ ? -1 : 0;
   size_t n = std::min(size, end_ - begin_);
-  if (in_head_) n = ScanHead(buffer_ + begin_, n);
+  if (in_head_) n = ScanHead(buffer_->data() + begin_, n);
   if (rejected_) return -1;
-  std::memcpy(ptr, buffer_ + begin_, n);
+  std::memcpy(ptr, buffer_->data() + begin_, n);
   begin_ += n;
   return static_cast<ssize_t>(n);
 }
@@ -301,9 +311,11 @@ ssize_t ConnectionStream::write(const char* ptr, size_t size) {
     already_sent_ = 0;
     return static_cast<ssize_t>(size);
   }
-  if (out_length_ + size > sizeof(out_) && !Flush()) return -1;
-  if (size <= sizeof(out_) - out_length_) {
-    std::memcpy(out_ + out_length_, ptr, size);
+  if (out_length_ + size > kOutSize && !Flush()) return -1;
+  if (size <= kOutSize - out_length_) {
+    if (!out_) out_ = std::make_unique<MappedBuffer>(kOutSize);
+    if (out_->size() == 0) return -1;  // out of memory
+    std::memcpy(out_->data() + out_length_, ptr, size);
     out_length_ += size;
     return static_cast<ssize_t>(size);
   }

@@ -21,9 +21,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "cache/stats.h"
+#include "common/mapped_buffer.h"
 
 namespace hubcache {
 
@@ -49,9 +51,14 @@ class ConnectionStream final : public httplib::Stream {
 
   // The TLS handshake, within header_timeout.
   bool Handshake();
-  // Waits up to `idle` for the next request's first byte; false when the
-  // client closed, stayed idle, or `draining` was set meanwhile.
-  bool WaitForRequest(std::chrono::milliseconds idle, const std::atomic<bool>& draining);
+  // Waits up to `idle` for the next request's first byte (or the client's
+  // close, which the request then reads). kIdle: nothing came; kGone: the
+  // socket failed, a flush failed, or `draining` was set meanwhile.
+  enum class Next { kRequest, kIdle, kGone };
+  Next WaitForRequest(std::chrono::milliseconds idle, const std::atomic<bool>& draining);
+  // Frees the buffers while the connection waits parked (they are empty:
+  // call after WaitForRequest answered kIdle).
+  void ReleaseBuffers();
   // Starts the head of a request: its clock and its byte and field counts.
   void BeginRequest();
   // A limit was hit and answered: the connection must be closed.
@@ -108,10 +115,14 @@ class ConnectionStream final : public httplib::Stream {
   const ConnectionLimits& limits_;
   CacheStats& stats_;
 
-  char buffer_[8192];
-  size_t begin_ = 0;  // unread bytes are buffer_[begin_, end_)
+  // Allocated on first use and freed while parked: an idle connection costs
+  // only this object.
+  static constexpr size_t kInSize = 8192;
+  static constexpr size_t kOutSize = 16384;
+  std::unique_ptr<MappedBuffer> buffer_;  // unread bytes are [begin_, end_)
+  size_t begin_ = 0;
   size_t end_ = 0;
-  char out_[16384];  // gathered small writes, out_[0, out_length_)
+  std::unique_ptr<MappedBuffer> out_;  // gathered small writes, [0, out_length_)
   size_t out_length_ = 0;
 
   bool in_head_ = false;  // between BeginRequest and the head's blank line

@@ -47,7 +47,13 @@ class ServerWithSocket : public Base {
  public:
   template <typename... Args>
   explicit ServerWithSocket(ConnectionServer& connections, Args&&... args)
-      : Base(std::forward<Args>(args)...), connections_(connections) {}
+      : Base(std::forward<Args>(args)...), connections_(connections) {
+    connections_.SetProcessor(
+        [this](httplib::Stream& stream, bool close_connection, bool& connection_closed, SSL* ssl) {
+          return this->process_request(stream, close_connection, connection_closed,
+                                       [ssl](httplib::Request& req) { req.ssl = ssl; });
+        });
+  }
   void RaiseBacklog() { ::listen(this->svr_sock_, SOMAXCONN); }
   void StopAccepting() { ::shutdown(this->svr_sock_, SHUT_RDWR); }
 
@@ -55,12 +61,8 @@ class ServerWithSocket : public Base {
   bool process_and_close_socket(socket_t sock) override {
     SSL_CTX* tls = nullptr;
     if constexpr (std::is_same_v<Base, httplib::SSLServer>) tls = this->ssl_context();
-    return connections_.Serve(
-        sock, tls,
-        [this](httplib::Stream& stream, bool close_connection, bool& connection_closed, SSL* ssl) {
-          return this->process_request(stream, close_connection, connection_closed,
-                                       [ssl](httplib::Request& req) { req.ssl = ssl; });
-        });
+    connections_.Serve(sock, tls);
+    return true;
   }
 
   ConnectionServer& connections_;
@@ -124,8 +126,18 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
   // A worker per connection, and some beyond the limit so that connections
   // over it are refused at once rather than queued.
-  size_t workers = static_cast<size_t>(options_.limits.max_connections) + 64;
-  server_->new_task_queue = [workers] { return new WorkerPool(WorkerPoolOptions{workers}); };
+  // httplib queues each accepted connection on the ConnectionServer's workers,
+  // which also serve connections resumed from parking; httplib's shutdown of
+  // its queue leaves them to ConnectionServer::Shutdown (see Run()).
+  struct SharedWorkers : httplib::TaskQueue {
+    explicit SharedWorkers(WorkerPool& pool) : pool(pool) {}
+    void enqueue(std::function<void()> fn) override { pool.enqueue(std::move(fn)); }
+    void shutdown() override {}
+    WorkerPool& pool;
+  };
+  server_->new_task_queue = [connections = connections_.get()] {
+    return new SharedWorkers(connections->workers());
+  };
   // Timeouts and keep-alive are the ConnectionServer's (options_.limits);
   // httplib only announces them in its Keep-Alive header.
   server_->set_keep_alive_timeout(std::max<time_t>(
@@ -181,7 +193,10 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   });
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+  connections_->Shutdown();  // its workers call into server_: joined before it goes
+}
 
 Status HttpServer::Bind() {
   if (auto s = observability_->Start(); !s) return s;
@@ -205,7 +220,12 @@ Status HttpServer::Bind() {
   return {};
 }
 
-void HttpServer::Run() { server_->listen_after_bind(); }
+void HttpServer::Run() {
+  server_->listen_after_bind();
+  // Accepting stopped; the connections being served end (after their
+  // current request when draining, at once after Stop()).
+  connections_->Shutdown();
+}
 
 void HttpServer::AddStatsSection(std::string key, std::function<nlohmann::json()> provider) {
   observability_->AddStatsSection(std::move(key), std::move(provider));

@@ -1,8 +1,9 @@
 #pragma once
 // The HTTP front: cpp-httplib's request processing behind our own connection
 // handling (http/connection_server.h: connection limits, slowloris and header
-// limits), a worker thread per connection started on demand, and the registry
-// handlers answering before httplib's routing.
+// limits, idle keep-alive connections parked without a thread), worker
+// threads started on demand, and the registry handlers answering before
+// httplib's routing.
 
 #include <chrono>
 #include <functional>

@@ -2,6 +2,7 @@
 
 #include <system_error>
 
+#include "common/idle_memory.h"
 #include "common/log.h"
 
 namespace hubcache {
@@ -70,8 +71,15 @@ void WorkerPool::Work(uint64_t id) {
   std::unique_lock lock(mutex_);
   for (;;) {
     ++idle_;
-    bool woken =
-        wake_.wait_for(lock, options_.idle_timeout, [this] { return shutdown_ || !jobs_.empty(); });
+    auto has_work = [this] { return shutdown_ || !jobs_.empty(); };
+    // Idle for more than a moment: the stack the last job touched (request
+    // parsing, handlers) is given back, so that a burst of connections leaves
+    // no lasting cost in the workers it started.
+    bool woken = wake_.wait_for(lock, std::chrono::milliseconds(100), has_work);
+    if (!woken) {
+      ReleaseUnusedStack();
+      woken = wake_.wait_for(lock, options_.idle_timeout, has_work);
+    }
     --idle_;
     if (jobs_.empty()) {
       if (shutdown_ || (!woken && threads_.size() - exited_.size() > options_.min_threads)) {

@@ -1,16 +1,14 @@
 #pragma once
 // The HTTP server's worker threads, started on demand and bounded.
 //
-// cpp-httplib serves a connection on one worker for the connection's whole
-// life: an idle keep-alive connection holds its worker until the keep-alive
-// timeout. Its fixed ThreadPool therefore makes a choice between two harms: sized
-// for the worst case, every thread costs memory from the start (about 9 KiB
-// resident each); sized small, new connections queue behind idle ones (256
-// workers and 500 idle connections kept a blob transfer waiting 8 s). Here a
-// connection gets an idle worker, or a new one while fewer than max_threads
-// run; beyond that it waits in the queue. A worker idle for idle_timeout exits
-// (min_threads stay). Thread-safe. Owns its threads: shutdown() (httplib calls
-// it when the server stops) runs what is queued and joins them all.
+// A worker serves one connection while it has requests (ConnectionServer
+// parks a quiet one without a thread). A fixed pool would force a choice
+// between two harms: sized for the worst case, every thread costs memory from
+// the start; sized small, new connections queue. Here a job gets an idle
+// worker, or a new one while fewer than max_threads run; beyond that it waits
+// in the queue. A worker idle for a moment gives back the stack its last job
+// touched; one idle for idle_timeout exits (min_threads stay). Thread-safe.
+// Owns its threads: shutdown() runs what is queued and joins them all.
 
 #include <httplib.h>
 

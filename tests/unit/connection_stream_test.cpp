@@ -71,7 +71,7 @@ TEST_CASE("ConnectionStream: a request head within the limits passes through unc
   std::string head = "GET /v2/ HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
   pair.Send(head + "body");
   std::atomic<bool> draining{false};
-  REQUIRE(stream.WaitForRequest(1s, draining));
+  REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
   stream.BeginRequest();
   ::shutdown(pair.client.get(), SHUT_WR);
   CHECK(ReadAll(stream) == head + "body");
@@ -118,7 +118,7 @@ TEST_CASE("ConnectionStream: each head limit answers its status and is counted")
     std::thread sender(
         [&] { (void)::send(pair.client.get(), c.bytes.data(), c.bytes.size(), MSG_NOSIGNAL); });
     std::atomic<bool> draining{false};
-    REQUIRE(stream.WaitForRequest(1s, draining));
+    REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
     stream.BeginRequest();
     ReadAll(stream);
     CHECK(stream.rejected());
@@ -141,7 +141,7 @@ TEST_CASE("ConnectionStream: a head trickling in slower than the header timeout 
   ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
   pair.Send("GET /v2/ HTTP/1.1\r\nHo");
   std::atomic<bool> draining{false};
-  REQUIRE(stream.WaitForRequest(1s, draining));
+  REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
   stream.BeginRequest();
   auto start = std::chrono::steady_clock::now();
   std::thread trickle([&] {
@@ -170,7 +170,7 @@ TEST_CASE("ConnectionStream: the body after the head is not held to the head's l
   std::string body(200, 'b');
   pair.Send(head + body);
   std::atomic<bool> draining{false};
-  REQUIRE(stream.WaitForRequest(1s, draining));
+  REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
   stream.BeginRequest();
   CHECK(ReadAll(stream, head.size() + body.size()) == head + body);
   CHECK_FALSE(stream.rejected());
@@ -183,7 +183,7 @@ TEST_CASE("ConnectionStream: waiting for a request ends on idleness and on drain
   ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
   std::atomic<bool> draining{false};
   auto start = std::chrono::steady_clock::now();
-  CHECK_FALSE(stream.WaitForRequest(200ms, draining));
+  CHECK(stream.WaitForRequest(200ms, draining) == ConnectionStream::Next::kIdle);
   CHECK(std::chrono::steady_clock::now() - start >= 190ms);
 
   std::thread drainer([&] {
@@ -191,7 +191,7 @@ TEST_CASE("ConnectionStream: waiting for a request ends on idleness and on drain
     draining = true;
   });
   start = std::chrono::steady_clock::now();
-  CHECK_FALSE(stream.WaitForRequest(10s, draining));
+  CHECK(stream.WaitForRequest(10s, draining) == ConnectionStream::Next::kGone);
   CHECK(std::chrono::steady_clock::now() - start < 2s);
   drainer.join();
 }
@@ -229,7 +229,7 @@ TEST_CASE("ConnectionStream: small writes are gathered until a flush or a wait f
   char probe;
   CHECK(::recv(pair.client.get(), &probe, 1, MSG_DONTWAIT) == -1);  // nothing sent yet
   std::atomic<bool> draining{false};
-  CHECK_FALSE(stream.WaitForRequest(10ms, draining));  // flushes first
+  CHECK(stream.WaitForRequest(10ms, draining) == ConnectionStream::Next::kIdle);  // flushes first
   CHECK(pair.Received() == "HTTP/1.1 200 OK\r\n\r\n{}");
 
   // A write too big to gather goes out at once, after what was gathered.

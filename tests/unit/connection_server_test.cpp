@@ -1,0 +1,124 @@
+#include "http/connection_server.h"
+
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+namespace hubcache {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <typename F>
+bool WaitFor(F done, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// Reads from `fd` until `want` bytes arrived, EOF, or 5 s passed.
+std::string ReadSome(int fd, size_t want) {
+  std::string got;
+  char buffer[256];
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  while (got.size() < want) {
+    ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// A server whose "requests" are lines ending in "\n\n", each answered "ok\n".
+struct LineServer {
+  CacheStats stats;
+  ConnectionServer server;
+  explicit LineServer(ConnectionLimits limits) : server(limits, stats) {
+    server.SetProcessor([](httplib::Stream& stream, bool, bool&, SSL*) {
+      std::string request;
+      char c;
+      while (request.size() < 2 || request.substr(request.size() - 2) != "\n\n") {
+        if (stream.read(&c, 1) != 1) return false;
+        request.push_back(c);
+      }
+      return stream.write("ok\n", 3) == 3;
+    });
+  }
+  // The client's end of a new connection being served.
+  int Connect() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    server.Serve(fds[0], nullptr);  // returns once the connection is parked
+    return fds[1];
+  }
+};
+
+TEST_CASE("ConnectionServer: a quiet connection waits parked, holding no worker") {
+  ConnectionLimits limits;
+  limits.keepalive_timeout = 10s;
+  LineServer s(limits);
+  int client = s.Connect();
+  CHECK(s.server.idle_connections() == 1);
+  CHECK(s.stats.connections_open == 1);
+
+  // Its next request is served by a worker, then it parks again.
+  REQUIRE(::send(client, "a\n\n", 3, 0) == 3);
+  CHECK(ReadSome(client, 3) == "ok\n");
+  CHECK(WaitFor([&] { return s.server.idle_connections() == 1; }));
+  REQUIRE(::send(client, "b\n\n", 3, 0) == 3);
+  CHECK(ReadSome(client, 3) == "ok\n");
+
+  // The client closing ends it and gives its admission back.
+  ::close(client);
+  CHECK(WaitFor([&] { return s.stats.connections_open == 0; }));
+  CHECK(s.server.idle_connections() == 0);
+}
+
+TEST_CASE("ConnectionServer: a parked connection closes when idle too long, or on drain") {
+  ConnectionLimits limits;
+  limits.keepalive_timeout = 300ms;
+  LineServer s(limits);
+  int first = s.Connect();
+  auto start = std::chrono::steady_clock::now();
+  CHECK(ReadSome(first, 1).empty());  // EOF: closed by the server
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 250ms);
+  CHECK(took < 2s);
+  ::close(first);
+
+  limits.keepalive_timeout = 30s;
+  LineServer t(limits);
+  int second = t.Connect();
+  CHECK(t.server.idle_connections() == 1);
+  t.server.Drain();
+  CHECK(ReadSome(second, 1).empty());
+  CHECK(t.stats.connections_open == 0);
+  ::close(second);
+}
+
+TEST_CASE("ConnectionServer: admission counts per client and in total") {
+  ConnectionLimits limits;
+  limits.max_connections = 2;
+  LineServer s(limits);
+  int a = s.Connect();
+  int b = s.Connect();
+  int c = s.Connect();  // over the total: answered 503 and closed
+  std::string answer = ReadSome(c, 1000);
+  CHECK(answer.rfind("HTTP/1.1 503 Service Unavailable", 0) == 0);
+  CHECK(answer.find("UNAVAILABLE") != std::string::npos);
+  CHECK(s.stats.rejected_connections == 1);
+  CHECK(s.stats.connections_open == 2);
+  for (int fd : {a, b, c}) ::close(fd);
+  CHECK(WaitFor([&] { return s.stats.connections_open == 0; }));
+}
+
+}  // namespace
+}  // namespace hubcache
