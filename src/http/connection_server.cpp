@@ -100,13 +100,13 @@ Connection::~Connection() {
 ConnectionServer::ConnectionServer(ConnectionLimits limits, CacheStats& stats)
     : limits_(limits),
       stats_(stats),
-      idle_([this](std::shared_ptr<Connection> connection) {
-        workers_->enqueue([this, connection]() mutable { Continue(std::move(connection)); });
-      }),
       // A worker per connection being served, and some beyond the limit so
       // that connections over it are refused at once rather than queued.
       workers_(std::make_unique<WorkerPool>(
-          WorkerPoolOptions{static_cast<size_t>(limits.max_connections) + 64})) {}
+          WorkerPoolOptions{static_cast<size_t>(limits.max_connections) + 64})),
+      idle_([this](std::shared_ptr<Connection> connection) {
+        workers_->enqueue([this, connection]() mutable { Continue(std::move(connection)); });
+      }) {}
 
 ConnectionServer::~ConnectionServer() { Shutdown(); }
 

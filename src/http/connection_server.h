@@ -87,8 +87,10 @@ class ConnectionServer {
   std::mutex mutex_;
   int open_ = 0;                       // guarded by mutex_
   std::map<std::string, int> per_ip_;  // open connections by address; guarded
+  std::unique_ptr<WorkerPool> workers_;
+  // Last, so destroyed first: its thread, which queues resumed connections on
+  // workers_, is joined before workers_ goes.
   IdleConnections idle_;
-  std::unique_ptr<WorkerPool> workers_;  // last: its jobs end before the rest goes
 };
 
 // The connection the calling worker thread serves (null outside one): lets a
