@@ -328,18 +328,21 @@ void ConnectionStream::get_remote_ip_and_port(std::string& ip, int& port) const 
 }
 
 void ConnectionStream::get_local_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  ip.clear();
-  port = 0;
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
-  char host[NI_MAXHOST];
-  char service[NI_MAXSERV];
-  if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service,
-                    sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-    ip = host;
-    port = std::atoi(service);
+  if (local_port_ < 0) {
+    local_port_ = 0;
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    char host[NI_MAXHOST];
+    char service[NI_MAXSERV];
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+        ::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service,
+                      sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+      local_ip_ = host;
+      local_port_ = std::atoi(service);
+    }
   }
+  ip = local_ip_;
+  port = local_port_;
 }
 
 }  // namespace hubcache

@@ -112,6 +112,9 @@ class ConnectionStream final : public httplib::Stream {
   SSL* const ssl_;
   const std::string peer_ip_;
   const int peer_port_;
+  // The socket's own address, looked up on first use (httplib asks per request).
+  mutable std::string local_ip_;
+  mutable int local_port_ = -1;
   const ConnectionLimits& limits_;
   CacheStats& stats_;
 

@@ -52,7 +52,7 @@ void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t len
                std::unique_ptr<PinSet::Pin> pin) {
   struct Body {
     UniqueFd fd;
-    MappedBuffer buffer{kChunkBytes};
+    std::unique_ptr<MappedBuffer> buffer;  // only when sendfile cannot be used (TLS)
     std::unique_ptr<PinSet::Pin> pin;
   };
   auto body = std::make_shared<Body>();
@@ -65,15 +65,17 @@ void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t len
                                return SendFileChunk(*connection, sink, body->fd.get(),
                                                     first + offset, remaining);
                              }
-                             size_t want = std::min(remaining, body->buffer.size());
+                             if (!body->buffer)
+                               body->buffer = std::make_unique<MappedBuffer>(kChunkBytes);
+                             size_t want = std::min(remaining, body->buffer->size());
                              ssize_t n;
                              do {
-                               n = ::pread(body->fd.get(), body->buffer.data(), want,
+                               n = ::pread(body->fd.get(), body->buffer->data(), want,
                                            static_cast<off_t>(first + offset));
                              } while (n < 0 && errno == EINTR);
                              if (n <= 0)
                                return false;  // file shrank or failed: cut the response short
-                             return Send(sink, body->buffer.data(), static_cast<size_t>(n));
+                             return Send(sink, body->buffer->data(), static_cast<size_t>(n));
                            });
 }
 
