@@ -10,7 +10,7 @@
 #   HUBCACHE_PORT       listen port on 127.0.0.1 (default 15130)
 #   HUB_PORT            the upstream (the test bed's hub) on 127.0.0.1 (default 15000)
 #   TESTBED_DIR         state lives in $TESTBED_DIR/hubcache (default /tmp/mirror-testbed)
-#   HUBCACHE_BENCH_ARGS extra flags for `hubcache serve` (e.g. "--workers 1024")
+#   HUBCACHE_BENCH_ARGS extra flags for `hubcache serve` (e.g. "--max-connections 2000")
 # The access log is on (to a file), as it is for the reference mirrors.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -56,7 +56,10 @@ stop() {
     [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] && break
     sleep 0.1
   done
-  if [ -d "/proc/$p" ]; then log "hubcache $p did not stop on TERM; KILL"; kill -KILL "$p" 2>/dev/null || true; sleep 0.2; fi
+  # A zombie has exited (its parent, whoever adopted it, has not reaped it yet).
+  if [ -d "/proc/$p" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]; then
+    log "hubcache $p did not stop on TERM within 10 s; KILL"; kill -KILL "$p" 2>/dev/null || true; sleep 0.2
+  fi
   rm -f "$PIDFILE"
 }
 

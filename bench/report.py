@@ -85,14 +85,22 @@ def main():
     root = sys.argv[1]
     # samples[target][figure] = [value per round]
     samples = collections.defaultdict(lambda: collections.defaultdict(list))
+    # by_round[target][figure][round] = value, to pair the targets round by round
+    by_round = collections.defaultdict(lambda: collections.defaultdict(dict))
     units = {}
     order = []
     rounds = set()
     pattern = re.compile(r"^(bench|keepalive|hits)-([a-z]+)-r(\d+)\.txt$")
-    for name in sorted(os.listdir(root)):
+    kinds = ["bench", "keepalive", "hits"]
+    files = []
+    for name in os.listdir(root):
         m = pattern.match(name)
-        if not m:
-            continue
+        if m:
+            rank = TARGETS.index(m.group(2)) if m.group(2) in TARGETS else len(TARGETS)
+            files.append((kinds.index(m.group(1)), rank, int(m.group(3)), name, m))
+    # The rows follow the figures of the first file read: hubcache's bench file
+    # first, not whichever name sorts first ("bench-hub-" has only the 1 GiB figures).
+    for _, _, _, name, m in sorted(files):
         target, rnd = m.group(2), int(m.group(3))
         rounds.add(rnd)
         values, u = parse(os.path.join(root, name))
@@ -102,17 +110,25 @@ def main():
             units.setdefault(fig, u.get(fig, ""))
             if v is not None:
                 samples[target][fig].append(v)
+                by_round[target][fig][rnd] = v
 
     def med(target, fig):
         vals = samples.get(target, {}).get(fig, [])
         return statistics.median(vals) if vals else None
 
+    def round_ratios(fig, against):
+        h, a = by_round["hubcache"].get(fig, {}), by_round[against].get(fig, {})
+        return [h[r] / a[r] for r in sorted(h) if r in a and a[r]]
+
     targets = [t for t in TARGETS if t in samples]
     n_rounds = len(rounds)
     out = []
-    out.append(f"Medians of {n_rounds} round(s); ratio = hubcache / nginx in the same rounds.\n")
-    out.append("| figure | unit | " + " | ".join(targets) + " | hubcache / nginx | goal | met |")
-    out.append("|---|---|" + "---|" * len(targets) + "---|---|---|")
+    out.append(f"Medians of {n_rounds} round(s); ratio = hubcache / nginx in the same rounds; "
+               "per round = the lowest and highest over the rounds of the goal's ratio, taken "
+               "round by round (for an absolute goal: of hubcache's value); how far the noise "
+               "of the machine moves it.\n")
+    out.append("| figure | unit | " + " | ".join(targets) + " | hubcache / nginx | goal | met | per round |")
+    out.append("|---|---|" + "---|" * len(targets) + "---|---|---|---|")
     verdicts = []
     for fig in order:
         if fig in ("bench_wall",) or fig.endswith("_clients") or fig.endswith("_errors") and fig not in GOAL_BY_FIGURE:
@@ -123,11 +139,14 @@ def main():
         h, n = med("hubcache", fig), med("nginx", fig)
         ratio = h / n if h is not None and n not in (None, 0) else None
         row.append(fmt(ratio) if ratio is not None else "")
-        goal_text, met_text = "", ""
+        goal_text, met_text, spread = "", "", ""
         g = GOAL_BY_FIGURE.get(fig)
         if g and h is not None:
             _, kind, threshold, against = g
             if kind.startswith("ratio"):
+                rr = round_ratios(fig, against)
+                if len(rr) > 1:
+                    spread = f"{min(rr):.2f}-{max(rr):.2f}x"
                 a = med(against, fig)
                 r = h / a if a not in (None, 0) else None
                 op = ">=" if kind == "ratio_ge" else "<="
@@ -137,12 +156,15 @@ def main():
                     met_text = ("yes" if ok else "**no**") + f" ({r:.2f}x)"
                     verdicts.append((fig, ok, f"{r:.2f}x {against} (goal {op} {threshold:g}x)"))
             else:
+                vals = sorted(samples["hubcache"].get(fig, []))
+                if len(vals) > 1 and vals[0] != vals[-1]:
+                    spread = f"{fmt(vals[0])}-{fmt(vals[-1])}"
                 op = "<=" if kind == "abs_le" else "=="
                 ok = h <= threshold if kind == "abs_le" else h == threshold
                 goal_text = f"{op} {threshold:g}"
                 met_text = "yes" if ok else "**no**"
                 verdicts.append((fig, ok, f"{fmt(h)} (goal {op} {threshold:g})"))
-        row += [goal_text, met_text]
+        row += [goal_text, met_text, spread]
         out.append("| " + " | ".join(row) + " |")
     met = [v for v in verdicts if v[1]]
     unmet = [v for v in verdicts if not v[1]]
