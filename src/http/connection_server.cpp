@@ -1,7 +1,6 @@
 #include "http/connection_server.h"
 
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -9,10 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 
 #include "common/log.h"
-#include "registry/errors.h"
 
 namespace hubcache {
 namespace {
@@ -23,21 +20,6 @@ struct CurrentConnectionScope {
   explicit CurrentConnectionScope(ConnectionStream* stream) { current_connection = stream; }
   ~CurrentConnectionScope() { current_connection = nullptr; }
 };
-
-void PeerAddress(int fd, std::string& ip, int& port) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  ip = "unknown";
-  port = 0;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
-  char host[NI_MAXHOST];
-  char service[NI_MAXSERV];
-  if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service,
-                    sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-    ip = host;
-    port = std::atoi(service);
-  }
-}
 
 // Half-closes, then reads and drops what the client still sends for a moment
 // before closing: closing with unread bytes would reset the connection, and a
@@ -59,14 +41,8 @@ void LingeringClose(int fd) {
 
 // The answer to a connection over a limit, sent without waiting: it fits in
 // any socket buffer.
-void Refuse(int fd, int status, const char* reason, const char* code, const char* message) {
-  std::string body = ErrorJson(code, message);
-  std::string response =
-      "HTTP/1.1 " + std::to_string(status) + " " + reason +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\nDocker-Distribution-API-Version: "
-      "registry/2.0\r\n\r\n" +
-      body;
+void Refuse(int fd, int status, const char* code, const char* message) {
+  std::string response = ErrorResponse(status, code, message);
   (void)::send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -142,7 +118,7 @@ void ConnectionServer::Release(const std::string& ip) {
 void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
   std::string ip;
   int port = 0;
-  PeerAddress(fd, ip, port);
+  SocketAddress(fd, true, ip, port);
   switch (Admit(ip)) {
     case Admission::kAdmitted:
       break;
@@ -151,8 +127,7 @@ void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
       Logger("http")->debug("{}: refused, {} connections open (--max-connections)", ip,
                             limits_.max_connections);
       if (!tls) {
-        Refuse(fd, 503, "Service Unavailable", "UNAVAILABLE",
-               "too many connections to this mirror; try again shortly");
+        Refuse(fd, 503, "UNAVAILABLE", "too many connections to this mirror; try again shortly");
       }
       LingeringClose(fd);
       return;
@@ -161,8 +136,7 @@ void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
       Logger("http")->debug("{}: refused, {} connections open from it", ip,
                             limits_.max_connections_per_client);
       if (!tls) {
-        Refuse(fd, 429, "Too Many Requests", "TOOMANYREQUESTS",
-               "too many connections from this address");
+        Refuse(fd, 429, "TOOMANYREQUESTS", "too many connections from this address");
       }
       LingeringClose(fd);
       return;

@@ -26,14 +26,41 @@ const char* ReasonPhrase(int status) {
       return "URI Too Long";
     case 413:
       return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Bad Request";
   }
 }
 
 }  // namespace
+
+std::string ErrorResponse(int status, const char* code, const std::string& message) {
+  std::string body = ErrorJson(code, message);
+  return "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n" + body;
+}
+
+void SocketAddress(int fd, bool peer, std::string& ip, int& port) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  ip = "unknown";
+  port = 0;
+  auto* a = reinterpret_cast<sockaddr*>(&addr);
+  if ((peer ? ::getpeername(fd, a, &len) : ::getsockname(fd, a, &len)) != 0) return;
+  char host[NI_MAXHOST];
+  char service[NI_MAXSERV];
+  if (::getnameinfo(a, len, host, sizeof(host), service, sizeof(service),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+    ip = host;
+    port = std::atoi(service);
+  }
+}
 
 ConnectionStream::ConnectionStream(int fd, SSL* ssl, std::string peer_ip, int peer_port,
                                    const ConnectionLimits& limits, CacheStats& stats)
@@ -212,13 +239,7 @@ void ConnectionStream::Reject(int status, const char* message, std::atomic<uint6
   rejected_ = true;
   Logger("http")->debug("{}: {} ({})", peer_ip_, message, status);
   // No registry error code stands for these; the message says what happened.
-  std::string body = ErrorJson("UNKNOWN", message);
-  std::string response =
-      "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\n"
-      "Docker-Distribution-API-Version: registry/2.0\r\n\r\n" +
-      body;
+  std::string response = ErrorResponse(status, "UNKNOWN", message);
   // A client this slow or hostile gets a short while to take the answer.
   WriteAll(response.data(), response.size(), std::chrono::milliseconds(2'000));
 }
@@ -328,19 +349,7 @@ void ConnectionStream::get_remote_ip_and_port(std::string& ip, int& port) const 
 }
 
 void ConnectionStream::get_local_ip_and_port(std::string& ip, int& port) const {
-  if (local_port_ < 0) {
-    local_port_ = 0;
-    sockaddr_storage addr{};
-    socklen_t len = sizeof(addr);
-    char host[NI_MAXHOST];
-    char service[NI_MAXSERV];
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
-        ::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service,
-                      sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-      local_ip_ = host;
-      local_port_ = std::atoi(service);
-    }
-  }
+  if (local_port_ < 0) SocketAddress(fd_, false, local_ip_, local_port_);
   ip = local_ip_;
   port = local_port_;
 }

@@ -42,6 +42,14 @@ struct ConnectionLimits {
   int max_requests_per_connection = 10'000;
 };
 
+// A complete HTTP/1.1 answer with a registry error body and Connection:
+// close, for refusals written straight to a socket.
+std::string ErrorResponse(int status, const char* code, const std::string& message);
+
+// The numeric address and port of a socket's peer (`peer`) or its own end;
+// "unknown" and 0 when they cannot be read.
+void SocketAddress(int fd, bool peer, std::string& ip, int& port);
+
 class ConnectionStream final : public httplib::Stream {
  public:
   // `ssl` (may be null: plain HTTP) is set up for `fd` and accepts; both stay
