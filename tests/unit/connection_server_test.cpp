@@ -8,20 +8,12 @@
 #include <string>
 #include <thread>
 
+#include "wait_for.h"
+
 namespace hubcache {
 namespace {
 
 using namespace std::chrono_literals;
-
-template <typename F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 // Reads from `fd` until `want` bytes arrived, EOF, or 5 s passed.
 std::string ReadSome(int fd, size_t want) {

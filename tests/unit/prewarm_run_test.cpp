@@ -24,6 +24,7 @@
 #include "prewarm/job_manager.h"
 #include "prewarm/keep_warm.h"
 #include "registry/media_types.h"
+#include "wait_for.h"
 
 namespace hubcache {
 namespace {
@@ -468,17 +469,6 @@ TEST_CASE("PrewarmRun with no images finishes at once") {
   CHECK(result.images.empty());
 }
 
-// Polls `done` every few milliseconds until it holds or 10 s pass.
-template <typename F>
-bool WaitFor(F done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 nlohmann::json Body(const ApiReply& reply) { return nlohmann::json::parse(reply.body); }
 
 SessionOptions Target(const FakeMirror& mirror) { return Options(mirror).session; }
@@ -538,7 +528,8 @@ TEST_CASE("PrewarmJobs: a job runs in the background and reports its progress by
   CHECK(body["status_url"] == "/admin/prewarm/" + id);
   CHECK(body["images"] ==
         nlohmann::json({"library/multi:1", "library/single:1", "library/nope:1"}));
-  REQUIRE(WaitFor([&] { return Body(jobs.HandleGet(id)).contains("finished_ms"); }));
+  REQUIRE(WaitFor([&] { return Body(jobs.HandleGet(id)).contains("finished_ms"); },
+                  std::chrono::seconds(10)));
   ApiReply got = jobs.HandleGet(id);
   CHECK(got.status == 200);
   auto job = Body(got);
@@ -570,18 +561,18 @@ TEST_CASE("PrewarmJobs: bounded running jobs (429) and kept jobs (oldest forgott
   CHECK(busy.status == 429);
   CHECK(jobs.running() == 1);
   f.mirror.Release();  // the stalled transfer is cut short, and so is its retry
-  REQUIRE(WaitFor([&] { return jobs.running() == 0; }));
+  REQUIRE(WaitFor([&] { return jobs.running() == 0; }, std::chrono::seconds(10)));
 
   std::vector<std::string> ids = {stalled};
   for (int i = 0; i < 3; ++i) {
     ApiReply reply = jobs.HandlePost(R"(["multi:1"])", Target(f.mirror));
     REQUIRE(reply.status == 202);
     ids.push_back(Body(reply)["id"]);
-    REQUIRE(WaitFor([&] { return jobs.running() == 0; }));
+    REQUIRE(WaitFor([&] { return jobs.running() == 0; }, std::chrono::seconds(10)));
   }
   // The next start forgets all but the two most recent finished jobs.
   ids.push_back(Body(jobs.HandlePost(R"(["multi:1"])", Target(f.mirror)))["id"]);
-  REQUIRE(WaitFor([&] { return jobs.running() == 0; }));
+  REQUIRE(WaitFor([&] { return jobs.running() == 0; }, std::chrono::seconds(10)));
   CHECK(jobs.HandleGet(ids[0]).status == 404);
   CHECK(jobs.HandleGet(ids[1]).status == 404);
   CHECK(jobs.HandleGet(ids[2]).status == 200);
@@ -618,7 +609,8 @@ TEST_CASE("KeepWarm runs the list now and again after the interval, and stops pr
   REQUIRE(keep.has_value());
   CHECK_FALSE((*keep)->LastRun().has_value());
   (*keep)->Start();
-  REQUIRE(WaitFor([&] { return (*keep)->StatusJson()["runs"].get<int>() >= 2; }));
+  REQUIRE(WaitFor([&] { return (*keep)->StatusJson()["runs"].get<int>() >= 2; },
+                  std::chrono::seconds(10)));
   auto last = (*keep)->LastRun();
   REQUIRE(last.has_value());
   CHECK(last->images_ok == 2);

@@ -8,21 +8,12 @@
 #include <mutex>
 #include <thread>
 
+#include "wait_for.h"
+
 namespace hubcache {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Polls `done` until it holds or `limit` passes; true when it held.
-template <typename F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // Jobs that block until released, counting how many run at once.
 struct Gate {
