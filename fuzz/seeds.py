@@ -14,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ALPINE_INDEX = "sha256:c5b1261d6d3e43071626931fc004f70149baeba2c8ec672bd4f27761f8e1ad6b"
 ALPINE_AMD64 = "sha256:6457d53fb065d6f250e1504b9bc42d5b6c65941d57532c072d929dd0628977d0"
 LAYER = "sha256:4abcf20661432fb2d719aaf90656f55c287f8ca915dc1c92ec14ff61e67fbaf8"
-CONFIG = "sha256:05455a08881ea9cf0e752bc48e61bbd71a34c029bb13df01e40e3e70e0d007bd"
+CONFIG_DIGEST = "sha256:05455a08881ea9cf0e752bc48e61bbd71a34c029bb13df01e40e3e70e0d007bd"
 
 REFERENCE = {
     # repository names as clients write them (and as routes carry them)
@@ -217,13 +217,13 @@ MEDIA_TYPES = {
     "manifest_docker_v2": '{\n   "schemaVersion": 2,\n   "mediaType": '
                           '"application/vnd.docker.distribution.manifest.v2+json",\n   "config": {\n'
                           '      "mediaType": "application/vnd.docker.container.image.v1+json",\n'
-                          f'      "size": 1471,\n      "digest": "{CONFIG}"\n   }},\n   "layers": [\n'
+                          f'      "size": 1471,\n      "digest": "{CONFIG_DIGEST}"\n   }},\n   "layers": [\n'
                           '      {\n         "mediaType": '
                           '"application/vnd.docker.image.rootfs.diff.tar.gzip",\n'
                           f'         "size": 3408729,\n         "digest": "{LAYER}"\n      }}\n   ]\n}}',
     "manifest_oci_no_media_type": '{"schemaVersion":2,"config":{"mediaType":'
                                   '"application/vnd.oci.image.config.v1+json",'
-                                  f'"digest":"{CONFIG}","size":1471}},"layers":[{{"mediaType":'
+                                  f'"digest":"{CONFIG_DIGEST}","size":1471}},"layers":[{{"mediaType":'
                                   '"application/vnd.oci.image.layer.v1.tar+gzip",'
                                   f'"digest":"{LAYER}","size":3408729}}]}}',
     "index_no_media_type": f'{{"schemaVersion":2,"manifests":[{{"digest":"{ALPINE_AMD64}"}}]}}',
