@@ -267,6 +267,28 @@ HTPASSWD = {
              "admin:$2y$05$eT6Ek9Lm03BnE75AsL4Vx.A4c3FcPXnjU8CyK32fGgu9AI8wj6H8e\n",
 }
 
+_GET = "GET /v2/library/alpine/manifests/3.19?ns=docker.io HTTP/1.1\r\nHost: m:5000\r\n"
+REQUEST_PARSER = {
+    # what dockerd, containerd and curl send
+    "get": _GET + "User-Agent: containerd/1.6\r\nAccept: */*\r\n\r\n",
+    "head_keepalive": "HEAD /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    "post_length": "POST /admin/prewarm HTTP/1.1\r\nHost: m\r\nContent-Length: 10\r\n\r\n[\"alpine\"]",
+    "post_chunked": "POST /admin/prewarm HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\n[\"a\"]\r\n1;x=y\r\n \r\n0\r\nT: v\r\n\r\n",
+    "pipelined": _GET + "\r\n" + _GET + "\r\n",
+    "expect": "PUT /x HTTP/1.1\r\nHost: m\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+    # the smuggling classics
+    "bare_lf_length": "POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 38\n\r\n",
+    "space_colon": "POST / HTTP/1.1\r\nHost: m\r\nContent-Length : 38\r\n\r\n",
+    "cl_te": "POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "te_identity": "POST / HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+    "obs_fold": "GET / HTTP/1.1\r\nHost: m\r\nX: a\r\n b\r\n\r\n",
+    "nul_length": "POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 3\x008\r\n\r\n",
+    "bad_chunks": "POST / HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "chunk_overflow": "POST / HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "fffffffffffffffff\r\n",
+}
+
 CORPORA = {
     "reference": REFERENCE,
     "www_authenticate": WWW_AUTHENTICATE,
@@ -274,6 +296,7 @@ CORPORA = {
     "config": CONFIG,
     "media_types": MEDIA_TYPES,
     "htpasswd": HTPASSWD,
+    "request_parser": REQUEST_PARSER,
 }
 
 

@@ -4,9 +4,7 @@ namespace hubcache {
 
 std::string ToLower(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (auto& c : out) c = AsciiLower(c);
   return out;
 }
 
@@ -24,6 +22,14 @@ std::string_view TrimSpaces(std::string_view s) {
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
 }
 
 }  // namespace hubcache

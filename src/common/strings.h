@@ -9,5 +9,17 @@ namespace hubcache {
 std::string ToLower(std::string_view s);
 std::string_view TrimSpaces(std::string_view s);
 bool StartsWith(std::string_view s, std::string_view prefix);
+// Case-insensitive (ASCII) equality, as HTTP field names and tokens compare.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+constexpr char AsciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool IsHexDigit(char c) {
+  return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+// The value of a hexadecimal digit (IsHexDigit(c) must hold).
+constexpr int HexValue(char c) { return IsDigit(c) ? c - '0' : AsciiLower(c) - 'a' + 10; }
 
 }  // namespace hubcache
