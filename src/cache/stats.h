@@ -37,6 +37,8 @@ struct CacheStats {
   std::atomic<uint64_t> rejected_headers_too_large{0};       // 431
   std::atomic<uint64_t> rejected_too_many_headers{0};        // 431
   std::atomic<uint64_t> rejected_malformed_request{0};       // unparsable, bad framing: 400
+  std::atomic<uint64_t> rejected_body_too_large{0};          // 413
+  std::atomic<uint64_t> rejected_unsupported{0};  // 501 coding, 505 version, 417 expectation
   // Manifest bytes downloaded (bytes_from_upstream counts blob bytes).
   std::atomic<uint64_t> manifest_bytes_from_upstream{0};
   // Outcomes of tag_revalidations: the upstream confirmed the cached digest,

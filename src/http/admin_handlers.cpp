@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <string_view>
+
 #include "cache/image_listing.h"
 #include "cache/image_remover.h"
 #include "common/log.h"
@@ -19,51 +22,46 @@ nlohmann::json ReportJson(const RemovalReport& report) {
           {"bytes_freed", report.bytes}};
 }
 
+// The largest request body the admin API reads (a pre-warm list).
+constexpr size_t kMaxBodyBytes = 1024 * 1024;
+
 }  // namespace
 
-void AdminHandlers::Register(httplib::Server& server) {
-  auto guarded = [this](auto handler) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
-      if (Authorize(req, res)) handler(req, res);
-    };
+size_t AdminHandlers::BodyLimit(const httplib::Request& req) const {
+  return req.method == "POST" && req.path == "/admin/prewarm" ? kMaxBodyBytes : 0;
+}
+
+void AdminHandlers::Handle(const httplib::Request& req, httplib::Response& res) {
+  const std::string& path = req.path;
+  const std::string& method = req.method;
+  auto tail = [&path](std::string_view prefix) -> std::optional<std::string> {
+    if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0) return {};
+    return path.substr(prefix.size());
   };
-  server.Get("/admin/images",
-             guarded([this](const httplib::Request&, httplib::Response& res) { ListImages(res); }));
-  server.Delete("/admin/images/(.+)",
-                guarded([this](const httplib::Request& req, httplib::Response& res) {
-                  DeleteImage(req.matches[1], res);
-                }));
-  server.Delete("/admin/blobs/(.+)",
-                guarded([this](const httplib::Request& req, httplib::Response& res) {
-                  DeleteBlob(req.matches[1], res);
-                }));
-  // Pre-warm jobs warm through this server, reached where the request came in.
-  auto reply = [](httplib::Response& res, const ApiReply& r) {
+  if (method == "GET" && path == "/admin/images") return ListImages(res);
+  if (method == "DELETE") {
+    if (auto image = tail("/admin/images/")) return DeleteImage(*image, res);
+    if (auto digest = tail("/admin/blobs/")) return DeleteBlob(*digest, res);
+  }
+  auto reply = [&res](const ApiReply& r) {
     res.status = r.status;
     res.set_content(r.body, "application/json");
   };
-  server.Post(
-      "/admin/prewarm", guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
-        bool auth = auth_ && auth_->enabled();
-        auto self =
-            SelfSession(mirror_.config(), req.local_port, auth ? ClientAuth::kInternalUser : "",
-                        auth ? auth_->internal_password() : "");
-        if (!self) return WriteError(res, self.error());
-        reply(res, prewarm_jobs_.HandlePost(req.body, *self));
-      }));
-  server.Get("/admin/prewarm/([0-9a-f]+)",
-             guarded([this, reply](const httplib::Request& req, httplib::Response& res) {
-               reply(res, prewarm_jobs_.HandleGet(req.matches[1]));
-             }));
-  // Anything else under /admin/: still no hint to the unauthorized.
-  auto unknown = guarded([](const httplib::Request& req, httplib::Response& res) {
-    WriteError(res,
-               Error{ErrorKind::kNameUnknown, "no admin endpoint " + req.method + " " + req.path});
-  });
-  server.Get("/admin/.*", unknown);
-  server.Post("/admin/.*", unknown);
-  server.Put("/admin/.*", unknown);
-  server.Delete("/admin/.*", unknown);
+  if (method == "POST" && path == "/admin/prewarm") {
+    // Pre-warm jobs warm through this server, reached where the request came in.
+    bool auth = auth_ && auth_->enabled();
+    auto self = SelfSession(mirror_.config(), req.local_port, auth ? ClientAuth::kInternalUser : "",
+                            auth ? auth_->internal_password() : "");
+    if (!self) return WriteError(res, self.error());
+    return reply(prewarm_jobs_.HandlePost(req.body, *self));
+  }
+  if (method == "GET") {
+    if (auto id = tail("/admin/prewarm/");
+        id && id->find_first_not_of("0123456789abcdef") == std::string::npos) {
+      return reply(prewarm_jobs_.HandleGet(*id));
+    }
+  }
+  WriteError(res, Error{ErrorKind::kNameUnknown, "no admin endpoint " + method + " " + path});
 }
 
 bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& res) {

@@ -1,8 +1,8 @@
 #pragma once
 // The admin API under /admin/: off (404) unless an admin token is configured,
 // and then only for requests bearing it (401 otherwise). Pull users never get
-// in. Requests here go through httplib's routing (not the pre-routing fast
-// path), because some carry a JSON body.
+// in. The credentials are checked from the request's head, before any body is
+// read; only POST /admin/prewarm reads one (a JSON list, up to 1 MiB).
 //
 //   GET    /admin/images                 cached images (as `hubcache ls --json`)
 //   DELETE /admin/images/<repo>:<tag>    remove an image and blobs nothing else uses
@@ -25,8 +25,15 @@ class AdminHandlers {
   AdminHandlers(Mirror& mirror, std::shared_ptr<ClientAuth> auth)
       : mirror_(mirror), auth_(std::move(auth)) {}
 
-  // Registers the /admin/ routes on the server.
-  void Register(httplib::Server& server);
+  // Whether `path` belongs to the admin API.
+  static bool IsAdminPath(const std::string& path) { return path.rfind("/admin/", 0) == 0; }
+
+  // False (with the response written) unless the request may use the API.
+  bool Authorize(const httplib::Request& req, httplib::Response& res);
+  // How many body bytes the request's route reads (0: none).
+  size_t BodyLimit(const httplib::Request& req) const;
+  // Answers an authorized request.
+  void Handle(const httplib::Request& req, httplib::Response& res);
 
   bool enabled() const {
     return !mirror_.config().admin_token.empty() || !mirror_.config().admin_users.empty();
@@ -36,8 +43,6 @@ class AdminHandlers {
   void CancelPrewarmJobs() { prewarm_jobs_.Shutdown(); }
 
  private:
-  // False (with the response written) unless the request may use the API.
-  bool Authorize(const httplib::Request& req, httplib::Response& res);
   void ListImages(httplib::Response& res);
   void DeleteImage(const std::string& image, httplib::Response& res);
   void DeleteBlob(const std::string& digest, httplib::Response& res);

@@ -64,7 +64,7 @@ Connection::~Connection() {
     if (clean) SSL_shutdown(ssl);  // one try: a close_notify, not waiting for the peer's
     SSL_free(ssl);
   }
-  if (stream.rejected()) {
+  if (stream.rejected() || stream.close_after_response()) {
     LingeringClose(fd);
   } else {
     ::shutdown(fd, SHUT_RDWR);
@@ -185,14 +185,14 @@ void ConnectionServer::Continue(std::shared_ptr<Connection> connection) {
       return;
     }
     stream.BeginRequest();
-    bool closed = false;
-    bool ok = process_(stream, connection->requests_left == 1 || draining_.load(), closed,
-                       connection->ssl);
-    if (!ok || closed || stream.rejected() || stream.close_after_response()) {
+    ExchangeEnd end =
+        ServeExchange(stream, limits_, connection->ssl,
+                      connection->requests_left == 1 || draining_.load(), *router_, stats_);
+    if (end != ExchangeEnd::kKeepAlive) {
       // What was written goes out even after a failure (a response cut short
       // still shows its status and headers).
       bool flushed = !stream.rejected() && stream.Flush();
-      connection->clean = ok && flushed;
+      connection->clean = end == ExchangeEnd::kClose && flushed;
       return;
     }
     --connection->requests_left;

@@ -3,7 +3,8 @@
 // offers no limit on connections and only a per-read timeout): admission
 // against the total and per-client connection limits, the TLS handshake, and
 // the keep-alive loop over a ConnectionStream, whose head limits stop slow or
-// oversized requests. Each request is handed to httplib's request processing.
+// oversized requests. Each request is served by ServeExchange (http/exchange.h)
+// with the router set once.
 // A connection over a limit is answered (plain HTTP; a TLS one is closed) and
 // counted. Between requests a connection that stays quiet is parked in
 // IdleConnections, holding no worker thread, and resumed on a worker when its
@@ -20,6 +21,7 @@
 
 #include "cache/stats.h"
 #include "http/connection_stream.h"
+#include "http/exchange.h"
 #include "http/idle_connections.h"
 #include "http/worker_pool.h"
 
@@ -48,15 +50,12 @@ struct Connection {
 
 class ConnectionServer {
  public:
-  // httplib's process_request for one request on `stream`.
-  using ProcessRequest = std::function<bool(httplib::Stream& stream, bool close_connection,
-                                            bool& connection_closed, SSL* ssl)>;
-
   ConnectionServer(ConnectionLimits limits, CacheStats& stats);
   ~ConnectionServer();  // Shutdown()
 
-  // Who answers requests; set once, before any connection is served.
-  void SetProcessor(ProcessRequest process) { process_ = std::move(process); }
+  // Who answers requests (borrowed, outlives this); set once, before any
+  // connection is served.
+  void SetRouter(RequestRouter* router) { router_ = router; }
 
   // The workers that serve connections (httplib queues new ones here too).
   WorkerPool& workers() { return *workers_; }
@@ -82,7 +81,7 @@ class ConnectionServer {
 
   const ConnectionLimits limits_;
   CacheStats& stats_;
-  ProcessRequest process_;
+  RequestRouter* router_ = nullptr;
   std::atomic<bool> draining_{false};
   std::mutex mutex_;
   int open_ = 0;                       // guarded by mutex_

@@ -13,35 +13,13 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "http/response_writer.h"
 #include "registry/errors.h"
 
 namespace hubcache {
-namespace {
-
-const char* ReasonPhrase(int status) {
-  switch (status) {
-    case 408:
-      return "Request Timeout";
-    case 414:
-      return "URI Too Long";
-    case 413:
-      return "Payload Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Bad Request";
-  }
-}
-
-}  // namespace
-
 std::string ErrorResponse(int status, const char* code, const std::string& message) {
   std::string body = ErrorJson(code, message);
-  return "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
+  return "HTTP/1.1 " + std::to_string(status) + " " + StatusReason(status) +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nConnection: close\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n" + body;
 }
@@ -136,14 +114,7 @@ void ConnectionStream::ReleaseBuffers() {
 void ConnectionStream::BeginRequest() {
   in_head_ = true;
   head_deadline_ = Clock::now() + limits_.header_timeout;
-  head_bytes_ = 0;
-  head_fields_ = 0;
-  line_length_ = 0;
-  line_has_colon_ = false;
-  line_folded_ = false;
-  first_line_ = true;
   already_sent_ = 0;
-  dispatched_ = false;
   close_after_response_ = false;
 }
 
@@ -191,50 +162,8 @@ bool ConnectionStream::Fill() {
   }
 }
 
-size_t ConnectionStream::ScanHead(const char* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    char c = p[i];
-    ++head_bytes_;
-    if (c == '\n') {
-      if (line_length_ == 0 && !first_line_) {  // the blank line: the head is complete
-        in_head_ = false;
-        return i + 1;
-      }
-      if (!first_line_) {
-        // httplib skips a field line it cannot split, and would take a folded
-        // one (obsolete syntax) as a field of its own: both are refused.
-        if (!line_has_colon_ || line_folded_) {
-          Reject(400, "malformed request header field", stats_.rejected_malformed_request);
-          return 0;
-        }
-        if (++head_fields_ > limits_.max_header_fields) {
-          Reject(431, "too many request header fields", stats_.rejected_too_many_headers);
-          return 0;
-        }
-      }
-      first_line_ = false;
-      line_length_ = 0;
-      line_has_colon_ = false;
-      line_folded_ = false;
-    } else if (c != '\r') {
-      if (line_length_ == 0) line_folded_ = c == ' ' || c == '\t';
-      line_has_colon_ = line_has_colon_ || c == ':';
-      ++line_length_;
-    }
-    if (first_line_ && line_length_ > limits_.max_request_line) {
-      Reject(414, "the request line is too long", stats_.rejected_request_line_too_long);
-      return 0;
-    }
-    if (head_bytes_ > limits_.max_header_bytes) {
-      Reject(431, "the request headers are too large", stats_.rejected_headers_too_large);
-      return 0;
-    }
-  }
-  return n;
-}
-
 void ConnectionStream::Reject(int status, const char* message, std::atomic<uint64_t>& counter) {
-  if (rejected_) return;  // answered already; httplib may still try its own answer
+  if (rejected_) return;  // answered already
   ++counter;
   rejected_ = true;
   Logger("http")->debug("{}: {} ({})", peer_ip_, message, status);
@@ -303,25 +232,10 @@ bool ConnectionStream::SendFile(int file_fd, off_t offset, size_t length) {
   return true;
 }
 
-bool ConnectionStream::is_readable() const {
-  if (rejected_) return false;
-  if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return true;
-  return Wait(POLLIN, Clock::now() + limits_.read_timeout) == Io::kReady;
-}
-
-bool ConnectionStream::is_writable() const {
-  return !rejected_ && Wait(POLLOUT, Clock::now() + limits_.write_timeout) == Io::kReady;
-}
-
-ssize_t ConnectionStream::read(char* ptr, size_t size) {
-  if (rejected_) return -1;
-  if (begin_ == end_ && !Fill()) return rejected_ ? -1 : 0;
-  size_t n = std::min(size, end_ - begin_);
-  if (in_head_) n = ScanHead(buffer_->data() + begin_, n);
-  if (rejected_) return -1;
-  std::memcpy(ptr, buffer_->data() + begin_, n);
-  begin_ += n;
-  return static_cast<ssize_t>(n);
+std::string_view ConnectionStream::Peek() {
+  if (rejected_) return {};
+  if (begin_ == end_ && !Fill()) return {};
+  return {buffer_->data() + begin_, end_ - begin_};
 }
 
 ssize_t ConnectionStream::write(const char* ptr, size_t size) {

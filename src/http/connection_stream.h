@@ -1,15 +1,12 @@
 #pragma once
-// One client connection as httplib reads and writes it: a non-blocking socket,
-// plain or TLS, with every wait bounded, and the limits on a request's head
-// enforced as its bytes arrive, before httplib parses them:
-//   - the request line and headers must arrive within header_timeout of the
-//     request's first byte (slowloris): 408;
-//   - a request line over max_request_line bytes: 414;
-//   - a header section over max_header_bytes, or over max_header_fields: 431;
-//   - a header field line without a colon, or folded: 400.
-// A limit answers with a registry error (JSON, Connection: close), counts it in
-// CacheStats, and fails every later read and write, so httplib gives up on the
-// request and the connection is closed.
+// One client connection's bytes: a non-blocking socket, plain or TLS, with
+// every wait bounded. Reads hand out the buffered bytes (Peek/Consume) to the
+// one request parser (http/request_parser.h), which the exchange
+// (http/exchange.h) drives; a request's head must arrive within
+// header_timeout of BeginRequest (slowloris): 408.
+// A refusal (Reject) answers with a registry error (JSON, Connection: close),
+// counts it in CacheStats, and fails every later read and write; the
+// connection is then closed.
 // Small writes are gathered (a response's head and a manifest body go out in
 // one segment) and flushed before any wait for the client, before a large
 // write or sendfile, and by Flush(). Not thread-safe: one worker uses it.
@@ -17,12 +14,11 @@
 #include <openssl/ssl.h>
 #include <sys/types.h>
 
-#include <httplib.h>
-
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cache/stats.h"
 #include "common/mapped_buffer.h"
@@ -50,7 +46,7 @@ std::string ErrorResponse(int status, const char* code, const std::string& messa
 // "unknown" and 0 when they cannot be read.
 void SocketAddress(int fd, bool peer, std::string& ip, int& port);
 
-class ConnectionStream final : public httplib::Stream {
+class ConnectionStream {
  public:
   // `ssl` (may be null: plain HTTP) is set up for `fd` and accepts; both stay
   // owned by the caller. `fd` must be non-blocking.
@@ -67,8 +63,16 @@ class ConnectionStream final : public httplib::Stream {
   // Frees the buffers while the connection waits parked (they are empty:
   // call after WaitForRequest answered kIdle).
   void ReleaseBuffers();
-  // Starts the head of a request: its clock and its byte and field counts.
+  // Starts a request: the clock its head must arrive within.
   void BeginRequest();
+  // The head is parsed: later reads wait up to read_timeout each.
+  void EndHead() { in_head_ = false; }
+  // The bytes received and not yet consumed, waiting for more when there are
+  // none. Empty when the client closed, the socket failed, a read timed out or
+  // the head's time ran out (answered 408). Valid until the next call.
+  std::string_view Peek();
+  // Drops the first `n` bytes of what Peek() returned.
+  void Consume(size_t n) { begin_ += n; }
   // A limit was hit and answered: the connection must be closed.
   bool rejected() const { return rejected_; }
   // Sends what small writes gathered; false if the client is gone.
@@ -77,31 +81,24 @@ class ConnectionStream final : public httplib::Stream {
   // Answers the request with `status` and a registry error (Connection:
   // close), counts it, and fails all later reads and writes.
   void Reject(int status, const char* message, std::atomic<uint64_t>& counter);
-  // The request reached the handlers (httplib parsed it). One that did not
-  // is refused and the connection closed, never read on as a new request.
-  void MarkDispatched() { dispatched_ = true; }
-  bool dispatched() const { return dispatched_; }
-  // The request's body is not read (a GET that declares one): what follows
-  // on the connection cannot be trusted as the next request.
+  // Bytes the client sent may stay unread (a body not wanted): after the
+  // answer the connection closes, lingering so that the client still gets it.
   void CloseAfterResponse() { close_after_response_ = true; }
   bool close_after_response() const { return close_after_response_; }
 
   // Sends `length` bytes of `file_fd` from `offset` with sendfile(2), bypassing
   // user space; plain connections only (false otherwise, or on failure). The
   // bytes then count as already written: the next write() of exactly `length`
-  // bytes sends nothing and reports them written, so httplib's own accounting
-  // of the response stays right.
+  // bytes sends nothing and reports them written, so a content provider's
+  // sink accounts for them like any other write.
   bool SendFile(int file_fd, off_t offset, size_t length);
   bool can_send_file() const { return ssl_ == nullptr; }
 
-  // httplib::Stream
-  bool is_readable() const override;
-  bool is_writable() const override;
-  ssize_t read(char* ptr, size_t size) override;
-  ssize_t write(const char* ptr, size_t size) override;
-  void get_remote_ip_and_port(std::string& ip, int& port) const override;
-  void get_local_ip_and_port(std::string& ip, int& port) const override;
-  int socket() const override { return fd_; }
+  // Writes (gathered when small); `size` or -1 when the client is gone.
+  ssize_t write(const char* ptr, size_t size);
+  void get_remote_ip_and_port(std::string& ip, int& port) const;
+  void get_local_ip_and_port(std::string& ip, int& port) const;
+  int socket() const { return fd_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -110,17 +107,13 @@ class ConnectionStream final : public httplib::Stream {
   Io Wait(short events, Clock::time_point deadline) const;
   // More bytes into the buffer; false on EOF, error, timeout or a limit.
   bool Fill();
-  // Head-phase accounting of the next `n` bytes handed to httplib: returns how
-  // many belong to the head (all of them, or up to its blank line) or 0 after
-  // rejecting the request.
-  size_t ScanHead(const char* p, size_t n);
   bool WriteAll(const char* p, size_t n, std::chrono::milliseconds timeout);
 
   const int fd_;
   SSL* const ssl_;
   const std::string peer_ip_;
   const int peer_port_;
-  // The socket's own address, looked up on first use (httplib asks per request).
+  // The socket's own address, looked up on first use.
   mutable std::string local_ip_;
   mutable int local_port_ = -1;
   const ConnectionLimits& limits_;
@@ -136,15 +129,8 @@ class ConnectionStream final : public httplib::Stream {
   std::unique_ptr<MappedBuffer> out_;  // gathered small writes, [0, out_length_)
   size_t out_length_ = 0;
 
-  bool in_head_ = false;  // between BeginRequest and the head's blank line
+  bool in_head_ = false;  // between BeginRequest and EndHead
   Clock::time_point head_deadline_{};
-  size_t head_bytes_ = 0;
-  size_t head_fields_ = 0;
-  size_t line_length_ = 0;  // of the current line, CRs not counted
-  bool line_has_colon_ = false;
-  bool line_folded_ = false;  // starts with a space or tab
-  bool first_line_ = true;
-  bool dispatched_ = false;
   bool close_after_response_ = false;
 
   bool rejected_ = false;

@@ -9,9 +9,9 @@
 #include "http/admin_handlers.h"
 #include "http/client_auth.h"
 #include "http/connection_server.h"
+#include "http/exchange.h"
 #include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
-#include "http/request_framing.h"
 #include "http/tls_context.h"
 #include "http/worker_pool.h"
 #include "registry/errors.h"
@@ -19,27 +19,70 @@
 namespace hubcache {
 
 // A worker thread serves one request at a time, so the per-client slot a
-// request holds is kept per thread: taken in pre-routing, given back by the
-// logger after the response (or at the thread's next request, should httplib
-// not call the logger after a failed write).
+// request holds is kept per thread: taken in Admit, given back in Finish.
 thread_local bool slot_held = false;
 thread_local std::string slot_client;
 
-void HoldClientSlot(const std::string& client) {
-  slot_held = true;
-  slot_client = client;
-}
+// Routes each parsed request: the per-client limit and credentials from its
+// head, then the observability pages, the admin API or the registry API.
+class HttpServer::Router final : public RequestRouter {
+ public:
+  Router(Mirror& mirror, std::shared_ptr<ClientAuth> auth,
+         std::shared_ptr<ObservabilityHandlers> observability, std::shared_ptr<AdminHandlers> admin)
+      : auth_(std::move(auth)),
+        observability_(std::move(observability)),
+        admin_(std::move(admin)),
+        registry_(std::make_unique<RegistryHandlers>(mirror)) {}
 
-void ReleaseClientSlot(ClientAuth& auth) {
-  if (!slot_held) return;
-  slot_held = false;
-  auth.Leave(slot_client);
-}
+  Admission Admit(httplib::Request& req, httplib::Response& res) override {
+    BeginRequest();
+    Release();  // left over if a previous request on this thread was not finished
+    res.set_header("Docker-Distribution-API-Version", "registry/2.0");
+    if (!auth_->Enter(req.remote_addr, res)) return {Admission::Kind::kAnswered};
+    slot_held = true;
+    slot_client = req.remote_addr;
+    if (AdminHandlers::IsAdminPath(req.path)) {
+      if (!admin_->Authorize(req, res)) return {Admission::Kind::kAnswered};
+      size_t limit = admin_->BodyLimit(req);
+      if (limit > 0) return {Admission::Kind::kReadBody, limit};
+      return {Admission::Kind::kHandle};
+    }
+    std::string user;
+    if (auth_->Protects(req.path) && !auth_->Authenticate(req, res, &user)) {
+      return {Admission::Kind::kAnswered};
+    }
+    return {Admission::Kind::kHandle};
+  }
 
-// httplib's Server or SSLServer with its per-connection loop replaced by ours
-// (process_and_close_socket is a private virtual: overriding it is allowed,
-// calling it is not; process_request, which parses and answers one request, is
-// protected). The subclass also reaches the listening socket: httplib's
+  void Handle(httplib::Request& req, httplib::Response& res) override {
+    if (AdminHandlers::IsAdminPath(req.path)) return admin_->Handle(req, res);
+    if (!observability_->Handle(req, res)) registry_->Handle(req, res);
+  }
+
+  void Finish(const httplib::Request& req, const httplib::Response& res) override {
+    Release();
+    Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+    observability_->OnResponse(req, res);
+  }
+
+ private:
+  void Release() {
+    if (!slot_held) return;
+    slot_held = false;
+    auth_->Leave(slot_client);
+  }
+
+  std::shared_ptr<ClientAuth> auth_;
+  std::shared_ptr<ObservabilityHandlers> observability_;
+  std::shared_ptr<AdminHandlers> admin_;
+  std::unique_ptr<RegistryHandlers> registry_;
+};
+
+// httplib's Server or SSLServer for what it still does here: the listening
+// socket, the accept loop and the TLS context. Its per-connection loop
+// (process_and_close_socket, a private virtual: overriding it is allowed,
+// calling it is not) is replaced by the ConnectionServer's, so httplib never
+// parses a request. The subclass also reaches the listening socket: httplib's
 // compiled-in backlog of 5 is too small for a burst of clients, and stopping
 // to accept must not cut transfers in flight (unlike stop()).
 template <typename Base>
@@ -47,13 +90,7 @@ class ServerWithSocket : public Base {
  public:
   template <typename... Args>
   explicit ServerWithSocket(ConnectionServer& connections, Args&&... args)
-      : Base(std::forward<Args>(args)...), connections_(connections) {
-    connections_.SetProcessor(
-        [this](httplib::Stream& stream, bool close_connection, bool& connection_closed, SSL* ssl) {
-          return this->process_request(stream, close_connection, connection_closed,
-                                       [ssl](httplib::Request& req) { req.ssl = ssl; });
-        });
-  }
+      : Base(std::forward<Args>(args)...), connections_(connections) {}
   void RaiseBacklog() { ::listen(this->svr_sock_, SOMAXCONN); }
   void StopAccepting() { ::shutdown(this->svr_sock_, SHUT_RDWR); }
 
@@ -85,47 +122,10 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
     stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
     server_ = std::move(server);
   }
-  auto handlers = std::make_shared<RegistryHandlers>(mirror_);
   observability_ = std::make_shared<ObservabilityHandlers>(mirror_);
-  // Everything is answered before httplib's own routing, which would first read
-  // (and for a bodyless POST, reject) request bodies the mirror never wants.
   admin_ = std::make_shared<AdminHandlers>(mirror_, options_.auth);
-  admin_->Register(*server_);
-  server_->set_pre_routing_handler(
-      [handlers, obs = observability_, auth = options_.auth, &stats = mirror_.stats()](
-          const httplib::Request& req, httplib::Response& res) {
-        BeginRequest();
-        ReleaseClientSlot(*auth);  // left over if httplib skipped the logger
-        const bool admin = req.path.rfind("/admin/", 0) == 0;
-        if (ConnectionStream* connection = CurrentConnection()) {
-          connection->MarkDispatched();
-          // Only the admin API's POSTs have bodies, read by httplib's routing.
-          switch (CheckFraming(req, admin && req.method == "POST")) {
-            case Framing::kOk:
-              break;
-            case Framing::kBodyUnread:
-              connection->CloseAfterResponse();
-              break;
-            case Framing::kInvalid:
-              connection->Reject(400, "invalid Content-Length or Transfer-Encoding",
-                                 stats.rejected_malformed_request);
-              return httplib::Server::HandlerResponse::Handled;
-          }
-        }
-        if (!auth->Enter(req.remote_addr, res)) return httplib::Server::HandlerResponse::Handled;
-        HoldClientSlot(req.remote_addr);
-        // The admin API takes request bodies: it goes through httplib's routing.
-        if (admin) return httplib::Server::HandlerResponse::Unhandled;
-        std::string user;
-        if (auth->Protects(req.path) && !auth->Authenticate(req, res, &user)) {
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        if (!obs->Handle(req, res)) handlers->Handle(req, res);
-        return httplib::Server::HandlerResponse::Handled;
-      });
-  server_->set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
-  // A worker per connection, and some beyond the limit so that connections
-  // over it are refused at once rather than queued.
+  router_ = std::make_unique<Router>(mirror_, options_.auth, observability_, admin_);
+  connections_->SetRouter(router_.get());
   // httplib queues each accepted connection on the ConnectionServer's workers,
   // which also serve connections resumed from parking; httplib's shutdown of
   // its queue leaves them to ConnectionServer::Shutdown (see Run()).
@@ -138,59 +138,6 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   server_->new_task_queue = [connections = connections_.get()] {
     return new SharedWorkers(connections->workers());
   };
-  // Timeouts and keep-alive are the ConnectionServer's (options_.limits);
-  // httplib only announces them in its Keep-Alive header.
-  server_->set_keep_alive_timeout(std::max<time_t>(
-      1,
-      std::chrono::duration_cast<std::chrono::seconds>(options_.limits.keepalive_timeout).count()));
-  server_->set_keep_alive_max_count(
-      static_cast<size_t>(options_.limits.max_requests_per_connection));
-  server_->set_tcp_nodelay(true);
-  server_->set_payload_max_length(1024 * 1024);
-  // A request httplib could not parse never reached the handlers: it is
-  // refused with a registry error and the connection closed, rather than the
-  // rest of its bytes being read as further requests. Other errors httplib
-  // answers itself (an admin route it does not know) get the registry error
-  // form too; responses that already have a body keep it.
-  server_->set_error_handler(httplib::Server::HandlerWithResponse(
-      [&stats = mirror_.stats()](const httplib::Request& req, httplib::Response& res) {
-        if (ConnectionStream* connection = CurrentConnection();
-            connection && !connection->dispatched()) {
-          connection->Reject(res.status == 414 ? 414 : 400, "malformed HTTP request",
-                             stats.rejected_malformed_request);
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        if (!res.body.empty() || req.method == "HEAD" || res.has_header("Content-Type")) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        const char* message = res.status == 414   ? "the request URI is too long"
-                              : res.status == 413 ? "the request body is too large"
-                              : res.status == 400 ? "malformed HTTP request"
-                              : res.status == 404 ? "not found"
-                                                  : "the request failed";
-        res.set_content(ErrorJson("UNKNOWN", message), "application/json");
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  server_->set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-        try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          Logger("http")->error("handler exception: {}", e.what());
-        } catch (...) {
-          Logger("http")->error("handler exception of unknown type");
-        }
-        res.status = 500;
-        res.set_content(R"({"errors":[{"code":"UNKNOWN","message":"internal error"}]})",
-                        "application/json");
-      });
-  // Called once the response is written: counts and access-logs the request.
-  server_->set_logger([obs = observability_, auth = options_.auth](const httplib::Request& req,
-                                                                   const httplib::Response& res) {
-    ReleaseClientSlot(*auth);
-    Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
-    obs->OnResponse(req, res);
-  });
 }
 
 HttpServer::~HttpServer() {

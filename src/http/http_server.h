@@ -1,9 +1,9 @@
 #pragma once
-// The HTTP front: cpp-httplib's request processing behind our own connection
-// handling (http/connection_server.h: connection limits, slowloris and header
-// limits, idle keep-alive connections parked without a thread), worker
-// threads started on demand, and the registry handlers answering before
-// httplib's routing.
+// The HTTP front: cpp-httplib's listening socket and TLS context, our own
+// connection handling (http/connection_server.h: connection limits, slowloris,
+// idle keep-alive connections parked without a thread), every request read by
+// the one strict parser (http/exchange.h) and routed to the observability,
+// admin and registry handlers. Thread-safe as documented per method.
 
 #include <chrono>
 #include <functional>
@@ -57,11 +57,14 @@ class HttpServer {
   void AddStatsSection(std::string key, std::function<nlohmann::json()> provider);
 
  private:
+  class Router;
+
   Mirror& mirror_;
   std::shared_ptr<ObservabilityHandlers> observability_;
   std::shared_ptr<AdminHandlers> admin_;
   HttpOptions options_;
   std::unique_ptr<ConnectionServer> connections_;
+  std::unique_ptr<Router> router_;  // borrowed by connections_
   std::unique_ptr<httplib::Server> server_;
   std::function<void()> raise_backlog_;   // reach the listening socket, which
   std::function<void()> stop_accepting_;  // only a subclass of httplib's can

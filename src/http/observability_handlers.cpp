@@ -294,6 +294,8 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
                 {"headers_too_large", cs.rejected_headers_too_large},
                 {"too_many_headers", cs.rejected_too_many_headers},
                 {"malformed_request", cs.rejected_malformed_request},
+                {"body_too_large", cs.rejected_body_too_large},
+                {"unsupported", cs.rejected_unsupported},
                 {"auth_rate_limited", cs.auth_rate_limited}};
   s.auth_failures = cs.auth_failures;
   s.admin_auth_failures = cs.admin_auth_failures;

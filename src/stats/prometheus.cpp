@@ -248,7 +248,8 @@ std::string PrometheusText(const StatsSnapshot& s) {
            "Connections and requests refused by a limit, by reason (connections: 503, "
            "connections_per_client and requests_per_client and auth_rate_limited: 429, "
            "header_timeout: 408, request_line_too_long: 414, headers_too_large and "
-           "too_many_headers: 431, malformed_request: 400).");
+           "too_many_headers: 431, malformed_request: 400, body_too_large: 413, unsupported: "
+           "501, 505 or 417).");
   for (const auto& [reason, n] : s.rejected)
     w.Sample("http_rejected_total", {{"reason", reason}}, n);
   w.Family("auth_failures_total", "counter", "Requests with wrong credentials, by kind.");

@@ -1,0 +1,73 @@
+#pragma once
+// One request and its answer on a client connection, read by the one strict
+// parser (http/request_parser.h) and nothing else:
+//   1. the head is parsed (limits, framing); a failure is answered once and
+//      the connection closed;
+//   2. the router admits the request from its head alone: credentials and
+//      per-client limits are checked before any body byte is read;
+//   3. only a route that asks for the body gets it, read incrementally up to
+//      the route's limit (413 past it; a framing error in it: 400); a body
+//      nobody reads closes the connection after the answer;
+//   4. the answer is written (http/response_writer.h).
+// The handlers see an httplib::Request built from the parsed head (the path
+// percent-decoded, the query split into parameters; header values as sent)
+// and fill an httplib::Response, as cpp-httplib's own handlers do; cpp-httplib
+// itself never parses a request.
+
+#include <openssl/ssl.h>
+
+#include <httplib.h>
+
+#include <cstddef>
+
+#include "cache/stats.h"
+#include "http/connection_stream.h"
+#include "http/request_parser.h"
+
+namespace hubcache {
+
+// What a route wants once it has seen a request's head.
+struct Admission {
+  enum class Kind {
+    kAnswered,  // the response is written already (refused, or nothing to read)
+    kHandle,    // handle it; any body stays unread
+    kReadBody,  // read the body (up to max_body bytes) into req.body, then handle it
+  };
+  Kind kind = Kind::kHandle;
+  size_t max_body = 0;
+};
+
+// Implemented by the HTTP front (http_server.cpp). Called by the thread that
+// serves the connection, for one request at a time per connection; the
+// implementation must be safe for concurrent calls across connections.
+class RequestRouter {
+ public:
+  virtual ~RequestRouter() = default;
+  // The head is parsed into `req`. Credentials and limits are checked here.
+  virtual Admission Admit(httplib::Request& req, httplib::Response& res) = 0;
+  // Produces the answer.
+  virtual void Handle(httplib::Request& req, httplib::Response& res) = 0;
+  // After the answer went out (or failed), for every admitted request: logs,
+  // counts and gives back what Admit took.
+  virtual void Finish(const httplib::Request& req, const httplib::Response& res) = 0;
+};
+
+// Splits a request target into the percent-decoded path and its query
+// parameters ('+' is a space there). False for an invalid percent escape. What
+// the escapes stand for (NUL, '/', '..') is the routes' grammar to refuse.
+[[nodiscard]] bool DecodeTarget(const std::string& target, std::string& path,
+                                httplib::Params& params);
+
+// How the connection goes on after one request.
+enum class ExchangeEnd {
+  kKeepAlive,  // ready for the next request
+  kClose,      // answered whole; close now
+  kBroken,     // refused, cut short, or the client is gone: close now
+};
+
+// Serves one request from `stream` (BeginRequest() called). `last`: this is
+// the connection's last request.
+ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limits, SSL* ssl,
+                          bool last, RequestRouter& router, CacheStats& stats);
+
+}  // namespace hubcache

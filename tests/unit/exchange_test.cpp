@@ -1,0 +1,300 @@
+#include "http/exchange.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/unique_fd.h"
+
+namespace hubcache {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A router that records what it saw; answers 200 with the path (and body).
+struct RecordingRouter : RequestRouter {
+  Admission admission{Admission::Kind::kHandle};
+  std::vector<std::string> admitted;  // method + path
+  std::vector<httplib::Request> handled;
+  int finished = 0;
+  bool provider_overruns = false;
+
+  Admission Admit(httplib::Request& req, httplib::Response& res) override {
+    admitted.push_back(req.method + " " + req.path);
+    if (admission.kind == Admission::Kind::kAnswered) {
+      res.status = 401;
+      res.set_content("{}", "application/json");
+    }
+    return admission;
+  }
+  void Handle(httplib::Request& req, httplib::Response& res) override {
+    handled.push_back(req);
+    res.status = 200;
+    if (provider_overruns) {
+      res.set_content_provider(4, "text/plain", [](size_t, size_t, httplib::DataSink& sink) {
+        return sink.write("0123456789", 10);  // more than announced
+      });
+      return;
+    }
+    res.set_content(req.path + "|" + req.body, "text/plain");
+  }
+  void Finish(const httplib::Request&, const httplib::Response&) override { ++finished; }
+};
+
+struct Fixture {
+  UniqueFd server;
+  UniqueFd client;
+  CacheStats stats;
+  ConnectionLimits limits;
+  RecordingRouter router;
+  Fixture() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    server = UniqueFd(fds[0]);
+    client = UniqueFd(fds[1]);
+    ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    int size = 4 << 20;
+    ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  }
+  // Sends `bytes` from a thread (they may exceed the socket buffer), closes
+  // the sending side, and serves requests until the connection ends; returns
+  // how each exchange ended.
+  std::vector<ExchangeEnd> Serve(const std::string& bytes, int max_requests = 10) {
+    std::thread sender([&] {
+      size_t at = 0;
+      while (at < bytes.size()) {
+        ssize_t n = ::send(client.get(), bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        at += static_cast<size_t>(n);
+      }
+      ::shutdown(client.get(), SHUT_WR);
+    });
+    std::vector<ExchangeEnd> ends;
+    {
+      ConnectionStream stream(server.get(), nullptr, "10.0.0.1", 1, limits, stats);
+      for (int i = 0; i < max_requests; ++i) {
+        stream.BeginRequest();
+        ends.push_back(ServeExchange(stream, limits, nullptr, false, router, stats));
+        if (ends.back() != ExchangeEnd::kKeepAlive) break;
+      }
+      (void)stream.Flush();
+    }
+    ::shutdown(server.get(), SHUT_WR);
+    sender.join();
+    return ends;
+  }
+  std::string Received() {
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+      ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+};
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+TEST_CASE("ServeExchange: keep-alive requests are answered in order, path and query decoded") {
+  Fixture f;
+  auto ends = f.Serve(
+      "GET /v2/a%2Fb/tags/list?n=2&last=x+y&flag HTTP/1.1\r\nHost: m\r\nX-V: %41\r\n\r\n"
+      "HEAD /v2/ HTTP/1.1\r\nHost: m\r\n\r\n");
+  REQUIRE(ends.size() == 3);  // two requests, then the client's close
+  CHECK(ends[0] == ExchangeEnd::kKeepAlive);
+  CHECK(ends[1] == ExchangeEnd::kKeepAlive);
+  CHECK(ends[2] == ExchangeEnd::kBroken);
+  REQUIRE(f.router.handled.size() == 2);
+  const httplib::Request& req = f.router.handled[0];
+  CHECK(req.path == "/v2/a/b/tags/list");
+  CHECK(req.get_param_value("n") == "2");
+  CHECK(req.get_param_value("last") == "x y");
+  CHECK(req.has_param("flag"));
+  CHECK(req.get_header_value("x-v") == "%41");  // never decoded
+  CHECK(req.remote_addr == "10.0.0.1");
+  std::string got = f.Received();
+  CHECK(got ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\n"
+        "/v2/a/b/tags/list|"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n");
+  CHECK(f.router.finished == 2);
+}
+
+TEST_CASE("ServeExchange: a framing error is answered once and ends the connection") {
+  struct Case {
+    std::string name;
+    std::string bytes;
+    const char* status_line;
+    std::atomic<uint64_t> CacheStats::*counter;
+  };
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: m\r\n\r\n";
+  const Case cases[] = {
+      {"bare LF Content-Length",
+       "POST /a HTTP/1.1\r\nHost: m\r\nContent-Length: 38\n\r\n" + smuggled,
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"bare LF Transfer-Encoding",
+       "POST /a HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\n\r\n0\r\n\r\n" + smuggled,
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"space before the colon",
+       "POST /a HTTP/1.1\r\nHost: m\r\nContent-Length : 38\r\n\r\n" + smuggled,
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"percent-encoded length",
+       "POST /a HTTP/1.1\r\nHost: m\r\nContent-Length: %32\r\n\r\n" + smuggled,
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"bad escape in the path", "GET /v2/a%0 HTTP/1.1\r\nHost: m\r\n\r\n" + smuggled,
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"bad escape in the query", "GET /v2/?n=%zz HTTP/1.1\r\nHost: m\r\n\r\n" + smuggled,
+       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+      {"request line over 8 KiB", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n",
+       "HTTP/1.1 414 URI Too Long", &CacheStats::rejected_request_line_too_long},
+      {"head over 64 KiB", "GET / HTTP/1.1\r\nX-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large", &CacheStats::rejected_headers_too_large},
+      {"unknown coding", "POST /a HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+       "HTTP/1.1 501 Not Implemented", &CacheStats::rejected_unsupported},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    Fixture f;
+    auto ends = f.Serve(c.bytes);
+    REQUIRE(ends.size() == 1);
+    CHECK(ends[0] == ExchangeEnd::kBroken);
+    CHECK(f.router.admitted.empty());  // no handler saw it
+    CHECK((f.stats.*(c.counter)).load() == 1);
+    std::string got = f.Received();
+    CHECK(got.substr(0, got.find("\r\n")) == c.status_line);
+    CHECK(Count(got, "HTTP/1.1 ") == 1);  // exactly one answer
+    CHECK(got.find("Connection: close") != std::string::npos);
+  }
+}
+
+TEST_CASE("ServeExchange: a body is read only for a route that asks, after admission") {
+  SUBCASE("refused from the head: the declared body is never read") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kAnswered};
+    auto ends =
+        f.Serve("POST /admin/prewarm HTTP/1.1\r\nHost: m\r\nContent-Length: 50331648\r\n\r\n" +
+                std::string(1 << 20, 'x'));
+    REQUIRE(ends.size() == 1);
+    CHECK(ends[0] == ExchangeEnd::kClose);
+    CHECK(f.router.handled.empty());
+    CHECK(f.Received().find("HTTP/1.1 401 Unauthorized\r\n") == 0);
+  }
+  SUBCASE("a route that reads no body: answered, then closed") {
+    Fixture f;
+    auto ends = f.Serve("GET /v2/ HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nGET /x");
+    REQUIRE(ends.size() == 1);
+    CHECK(ends[0] == ExchangeEnd::kClose);
+    CHECK(f.router.handled.size() == 1);
+    std::string got = f.Received();
+    CHECK(Count(got, "HTTP/1.1 ") == 1);
+    CHECK(got.find("Connection: close") != std::string::npos);
+  }
+  SUBCASE("Content-Length body read whole") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kReadBody, 100};
+    auto ends = f.Serve("POST /p HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nhello");
+    REQUIRE(f.router.handled.size() == 1);
+    CHECK(f.router.handled[0].body == "hello");
+    CHECK(ends[0] == ExchangeEnd::kKeepAlive);
+  }
+  SUBCASE("chunked body decoded, then the next request") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kReadBody, 100};
+    f.Serve(
+        "POST /p HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nPOST /q HTTP/1.1\r\nHost: m\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(f.router.handled.size() == 2);
+    CHECK(f.router.handled[0].body == "abcde");
+    CHECK(f.router.handled[1].path == "/q");
+  }
+  SUBCASE("a body over the route's limit: 413, closed, not read") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kReadBody, 4};
+    auto ends = f.Serve("POST /p HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nhello");
+    CHECK(ends[0] == ExchangeEnd::kBroken);
+    CHECK(f.router.handled.empty());
+    CHECK(f.stats.rejected_body_too_large.load() == 1);
+    CHECK(f.Received().find("HTTP/1.1 413 ") == 0);
+  }
+  SUBCASE("a chunked body over the limit: 413") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kReadBody, 4};
+    f.Serve(
+        "POST /p HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    CHECK(f.router.handled.empty());
+    CHECK(f.Received().find("HTTP/1.1 413 ") == 0);
+  }
+  SUBCASE("malformed chunks: one 400, the rest never parsed as a request") {
+    for (const char* chunks : {"zz\r\n", "-1\r\nab\r\n0\r\n\r\n", "ffffffffffffffffff\r\n",
+                               "2\r\nabcGET /smuggled HTTP/1.1\r\nHost: m\r\n\r\n"}) {
+      CAPTURE(chunks);
+      Fixture f;
+      f.router.admission = {Admission::Kind::kReadBody, 1 << 20};
+      auto ends =
+          f.Serve(std::string("POST /p HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n") +
+                  chunks + "GET /smuggled HTTP/1.1\r\nHost: m\r\n\r\n");
+      CHECK(ends.back() == ExchangeEnd::kBroken);
+      CHECK(f.router.handled.empty());
+      std::string got = f.Received();
+      CHECK(Count(got, "HTTP/1.1 ") == 1);
+      CHECK(got.find("HTTP/1.1 400 ") == 0);
+    }
+  }
+  SUBCASE("a POST with no length has no body: answered at once") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kReadBody, 100};
+    auto start = std::chrono::steady_clock::now();
+    f.Serve("POST /p HTTP/1.1\r\nHost: m\r\n\r\n");
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+    REQUIRE(f.router.handled.size() == 1);
+    CHECK(f.router.handled[0].body.empty());
+  }
+  SUBCASE("Expect: 100-continue gets its interim answer before the body is read") {
+    Fixture f;
+    f.router.admission = {Admission::Kind::kReadBody, 100};
+    f.Serve("POST /p HTTP/1.1\r\nHost: m\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+    CHECK(f.Received().find("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n") == 0);
+  }
+}
+
+TEST_CASE("ServeExchange: a provider writing past its length is cut off") {
+  Fixture f;
+  f.router.provider_overruns = true;
+  auto ends = f.Serve("GET /x HTTP/1.1\r\nHost: m\r\n\r\n");
+  CHECK(ends[0] == ExchangeEnd::kBroken);
+  std::string got = f.Received();
+  CHECK(got.find("Content-Length: 4\r\n") != std::string::npos);
+  CHECK(got.find("0123") == std::string::npos);  // nothing of the overrun went out
+}
+
+TEST_CASE("DecodeTarget: strict percent-decoding") {
+  std::string path;
+  httplib::Params params;
+  CHECK(DecodeTarget("/v2/a%2fb?x=%41%2B+", path, params));
+  CHECK(path == "/v2/a/b");
+  CHECK(params.find("x")->second == "A+ ");
+  CHECK(DecodeTarget("/v2/a%00b", path, params));  // the routes refuse the name
+  CHECK(path == std::string("/v2/a\0b", 7));
+  for (const char* bad : {"/a%", "/a%4", "/a%zz", "/a%g0", "/?a=%0", "/?%z0=1"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(DecodeTarget(bad, path, params));
+  }
+}
+
+}  // namespace
+}  // namespace hubcache
