@@ -337,19 +337,46 @@ class UpstreamTrust(unittest.TestCase):
         finally:
             m.stop()
 
+    def readiness_through_mirror(self, env):
+        """/readyz's upstream section once its probe has answered."""
+        d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
+        os.makedirs(d)
+        m = Mirror(d, self.upstream_url, env=env)
+        m.start()
+        try:
+            out = {}
+
+            def probed():
+                status, _, body = get(m.url + "/readyz")
+                out["status"], out["upstream"] = status, json.loads(body)["upstream"]
+                return out["upstream"]["reachable"] is not None
+            wait_until(probed, 20, "/readyz to report the upstream")
+            return out["status"], out["upstream"]
+        finally:
+            m.stop()
+
     def test_verified_by_default(self):
         status, body, _ = self.status_through_mirror({})
         self.assertIn(status, (502, 503), body)
+        status, upstream = self.readiness_through_mirror({})
+        self.assertEqual(status, 200)  # reported, never required
+        self.assertFalse(upstream["reachable"], upstream)
+        self.assertIn("certificate", upstream["detail"].lower(), upstream)
 
     def test_private_ca_trusted(self):
         status, body, _ = self.status_through_mirror({"REGISTRY_PROXY_CA": self.cert})
         self.assertEqual(status, 404, body)
         self.assertIn(b"MANIFEST_UNKNOWN", body)
+        _, upstream = self.readiness_through_mirror({"REGISTRY_PROXY_CA": self.cert})
+        self.assertTrue(upstream["reachable"], upstream)
+        self.assertEqual(upstream["status"], 404, upstream)
 
     def test_insecure_flag_skips_verification_with_a_warning(self):
         status, body, log = self.status_through_mirror({"HUBCACHE_UPSTREAM_INSECURE": "true"})
         self.assertEqual(status, 404, body)
         self.assertIn("verification is OFF", log)
+        _, upstream = self.readiness_through_mirror({"HUBCACHE_UPSTREAM_INSECURE": "true"})
+        self.assertTrue(upstream["reachable"], upstream)
 
 
 class StartupRefusals(unittest.TestCase):
