@@ -289,7 +289,32 @@ REQUEST_PARSER = {
                       "fffffffffffffffff\r\n",
 }
 
+# Authorization field values: "user:pass" is dXNlcjpwYXNz.
+BASIC_CREDENTIALS = {
+    "docker_login": "Basic dXNlcjpwYXNz",
+    "lower_scheme": "basic dXNlcjpwYXNz",
+    "many_spaces": "Basic    dXNlcjpwYXNz",
+    "trailing_ows": "Basic dXNlcjpwYXNz \t",
+    "padding_one": "Basic dXNlcjpwYXNzdw==",
+    "padding_two": "Basic dXNlcjpwYXNzd28=",
+    "utf8": "Basic w7w6w6Q=",
+    "empty_password": "Basic dXNlcjo=",
+    "colon_in_password": "Basic dTphOmI=",
+    "no_colon": "Basic dXNlcg==",
+    "nul_garbage": "Basic dXNlcjpwYXNzAGdhcmJhZ2U=",
+    "newline": "Basic dXNlcjpwYXNzCg==",
+    "percent_space": "Basic%20dXNlcjpwYXNz",
+    "tab": "Basic\tdXNlcjpwYXNz",
+    "no_space": "BasicdXNlcjpwYXNz",
+    "bearer": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+    "two_tokens": "Basic dXNlcjpwYXNz dXNlcjpwYXNz",
+    "bad_padding": "Basic A===",
+    "data_after_padding": "Basic dT=A",
+    "not_base64": "Basic dX*6cA==",
+}
+
 CORPORA = {
+    "basic_credentials": BASIC_CREDENTIALS,
     "reference": REFERENCE,
     "www_authenticate": WWW_AUTHENTICATE,
     "range": RANGE,

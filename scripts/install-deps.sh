@@ -10,6 +10,8 @@ BUILD_PKGS="build-essential pkg-config meson ninja-build libcurl4-openssl-dev li
 libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev doctest-dev"
 TEST_PKGS="docker-registry skopeo python3 python3-jwt python3-cryptography curl jq
 openssl clang-format prometheus chromium nodejs"
+# htpasswd -B makes the client-auth users of test_security and test_prewarm.
+TEST_PKGS="$TEST_PKGS apache2-utils"
 # The browser test's npm: Debian's, unless a Node.js that bundles its own is installed.
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 # The deploy test: a real containerd as the client, and the compose file parsed as YAML.

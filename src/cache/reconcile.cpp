@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -71,9 +72,10 @@ Result<ReconcileReport> Reconcile(BlobStore& store, IndexDb& index,
 
   auto entries = index.AllEntries();
   if (!entries) return tl::unexpected(entries.error());
-  std::set<std::pair<EntryKind, std::string>> indexed;
-  for (const auto& e : *entries) indexed.insert({e.kind, e.digest});
+  std::map<std::pair<EntryKind, std::string>, uint64_t> indexed;  // -> size the index records
+  for (const auto& e : *entries) indexed[{e.kind, e.digest}] = e.size;
   std::set<std::pair<EntryKind, std::string>> seen;
+  uint64_t seen_bytes = 0;  // what the index would hold afterwards (a dry run reports it)
 
   for (auto [kind, object_kind, dir] :
        {std::tuple{EntryKind::kBlob, ObjectKind::kBlob, "blobs"},
@@ -91,15 +93,16 @@ Result<ReconcileReport> Reconcile(BlobStore& store, IndexDb& index,
           continue;
         }
         std::pair<EntryKind, std::string> key{kind, digest->str()};
-        bool is_indexed = indexed.count(key) > 0;
+        auto indexed_it = indexed.find(key);
+        bool is_indexed = indexed_it != indexed.end();
         if (is_indexed && !options.verify) {
-          seen.insert(key);
+          if (seen.insert(key).second) seen_bytes += indexed_it->second;
           continue;
         }
         bool intact = HashFile(file.path()) == digest->hex();
         if (is_indexed) {
           if (intact) {
-            seen.insert(key);
+            if (seen.insert(key).second) seen_bytes += indexed_it->second;
           } else {
             Remove(file.path(), options);
             ++report.corrupt_removed;
@@ -126,7 +129,7 @@ Result<ReconcileReport> Reconcile(BlobStore& store, IndexDb& index,
                        : index.PutManifest(digest->str(), media_type, size, "", UnixNowMs());
           if (!s) return tl::unexpected(s.error());
         }
-        seen.insert(key);
+        if (seen.insert(key).second) seen_bytes += size;
         ++report.orphans_adopted;
       }
     }
@@ -143,6 +146,7 @@ Result<ReconcileReport> Reconcile(BlobStore& store, IndexDb& index,
   }
   if (options.dry_run) {
     report.entries = seen.size();
+    report.bytes = seen_bytes;
   } else {
     auto after = index.AllEntries();
     if (!after) return tl::unexpected(after.error());

@@ -30,8 +30,8 @@ struct ReconcileReport {
   uint64_t rows_dropped = 0;     // index rows whose file was missing
   uint64_t corrupt_removed = 0;  // indexed files whose bytes no longer match
   uint64_t bytes_freed = 0;
-  uint64_t entries = 0;  // entries in the cache afterwards
-  uint64_t bytes = 0;    // bytes in the cache afterwards
+  uint64_t entries = 0;  // entries in the cache afterwards (dry run: would be)
+  uint64_t bytes = 0;    // bytes in the cache afterwards (dry run: would be)
 
   std::string Summary() const;
   bool changed() const {

@@ -5,24 +5,25 @@
 namespace hubcache {
 
 enum class ErrorKind {
-  kInternal,             // a bug or an unexpected local failure
-  kNameInvalid,          // repository name fails the distribution grammar
-  kTagInvalid,           // tag fails the grammar
-  kDigestInvalid,        // digest malformed or unsupported algorithm
-  kManifestInvalid,      // reference is neither tag nor digest, or bytes are not a manifest
-  kManifestUnknown,      // no such manifest (here or upstream)
-  kBlobUnknown,          // no such blob (here or upstream)
-  kNameUnknown,          // no such repository
-  kRangeInvalid,         // Range header not satisfiable
-  kPaginationInvalid,    // n query parameter is not a number
-  kUnsupported,          // writes on a read-only mirror
-  kUnauthorized,         // upstream refused our credentials
-  kDenied,               // upstream forbade access
-  kTooManyRequests,      // upstream rate limit (Docker Hub 429)
-  kUpstreamUnavailable,  // upstream unreachable, timed out or answered 5xx
-  kUpstreamInvalid,      // upstream sent something unusable (digest mismatch, truncation)
-  kConfigInvalid,        // bad configuration value
-  kIo,                   // local disk or database failure
+  kInternal,              // a bug or an unexpected local failure
+  kNameInvalid,           // repository name fails the distribution grammar
+  kTagInvalid,            // tag fails the grammar
+  kDigestInvalid,         // digest malformed or unsupported algorithm
+  kManifestInvalid,       // bytes are not a manifest
+  kManifestUnknown,       // no such manifest (here or upstream)
+  kBlobUnknown,           // no such blob (here or upstream)
+  kNameUnknown,           // no such repository
+  kRangeInvalid,          // Range header not satisfiable
+  kPaginationInvalid,     // n query parameter is not a number
+  kUnsupported,           // writes on a read-only mirror
+  kUnauthorized,          // upstream refused our credentials, or a client sent none valid
+  kCredentialsMalformed,  // a client's request holds more than one Authorization field
+  kDenied,                // upstream forbade access
+  kTooManyRequests,       // upstream rate limit (Docker Hub 429)
+  kUpstreamUnavailable,   // upstream unreachable, timed out or answered 5xx
+  kUpstreamInvalid,       // upstream sent something unusable (digest mismatch, truncation)
+  kConfigInvalid,         // bad configuration value
+  kIo,                    // local disk or database failure
 };
 
 }  // namespace hubcache

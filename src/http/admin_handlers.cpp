@@ -72,6 +72,11 @@ bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& re
                      "the admin API is off (set HUBCACHE_ADMIN_TOKEN or HUBCACHE_ADMIN_USERS)"});
     return false;
   }
+  if (ClientAuth::RepeatedAuthorization(req)) {
+    ++mirror_.stats().admin_auth_failures;
+    ClientAuth::RefuseRepeatedAuthorization(res);
+    return false;
+  }
   const std::string header = req.get_header_value("Authorization");
   const std::string expected = "Bearer " + token;
   // Constant time, so the token cannot be guessed byte by byte.

@@ -1,11 +1,11 @@
 #include "http/client_auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "http/basic_credentials.h"
 #include "http/responses.h"
 
 namespace hubcache {
@@ -16,26 +16,6 @@ constexpr auto kFailureWindow = std::chrono::seconds(60);
 constexpr auto kBlockTime = std::chrono::seconds(60);
 
 bool IsHealthProbe(const std::string& path) { return path == "/healthz" || path == "/readyz"; }
-
-// "Basic dXNlcjpwYXNz" -> user, password.
-bool DecodeBasic(const std::string& header, std::string* user, std::string* password) {
-  if (header.size() < 7 || ToLower(header.substr(0, 6)) != "basic ") return false;
-  std::string encoded(TrimSpaces(header.substr(6)));
-  if (encoded.empty() || encoded.size() > 4096 || encoded.size() % 4 != 0) return false;
-  std::string decoded(encoded.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
-                          reinterpret_cast<const unsigned char*>(encoded.data()),
-                          static_cast<int>(encoded.size()));
-  if (n < 0) return false;
-  // EVP_DecodeBlock counts the padding bytes as zeros: drop them.
-  size_t padding = encoded.size() - encoded.find_last_not_of('=') - 1;
-  decoded.resize(static_cast<size_t>(n) - std::min<size_t>(padding, 2));
-  size_t colon = decoded.find(':');
-  if (colon == std::string::npos) return false;
-  *user = decoded.substr(0, colon);
-  *password = decoded.substr(colon + 1);
-  return true;
-}
 
 }  // namespace
 
@@ -65,9 +45,20 @@ bool ClientAuth::Protects(const std::string& path) const {
   return config_.stats_access != "open";
 }
 
+bool ClientAuth::RepeatedAuthorization(const httplib::Request& req) {
+  return req.get_header_value_count("Authorization") > 1;
+}
+
+void ClientAuth::RefuseRepeatedAuthorization(httplib::Response& res) {
+  WriteError(res, Error{ErrorKind::kCredentialsMalformed, "more than one Authorization header"});
+}
+
 bool ClientAuth::Verify(const httplib::Request& req, std::string* user) {
-  std::string password;
-  if (!DecodeBasic(req.get_header_value("Authorization"), user, &password)) return false;
+  if (RepeatedAuthorization(req)) return false;
+  auto credentials = ParseBasicAuthorization(req.get_header_value("Authorization"));
+  if (!credentials) return false;
+  *user = credentials->user;
+  const std::string& password = credentials->password;
   if (*user == kInternalUser) {
     return password.size() == internal_password_.size() &&
            CRYPTO_memcmp(password.data(), internal_password_.data(), password.size()) == 0;
@@ -107,6 +98,10 @@ bool ClientAuth::Authenticate(const httplib::Request& req, httplib::Response& re
     ++stats_.auth_failures;
     RecordFailure(req.remote_addr);
     Logger("auth")->warn("authentication failed client={} user={}", req.remote_addr, *user);
+  }
+  if (RepeatedAuthorization(req)) {
+    RefuseRepeatedAuthorization(res);
+    return false;
   }
   res.set_header("WWW-Authenticate", "Basic realm=\"" + config_.htpasswd_realm + "\"");
   WriteError(res, Error{ErrorKind::kUnauthorized, "authentication required"});

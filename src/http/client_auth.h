@@ -1,7 +1,8 @@
 #pragma once
 // Who may pull: client authentication (htpasswd, Basic) with failed attempts
 // rate-limited per client address, and the per-client limit on requests in
-// flight. Thread-safe. Never logs passwords or Authorization headers.
+// flight. Thread-safe; owns the htpasswd file's entries, borrows the stats
+// (which must outlive it). Never logs passwords or Authorization headers.
 
 #include <httplib.h>
 
@@ -32,12 +33,20 @@ class ClientAuth {
   bool Protects(const std::string& path) const;
 
   // True when the request carries valid credentials (sets *user). Otherwise
-  // writes the answer: 401 with the Basic challenge, or 429 when the client
-  // address failed too often lately.
+  // writes the answer: 401 with the Basic challenge, 400 when the request has
+  // more than one Authorization field (RepeatedAuthorization), or 429 when the
+  // client address failed too often lately.
   bool Authenticate(const httplib::Request& req, httplib::Response& res, std::string* user);
 
   // Basic credentials of an htpasswd user listed in HUBCACHE_ADMIN_USERS.
   bool IsAdmin(const httplib::Request& req);
+
+  // Authorization is a singleton field (RFC 9110 sections 5.3 and 11.6.2): a
+  // request with two is malformed and is refused with 400 (as RFC 9112 does
+  // for two Host fields) rather than letting one of them win, as the CNCF
+  // registry does (Go's Header.Get takes the first).
+  static bool RepeatedAuthorization(const httplib::Request& req);
+  static void RefuseRepeatedAuthorization(httplib::Response& res);
 
   // The server's own pre-warm (keep-warm, admin jobs) pulls as this user with
   // a random password made at start and kept in memory only. No htpasswd

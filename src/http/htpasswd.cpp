@@ -3,6 +3,7 @@
 #include <crypt.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +16,29 @@ namespace {
 bool IsBcrypt(std::string_view hash) {
   return hash.size() == 60 && (hash.substr(0, 4) == "$2y$" || hash.substr(0, 4) == "$2b$" ||
                                hash.substr(0, 4) == "$2a$");
+}
+
+// The cost of "$2y$05$...": 5; 0 when the field is not two digits.
+int BcryptCost(std::string_view hash) {
+  if (hash.size() < 7 || hash[6] != '$') return 0;
+  char tens = hash[4], ones = hash[5];
+  if (tens < '0' || tens > '9' || ones < '0' || ones > '9') return 0;
+  return (tens - '0') * 10 + (ones - '0');
+}
+
+// A bcrypt hash of a random password at `cost`; empty if the crypt library
+// cannot make one.
+std::string MakeDummyHash(int cost) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  // No random bytes given: libxcrypt draws them from the system.
+  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, setting,
+                       sizeof(setting)) == nullptr) {
+    return {};
+  }
+  crypt_data data{};
+  const char* hash = crypt_r(setting + 7, setting, &data);  // the salt text as the password
+  if (hash == nullptr || hash[0] == '*') return {};
+  return hash;
 }
 
 }  // namespace
@@ -71,6 +95,17 @@ Status HtpasswdFile::ReadNow() {
   if (parsed.entries.empty()) {
     return Fail(ErrorKind::kConfigInvalid, "htpasswd file " + path_ + " has no bcrypt entries");
   }
+  int cost = 0;
+  for (const auto& e : parsed.entries) cost = std::max(cost, BcryptCost(e.hash));
+  if (cost < 4 || cost > 31) cost = 10;  // no entry names a usable cost: bcrypt's usual one
+  if (dummy_hash_.empty() || BcryptCost(dummy_hash_) != cost) {
+    std::string dummy = MakeDummyHash(cost);
+    if (dummy.empty()) {
+      return Fail(ErrorKind::kConfigInvalid,
+                  "the crypt library cannot make bcrypt hashes of cost " + std::to_string(cost));
+    }
+    dummy_hash_ = std::move(dummy);
+  }
   hashes_.clear();
   for (auto& e : parsed.entries) hashes_[e.user] = e.hash;
   verified_.clear();
@@ -97,6 +132,7 @@ void HtpasswdFile::MaybeReload() {
 
 bool HtpasswdFile::Verify(const std::string& user, const std::string& password) {
   std::string hash;
+  bool known = false;
   Sha256 key_hasher;
   key_hasher.Update(user);
   key_hasher.Update("\0", 1);
@@ -106,14 +142,16 @@ bool HtpasswdFile::Verify(const std::string& user, const std::string& password) 
     std::lock_guard lock(mutex_);
     MaybeReload();
     auto it = hashes_.find(user);
-    if (it == hashes_.end()) return false;
-    if (verified_.count(key)) return true;
-    hash = it->second;
+    known = it != hashes_.end();
+    if (known && verified_.count(key)) return true;
+    // An unknown user costs the same bcrypt as a known one with a wrong password.
+    hash = known ? it->second : dummy_hash_;
   }
   // bcrypt is slow on purpose: run it outside the lock.
   crypt_data data{};
   const char* result = crypt_r(password.c_str(), hash.c_str(), &data);
-  bool ok = result != nullptr && result[0] != '*' && hash == result;
+  const bool no_nul = password.find('\0') == std::string::npos;
+  bool ok = known && no_nul && result != nullptr && result[0] != '*' && hash == result;
   if (ok) {
     std::lock_guard lock(mutex_);
     auto it = hashes_.find(user);

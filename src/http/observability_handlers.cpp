@@ -452,6 +452,7 @@ void ObservabilityHandlers::ProbeLoop() {
       curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION " readyz");
       curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
       curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &DiscardBody);
+      mirror_.upstream().ApplyTlsOptions(h);  // the same trust as the registry traffic
       rc = curl_easy_perform(h);
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
       curl_easy_cleanup(h);

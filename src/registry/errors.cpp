@@ -28,6 +28,8 @@ WireError ToWire(ErrorKind kind) {
       return {405, "UNSUPPORTED"};
     case ErrorKind::kUnauthorized:
       return {401, "UNAUTHORIZED"};
+    case ErrorKind::kCredentialsMalformed:
+      return {400, "UNAUTHORIZED"};
     case ErrorKind::kDenied:
       return {403, "DENIED"};
     case ErrorKind::kTooManyRequests:

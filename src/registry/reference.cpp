@@ -106,8 +106,14 @@ Result<Reference> ParseReference(std::string_view raw) {
     if (!digest) return tl::unexpected(digest.error());
     return Reference(*digest);
   }
+  // No ':' so no digest, and not a tag: no manifest can ever be found by it.
+  // The OCI distribution spec answers a reference it cannot find with 404
+  // MANIFEST_UNKNOWN (its conformance suite asks for ".INVALID_MANIFEST_NAME");
+  // only a malformed digest is the client's error (400 DIGEST_INVALID).
   auto tag = Tag::Parse(raw);
-  if (!tag) return Fail(ErrorKind::kManifestInvalid, "reference is neither a tag nor a digest");
+  if (!tag)
+    return Fail(ErrorKind::kManifestUnknown,
+                "reference is neither a tag nor a digest: no manifest has it");
   return Reference(*tag);
 }
 

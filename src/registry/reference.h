@@ -54,6 +54,9 @@ class Digest {
 };
 
 // The <reference> of /v2/<name>/manifests/<reference>: a tag or a digest.
+// ParseReference fails with kDigestInvalid for a malformed digest (it has a
+// ':') and kManifestUnknown for anything else that is no tag (it names no
+// manifest that can exist).
 using Reference = std::variant<Tag, Digest>;
 [[nodiscard]] Result<Reference> ParseReference(std::string_view raw);
 std::string ReferenceString(const Reference& ref);

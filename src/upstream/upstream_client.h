@@ -98,6 +98,11 @@ class UpstreamClient {
 
   const UpstreamCounters& counters() const { return counters_; }
 
+  // The upstream's TLS trust (REGISTRY_PROXY_CA, HUBCACHE_UPSTREAM_INSECURE) on
+  // a curl easy handle (a CURL*): the one home of these settings, also used by
+  // anything else that talks to the upstream (the readiness probe).
+  void ApplyTlsOptions(void* handle) const;
+
  private:
   struct Request;
   struct HandlePool;
@@ -117,8 +122,6 @@ class UpstreamClient {
   Result<std::string> AuthorizationFor(const std::string& scope);
   Result<std::string> FetchToken(const AuthChallenge& challenge, const std::string& scope);
   bool SameOriginAsUpstream(const std::string& url) const;
-  // CA bundle / insecure mode on a curl easy handle (a CURL*).
-  void ApplyTlsOptions(void* handle) const;
 
   const UpstreamOptions options_;
   std::unique_ptr<HandlePool> handles_;

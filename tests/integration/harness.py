@@ -9,7 +9,8 @@
   cache_objects()       the objects in a hubcache root (blobs/ and manifests/), by digest
   module_workdir()      a fresh temp dir for one test module, removed at the end
   require_tools()       exit 77 when a tool the tests need is not installed
-  run_module()          unittest.main for a module, with cleanups even on SIGTERM/^C
+  run_module()          unittest.main for a module, with cleanups even on SIGTERM/^C;
+                        exit 77 when a test skipped (scripts/test.sh: a failure)
 Every call has a timeout; nothing here leaves a process or thread behind.
 """
 import hashlib
@@ -177,9 +178,12 @@ def module_workdir(prefix):
 
 
 def require_tools(*tools):
+    """Exit 77 (skip) when a tool is missing. scripts/test.sh counts that as a failure:
+    scripts/install-deps.sh installs every one of them."""
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        print(f"SKIP: missing tools: {', '.join(missing)}", file=sys.stderr)
+        print(f"SKIP: missing tools: {', '.join(missing)} (scripts/install-deps.sh all)",
+              file=sys.stderr)
         sys.exit(77)
 
 
@@ -278,7 +282,9 @@ def dir_entries(path):
 
 
 def run_module(path, last_resort=()):
-    """Runs a test module's tests and exits 0 (all passed) or 1, printing the wall time.
+    """Runs a test module's tests and exits 0 (all passed), 1, or 77 when all that ran passed
+    but some were skipped (a skip is a test that could not run here: scripts/test.sh counts
+    it as a failure, so it cannot pass CI unseen). Prints the wall time.
 
     SIGTERM (meson's timeout) becomes KeyboardInterrupt, which unittest does not catch:
     the module cleanups still run, then every Mirror still running is killed, then each
@@ -288,9 +294,11 @@ def run_module(path, last_resort=()):
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     ok = False
+    skipped = []
     try:
         prog = unittest.main(exit=False, verbosity=2)
         ok = prog.result.wasSuccessful()
+        skipped = prog.result.skipped
     finally:
         try:
             mirror.stop_all()
@@ -299,4 +307,8 @@ def run_module(path, last_resort=()):
             for fn in last_resort:
                 fn()
         print(f"{os.path.basename(path)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
+    if ok and skipped:
+        for test, reason in skipped:
+            print(f"SKIP: {test.id()}: {reason}", file=sys.stderr)
+        sys.exit(77)
     sys.exit(0 if ok else 1)

@@ -232,11 +232,19 @@ class SharedMirror(Base):
             with self.subTest(blob=ref):
                 path = f"/v2/library/multi/blobs/{ref}"
                 self.assert_error(self.call(self.m, "GET", path), 400, ["DIGEST_INVALID"], path)
-        for ref in ("sha256:abc", ".hidden", "-dash", "a" * 129):
+        for ref in ("sha256:abc", "sha256:" + "Z" * 64, "sha512:" + "a" * 128):
             with self.subTest(manifest=ref[:20]):
                 path = f"/v2/library/multi/manifests/{ref}"
                 self.assert_error(self.call(self.m, "GET", path, {"Accept": ACCEPT_ALL}), 400,
-                                  ["DIGEST_INVALID", "MANIFEST_INVALID", "TAG_INVALID"], path)
+                                  ["DIGEST_INVALID"], path)
+        # Neither a tag nor a digest: no manifest can exist under it, so 404 (as the OCI
+        # conformance suite's ".INVALID_MANIFEST_NAME" expects), GET and HEAD alike.
+        for ref in (".INVALID_MANIFEST_NAME", ".hidden", "-dash", "a" * 129):
+            with self.subTest(manifest=ref[:20]):
+                path = f"/v2/library/multi/manifests/{ref}"
+                self.assert_error(self.call(self.m, "GET", path, {"Accept": ACCEPT_ALL}), 404,
+                                  ["MANIFEST_UNKNOWN"], path)
+                self.assertEqual(self.call(self.m, "HEAD", path).status, 404, path)
         S.up.sync_log()
         self.assertEqual(S.up.requests(since=mark), [], "invalid references reached the upstream")
 

@@ -334,6 +334,7 @@ class LsRmGc(CacheTest):
         self.assertEqual(r["freed"], human_bytes(1000 + 3300))
         self.assertEqual(tree_snapshot(root), snapshot, "gc --dry-run changed files")
         self.assertEqual(ls_json(root), listing, "gc --dry-run changed the index")
+        dry = r
 
         r = parse_gc(cli_ok(self, "gc", "--root", root))
         self.assertFalse(r["dry_run"])
@@ -342,6 +343,9 @@ class LsRmGc(CacheTest):
         objects = harness.cache_objects(root)
         self.assertEqual((r["cache_entries"], r["cache_size"], r["server_note"]),
                          (len(objects), human_bytes(sum(objects.values())), ""))
+        # The dry run reported the cache the real run left (it printed "0 B" once).
+        self.assertEqual((dry["cache_entries"], dry["cache_size"]),
+                         (r["cache_entries"], r["cache_size"]))
         self.assertEqual(harness.dir_entries(os.path.join(root, "tmp")), [])
         self.assertFalse(os.path.exists(wrong))
         self.assertEqual(harness.file_sha256(adopted), b_config)
@@ -372,8 +376,14 @@ class LsRmGc(CacheTest):
         r = parse_gc(cli_ok(self, "gc", "--root", root, "--verify", "--dry-run"))
         self.assertEqual(r["corrupt"], 1, r)
         self.assertEqual(harness.file_sha256(path), corrupted, "--dry-run removed the file")
+        dry = r
         r = parse_gc(cli_ok(self, "gc", "--root", root, "--verify"))
         self.assertEqual((r["corrupt"], r["freed"]), (1, human_bytes(d2.blobs[layer])), r)
+        objects = harness.cache_objects(root)
+        self.assertEqual((r["cache_entries"], r["cache_size"]),
+                         (len(objects), human_bytes(sum(objects.values()))))
+        self.assertEqual((dry["cache_entries"], dry["cache_size"]),
+                         (r["cache_entries"], r["cache_size"]), "--verify --dry-run's cache size")
         self.assertFalse(os.path.exists(path), "the corrupt blob is still there")
         r = parse_gc(cli_ok(self, "gc", "--root", root, "--verify", "--dry-run"))
         self.assertEqual(r["entries"] + r["adopted"], 0, f"a second gc still finds work: {r}")

@@ -407,8 +407,9 @@ class Prewarm(unittest.TestCase):
     # -- 9: a mirror with TLS and client auth ------------------------------------------------------
 
     def test_9_locked_down_mirror_prewarms_with_credentials_and_keeps_warm_itself(self):
-        if shutil.which("htpasswd") is None:
-            self.skipTest("htpasswd (apache2-utils) is not installed")
+        # Never a skip: a test that cannot run fails (scripts/install-deps.sh installs it).
+        self.assertIsNotNone(shutil.which("htpasswd"),
+                             "htpasswd (apache2-utils) is not installed: scripts/install-deps.sh all")
         cert, key = make_cert(self.work, "prewarm-mirror")
         htpasswd = os.path.join(self.work, "prewarm-htpasswd")
         subprocess.run(["htpasswd", "-B", "-b", "-c", htpasswd, "puller", "pull-secret"],

@@ -2,15 +2,24 @@
 token-auth upstream: skopeo pulls over HTTPS with --src-cert-dir, TLS 1.0/1.1
 refused, htpasswd -B users (right, wrong, missing password), admin refused to
 a pull user, bad TLS/htpasswd files refused at start, the certificate
-re-read on SIGHUP, and the mirror never forwarding client credentials."""
+re-read on SIGHUP, and the mirror never forwarding client credentials.
+
+Credentials (issue 12): a password followed by NUL and garbage, control bytes,
+any scheme but `Basic` + spaces, and two Authorization fields are refused; an
+unknown user is answered no faster than a known one with a wrong password (no
+user enumeration by timing). The readiness probe trusts the upstream the way
+the registry traffic does (REGISTRY_PROXY_CA, HUBCACHE_UPSTREAM_INSECURE)."""
 import base64
 import http.client
+import json
 import os
 import shutil
 import signal
 import ssl
 import subprocess
+import statistics
 import sys
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -37,6 +46,26 @@ def make_cert(directory, name):
 
 def basic(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def raw_exchange(port, head_lines, timeout=20):
+    """Sends `GET /v2/` with exactly these header lines on a plain connection; returns
+    (status, parsed JSON body or None). http.client would refuse some of these headers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest("GET", "/v2/", skip_accept_encoding=True)
+        for name, value in head_lines:
+            conn.putheader(name, value)
+        conn.endheaders()
+        r = conn.getresponse()
+        body = r.read()
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        return r.status, doc
+    finally:
+        conn.close()
 
 
 def get(url, headers=None, context=None):
@@ -171,6 +200,96 @@ class Security(unittest.TestCase):
         type(self).ctx = ssl.create_default_context(cafile=self.cert)
 
 
+class Credentials(unittest.TestCase):
+    """What counts as credentials: each test gets its own plain-HTTP mirror, so that no
+    test's failed attempts (10 a minute per address, then 429) spill into another's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cleanup = harness.module_workdir("security-credentials")
+        cls.addClassCleanup(cleanup)
+        cls.htpasswd = os.path.join(cls.work, "htpasswd")
+        # -C 10: a bcrypt check takes tens of ms, far above a request's own cost, so the
+        # timing test sees the difference an unknown user would make.
+        subprocess.run(["htpasswd", "-B", "-C", "10", "-b", "-c", cls.htpasswd, PULL_USER,
+                        PULL_PASSWORD], check=True, capture_output=True, timeout=60)
+
+    def mirror(self):
+        d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
+        os.makedirs(d)
+        # The upstream is never asked: /v2/ is answered by the mirror itself.
+        m = Mirror(d, f"http://127.0.0.1:{free_port()}", env={
+            "REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": self.htpasswd})
+        self.addCleanup(m.stop)
+        m.start()
+        return m
+
+    def encoded(self, raw):
+        return base64.b64encode(raw).decode()
+
+    def test_control_bytes_in_credentials_refused(self):
+        m = self.mirror()
+        good = f"{PULL_USER}:{PULL_PASSWORD}".encode()
+        self.assertEqual(raw_exchange(m.port, [("Authorization", "Basic " + self.encoded(good))])[0],
+                         200)
+        for raw in (good + b"\0garbage", good + b"\0", good + b"\n", good + b"\x7f",
+                    f"{PULL_USER}\t:{PULL_PASSWORD}".encode()):
+            with self.subTest(raw=raw):
+                status, doc = raw_exchange(m.port,
+                                           [("Authorization", "Basic " + self.encoded(raw))])
+                self.assertEqual(status, 401, raw)
+                self.assertEqual([e["code"] for e in doc["errors"]], ["UNAUTHORIZED"])
+
+    def test_scheme_must_be_basic_then_spaces(self):
+        m = self.mirror()
+        token = self.encoded(f"{PULL_USER}:{PULL_PASSWORD}".encode())
+        for value, want in ((f"Basic {token}", 200), (f"bAsIc   {token}", 200),
+                            (f"Basic{token}", 401), (f"Basic\t{token}", 401),
+                            (f"Basic: {token}", 401), (f"Basics {token}", 401),
+                            (f"Bearer {token}", 401), (f"Basic {token} x", 401)):
+            with self.subTest(value=value):
+                self.assertEqual(raw_exchange(m.port, [("Authorization", value)])[0], want, value)
+
+    def test_percent_encoded_scheme_refused(self):
+        """`Basic%20<token>` is no Basic credential: header values are never percent-decoded
+        (src/http/request_parser.h)."""
+        m = self.mirror()
+        token = self.encoded(f"{PULL_USER}:{PULL_PASSWORD}".encode())
+        self.assertEqual(raw_exchange(m.port, [("Authorization", f"Basic%20{token}")])[0], 401)
+
+    def test_two_authorization_fields_refused(self):
+        """Authorization is a singleton field (RFC 9110 5.3, 11.6.2): two make a malformed
+        request, refused with 400 and a registry error, whichever of them is valid."""
+        m = self.mirror()
+        good = basic(PULL_USER, PULL_PASSWORD)
+        bad = basic(PULL_USER, "wrong")
+        for pair in ((good, bad), (bad, good), (good, good)):
+            with self.subTest(pair=pair):
+                status, doc = raw_exchange(m.port, [("Authorization", v) for v in pair])
+                self.assertEqual(status, 400, pair)
+                self.assertEqual([e["code"] for e in doc["errors"]], ["UNAUTHORIZED"])
+        self.assertEqual(raw_exchange(m.port, [("Authorization", good)])[0], 200)
+
+    def test_unknown_user_takes_as_long_as_a_wrong_password(self):
+        m = self.mirror()
+
+        def seconds(user):
+            t0 = time.monotonic()
+            status, _ = raw_exchange(m.port, [("Authorization", basic(user, "wrong-password"))])
+            elapsed = time.monotonic() - t0
+            self.assertEqual(status, 401)
+            return elapsed
+
+        known, unknown = [], []
+        for i in range(4):  # interleaved; 8 failures stay under the 10 a minute that block
+            known.append(seconds(PULL_USER))
+            unknown.append(seconds(f"nobody{i}"))
+        k, u = statistics.median(known), statistics.median(unknown)
+        self.assertGreater(k, 0.005, f"a bcrypt check of cost 10 took {k * 1000:.1f} ms?")
+        self.assertGreaterEqual(u, k / 2, f"unknown user {u * 1000:.1f} ms, known user with a "
+                                          f"wrong password {k * 1000:.1f} ms: names can be told")
+
+
 class UpstreamTrust(unittest.TestCase):
     """Upstream TLS is verified by default; REGISTRY_PROXY_CA trusts a private CA;
     HUBCACHE_UPSTREAM_INSECURE skips verification (and is warned about)."""
@@ -215,19 +334,46 @@ class UpstreamTrust(unittest.TestCase):
         finally:
             m.stop()
 
+    def readiness_through_mirror(self, env):
+        """/readyz's upstream section once its probe has answered."""
+        d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
+        os.makedirs(d)
+        m = Mirror(d, self.upstream_url, env=env)
+        m.start()
+        try:
+            out = {}
+
+            def probed():
+                status, _, body = get(m.url + "/readyz")
+                out["status"], out["upstream"] = status, json.loads(body)["upstream"]
+                return out["upstream"]["reachable"] is not None
+            wait_until(probed, 20, "/readyz to report the upstream")
+            return out["status"], out["upstream"]
+        finally:
+            m.stop()
+
     def test_verified_by_default(self):
         status, body, _ = self.status_through_mirror({})
         self.assertIn(status, (502, 503), body)
+        status, upstream = self.readiness_through_mirror({})
+        self.assertEqual(status, 200)  # reported, never required
+        self.assertFalse(upstream["reachable"], upstream)
+        self.assertIn("certificate", upstream["detail"].lower(), upstream)
 
     def test_private_ca_trusted(self):
         status, body, _ = self.status_through_mirror({"REGISTRY_PROXY_CA": self.cert})
         self.assertEqual(status, 404, body)
         self.assertIn(b"MANIFEST_UNKNOWN", body)
+        _, upstream = self.readiness_through_mirror({"REGISTRY_PROXY_CA": self.cert})
+        self.assertTrue(upstream["reachable"], upstream)
+        self.assertEqual(upstream["status"], 404, upstream)
 
     def test_insecure_flag_skips_verification_with_a_warning(self):
         status, body, log = self.status_through_mirror({"HUBCACHE_UPSTREAM_INSECURE": "true"})
         self.assertEqual(status, 404, body)
         self.assertIn("verification is OFF", log)
+        _, upstream = self.readiness_through_mirror({"HUBCACHE_UPSTREAM_INSECURE": "true"})
+        self.assertTrue(upstream["reachable"], upstream)
 
 
 class StartupRefusals(unittest.TestCase):

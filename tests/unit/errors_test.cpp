@@ -29,6 +29,7 @@ TEST_CASE("ToWire maps every ErrorKind to a registry code and HTTP status") {
       {ErrorKind::kPaginationInvalid, 400, "PAGINATION_NUMBER_INVALID"},
       {ErrorKind::kUnsupported, 405, "UNSUPPORTED"},
       {ErrorKind::kUnauthorized, 401, "UNAUTHORIZED"},
+      {ErrorKind::kCredentialsMalformed, 400, "UNAUTHORIZED"},
       {ErrorKind::kDenied, 403, "DENIED"},
       {ErrorKind::kTooManyRequests, 429, "TOOMANYREQUESTS"},
       {ErrorKind::kUpstreamUnavailable, 503, "UNAVAILABLE"},

@@ -1,5 +1,5 @@
-// Only the temp-file part of reconciliation: the removal of interrupted fills
-// that BlobStore::Open leaves in tmp/.
+// Reconciliation: the removal of interrupted fills that BlobStore::Open leaves
+// in tmp/, and what the report counts with and without --dry-run.
 #include "cache/reconcile.h"
 
 #include <doctest/doctest.h>
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/sha256.h"
 #include "temp_dir.h"
 
 namespace hubcache {
@@ -59,6 +60,66 @@ TEST_CASE("Reconcile: temp files of interrupted fills") {
     CHECK(report->temp_removed == c.removed);
     CHECK(CountFiles(dir.path() / "tmp") == c.left);
     CHECK(fs::is_directory(dir.path() / "tmp"));
+  }
+}
+
+Digest DigestOf(const std::string& bytes) {
+  Sha256 h;
+  h.Update(bytes);
+  return Digest::FromHex(h.FinishHex());
+}
+
+// Writes `bytes` where the store keeps the blob `named` (its own digest, or
+// another's for a corrupt file).
+void PlaceBlob(const BlobStore& store, const Digest& named, const std::string& bytes) {
+  fs::path path = store.PathOf(ObjectKind::kBlob, named);
+  fs::create_directories(path.parent_path());
+  WriteFile(path, bytes);
+}
+
+TEST_CASE("Reconcile: a dry run reports the cache size it would leave, as a real run does") {
+  struct Case {
+    const char* name;
+    bool verify;
+    uint64_t entries;  // afterwards
+    uint64_t bytes;    // afterwards
+  };
+  // indexed (10 B) + adopted orphan (7 B); the indexed corrupt one (4 B) goes
+  // only when verified; the unindexed wrong-bytes orphan (5 B) always goes.
+  const std::vector<Case> cases = {
+      {"gc", false, 3, 10 + 7 + 4},
+      {"gc --verify", true, 2, 10 + 7},
+  };
+  for (const auto& c : cases) {
+    for (bool dry_run : {true, false}) {
+      CAPTURE(c.name);
+      CAPTURE(dry_run);
+      TempDir dir;
+      auto store = BlobStore::Open(dir.path());
+      REQUIRE(store.has_value());
+      auto index = IndexDb::Open(dir.path() / "index.db");
+      REQUIRE(index.has_value());
+      const std::string indexed = "0123456789", orphan = "orphan!", corrupt = "abcd";
+      PlaceBlob(**store, DigestOf(indexed), indexed);
+      REQUIRE((*index)->PutBlob(DigestOf(indexed).str(), indexed.size(), 1).has_value());
+      PlaceBlob(**store, DigestOf(orphan), orphan);
+      PlaceBlob(**store, DigestOf("the real one"), corrupt);
+      REQUIRE((*index)->PutBlob(DigestOf("the real one").str(), corrupt.size(), 1).has_value());
+      PlaceBlob(**store, DigestOf("other bytes"), "wrong");
+
+      ReconcileOptions options;
+      options.verify = c.verify;
+      options.dry_run = dry_run;
+      auto report = Reconcile(**store, **index, options);
+      REQUIRE(report.has_value());
+      CHECK(report->entries == c.entries);
+      CHECK(report->bytes == c.bytes);
+      CHECK(report->orphans_adopted == 1);
+      CHECK(report->orphans_removed == 1);
+      CHECK(report->corrupt_removed == (c.verify ? 1 : 0));
+      // A dry run changes nothing: every file is still there.
+      CHECK(fs::exists((*store)->PathOf(ObjectKind::kBlob, DigestOf("other bytes"))) == dry_run);
+    }
   }
 }
 

@@ -247,15 +247,16 @@ TEST_CASE("ParseReference tells tags from digests") {
       {"sha512:" + kEmptyHex + kEmptyHex, Case::kError, ErrorKind::kDigestInvalid},
       {"a:b", Case::kError, ErrorKind::kDigestInvalid},
       {":", Case::kError, ErrorKind::kDigestInvalid},
-      // Neither a tag nor a digest.
-      {"", Case::kError, ErrorKind::kManifestInvalid},
-      {"-x", Case::kError, ErrorKind::kManifestInvalid},
-      {".x", Case::kError, ErrorKind::kManifestInvalid},
-      {Repeat('t', 129), Case::kError, ErrorKind::kManifestInvalid},
-      {"a b", Case::kError, ErrorKind::kManifestInvalid},
-      {"a/b", Case::kError, ErrorKind::kManifestInvalid},
-      {"a@b", Case::kError, ErrorKind::kManifestInvalid},
-      {"..", Case::kError, ErrorKind::kManifestInvalid},
+      // Neither a tag nor a digest: no manifest can exist under it (404, not 400).
+      {"", Case::kError, ErrorKind::kManifestUnknown},
+      {"-x", Case::kError, ErrorKind::kManifestUnknown},
+      {".x", Case::kError, ErrorKind::kManifestUnknown},
+      {Repeat('t', 129), Case::kError, ErrorKind::kManifestUnknown},
+      {"a b", Case::kError, ErrorKind::kManifestUnknown},
+      {"a/b", Case::kError, ErrorKind::kManifestUnknown},
+      {"a@b", Case::kError, ErrorKind::kManifestUnknown},
+      {"..", Case::kError, ErrorKind::kManifestUnknown},
+      {".INVALID_MANIFEST_NAME", Case::kError, ErrorKind::kManifestUnknown},  // OCI conformance
   };
   for (const auto& c : cases) {
     CAPTURE(c.input);
