@@ -6,6 +6,7 @@
 
 #include "cache/upstream_errors.h"
 #include "common/log.h"
+#include "common/strings.h"
 #include "http/responses.h"
 #include "registry/media_types.h"
 #include "registry/pagination.h"
@@ -121,6 +122,18 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
     res.set_header("Connection", "close");
     return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror: " +
                                                               req.method + " is not supported"});
+  }
+  // containerd names the registry an image belongs to in ?ns= ("docker.io" for
+  // Docker Hub). This mirror serves Docker Hub alone: a repository of another
+  // registry is unknown here, never answered with Docker Hub's of that name.
+  if (!route.name.empty()) {
+    for (size_t i = 0; i < req.get_param_value_count("ns"); ++i) {
+      if (ToLower(req.get_param_value("ns", i)) != "docker.io") {
+        return WriteError(
+            res, Error{ErrorKind::kNameUnknown, "this mirror serves docker.io only, not ns=" +
+                                                    req.get_param_value("ns", i)});
+      }
+    }
   }
   switch (route.kind) {
     case RouteKind::kPing:
