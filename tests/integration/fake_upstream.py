@@ -26,7 +26,8 @@ like a failing load balancer). Modes:
   status_429       429 TOOMANYREQUESTS with Retry-After (param retry_after)
   status_401       401 with a Bearer challenge even for a valid token
   redirect         307 Location: <cdn>/... (blobs only; manifests ignore it);
-                   sign=False hands out a URL the CDN refuses with 403
+                   sign=False hands out a URL the CDN refuses with 403;
+                   location=URL redirects to URL instead (e.g. an internal address)
   html             200 text/html: a web page instead of registry content (a captive
                    portal, a misrouted load balancer), no Docker-Content-Digest
   empty_body       200 with the usual registry headers and Content-Length: 0 (also on the
@@ -484,7 +485,7 @@ class FakeRegistry:
             if fault.params.get("sign", True):
                 with self._lock:
                     self._redirect_sigs.add(sig)
-            loc = f"{self.cdn_url}/cdn/sha256/{ref[7:]}/data?verify={sig}"
+            loc = fault.params.get("location") or f"{self.cdn_url}/cdn/sha256/{ref[7:]}/data?verify={sig}"
             return self._send(h, 307, b"", "text/plain", {"Location": loc})
         if fault and fault.mode == "empty_body":
             return self._send(h, 200, b"", obj.media_type, {"Docker-Content-Digest": ref})

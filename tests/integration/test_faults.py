@@ -665,6 +665,59 @@ class NotRegistryContentTest(MirrorTestCase):
             wait_until(lambda: os.path.exists(blob_path(m.root, digest)), CLEANUP_DEADLINE_S, "blob file")
 
 
+# ---- redirects to internal addresses ---------------------------------------------------------
+class InternalRedirectTest(MirrorTestCase):
+    """A blob redirect to hubcache itself or to a reserved address is refused before connecting.
+
+    The upstream runs on 127.0.0.1, so loopback redirects are allowed in general (RedirectTest);
+    hubcache's own listening address:port and reserved addresses (0.0.0.0, which Linux connects
+    to this host) never are. Public-upstream cases (loopback, private, link-local refused) are
+    in tests/unit/connect_guard_test.cpp: a test here that failed would send packets off-host.
+    """
+
+    def _check_refused(self, location_for, witness):
+        img = self.fake.add_image(REPO)
+        digest = img["layer_digest"]
+        m = self.start_mirror()
+        location = location_for(m, digest)
+        self.fake.set_fault(digest, "redirect", location=location)
+        r = self.get_blob(m, digest)
+        self.assert_registry_error(r, (502,))
+        self.assertIsNone(r.headers.get("docker-content-digest"), r)
+        self.assertTrue(self.upstream_gets(digest, status=307), "the upstream never redirected")
+        self.assertEqual(witness(m), [], f"the mirror connected to {location}")
+        self.assertIn("connection refused url=", m.log(), "the refusal was not logged")
+        stats = fetch(m.url + "/stats")  # after the witness: this request is in the access log
+        self.assertGreaterEqual(stats.json()["upstream"]["connections_refused"], 1, stats)
+        self.assert_tmp_empties(m.root)
+        self.assert_not_cached(m.root, digest)
+        # Nothing of the refusal is remembered: a proper redirect afterwards works.
+        self.fake.set_fault(digest, "redirect")
+        self.assert_serves(self.get_blob(m, digest), img["layer"], digest)
+
+    @staticmethod
+    def _own_stats_requests(m):
+        return [line for line in m.log().splitlines() if "path=/stats" in line]
+
+    def test_redirect_to_own_address_is_refused(self):
+        self._check_refused(lambda m, d: f"http://127.0.0.1:{m.port}/stats", self._own_stats_requests)
+
+    def test_redirect_to_own_port_by_name_is_refused(self):
+        """`localhost` is no IP literal: only the address libcurl connects to shows it is us."""
+        self._check_refused(lambda m, d: f"http://localhost:{m.port}/stats", self._own_stats_requests)
+
+    def test_redirect_to_own_port_ipv4_mapped_is_refused(self):
+        self._check_refused(lambda m, d: f"http://[::ffff:127.0.0.1]:{m.port}/stats",
+                            self._own_stats_requests)
+
+    def test_redirect_to_unspecified_address_is_refused(self):
+        """0.0.0.0 reaches this host: here the fake CDN on 127.0.0.1, which must not be asked."""
+        self.fake = self.start_fake(cdn_host="localhost")  # its CDN listens on 127.0.0.1
+        self._check_refused(
+            lambda m, d: f"http://0.0.0.0:{self.fake.cdn_port}/cdn/sha256/{d[7:]}/data?verify=x",
+            lambda m: self.fake.requests(server="cdn"))
+
+
 # ---- stale tags while the upstream fails -----------------------------------------------------
 class StaleTagTest(MirrorTestCase):
     """--tag-freshness 0s: every tag read revalidates; an upstream failure serves the cached tag."""
