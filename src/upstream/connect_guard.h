@@ -19,6 +19,8 @@
 //     loopback port); reserved ones (0.0.0.0/8, multicast, ::) never.
 //
 // Thread-safe: every member may be called from any thread at any time.
+// Ownership: a plain value holding only its own state (no handles, no
+// borrowed pointers); UpstreamClient owns one and shares it with nobody.
 
 #include <netinet/in.h>
 #include <sys/socket.h>
