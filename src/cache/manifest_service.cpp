@@ -8,16 +8,18 @@
 namespace hubcache {
 namespace {
 
-// The media type to record for a manifest: the upstream's Content-Type when it
-// names a type, else what the body says.
-std::string MediaTypeOf(const UpstreamResponse& response, const std::string& body) {
-  std::string type = BareMediaType(response.Header("content-type"));
-  if (type.empty() || type == "application/json" || type == "text/plain" ||
-      type == "application/octet-stream") {
-    std::string detected = DetectManifestMediaType(body);
-    if (!detected.empty()) return detected;
+// The media type of an upstream manifest, checked by its content (and its
+// Content-Type): anything else (an HTML error page, a JSON error) is an
+// upstream failure, never served or kept.
+Result<std::string> CheckedMediaType(const UpstreamResponse& response, const std::string& what) {
+  auto type = CheckManifest(response.body, response.Header("content-type"));
+  if (!type) {
+    Logger("cache")->warn("upstream manifest refused manifest={} reason=\"{}\"", what,
+                          type.error().message);
+    return Fail(ErrorKind::kUpstreamInvalid,
+                what + ": the upstream's answer is not a manifest (" + type.error().message + ")");
   }
-  return type.empty() ? std::string("application/json") : type;
+  return type;
 }
 
 std::string TagKey(const RepoName& repo, const Tag& tag, const AcceptSet& accept) {
@@ -168,8 +170,12 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
       Logger("cache")->warn("manifest digest mismatch manifest={}", what);
       return Fail(ErrorKind::kUpstreamInvalid, what + ": upstream bytes do not match the digest");
     }
-    std::string media_type = MediaTypeOf(*response, response->body);
-    Manifest manifest{digest, media_type,
+    auto media_type = CheckedMediaType(*response, what);
+    if (!media_type) {
+      ++stats_.upstream_errors;
+      return tl::unexpected(media_type.error());
+    }
+    Manifest manifest{digest, *media_type,
                       std::make_shared<const std::string>(std::move(response->body))};
     if (auto s = Store(repo, manifest); !s) {
       Logger("cache")->warn("manifest not cached manifest={} error=\"{}\"", what,
@@ -266,14 +272,18 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
     return Fail(ErrorKind::kUpstreamInvalid,
                 what + ": upstream Docker-Content-Digest does not match the manifest bytes");
   }
-  std::string media_type = MediaTypeOf(*response, response->body);
-  Manifest manifest{digest, media_type,
+  auto media_type = CheckedMediaType(*response, what);
+  if (!media_type) {
+    ++stats_.upstream_errors;
+    return tl::unexpected(media_type.error());
+  }
+  Manifest manifest{digest, *media_type,
                     std::make_shared<const std::string>(std::move(response->body))};
   auto log = Logger("cache");
   if (auto s = Store(repo, manifest); !s) {
     log->warn("manifest not cached tag={} error=\"{}\"", what, s.error().message);
   } else {
-    StoreTag(repo, tag, accept, TagRow{digest.str(), media_type, UnixNowMs()});
+    StoreTag(repo, tag, accept, TagRow{digest.str(), *media_type, UnixNowMs()});
   }
   return ManifestResult{manifest, ManifestSource::kUpstream};
 }

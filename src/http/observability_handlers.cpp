@@ -261,6 +261,7 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
   }
   s.upstream_token_fetches = up.token_fetches;
   s.upstream_transport_errors = up.transport_errors;
+  s.upstream_connections_refused = up.connections_refused;
   s.upstream_errors = cs.upstream_errors;
   s.upstream_bytes_received = up.bytes_received;
   if (int64_t v = up.ratelimit_limit; v >= 0) s.ratelimit_limit = v;

@@ -6,6 +6,8 @@
 
 #include "cache/upstream_errors.h"
 #include "common/log.h"
+#include "common/sha256.h"
+#include "common/strings.h"
 #include "http/responses.h"
 #include "registry/media_types.h"
 #include "registry/pagination.h"
@@ -58,6 +60,16 @@ const char* SourceName(ManifestSource source) {
       return "stale";
   }
   return "hit";
+}
+
+// An upstream that announces an empty body for a blob: only the empty blob's
+// digest can be right (nothing else hashes to it), so anything else is refused
+// before a complete-looking empty body, digest and all, goes out.
+Status CheckEmptyBlob(const Digest& digest, const RepoName& repo) {
+  static const std::string kEmptyHex = Sha256::HexOf("");
+  if (digest.hex() == kEmptyHex) return {};
+  return Fail(ErrorKind::kUpstreamInvalid,
+              repo.str() + "@" + digest.str() + ": the upstream announced an empty body");
 }
 
 void SetBlobHeaders(httplib::Response& res, const Digest& digest) {
@@ -121,6 +133,18 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
     res.set_header("Connection", "close");
     return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror: " +
                                                               req.method + " is not supported"});
+  }
+  // containerd names the registry an image belongs to in ?ns= ("docker.io" for
+  // Docker Hub). This mirror serves Docker Hub alone: a repository of another
+  // registry is unknown here, never answered with Docker Hub's of that name.
+  if (!route.name.empty()) {
+    for (size_t i = 0; i < req.get_param_value_count("ns"); ++i) {
+      if (ToLower(req.get_param_value("ns", i)) != "docker.io") {
+        return WriteError(
+            res, Error{ErrorKind::kNameUnknown, "this mirror serves docker.io only, not ns=" +
+                                                    req.get_param_value("ns", i)});
+      }
+    }
   }
   switch (route.kind) {
     case RouteKind::kPing:
@@ -211,6 +235,20 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
     ++stats.blob_misses;
     auto total = (*fill)->WaitForHeaders(wait_limit);
     if (!total) return WriteError(res, total.error());
+    if (*total && **total == 0) {
+      // The fill fails on its own (and counts it): its bytes cannot match.
+      if (auto empty = CheckEmptyBlob(*digest, *repo); !empty)
+        return WriteError(res, empty.error());
+    }
+    if (!*total) {
+      // Unknown length: the headers wait for a first byte or the verified end,
+      // so a body that fails before its first byte (an empty one among them)
+      // is an error response, not a 200 that ends at once.
+      char probe = 0;
+      if (auto first = (*fill)->ReadAt(0, &probe, 1, wait_limit); !first) {
+        return WriteError(res, first.error());
+      }
+    }
     SetBlobHeaders(res, *digest);
     res.set_header(kCacheHeader, "miss");
     if (!*total) {
@@ -231,6 +269,12 @@ void RegistryHandlers::PassThrough(const httplib::Request& req, httplib::Respons
                                    const RepoName& repo, const Digest& digest) {
   auto size = UpstreamBlobSize(repo, digest);
   if (!size) return WriteError(res, size.error());
+  if (*size == 0) {
+    if (auto empty = CheckEmptyBlob(digest, repo); !empty) {
+      ++mirror_.stats().upstream_errors;
+      return WriteError(res, empty.error());
+    }
+  }
   ++mirror_.stats().pass_through_serves;
   SetBlobHeaders(res, digest);
   res.set_header(kCacheHeader, "pass-through");
@@ -276,6 +320,12 @@ void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo,
     auto upstream_size = UpstreamBlobSize(repo, digest);
     if (!upstream_size) return WriteError(res, upstream_size.error());
     size = *upstream_size;
+  }
+  if (*size == 0) {
+    if (auto empty = CheckEmptyBlob(digest, repo); !empty) {
+      ++mirror_.stats().upstream_errors;
+      return WriteError(res, empty.error());
+    }
   }
   SetBlobHeaders(res, digest);
   res.set_header(kCacheHeader, source);

@@ -121,6 +121,54 @@ std::string DetectManifestMediaType(std::string_view body) {
   return "";
 }
 
+Result<std::string> CheckManifest(std::string_view body, std::string_view content_type) {
+  auto invalid = [](const std::string& why) { return Fail(ErrorKind::kManifestInvalid, why); };
+  const std::string declared = BareMediaType(content_type);
+  const bool generic = declared.empty() || declared == "application/json" ||
+                       declared == "text/plain" || declared == "application/octet-stream";
+  auto is_list = [](std::string_view t) { return t == kOciIndex || t == kDockerManifestList; };
+  auto is_image = [](std::string_view t) { return t == kOciManifest || t == kDockerManifestV2; };
+  if (!generic && !is_list(declared) && !is_image(declared)) {
+    return invalid("Content-Type " + declared + " is not a manifest type");
+  }
+
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return invalid("the body is not a JSON object");
+  auto version = doc.find("schemaVersion");
+  if (version == doc.end() || !version->is_number_integer() || version->get<int64_t>() != 2) {
+    return invalid("schemaVersion is not 2");
+  }
+  auto field = [&doc](const char* name) {
+    auto it = doc.find(name);
+    return it == doc.end() ? nullptr : &*it;
+  };
+  const auto* manifests = field("manifests");
+  const auto* config = field("config");
+  const auto* layers = field("layers");
+  const bool list_shape = manifests != nullptr && manifests->is_array();
+  const bool image_shape =
+      config != nullptr && config->is_object() && layers != nullptr && layers->is_array();
+
+  std::string type;
+  if (const auto* media_type = field("mediaType"); media_type != nullptr) {
+    if (!media_type->is_string()) return invalid("mediaType is not a string");
+    type = media_type->get<std::string>();
+    if (!is_list(type) && !is_image(type)) return invalid("mediaType " + type + " is unknown");
+  } else if (list_shape && config == nullptr) {
+    type = is_list(declared) ? declared : std::string(kOciIndex);
+  } else if (image_shape && manifests == nullptr) {
+    type = is_image(declared) ? declared : std::string(kOciManifest);
+  } else {
+    return invalid("no mediaType, and the fields are neither an index's nor a manifest's");
+  }
+  if (is_list(type) && !list_shape) return invalid(type + " without a manifests array");
+  if (is_image(type) && !image_shape) return invalid(type + " without a config and layers");
+  if (!generic && declared != type) {
+    return invalid("Content-Type " + declared + " but the body is a " + type);
+  }
+  return type;
+}
+
 std::vector<std::string> ReferencedDigests(std::string_view body) {
   std::vector<std::string> out;
   auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);

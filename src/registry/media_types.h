@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
+
 namespace hubcache {
 
 inline constexpr std::string_view kDockerManifestV2 =
@@ -43,6 +45,19 @@ class AcceptSet {
 // The media type of a manifest body: its "mediaType" field, or a guess from its
 // structure for old manifests that omit it. Empty when the bytes are not JSON.
 std::string DetectManifestMediaType(std::string_view body);
+
+// Checks that `body` is a manifest by its content and returns its media type
+// (one of the four above). It must be a JSON object with "schemaVersion": 2
+// and the fields of its kind: an index or list has a "manifests" array, a
+// manifest a "config" object and a "layers" array. Its "mediaType", when
+// present, must be one of the four and name that kind; without one (OCI allows
+// it) the fields tell the kind, and the OCI type is meant unless the
+// Content-Type names a type of that kind. `content_type` (the upstream's,
+// parameters allowed) must agree with the type, or be generic: absent,
+// application/json, text/plain or application/octet-stream. Fails with
+// kManifestInvalid and a message saying what is wrong.
+[[nodiscard]] Result<std::string> CheckManifest(std::string_view body,
+                                                std::string_view content_type);
 
 // The digests a manifest references: its config and layers, or an index's
 // child manifests. Unparseable bodies reference nothing.

@@ -208,6 +208,10 @@ std::string PrometheusText(const StatsSnapshot& s) {
   Counter(w, "upstream_transport_errors_total",
           "Upstream requests that got no HTTP response (DNS, connect, TLS, timeout).",
           s.upstream_transport_errors);
+  Counter(w, "upstream_connections_refused_total",
+          "Connections not opened: a redirect or token realm pointed at an internal address "
+          "or at hubcache itself.",
+          s.upstream_connections_refused);
   Counter(w, "upstream_errors_total",
           "Upstream failures the cache met: transport errors, 5xx, 429, bad bytes.",
           s.upstream_errors);

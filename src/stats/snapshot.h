@@ -89,6 +89,7 @@ struct StatsSnapshot {
   std::vector<UpstreamStatusCount> upstream_requests;
   uint64_t upstream_token_fetches = 0;
   uint64_t upstream_transport_errors = 0;
+  uint64_t upstream_connections_refused = 0;  // redirects/realms to refused addresses
   uint64_t upstream_errors = 0;  // failures the cache met (transport, 5xx, 429, bad bytes)
   uint64_t upstream_bytes_received = 0;
   std::optional<int64_t> ratelimit_limit;  // last Docker Hub RateLimit-Limit seen

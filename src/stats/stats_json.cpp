@@ -127,6 +127,7 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
         {"requests_total", upstream_total},
         {"token_fetches", s.upstream_token_fetches},
         {"transport_errors", s.upstream_transport_errors},
+        {"connections_refused", s.upstream_connections_refused},
         {"errors", s.upstream_errors},
         {"bytes_received", s.upstream_bytes_received},
         {"ratelimit",

@@ -2,8 +2,10 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <sys/socket.h>
 
 #include <charconv>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -47,15 +49,78 @@ std::string Origin(const std::string& url) {
   return origin;
 }
 
+// The host (brackets and IPv6 zone removed) and port of a URL; port 0 when unparsable.
+std::pair<std::string, uint16_t> HostAndPort(const std::string& url) {
+  CURLU* u = curl_url();
+  std::pair<std::string, uint16_t> out{"", 0};
+  char* host = nullptr;
+  char* port = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    std::string h = host;
+    if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    out.first = h.substr(0, h.find('%'));
+    int p = 0;
+    std::from_chars(port, port + std::strlen(port), p);
+    out.second = static_cast<uint16_t>(p);
+  }
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return out;
+}
+
 // host + path of a URL for logs: never the query (CDN URLs carry signatures).
 std::string Loggable(const std::string& url) {
   size_t q = url.find('?');
   return q == std::string::npos ? url : url.substr(0, q) + "?...";
 }
 
+// What the open-socket callback needs to vet a connection before it exists.
+struct ConnectContext {
+  ConnectGuard* guard = nullptr;
+  ConnectGuard::Target target = ConnectGuard::Target::kOther;
+  std::string refused;  // why a connection was refused; empty = none was
+};
+
+// The port of an AF_INET/AF_INET6 address (sin_port and sin6_port share their offset).
+uint16_t PortOf(const sockaddr* address) {
+  sockaddr_in in;
+  std::memcpy(&in, address, sizeof in);
+  return ntohs(in.sin_port);
+}
+
+// libcurl's CURLOPT_OPENSOCKETFUNCTION: called with each resolved address
+// before connecting to it. A refused address gets no socket, so no packet.
+curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* c = static_cast<ConnectContext*>(user);
+  if (purpose != CURLSOCKTYPE_IPCXN) {
+    c->refused = "unexpected socket purpose";
+    return CURL_SOCKET_BAD;
+  }
+  auto ip = IpAddress::FromSockaddr(&address->addr, address->addrlen);
+  if (!ip) {
+    c->refused = "not an IP address";
+    return CURL_SOCKET_BAD;
+  }
+  auto verdict = c->guard->Check(*ip, PortOf(&address->addr), c->target);
+  if (!verdict.allowed) {
+    c->refused = verdict.reason;
+    return CURL_SOCKET_BAD;
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+void ApplyConnectGuard(CURL* h, ConnectContext& context) {
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &context);
+}
+
 // State of one transfer, shared with the curl callbacks.
 struct TransferContext {
   CURL* handle = nullptr;
+  ConnectContext connect;
   StreamSink* sink = nullptr;  // streamed GETs only
   size_t max_body_bytes = 0;
   UpstreamCounters* counters = nullptr;
@@ -246,7 +311,17 @@ Result<UpstreamResponse> UpstreamClient::FollowRedirects(Request& request,
   std::string url = options_.base_url + request.path;
   for (int hop = 0;; ++hop) {
     // Credentials go only to the upstream itself, never to a CDN it redirects to.
-    const std::string& auth = SameOriginAsUpstream(url) ? authorization : std::string();
+    const bool to_upstream = SameOriginAsUpstream(url);
+    const std::string& auth = to_upstream ? authorization : std::string();
+    if (!to_upstream) {
+      // The open-socket callback sees the address actually connected to, but
+      // through an HTTP proxy that is the proxy's: a literal is checked here too.
+      auto [host, port] = HostAndPort(url);
+      if (auto literal = IpAddress::Parse(host)) {
+        auto verdict = guard_.Check(*literal, port, ConnectGuard::Target::kOther);
+        if (!verdict.allowed) return tl::unexpected(RefusedConnection(url, verdict.reason));
+      }
+    }
     auto response = PerformOnce(request, url, auth);
     if (!response) return response;
     int s = response->status;
@@ -267,6 +342,9 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   if (h == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
   TransferContext ctx;
   ctx.handle = h;
+  ctx.connect.guard = &guard_;
+  ctx.connect.target =
+      SameOriginAsUpstream(url) ? ConnectGuard::Target::kUpstream : ConnectGuard::Target::kOther;
   ctx.sink = request.sink;
   ctx.max_body_bytes = request.max_body_bytes;
   ctx.counters = &counters_;
@@ -295,6 +373,7 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   ApplyTlsOptions(h);
+  ApplyConnectGuard(h, ctx.connect);
   if (request.method == "HEAD") curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeaderLine);
@@ -323,6 +402,8 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   Logger("upstream")
       ->debug("{} {} status={} rc={}", request.method, Loggable(url), status, static_cast<int>(rc));
   if (rc != CURLE_OK) {
+    if (!ctx.connect.refused.empty())
+      return tl::unexpected(RefusedConnection(url, ctx.connect.refused));
     if (ctx.aborted) return Fail(ErrorKind::kUpstreamInvalid, "transfer aborted by the receiver");
     if (ctx.too_large) {
       return Fail(
@@ -387,6 +468,11 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
 
   std::string body;
   char error_buffer[CURL_ERROR_SIZE] = {0};
+  // The realm is the upstream's choice: vetted like a redirect target.
+  ConnectContext connect{
+      &guard_,
+      SameOriginAsUpstream(url) ? ConnectGuard::Target::kUpstream : ConnectGuard::Target::kOther,
+      {}};
   curl_slist* header_list = nullptr;
   if (!options_.username.empty()) {
     header_list = curl_slist_append(
@@ -403,6 +489,7 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   ApplyTlsOptions(h);
+  ApplyConnectGuard(h, connect);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &AppendBounded);
   ++counters_.token_fetches;
@@ -414,6 +501,7 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   Logger("upstream")->debug("token request scope={} status={}", scope, status);
 
   if (rc != CURLE_OK) {
+    if (!connect.refused.empty()) return tl::unexpected(RefusedConnection(url, connect.refused));
     ++counters_.transport_errors;
     return Fail(ErrorKind::kUpstreamUnavailable,
                 std::string("token request failed: ") +
@@ -454,6 +542,17 @@ void UpstreamClient::ApplyTlsOptions(void* handle) const {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+}
+
+void UpstreamClient::SetOwnListener(const std::string& host, uint16_t port) {
+  guard_.SetOwnListener(ConnectGuard::ListenerAddresses(host), port);
+}
+
+Error UpstreamClient::RefusedConnection(const std::string& url, const std::string& reason) {
+  ++counters_.connections_refused;
+  Logger("upstream")->warn("connection refused url={} reason=\"{}\"", Loggable(url), reason);
+  return Error{ErrorKind::kUpstreamInvalid,
+               "the upstream pointed at an address hubcache does not connect to: " + reason};
 }
 
 bool UpstreamClient::SameOriginAsUpstream(const std::string& url) const {

@@ -7,7 +7,10 @@
 // scope, and is retried once. The challenge is learned lazily, so the mirror
 // starts with the upstream unreachable. Redirects (Docker Hub's 307 to its CDN)
 // are followed here, not by curl, so that Authorization is sent only to the
-// upstream's own origin. Easy handles are pooled so connections are reused.
+// upstream's own origin. Every connection is vetted before it is opened
+// (upstream/connect_guard.h): a redirect or token realm that points into the
+// mirror's own network, or at hubcache itself, is refused. Easy handles are
+// pooled so connections are reused.
 //
 // Thread-safe: any number of threads may call Fetch/Stream concurrently.
 
@@ -24,6 +27,7 @@
 
 #include "common/result.h"
 #include "registry/reference.h"
+#include "upstream/connect_guard.h"
 #include "upstream/token_cache.h"
 #include "upstream/www_authenticate.h"
 
@@ -64,6 +68,9 @@ struct UpstreamCounters {
   std::atomic<uint64_t> token_fetches{0};
   std::atomic<uint64_t> transport_errors{0};
   std::atomic<uint64_t> bytes_received{0};
+  // Connections not opened because the upstream pointed at an address refused
+  // by the connect guard (an internal address, or hubcache itself).
+  std::atomic<uint64_t> connections_refused{0};
   // Registry requests by method (0: GET, 1: HEAD) and status (0: no response).
   std::array<std::array<std::atomic<uint64_t>, 600>, 2> by_method_status{};
   // The last RateLimit-Limit / RateLimit-Remaining the upstream sent (Docker
@@ -103,6 +110,10 @@ class UpstreamClient {
   // anything else that talks to the upstream (the readiness probe).
   void ApplyTlsOptions(void* handle) const;
 
+  // Where hubcache itself listens ("host" as in --addr, "" = all interfaces):
+  // the client never connects there, whatever the upstream redirects to.
+  void SetOwnListener(const std::string& host, uint16_t port);
+
  private:
   struct Request;
   struct HandlePool;
@@ -122,11 +133,14 @@ class UpstreamClient {
   Result<std::string> AuthorizationFor(const std::string& scope);
   Result<std::string> FetchToken(const AuthChallenge& challenge, const std::string& scope);
   bool SameOriginAsUpstream(const std::string& url) const;
+  // Counts and logs a connection the guard refused; the error for the caller.
+  Error RefusedConnection(const std::string& url, const std::string& reason);
 
   const UpstreamOptions options_;
   std::unique_ptr<HandlePool> handles_;
   TokenCache tokens_;
   UpstreamCounters counters_;
+  ConnectGuard guard_;
 
   std::mutex probe_mutex_;  // held while LearnChallengeOnce asks the upstream
   std::mutex mutex_;

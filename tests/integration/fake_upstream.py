@@ -26,7 +26,12 @@ like a failing load balancer). Modes:
   status_429       429 TOOMANYREQUESTS with Retry-After (param retry_after)
   status_401       401 with a Bearer challenge even for a valid token
   redirect         307 Location: <cdn>/... (blobs only; manifests ignore it);
-                   sign=False hands out a URL the CDN refuses with 403
+                   sign=False hands out a URL the CDN refuses with 403;
+                   location=URL redirects to URL instead (e.g. an internal address)
+  html             200 text/html: a web page instead of registry content (a captive
+                   portal, a misrouted load balancer), no Docker-Content-Digest
+  empty_body       200 with the usual registry headers and Content-Length: 0 (also on the
+                   CDN, keyed "cdn:<hex>")
   slow             body throttled to `rate` bytes/s (default 512 KiB/s); every body
                    mode also takes `rate`, e.g. a trickled truncate
   stall            sends `after` bytes (default N/2), then hangs until
@@ -59,7 +64,10 @@ MANIFEST_MEDIA_TYPES = frozenset({
 })
 
 FAULT_MODES = frozenset({"truncate", "wrong_bytes", "error_midstream", "status_500", "status_429",
-                         "status_401", "redirect", "slow", "stall"})
+                         "status_401", "redirect", "slow", "stall", "html", "empty_body"})
+
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
+             b"<body><h1>Please sign in to continue</h1></body></html>\n")
 
 _SEND_PIECE_BYTES = 256 * 1024
 
@@ -456,6 +464,8 @@ class FakeRegistry:
         fault = self._take_fault(ref) or fault
         if fault and fault.mode.startswith("status_"):
             return self._send_status_fault(h, fault, name)
+        if fault and fault.mode == "html":
+            return self._send(h, 200, HTML_PAGE, "text/html; charset=utf-8")
         if what == "manifests":
             with self._lock:
                 digest = ref if ref.startswith("sha256:") else self._tags.get((name, ref))
@@ -463,6 +473,8 @@ class FakeRegistry:
             if obj is None:
                 return self._send_error(h, 404, "MANIFEST_UNKNOWN", f"manifest unknown: {ref}")
             headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
+            if fault and fault.mode == "empty_body":
+                return self._send(h, 200, b"", obj.media_type, headers)
             return self._send_body(h, obj, ref, headers, fault)
         with self._lock:
             obj = self._blobs.get(ref)
@@ -473,8 +485,10 @@ class FakeRegistry:
             if fault.params.get("sign", True):
                 with self._lock:
                     self._redirect_sigs.add(sig)
-            loc = f"{self.cdn_url}/cdn/sha256/{ref[7:]}/data?verify={sig}"
+            loc = fault.params.get("location") or f"{self.cdn_url}/cdn/sha256/{ref[7:]}/data?verify={sig}"
             return self._send(h, 307, b"", "text/plain", {"Location": loc})
+        if fault and fault.mode == "empty_body":
+            return self._send(h, 200, b"", obj.media_type, {"Docker-Content-Digest": ref})
         return self._send_body(h, obj, ref, {"Docker-Content-Digest": ref}, fault)
 
     def _serve_cdn(self, h):
@@ -490,6 +504,8 @@ class FakeRegistry:
             return self._send(h, 403, b"<Error>signature expired</Error>", "application/xml")
         # Like a CDN: no registry headers, and no fault except the blob's own body faults.
         fault = self._take_fault("cdn:" + m["hex"])
+        if fault and fault.mode == "empty_body":
+            return self._send(h, 200, b"", obj.media_type)
         return self._send_body(h, obj, "sha256:" + m["hex"], {}, fault)
 
     def _serve_token(self, h, query):

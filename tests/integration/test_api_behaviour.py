@@ -302,6 +302,32 @@ class SharedMirror(Base):
 class OwnMirror(Base):
     """Checks that need a cold cache or count upstream requests: one mirror each."""
 
+    def test_ns_of_another_registry_is_unknown(self):
+        """?ns= names the registry (containerd); this mirror has Docker Hub's content only."""
+        m = self.new_mirror()
+        mark = self.sync()
+        digest = S.multi.layers[0]
+        paths = [("GET", "/v2/library/multi/manifests/1"), ("HEAD", "/v2/library/multi/manifests/1"),
+                 ("GET", f"/v2/library/multi/manifests/{S.multi.digest}"),
+                 ("GET", f"/v2/library/multi/blobs/{digest}"),
+                 ("HEAD", f"/v2/library/multi/blobs/{digest}"),
+                 ("GET", "/v2/library/multi/tags/list")]
+        for query in ("ns=ghcr.io", "ns=quay.io", "ns=", "ns=docker.io.example.com",
+                      "ns=registry-1.docker.io", "ns=docker.io&ns=ghcr.io", "ns=ghcr.io&ns=docker.io"):
+            for method, path in paths:
+                with self.subTest(query=query, method=method, path=path):
+                    r = self.call(m, method, f"{path}?{query}", {"Accept": ACCEPT_ALL})
+                    self.assertEqual(r.status, 404, r)
+                    if method == "GET":
+                        self.assert_error(r, 404, ["NAME_UNKNOWN"], f"{method} {path}?{query}")
+                    self.assertIsNone(r.header("Docker-Content-Digest"), r)
+        S.up.sync_log()
+        self.assertEqual(S.up.requests(path_regex=r"/v2/library/.*", since=mark), [],
+                         "a request for another registry's repository was asked upstream")
+        # Docker Hub's own name (what containerd sends for docker.io images) still works.
+        r = self.get_manifest(m, "library/multi", "1?ns=docker.io")
+        self.assert_manifest(r, S.multi.digest, MEDIA_OCI_INDEX, S.multi.raw)
+
     def test_short_name_is_library_name(self):
         m = self.new_mirror()
         mark = self.sync()

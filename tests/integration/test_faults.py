@@ -547,6 +547,177 @@ class RedirectTest(MirrorTestCase):
         self.assert_serves(self.get_blob(m, digest), img["layer"], digest)
 
 
+# ---- answers that are not registry content ---------------------------------------------------
+def cached_objects(root):
+    """Every file under ROOT/blobs and ROOT/manifests."""
+    found = []
+    for sub in ("blobs", "manifests"):
+        for dirpath, _, names in os.walk(os.path.join(root, sub)):
+            found += [os.path.join(dirpath, n) for n in names]
+    return found
+
+
+class NotRegistryContentTest(MirrorTestCase):
+    """A 200 that is no manifest, or an empty body for a non-empty blob: an error, nothing kept."""
+
+    def test_html_page_for_a_tag_is_not_served_or_kept(self):
+        img = self.fake.add_image(REPO)
+        m = self.start_mirror()
+        self.fake.set_fault("latest", "html")
+        for method in ("GET", "HEAD"):
+            r = self.get_manifest(m, "latest", method)
+            if method == "GET":
+                self.assert_registry_error(r, (502, 503))
+                self.assertNotIn(b"<html", r.body, r)
+            else:
+                self.assertIn(r.status, (502, 503), f"HEAD: {r}")
+            self.assertNotEqual(r.headers.get("cache-control"), "max-age=31536000", r)
+        self.assertTrue(self.upstream_gets("latest", status=200), "the upstream never served the page")
+        self.assertEqual(cached_objects(m.root), [], "the HTML page was stored")
+
+        # The upstream recovers: the tag's real manifest is served (it would be the HTML
+        # page, as a cache hit, had the page been kept under the tag).
+        self.fake.clear_fault()
+        r = self.get_manifest(m, "latest")
+        self.assert_serves(r, img["manifest"], img["manifest_digest"])
+        self.assertEqual(r.headers.get("content-type"),
+                         "application/vnd.docker.distribution.manifest.v2+json", r)
+        self.assertEqual(r.headers.get("x-hubcache-cache"), "miss", r)
+        self.assertEqual(sha256_file(manifest_path(m.root, img["manifest_digest"])),
+                         img["manifest_digest"])
+
+    def test_html_page_on_revalidation_keeps_the_cached_tag(self):
+        img = self.fake.add_image(REPO)
+        m = self.start_mirror(extra_args=("--tag-freshness", "0s"))
+        self.assert_serves(self.get_manifest(m, "latest"), img["manifest"], img["manifest_digest"])
+        self.fake.set_fault("latest", "html")
+        since = time.monotonic()
+        r = self.get_manifest(m, "latest")
+        self.assert_serves(r, img["manifest"], img["manifest_digest"])
+        self.assertEqual(r.headers.get("x-hubcache-cache"), "stale", r)
+        self.assertTrue(self.fake.requests(path_contains="/manifests/latest", since=since, status=200),
+                        "the tag was not revalidated against the upstream")
+        self.assertEqual(cached_objects(m.root), [manifest_path(m.root, img["manifest_digest"])],
+                         "something besides the real manifest was stored")
+        self.fake.clear_fault()
+        self.assert_serves(self.get_manifest(m, "latest"), img["manifest"], img["manifest_digest"])
+
+    def test_json_that_is_no_manifest_is_not_served(self):
+        """A JSON body under a manifest Content-Type, but no manifest: same as the HTML page."""
+        bogus = json.dumps({"schemaVersion": 2, "hello": "world"}).encode()
+        self.fake.add_manifest(REPO, bogus, "application/vnd.oci.image.manifest.v1+json", tags=("bogus",))
+        m = self.start_mirror()
+        r = self.get_manifest(m, "bogus")
+        self.assert_registry_error(r, (502, 503))
+        self.assert_not_cached(m.root, sha256_digest(bogus))
+
+    def _empty_body_case(self, m, digest, data):
+        for method in ("GET", "HEAD"):
+            r = self.get_blob(m, digest, method)
+            looks_complete = r.status == 200 and r.complete and (method == "HEAD" or r.body == b"")
+            self.assertFalse(looks_complete and r.content_length == 0,
+                             f"{method}: an empty 200 for a non-empty blob: {r}")
+            self.assertGreaterEqual(r.status, 400, f"{method}: {r}")
+            if method == "GET":
+                self.assert_registry_error(r, (502, 503))
+            self.assertIsNone(r.headers.get("docker-content-digest"), f"{method}: {r}")
+            self.assertNotEqual(r.headers.get("cache-control"), "max-age=31536000", f"{method}: {r}")
+        self.assert_tmp_empties(m.root)
+        self.assert_not_cached(m.root, digest)
+        self.fake.clear_fault()
+        self.assert_serves(self.get_blob(m, digest), data, digest)
+        wait_until(lambda: os.path.exists(blob_path(m.root, digest)), CLEANUP_DEADLINE_S, "blob file")
+
+    def test_empty_body_for_a_blob_is_an_error(self):
+        data = _random_bytes("empty", 4096)
+        digest = self.fake.add_blob(REPO, data)
+        m = self.start_mirror()
+        self.fake.set_fault(digest, "empty_body")
+        self._empty_body_case(m, digest, data)
+        self.assertTrue(self.upstream_gets(digest, status=200), "the upstream never sent the empty body")
+
+    def test_empty_body_after_a_redirect_is_an_error(self):
+        """The CDN a blob redirects to answers 200 with no bytes."""
+        data = _random_bytes("empty-cdn", 4096)
+        digest = self.fake.add_blob(REPO, data)
+        m = self.start_mirror()
+        self.fake.set_fault(digest, "redirect")
+        self.fake.set_fault("cdn:" + digest[7:], "empty_body")
+        r = self.get_blob(m, digest)
+        self.assert_registry_error(r, (502, 503))
+        self.assertTrue(self.fake.requests(server="cdn", status=200), "the CDN never sent the empty body")
+        self.assert_tmp_empties(m.root)
+        self.assert_not_cached(m.root, digest)
+        self.fake.clear_fault("cdn:" + digest[7:])
+        self.assert_serves(self.get_blob(m, digest), data, digest)
+
+    def test_the_empty_blob_is_served(self):
+        """The one blob that is empty: 200, no bytes, its digest; and cached."""
+        digest = self.fake.add_blob(REPO, b"")
+        self.assertEqual(digest, "sha256:" + hashlib.sha256(b"").hexdigest())
+        m = self.start_mirror()
+        for _ in range(2):  # a miss, then a hit
+            r = self.get_blob(m, digest)
+            self.assert_serves(r, b"", digest)
+            self.assertEqual(r.content_length, 0, r)
+            h = self.get_blob(m, digest, "HEAD")
+            self.assertEqual((h.status, h.headers.get("docker-content-digest")), (200, digest), h)
+            wait_until(lambda: os.path.exists(blob_path(m.root, digest)), CLEANUP_DEADLINE_S, "blob file")
+
+
+# ---- redirects to internal addresses ---------------------------------------------------------
+class InternalRedirectTest(MirrorTestCase):
+    """A blob redirect to hubcache itself or to a reserved address is refused before connecting.
+
+    The upstream runs on 127.0.0.1, so loopback redirects are allowed in general (RedirectTest);
+    hubcache's own listening address:port and reserved addresses (0.0.0.0, which Linux connects
+    to this host) never are. Public-upstream cases (loopback, private, link-local refused) are
+    in tests/unit/connect_guard_test.cpp: a test here that failed would send packets off-host.
+    """
+
+    def _check_refused(self, location_for, witness):
+        img = self.fake.add_image(REPO)
+        digest = img["layer_digest"]
+        m = self.start_mirror()
+        location = location_for(m, digest)
+        self.fake.set_fault(digest, "redirect", location=location)
+        r = self.get_blob(m, digest)
+        self.assert_registry_error(r, (502,))
+        self.assertIsNone(r.headers.get("docker-content-digest"), r)
+        self.assertTrue(self.upstream_gets(digest, status=307), "the upstream never redirected")
+        self.assertEqual(witness(m), [], f"the mirror connected to {location}")
+        self.assertIn("connection refused url=", m.log(), "the refusal was not logged")
+        stats = fetch(m.url + "/stats")  # after the witness: this request is in the access log
+        self.assertGreaterEqual(stats.json()["upstream"]["connections_refused"], 1, stats)
+        self.assert_tmp_empties(m.root)
+        self.assert_not_cached(m.root, digest)
+        # Nothing of the refusal is remembered: a proper redirect afterwards works.
+        self.fake.set_fault(digest, "redirect")
+        self.assert_serves(self.get_blob(m, digest), img["layer"], digest)
+
+    @staticmethod
+    def _own_stats_requests(m):
+        return [line for line in m.log().splitlines() if "path=/stats" in line]
+
+    def test_redirect_to_own_address_is_refused(self):
+        self._check_refused(lambda m, d: f"http://127.0.0.1:{m.port}/stats", self._own_stats_requests)
+
+    def test_redirect_to_own_port_by_name_is_refused(self):
+        """`localhost` is no IP literal: only the address libcurl connects to shows it is us."""
+        self._check_refused(lambda m, d: f"http://localhost:{m.port}/stats", self._own_stats_requests)
+
+    def test_redirect_to_own_port_ipv4_mapped_is_refused(self):
+        self._check_refused(lambda m, d: f"http://[::ffff:127.0.0.1]:{m.port}/stats",
+                            self._own_stats_requests)
+
+    def test_redirect_to_unspecified_address_is_refused(self):
+        """0.0.0.0 reaches this host: here the fake CDN on 127.0.0.1, which must not be asked."""
+        self.fake = self.start_fake(cdn_host="localhost")  # its CDN listens on 127.0.0.1
+        self._check_refused(
+            lambda m, d: f"http://0.0.0.0:{self.fake.cdn_port}/cdn/sha256/{d[7:]}/data?verify=x",
+            lambda m: self.fake.requests(server="cdn"))
+
+
 # ---- stale tags while the upstream fails -----------------------------------------------------
 class StaleTagTest(MirrorTestCase):
     """--tag-freshness 0s: every tag read revalidates; an upstream failure serves the cached tag."""

@@ -225,6 +225,98 @@ TEST_CASE("DetectManifestMediaType") {
   }
 }
 
+TEST_CASE("CheckManifest") {
+  const std::string digest =
+      R"("digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")";
+  const std::string image_fields =
+      R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json",)" + digest +
+      R"(,"size":2},"layers":[{"size":1,)" + digest + "}]";
+  const std::string list_fields = R"("manifests":[{"size":7,)" + digest + "}]";
+  auto with_type = [](const std::string& type, const std::string& fields) {
+    return R"({"schemaVersion":2,"mediaType":")" + type + R"(",)" + fields + "}";
+  };
+  auto without_type = [](const std::string& fields) {
+    return R"({"schemaVersion":2,)" + fields + "}";
+  };
+  struct Case {
+    const char* name;
+    std::string body;
+    std::string content_type;
+    std::string want;  // the media type, or "" = refused
+  };
+  const std::vector<Case> cases = {
+      // Each of the four, declared by mediaType and Content-Type alike.
+      {"Docker schema2", with_type(kDm, image_fields), kDm, kDm},
+      {"Docker list", with_type(kDl, list_fields), kDl, kDl},
+      {"OCI manifest", with_type(kOm, image_fields), kOm, kOm},
+      {"OCI index", with_type(kOi, list_fields), kOi, kOi},
+      {"Content-Type with parameters", with_type(kOi, list_fields), kOi + "; charset=utf-8", kOi},
+      {"empty OCI index", with_type(kOi, R"("manifests":[])"), kOi, kOi},
+      // A generic Content-Type: the body decides.
+      {"application/json", with_type(kDm, image_fields), "application/json", kDm},
+      {"no Content-Type", with_type(kDl, list_fields), "", kDl},
+      {"text/plain", with_type(kOm, image_fields), "text/plain", kOm},
+      {"octet-stream", with_type(kOi, list_fields), "application/octet-stream", kOi},
+      // OCI without mediaType: the shape decides, a same-kind Content-Type refines.
+      {"OCI index by shape", without_type(list_fields), kOi, kOi},
+      {"OCI manifest by shape", without_type(image_fields), kOm, kOm},
+      {"index shape, generic type", without_type(list_fields), "application/json", kOi},
+      {"manifest shape, generic type", without_type(image_fields), "", kOm},
+      {"index shape, Docker list type", without_type(list_fields), kDl, kDl},
+      {"manifest shape, Docker v2 type", without_type(image_fields), kDm, kDm},
+      {"index shape, manifest type", without_type(list_fields), kOm, ""},
+      {"manifest shape, index type", without_type(image_fields), kDl, ""},
+      {"both shapes, no mediaType", without_type(list_fields + "," + image_fields), kOi, ""},
+      // Content-Type and mediaType disagree.
+      {"index served as a manifest", with_type(kOi, list_fields), kOm, ""},
+      {"Docker v2 served as OCI", with_type(kDm, image_fields), kOm, ""},
+      {"list served as Docker v2", with_type(kDl, list_fields), kDm, ""},
+      // Not registry content: the bug this check exists for.
+      {"HTML page", "<html><body>Sign in to the Wi-Fi</body></html>", "text/html", ""},
+      {"HTML page with a manifest type", "<html><body>oops</body></html>", kDm, ""},
+      {"manifest JSON served as text/html", with_type(kDm, image_fields), "text/html", ""},
+      {"registry error JSON", R"({"errors":[{"code":"UNKNOWN","message":"try later"}]})",
+       "application/json", ""},
+      {"empty body", "", kDm, ""},
+      {"empty object", "{}", kOi, ""},
+      {"array", "[" + with_type(kOi, list_fields) + "]", kOi, ""},
+      {"truncated", with_type(kDm, image_fields).substr(0, 60), kDm, ""},
+      {"trailing garbage", with_type(kDm, image_fields) + " <html>", kDm, ""},
+      // schemaVersion must be the number 2.
+      {"schemaVersion 1", R"({"schemaVersion":1,"name":"a","tag":"b","fsLayers":[]})",
+       "application/vnd.docker.distribution.manifest.v1+prettyjws", ""},
+      {"schemaVersion 1 as JSON", R"({"schemaVersion":1,)" + image_fields + "}", "", ""},
+      {"schemaVersion missing", R"({"mediaType":")" + kDm + R"(",)" + image_fields + "}", kDm, ""},
+      {"schemaVersion a string", R"({"schemaVersion":"2",)" + list_fields + "}", kOi, ""},
+      {"schemaVersion 2.5", R"({"schemaVersion":2.5,)" + list_fields + "}", kOi, ""},
+      // mediaType must be a known manifest type that fits the fields.
+      {"unknown mediaType", with_type("application/vnd.oci.image.config.v1+json", image_fields),
+       "application/json", ""},
+      {"mediaType not a string", R"({"schemaVersion":2,"mediaType":5,)" + list_fields + "}", kOi,
+       ""},
+      {"index without manifests", with_type(kOi, image_fields), kOi, ""},
+      {"manifest without layers", with_type(kDm, R"("config":{"size":2,)" + digest + "}"), kDm, ""},
+      {"manifest with layers not an array", with_type(kOm, R"("config":{},"layers":{})"), kOm, ""},
+      {"manifest with config not an object", with_type(kOm, R"("config":"x","layers":[])"), kOm,
+       ""},
+      {"index with manifests not an array", with_type(kDl, R"("manifests":{})"), kDl, ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    auto got = CheckManifest(c.body, c.content_type);
+    if (c.want.empty()) {
+      CHECK_FALSE(got.has_value());
+      if (!got) {
+        CHECK(got.error().kind == ErrorKind::kManifestInvalid);
+        CHECK_FALSE(got.error().message.empty());
+      }
+    } else {
+      REQUIRE(got.has_value());
+      CHECK(*got == c.want);
+    }
+  }
+}
+
 TEST_CASE("BareMediaType") {
   struct Case {
     std::string in;
