@@ -26,13 +26,24 @@ void CheckAccept(std::string_view header) {
   FUZZ_CHECK(set.Accepts(kOciManifest) == (key.find("om") != std::string::npos));
 }
 
-void CheckManifest(std::string_view body) {
+void CheckManifestBody(std::string_view body) {
   std::string type = DetectManifestMediaType(body);
   auto digests = ReferencedDigests(body);
   // Bytes that are not a JSON object have no type and reference nothing; a
   // body with references is an object, so at worst it has no recognised type.
   if (!digests.empty()) FUZZ_CHECK(body.find('{') != std::string_view::npos);
   if (!type.empty()) FUZZ_CHECK(body.find('{') != std::string_view::npos);
+  // What passes the content check is one of the four manifest types, and a
+  // generic Content-Type never changes the verdict.
+  for (std::string_view content_type : {"", "application/json"}) {
+    auto checked = CheckManifest(body, content_type);
+    if (!checked) continue;
+    FUZZ_CHECK(*checked == kDockerManifestV2 || *checked == kDockerManifestList ||
+               *checked == kOciManifest || *checked == kOciIndex);
+    FUZZ_CHECK(body.find('{') != std::string_view::npos);
+  }
+  FUZZ_CHECK(CheckManifest(body, "").has_value() ==
+             CheckManifest(body, "application/json").has_value());
 }
 
 void CheckBareType(std::string_view content_type) {
@@ -48,7 +59,7 @@ void CheckBareType(std::string_view content_type) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input = hubcache::fuzz::AsView(data, size);
   hubcache::CheckAccept(input);
-  hubcache::CheckManifest(input);
+  hubcache::CheckManifestBody(input);
   hubcache::CheckBareType(input);
   return 0;
 }
