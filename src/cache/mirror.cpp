@@ -43,6 +43,10 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   m.access_ = std::make_unique<AccessTracker>(*m.index_, config.access_flush_interval);
   m.fills_ = std::make_unique<FillManager>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
                                            FillOptions{config.fill_timeout});
+  m.blobs_ = std::make_unique<BlobService>(
+      *m.store_, *m.fills_, *m.upstream_, m.pins_, *m.access_, m.usage_, m.stats_,
+      BlobServiceOptions{config.upstream_connect_timeout + config.upstream_stall_timeout,
+                         config.fill_timeout});
   ManifestOptions manifest_options;
   manifest_options.tag_freshness = config.tag_freshness;
   m.manifests_ = std::make_unique<ManifestService>(*m.upstream_, *m.store_, *m.index_, m.stats_,

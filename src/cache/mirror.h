@@ -8,6 +8,7 @@
 
 #include "cache/access_tracker.h"
 #include "cache/blob_fill.h"
+#include "cache/blob_service.h"
 #include "cache/cache_lock.h"
 #include "cache/evictor.h"
 #include "cache/manifest_service.h"
@@ -34,6 +35,7 @@ class Mirror {
   IndexDb& index() { return *index_; }
   UpstreamClient& upstream() { return *upstream_; }
   FillManager& fills() { return *fills_; }
+  BlobService& blobs() { return *blobs_; }
   ManifestService& manifests() { return *manifests_; }
   TagListService& tag_lists() { return *tag_lists_; }
   AccessTracker& access() { return *access_; }
@@ -65,6 +67,7 @@ class Mirror {
   std::unique_ptr<Evictor> evictor_;
   // Last: a fill thread still running wakes evictor_ through usage_'s listener.
   std::unique_ptr<FillManager> fills_;
+  std::unique_ptr<BlobService> blobs_;  // borrows fills_ and the rest
 };
 
 }  // namespace hubcache

@@ -1,12 +1,7 @@
 #include "http/registry_handlers.h"
 
-#include <charconv>
-
 #include <nlohmann/json.hpp>
 
-#include "cache/upstream_errors.h"
-#include "common/log.h"
-#include "common/sha256.h"
 #include "common/strings.h"
 #include "http/responses.h"
 #include "registry/media_types.h"
@@ -62,14 +57,16 @@ const char* SourceName(ManifestSource source) {
   return "hit";
 }
 
-// An upstream that announces an empty body for a blob: only the empty blob's
-// digest can be right (nothing else hashes to it), so anything else is refused
-// before a complete-looking empty body, digest and all, goes out.
-Status CheckEmptyBlob(const Digest& digest, const RepoName& repo) {
-  static const std::string kEmptyHex = Sha256::HexOf("");
-  if (digest.hex() == kEmptyHex) return {};
-  return Fail(ErrorKind::kUpstreamInvalid,
-              repo.str() + "@" + digest.str() + ": the upstream announced an empty body");
+const char* BlobSourceName(BlobSource source) {
+  switch (source) {
+    case BlobSource::kHit:
+      return "hit";
+    case BlobSource::kMiss:
+      return "miss";
+    case BlobSource::kPassThrough:
+      return "pass-through";
+  }
+  return "hit";
 }
 
 void SetBlobHeaders(httplib::Response& res, const Digest& digest) {
@@ -202,135 +199,27 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   if (!repo) return WriteError(res, repo.error());
   auto digest = Digest::Parse(reference);
   if (!digest) return WriteError(res, digest.error());
-  if (req.method == "HEAD") return BlobHead(res, *repo, *digest);
-
-  auto& stats = mirror_.stats();
-  const auto& config = mirror_.config();
-  const auto wait_limit = config.upstream_connect_timeout + config.upstream_stall_timeout;
-  // At most two rounds: a fill may finish between our look and our join.
-  for (int round = 0; round < 2; ++round) {
-    auto pin = mirror_.pins().Acquire("b:" + digest->hex());
-    if (auto fd = mirror_.store().OpenForRead(ObjectKind::kBlob, *digest)) {
-      uint64_t size = *mirror_.store().SizeOf(ObjectKind::kBlob, *digest);
-      ++stats.blob_hits;
-      mirror_.access().Touch(EntryKind::kBlob, digest->str());
-      SetBlobHeaders(res, *digest);
-      res.set_header(kCacheHeader, "hit");
-      ByteRange range;
-      if (!ApplyRange(req, res, size, &range)) return;
-      if (size == 0) return res.set_content("", "application/octet-stream");
-      return ServeFile(res, std::move(*fd), range.first, range.length(), std::move(pin));
-    }
-    auto fill = mirror_.fills().StartOrJoin(*repo, *digest);
-    if (!fill && fill.error().kind == ErrorKind::kIo) {
-      // The cache cannot take a new file (disk full, read-only): serve through.
-      Logger("cache")->warn("cache not writable, serving through blob={}@{} error=\"{}\"",
-                            repo->str(), digest->str(), fill.error().message);
-      ++stats.cache_write_errors;
-      mirror_.usage().WriteFailed();
-      return PassThrough(req, res, *repo, *digest);
-    }
-    if (!fill) return WriteError(res, fill.error());
-    if (!*fill) continue;  // it just landed in the store
-    ++stats.blob_misses;
-    auto total = (*fill)->WaitForHeaders(wait_limit);
-    if (!total) return WriteError(res, total.error());
-    if (*total && **total == 0) {
-      // The fill fails on its own (and counts it): its bytes cannot match.
-      if (auto empty = CheckEmptyBlob(*digest, *repo); !empty)
-        return WriteError(res, empty.error());
-    }
-    if (!*total) {
-      // Unknown length: the headers wait for a first byte or the verified end,
-      // so a body that fails before its first byte (an empty one among them)
-      // is an error response, not a 200 that ends at once.
-      char probe = 0;
-      if (auto first = (*fill)->ReadAt(0, &probe, 1, wait_limit); !first) {
-        return WriteError(res, first.error());
-      }
-    }
-    SetBlobHeaders(res, *digest);
-    res.set_header(kCacheHeader, "miss");
-    if (!*total) {
-      res.status = 200;
-      return ServeFillChunked(res, *fill, wait_limit);
-    }
-    ByteRange range;
-    if (!ApplyRange(req, res, **total, &range)) return;
-    if (**total == 0) return res.set_content("", "application/octet-stream");
-    return ServeFill(
-        res, *fill, range.first, range.length(), wait_limit,
-        UpstreamSource{&mirror_.upstream(), *repo, *digest, **total, config.fill_timeout});
+  BlobService& blobs = mirror_.blobs();
+  auto read = req.method == "HEAD" ? blobs.Stat(*repo, *digest) : blobs.Open(*repo, *digest);
+  if (!read) return WriteError(res, read.error());
+  SetBlobHeaders(res, *digest);
+  res.set_header(kCacheHeader, BlobSourceName(read->source));
+  if (req.method == "HEAD") {
+    res.status = 200;
+    return AnnounceLength(res, *read->size, "application/octet-stream");
   }
-  WriteError(res, Error{ErrorKind::kInternal, "blob vanished while being served"});
-}
-
-void RegistryHandlers::PassThrough(const httplib::Request& req, httplib::Response& res,
-                                   const RepoName& repo, const Digest& digest) {
-  auto size = UpstreamBlobSize(repo, digest);
-  if (!size) return WriteError(res, size.error());
-  if (*size == 0) {
-    if (auto empty = CheckEmptyBlob(digest, repo); !empty) {
-      ++mirror_.stats().upstream_errors;
-      return WriteError(res, empty.error());
-    }
+  if (!read->size) {
+    res.status = 200;
+    return ServeBlobChunked(res, blobs, std::make_shared<BlobRead>(std::move(*read)));
   }
-  ++mirror_.stats().pass_through_serves;
-  SetBlobHeaders(res, digest);
-  res.set_header(kCacheHeader, "pass-through");
   ByteRange range;
-  if (!ApplyRange(req, res, *size, &range)) return;
-  if (*size == 0) return res.set_content("", "application/octet-stream");
-  ServeFromUpstream(
-      res, UpstreamSource{&mirror_.upstream(), repo, digest, *size, mirror_.config().fill_timeout},
-      range.first, range.length());
-}
-
-Result<uint64_t> RegistryHandlers::UpstreamBlobSize(const RepoName& repo, const Digest& digest) {
-  auto response = mirror_.upstream().Fetch(
-      "HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(), {}, 64 * 1024);
-  if (!response) return tl::unexpected(response.error());
-  if (response->status != 200) {
-    if (response->status != 404) ++mirror_.stats().upstream_errors;
-    return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kBlobUnknown,
-                                              repo.str() + "@" + digest.str()));
+  if (!ApplyRange(req, res, *read->size, &range)) return;
+  if (*read->size == 0) return res.set_content("", "application/octet-stream");
+  if (read->file.valid()) {
+    return ServeFile(res, std::move(read->file), range.first, range.length(), std::move(read->pin));
   }
-  const std::string length = response->Header("content-length");
-  uint64_t size = 0;
-  auto [ptr, ec] = std::from_chars(length.data(), length.data() + length.size(), size);
-  if (length.empty() || ec != std::errc() || ptr != length.data() + length.size()) {
-    return Fail(ErrorKind::kUpstreamInvalid, "upstream sent no blob size");
-  }
-  return size;
-}
-
-void RegistryHandlers::BlobHead(httplib::Response& res, const RepoName& repo,
-                                const Digest& digest) {
-  std::optional<uint64_t> size = mirror_.store().SizeOf(ObjectKind::kBlob, digest);
-  const char* source = "hit";
-  if (!size) {
-    if (auto fill = mirror_.fills().Find(digest)) {
-      auto total = fill->WaitForHeaders(std::chrono::milliseconds(0));
-      if (total && *total) size = *total;
-    }
-  }
-  if (!size) {
-    // A HEAD never downloads the blob: ask the upstream with a HEAD as well.
-    source = "miss";
-    auto upstream_size = UpstreamBlobSize(repo, digest);
-    if (!upstream_size) return WriteError(res, upstream_size.error());
-    size = *upstream_size;
-  }
-  if (*size == 0) {
-    if (auto empty = CheckEmptyBlob(digest, repo); !empty) {
-      ++mirror_.stats().upstream_errors;
-      return WriteError(res, empty.error());
-    }
-  }
-  SetBlobHeaders(res, digest);
-  res.set_header(kCacheHeader, source);
-  res.status = 200;
-  AnnounceLength(res, *size, "application/octet-stream");
+  ServeBlobStream(res, blobs, std::make_shared<BlobRead>(std::move(*read)), range.first,
+                  range.length());
 }
 
 void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& res,

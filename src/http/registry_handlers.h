@@ -22,11 +22,6 @@ class RegistryHandlers {
                 const std::string& reference);
   void Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
             const std::string& reference);
-  void BlobHead(httplib::Response& res, const RepoName& repo, const Digest& digest);
-  // Serves a blob from the upstream without caching (the cache is not writable).
-  void PassThrough(const httplib::Request& req, httplib::Response& res, const RepoName& repo,
-                   const Digest& digest);
-  Result<uint64_t> UpstreamBlobSize(const RepoName& repo, const Digest& digest);
   void TagsList(const httplib::Request& req, httplib::Response& res, const std::string& name);
   void Catalog(const httplib::Request& req, httplib::Response& res);
 

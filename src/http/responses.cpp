@@ -5,9 +5,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "cache/pass_through.h"
 #include "common/mapped_buffer.h"
-#include "common/sha256.h"
 #include "http/access_log.h"
 #include "http/connection_server.h"
 #include "registry/errors.h"
@@ -79,60 +77,29 @@ void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t len
                            });
 }
 
-void ServeFill(httplib::Response& res, std::shared_ptr<BlobFill> fill, uint64_t first,
-               uint64_t length, std::chrono::milliseconds wait_limit, UpstreamSource source) {
-  auto buffer = std::make_shared<MappedBuffer>(kChunkBytes);
+void ServeBlobStream(httplib::Response& res, BlobService& blobs, std::shared_ptr<BlobRead> read,
+                     uint64_t first, uint64_t length) {
   res.set_content_provider(
       length, kOctetStream,
-      [fill, buffer, first, length, wait_limit, source](size_t offset, size_t remaining,
-                                                        httplib::DataSink& sink) {
-        size_t want = std::min(remaining, buffer->size());
-        auto n = fill->ReadAt(first + offset, buffer->data(), want, wait_limit);
-        if (n && *n > 0) return Send(sink, buffer->data(), *n);
-        if (n || !fill->FailedOnWrite()) return false;
-        // The disk failed, not the upstream: finish this response from the
-        // upstream. What the temp file holds is hashed first.
-        uint64_t next = first + offset;
-        uint64_t from = std::min(next, fill->BytesWritten());
-        Sha256 hasher;
-        if (!fill->HashPrefix(from, hasher)) return false;
-        PassThroughRequest request{&source.repo, &source.digest,     source.total,  from,
-                                   next,         first + length - 1, source.timeout};
-        return StreamFromUpstream(
-                   *source.upstream, request, hasher,
-                   [&sink](const char* data, size_t size) { return Send(sink, data, size); })
-            .has_value();
-      });
-}
-
-void ServeFromUpstream(httplib::Response& res, UpstreamSource source, uint64_t first,
-                       uint64_t length) {
-  res.set_content_provider(
-      length, kOctetStream,
-      [source, first, length](size_t offset, size_t, httplib::DataSink& sink) {
+      [&blobs, read, first, length](size_t offset, size_t, httplib::DataSink& sink) {
         if (offset != 0) return false;  // one call streams it all; a retry means it failed
-        Sha256 hasher;
-        PassThroughRequest request{&source.repo, &source.digest,     source.total,  0,
-                                   first,        first + length - 1, source.timeout};
-        return StreamFromUpstream(
-                   *source.upstream, request, hasher,
-                   [&sink](const char* data, size_t size) { return Send(sink, data, size); })
-            .has_value();
+        return blobs.Stream(*read, first, length, [&sink](const char* data, size_t size) {
+          return Send(sink, data, size);
+        });
       });
 }
 
-void ServeFillChunked(httplib::Response& res, std::shared_ptr<BlobFill> fill,
-                      std::chrono::milliseconds wait_limit) {
-  auto buffer = std::make_shared<MappedBuffer>(kChunkBytes);
+void ServeBlobChunked(httplib::Response& res, BlobService& blobs, std::shared_ptr<BlobRead> read) {
   res.set_chunked_content_provider(
-      kOctetStream, [fill, buffer, wait_limit](size_t offset, httplib::DataSink& sink) {
-        auto n = fill->ReadAt(offset, buffer->data(), buffer->size(), wait_limit);
-        if (!n) return false;
-        if (*n == 0) {
-          sink.done();
-          return true;
+      kOctetStream, [&blobs, read](size_t offset, httplib::DataSink& sink) {
+        if (offset != 0) return false;  // one call streams it all
+        if (!blobs.Stream(*read, 0, std::nullopt, [&sink](const char* data, size_t size) {
+              return Send(sink, data, size);
+            })) {
+          return false;
         }
-        return Send(sink, buffer->data(), *n);
+        sink.done();
+        return true;
       });
 }
 

@@ -1,0 +1,182 @@
+#include "cache/blob_service.h"
+
+#include <charconv>
+#include <limits>
+
+#include "cache/pass_through.h"
+#include "cache/upstream_errors.h"
+#include "common/log.h"
+#include "common/mapped_buffer.h"
+#include "common/sha256.h"
+
+namespace hubcache {
+namespace {
+
+// Bytes read from a fill per write to the client. 1 MiB was tried: no less CPU
+// per byte than 256 KiB on the test machine, and 768 KiB more memory per transfer.
+constexpr size_t kChunkBytes = 256 * 1024;
+
+// An upstream that announces an empty body for a blob: only the empty blob's
+// digest can be right (nothing else hashes to it), so anything else is refused
+// before a complete-looking empty body, digest and all, goes out.
+Status CheckEmptyBlob(const Digest& digest, const RepoName& repo) {
+  static const std::string kEmptyHex = Sha256::HexOf("");
+  if (digest.hex() == kEmptyHex) return {};
+  return Fail(ErrorKind::kUpstreamInvalid,
+              repo.str() + "@" + digest.str() + ": the upstream announced an empty body");
+}
+
+}  // namespace
+
+Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
+  // At most two rounds: a fill may finish between our look and our join.
+  for (int round = 0; round < 2; ++round) {
+    auto pin = pins_.Acquire("b:" + digest.hex());
+    if (auto fd = store_.OpenForRead(ObjectKind::kBlob, digest)) {
+      auto size = store_.SizeOf(ObjectKind::kBlob, digest);
+      if (!size) continue;  // removed between the open and the look: once more
+      ++stats_.blob_hits;
+      access_.Touch(EntryKind::kBlob, digest.str());
+      BlobRead read{repo, digest, BlobSource::kHit, size, std::move(*fd), std::move(pin), nullptr};
+      return read;
+    }
+    auto fill = fills_.StartOrJoin(repo, digest);
+    if (!fill && fill.error().kind == ErrorKind::kIo) {
+      // The cache cannot take a new file (disk full, read-only): serve through.
+      Logger("cache")->warn("cache not writable, serving through blob={}@{} error=\"{}\"",
+                            repo.str(), digest.str(), fill.error().message);
+      ++stats_.cache_write_errors;
+      usage_.WriteFailed();
+      auto size = UpstreamSize(repo, digest);
+      if (!size) return tl::unexpected(size.error());
+      ++stats_.pass_through_serves;
+      BlobRead read{repo, digest, BlobSource::kPassThrough, *size, {}, nullptr, nullptr};
+      return read;
+    }
+    if (!fill) return tl::unexpected(fill.error());
+    if (!*fill) continue;  // it just landed in the store
+    ++stats_.blob_misses;
+    auto total = (*fill)->WaitForHeaders(options_.wait_limit);
+    if (!total) return tl::unexpected(total.error());
+    if (*total && **total == 0) {
+      // The fill fails on its own (and counts it): its bytes cannot match.
+      if (auto empty = CheckEmptyBlob(digest, repo); !empty) return tl::unexpected(empty.error());
+    }
+    if (!*total) {
+      // Unknown length: the answer waits for a first byte or the verified end,
+      // so a body that fails before its first byte (an empty one among them)
+      // is an error response, not a 200 that ends at once.
+      char probe = 0;
+      if (auto first = (*fill)->ReadAt(0, &probe, 1, options_.wait_limit); !first) {
+        return tl::unexpected(first.error());
+      }
+    }
+    BlobRead read{repo, digest, BlobSource::kMiss, *total, {}, nullptr, *fill};
+    return read;
+  }
+  return Fail(ErrorKind::kInternal, "blob vanished while being served");
+}
+
+Result<BlobRead> BlobService::Stat(const RepoName& repo, const Digest& digest) {
+  BlobRead read{repo, digest,  BlobSource::kHit, store_.SizeOf(ObjectKind::kBlob, digest),
+                {},   nullptr, nullptr};
+  if (!read.size) {
+    if (auto fill = fills_.Find(digest)) {
+      auto total = fill->WaitForHeaders(std::chrono::milliseconds(0));
+      if (total && *total) read.size = *total;
+    }
+  }
+  if (!read.size) {
+    // A HEAD never downloads the blob: ask the upstream with a HEAD as well.
+    read.source = BlobSource::kMiss;
+    auto size = UpstreamSize(repo, digest);
+    if (!size) return tl::unexpected(size.error());
+    read.size = *size;
+  }
+  if (*read.size == 0) {
+    // A fill whose upstream announced nothing for it fails on its own.
+    if (auto empty = CheckEmptyBlob(digest, repo); !empty) return tl::unexpected(empty.error());
+  }
+  return read;
+}
+
+Result<uint64_t> BlobService::UpstreamSize(const RepoName& repo, const Digest& digest) {
+  auto response =
+      upstream_.Fetch("HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(), {}, 64 * 1024);
+  if (!response) return tl::unexpected(response.error());
+  if (response->status != 200) {
+    if (response->status != 404) ++stats_.upstream_errors;
+    return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kBlobUnknown,
+                                              repo.str() + "@" + digest.str()));
+  }
+  const std::string length = response->Header("content-length");
+  uint64_t size = 0;
+  auto [ptr, ec] = std::from_chars(length.data(), length.data() + length.size(), size);
+  if (length.empty() || ec != std::errc() || ptr != length.data() + length.size()) {
+    return Fail(ErrorKind::kUpstreamInvalid, "upstream sent no blob size");
+  }
+  if (size == 0) {
+    if (auto empty = CheckEmptyBlob(digest, repo); !empty) {
+      ++stats_.upstream_errors;
+      return tl::unexpected(empty.error());
+    }
+  }
+  return size;
+}
+
+bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
+                         const Writer& write) {
+  switch (read.source) {
+    case BlobSource::kMiss:
+      return read.fill && StreamFill(read, first, length, write);
+    case BlobSource::kPassThrough:
+      return length && StreamUpstream(read, first, *length, write);
+    case BlobSource::kHit:
+      break;
+  }
+  return false;  // a hit is sent from its file
+}
+
+bool BlobService::StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
+                             const Writer& write) {
+  MappedBuffer buffer(kChunkBytes);
+  if (buffer.size() == 0) return false;  // out of memory
+  const uint64_t end = length ? first + *length : std::numeric_limits<uint64_t>::max();
+  uint64_t offset = first;
+  while (offset < end) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(end - offset, buffer.size()));
+    auto n = read.fill->ReadAt(offset, buffer.data(), want, options_.wait_limit);
+    if (n && *n > 0) {
+      if (!write(buffer.data(), *n)) return false;
+      offset += *n;
+      continue;
+    }
+    if (n) return !length;  // the verified end: only a body of unknown length ends so
+    if (!read.fill->FailedOnWrite() || !length || !read.size) return false;
+    // The disk failed, not the upstream: finish from the upstream, verified.
+    // What the temp file holds is hashed first.
+    uint64_t from = std::min(offset, read.fill->BytesWritten());
+    Sha256 hasher;
+    if (!read.fill->HashPrefix(from, hasher)) return false;
+    PassThroughRequest request{
+        &read.repo, &read.digest, *read.size, from, offset, end - 1, options_.transfer_timeout};
+    return StreamFromUpstream(upstream_, request, hasher, write).has_value();
+  }
+  return true;
+}
+
+bool BlobService::StreamUpstream(const BlobRead& read, uint64_t first, uint64_t length,
+                                 const Writer& write) {
+  if (!read.size) return false;
+  Sha256 hasher;
+  PassThroughRequest request{&read.repo,
+                             &read.digest,
+                             *read.size,
+                             0,
+                             first,
+                             first + length - 1,
+                             options_.transfer_timeout};
+  return StreamFromUpstream(upstream_, request, hasher, write).has_value();
+}
+
+}  // namespace hubcache

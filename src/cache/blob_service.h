@@ -1,0 +1,103 @@
+#pragma once
+// The blob path's one home: where the bytes of a blob GET or HEAD come from,
+// decided here and nowhere else. In order:
+//   - hit: the verified file in the store, pinned so the evictor leaves it
+//     while it is read, its last use touched;
+//   - miss: the single-flight fill of that digest (started or joined), read as
+//     it grows; an upstream that announces an empty body for any digest but
+//     the empty blob's is refused before anything is sent;
+//   - pass-through: when the cache cannot take a new file (disk full,
+//     read-only), the upstream directly, still verified, caching nothing; a
+//     fill that fails on write mid-stream finishes from the upstream likewise.
+// The HTTP layer turns a BlobRead into bytes on the wire: a hit's file (which
+// it may sendfile), or Stream() for the rest. Counters (hits, misses,
+// pass-through serves, write errors) are bumped here.
+// Thread-safe; borrows everything it uses from the Mirror, which outlives it.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "cache/access_tracker.h"
+#include "cache/blob_fill.h"
+#include "cache/pins.h"
+#include "cache/stats.h"
+#include "cache/usage.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "registry/reference.h"
+#include "store/blob_store.h"
+#include "upstream/upstream_client.h"
+
+namespace hubcache {
+
+enum class BlobSource { kHit, kMiss, kPassThrough };
+
+// What to send for one blob request. Move-only: it owns the open file and the
+// pin of a hit, and shares the fill of a miss.
+struct BlobRead {
+  RepoName repo;
+  Digest digest;
+  BlobSource source = BlobSource::kHit;
+  std::optional<uint64_t> size;      // unknown only for a fill without a length
+  UniqueFd file;                     // kHit: the verified file
+  std::unique_ptr<PinSet::Pin> pin;  // kHit: keeps the evictor off it
+  std::shared_ptr<BlobFill> fill;    // kMiss
+};
+
+struct BlobServiceOptions {
+  // Bounds each wait for an upstream's first answer or next bytes.
+  std::chrono::milliseconds wait_limit{60'000};
+  // Bounds a whole transfer straight from the upstream.
+  std::chrono::milliseconds transfer_timeout{3'600'000};
+};
+
+class BlobService {
+ public:
+  // Receives the body's bytes in order; false stops the stream (client gone).
+  using Writer = std::function<bool(const char* data, size_t size)>;
+
+  BlobService(BlobStore& store, FillManager& fills, UpstreamClient& upstream, PinSet& pins,
+              AccessTracker& access, CacheUsage& usage, CacheStats& stats,
+              BlobServiceOptions options)
+      : store_(store),
+        fills_(fills),
+        upstream_(upstream),
+        pins_(pins),
+        access_(access),
+        usage_(usage),
+        stats_(stats),
+        options_(options) {}
+
+  // For a GET: the source, with the blob's size once the upstream announced it.
+  [[nodiscard]] Result<BlobRead> Open(const RepoName& repo, const Digest& digest);
+  // For a HEAD: the size and the source, never downloading the blob (an
+  // upstream HEAD when neither the store nor a fill knows it).
+  [[nodiscard]] Result<BlobRead> Stat(const RepoName& repo, const Digest& digest);
+
+  // Streams [first, first + length) of a miss or pass-through to `write`;
+  // `length` nullopt: to the verified end (a fill of unknown size). Returns
+  // false when the body was cut short (the upstream failed, the digest did not
+  // match, or the client left): the response must end without completing.
+  bool Stream(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
+              const Writer& write);
+
+ private:
+  Result<uint64_t> UpstreamSize(const RepoName& repo, const Digest& digest);
+  bool StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
+                  const Writer& write);
+  bool StreamUpstream(const BlobRead& read, uint64_t first, uint64_t length, const Writer& write);
+
+  BlobStore& store_;
+  FillManager& fills_;
+  UpstreamClient& upstream_;
+  PinSet& pins_;
+  AccessTracker& access_;
+  CacheUsage& usage_;
+  CacheStats& stats_;
+  const BlobServiceOptions options_;
+};
+
+}  // namespace hubcache
