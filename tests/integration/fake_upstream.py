@@ -36,6 +36,12 @@ like a failing load balancer). Modes:
                    mode also takes `rate`, e.g. a trickled truncate
   stall            sends `after` bytes (default N/2), then hangs until
                    release_stalls(), stop(), or `max_s` seconds (default 60)
+  hold             blobs only: the body in chunked framing under the Content-Length
+                   the mirror trusts (so the response stays open after its last byte):
+                   `after` bytes (default N-1), then waits for release_stalls(); sends
+                   the rest corrupted (param wrong=True) and waits for release_stalls()
+                   again before the closing chunk; each wait bounded by `max_s` (60).
+                   wait_held(ref, phase) tells the test where it waits ("last", "end").
 A fault applies to every matching request until cleared, or to the next
 `times` matching requests.
 
@@ -64,7 +70,8 @@ MANIFEST_MEDIA_TYPES = frozenset({
 })
 
 FAULT_MODES = frozenset({"truncate", "wrong_bytes", "error_midstream", "status_500", "status_429",
-                         "status_401", "redirect", "slow", "stall", "html", "empty_body"})
+                         "status_401", "redirect", "slow", "stall", "html", "empty_body",
+                         "hold"})
 
 HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
              b"<body><h1>Please sign in to continue</h1></body></html>\n")
@@ -259,6 +266,8 @@ class FakeRegistry:
         self._requests = []
         self._sent = {}  # ref -> body bytes written to sockets
         self._stall_release = threading.Event()
+        self._held = {}  # (ref, phase) -> responses waiting there now; guarded by _lock
+        self._held_changed = threading.Condition(self._lock)
         self._main = None
         self._cdn = None
         self._threads = []
@@ -371,6 +380,14 @@ class FakeRegistry:
         with self._lock:
             old, self._stall_release = self._stall_release, threading.Event()
         old.set()
+
+    def wait_held(self, ref, phase, count=1, timeout_s=30):
+        """Waits until `count` responses of a `hold` fault on `ref` wait at `phase`: "last"
+        (all but the last bytes sent) or "end" (every byte sent, the closing chunk not).
+        True when they do; False after timeout_s."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._held.get((ref, phase), 0) >= count,
+                                               timeout=timeout_s)
 
     def revoke_tokens(self):
         """Every token issued so far is now refused (401), like an expired token."""
@@ -590,6 +607,9 @@ class FakeRegistry:
             h.send_header("Docker-Distribution-API-Version", "registry/2.0")
         h.send_header("Content-Type", obj.media_type)
         h.send_header("Content-Length", str(end - start))
+        if fault and fault.mode == "hold" and status == 200 and h.command == "GET":
+            # Framing by chunks; the Content-Length stays, as the size the mirror holds back to.
+            h.send_header("Transfer-Encoding", "chunked")
         h.send_header("Accept-Ranges", "bytes")
         for k, v in headers.items():
             h.send_header(k, v)
@@ -597,6 +617,8 @@ class FakeRegistry:
         if h.command == "HEAD":
             return
         mode = fault.mode if fault else None
+        if mode == "hold" and status == 200 and h.command == "GET":
+            return self._send_held_body(h, obj, ref, fault)
         n = end - start
         limit = {"truncate": n // 2, "error_midstream": n // 3}.get(mode, n)
         if mode == "stall":
@@ -631,3 +653,39 @@ class FakeRegistry:
             if mode == "error_midstream":
                 h.server.mark_reset(h.connection)
             h.close_connection = True
+
+    def _hold(self, ref, phase, max_s):
+        with self._lock:
+            release = self._stall_release
+            self._held[(ref, phase)] = self._held.get((ref, phase), 0) + 1
+            self._held_changed.notify_all()
+        try:
+            release.wait(timeout=max_s)
+        finally:
+            with self._lock:
+                self._held[(ref, phase)] -= 1
+
+    def _send_held_body(self, h, obj, ref, fault):
+        """Mode `hold` (see the module doc): chunked, two waits for the test."""
+        n = obj.body.size
+        after = min(n, int(fault.params.get("after", max(0, n - 1))))
+        max_s = float(fault.params.get("max_s", 60))
+        data = b"".join(bytes(c) for c in obj.body.chunks(0, n))
+
+        def chunk(piece):
+            if piece:
+                h.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                h.wfile.flush()
+                with self._lock:
+                    self._sent[ref] = self._sent.get(ref, 0) + len(piece)
+
+        for off in range(0, after, _SEND_PIECE_BYTES):
+            chunk(data[off:min(after, off + _SEND_PIECE_BYTES)])
+        self._hold(ref, "last", max_s)
+        rest = bytearray(data[after:])
+        if rest and fault.params.get("wrong", True):
+            rest[-1] ^= 0xFF
+        chunk(bytes(rest))
+        self._hold(ref, "end", max_s)
+        h.wfile.write(b"0\r\n\r\n")
+        h.close_connection = True

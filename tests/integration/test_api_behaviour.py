@@ -8,6 +8,7 @@ that counts upstream requests or needs a cold cache starts its own mirror (own r
 port). The upstream holds library/multi:1,10,2,3 (an OCI index of linux/amd64 + linux/arm64/v8)
 and library/docker2:1 (Docker schema2).
 """
+import json
 import os
 import re
 import sys
@@ -28,6 +29,9 @@ from upstream import Upstream  # noqa: E402
 MULTI_TAGS = ("1", "10", "2", "3")  # in lexical order, which is not numeric order
 API_VERSION = "registry/2.0"
 ZERO_DIGEST = "sha256:" + "0" * 64
+# --tag-freshness of the moved-tag checks: short, yet long enough for a loaded machine to
+# ask twice inside the window after pushing to the upstream.
+MOVE_FRESHNESS_S = 3
 
 S = None  # module state: work dir, upstream, described images
 
@@ -379,6 +383,55 @@ class OwnMirror(Base):
         gets = S.up.requests("GET", tag_rx, since=mark)
         self.assertGreaterEqual(len(heads), 1, "a stale tag must be revalidated with a HEAD")
         self.assertEqual(gets, [], "an unchanged tag must not be downloaded again")
+
+    def check_moved_tag(self, first_method):
+        """A tag moved upstream: the old manifest within --tag-freshness, the new one after.
+
+        library/docker2:<tag> starts at docker2's manifest and moves to the same manifest
+        formatted differently (same blobs, another digest)."""
+        tag = f"moving-{first_method.lower()}"
+        old, old_raw = S.docker2.digest, S.docker2.raw
+        new_raw = json.dumps(json.loads(old_raw), indent=1).encode()
+        self.assertNotEqual(new_raw, old_raw)
+        S.up.put_manifest("library/docker2", tag, S.docker2.media_type, old_raw)
+        m = self.new_mirror("--tag-freshness", f"{MOVE_FRESHNESS_S}s")
+        tag_rx = path_rx(f"/v2/library/docker2/manifests/{tag}")
+        mark = self.sync()
+
+        asked = time.monotonic()
+        self.assert_manifest(self.get_manifest(m, "library/docker2", tag), old, S.docker2.media_type,
+                             old_raw)
+        answered = time.monotonic()  # the mirror checked the tag between asked and now
+        new = S.up.put_manifest("library/docker2", tag, S.docker2.media_type, new_raw)
+        self.assertEqual(new, "sha256:" + harness.sha256_hex(new_raw))
+        for method in ("GET", "HEAD"):
+            r = self.get_manifest(m, "library/docker2", tag, method=method)
+            self.assert_manifest(r, old, S.docker2.media_type, old_raw, head=method == "HEAD")
+        self.assertLess(time.monotonic() - asked, MOVE_FRESHNESS_S,
+                        "too slow to check the freshness window: the requests above ended after it")
+        S.up.sync_log()
+        self.assertEqual(len(S.up.requests(path_regex=tag_rx, status="2xx", since=mark)), 1,
+                         "a fresh tag was asked upstream again within --tag-freshness")
+
+        # After the window: the first request of either method finds the tag moved.
+        time.sleep(max(0.0, answered + MOVE_FRESHNESS_S + 0.1 - time.monotonic()))
+        for method in (first_method, "HEAD" if first_method == "GET" else "GET"):
+            r = self.get_manifest(m, "library/docker2", tag, method=method)
+            self.assert_manifest(r, new, S.docker2.media_type, new_raw, head=method == "HEAD")
+        S.up.sync_log()
+        self.assertGreaterEqual(len(S.up.requests("HEAD", tag_rx, "2xx", since=mark)), 1,
+                                "the stale tag was not revalidated with a HEAD")
+        self.assertEqual(len(S.up.requests("GET", tag_rx, "2xx", since=mark)), 2,
+                         "the moved tag was not fetched exactly once more")
+        # The old manifest stays what its digest names.
+        self.assert_manifest(self.get_manifest(m, "library/docker2", old), old, S.docker2.media_type,
+                             old_raw)
+
+    def test_moved_tag_followed_by_get_after_freshness(self):
+        self.check_moved_tag("GET")
+
+    def test_moved_tag_followed_by_head_after_freshness(self):
+        self.check_moved_tag("HEAD")
 
     def test_stale_tag_served_while_upstream_down(self):
         m = self.new_mirror("--tag-freshness", "0s")

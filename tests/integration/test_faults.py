@@ -385,6 +385,118 @@ class BodyFaultTest(MirrorTestCase):
         self.assert_tmp_empties(m.root)
 
 
+def unread_bytes_from(port):
+    """Bytes that arrived from 127.0.0.1:`port` and wait unread in the receiving sockets
+    (the rx_queue column of /proc/net/tcp, over every socket whose peer is that port)."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            remote_port = int(fields[2].split(":")[1], 16)
+            if remote_port == port:
+                total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+class HoldBackTest(MirrorTestCase):
+    """No reader gets the last byte of a blob before the fill has verified the whole body.
+
+    The fake upstream (mode `hold`) sends all but the last byte, waits, sends a wrong last
+    byte, and waits again before it ends the response: the mirror then holds the whole body,
+    unverified, for as long as the test likes, so the hold-back is seen without a race.
+    """
+
+    READERS = 4
+    SIZE = (1 << 20) + 17
+    # hubcache hands new bytes to readers once 20 ms passed since it last did
+    # (kAnnounceInterval, blob_fill.cpp); the last byte must arrive later than that.
+    QUIET_S = 0.2
+    # How long readers get to take a last byte the mirror would wrongly hand out.
+    OBSERVE_S = 1.0
+
+    def test_readers_never_get_the_last_byte_before_the_verdict(self):
+        data = _random_bytes("hold", self.SIZE)
+        digest = self.fake.add_blob(REPO, data)
+        m = self.start_mirror()
+        self.fake.set_fault(digest, "hold")
+        lock = threading.Lock()
+        got = [{"bytes": 0} for _ in range(self.READERS)]
+
+        def reader(i):
+            u = urllib.parse.urlsplit(m.url)
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=CLIENT_TIMEOUT_S)
+            try:
+                conn.request("GET", f"/v2/{REPO}/blobs/{digest}")
+                resp = conn.getresponse()
+                with lock:
+                    got[i].update(status=resp.status, length=resp.getheader("Content-Length"))
+                while True:
+                    chunk = resp.read1(65536)
+                    if not chunk:
+                        break
+                    with lock:
+                        got[i]["bytes"] += len(chunk)
+            except Exception as e:  # the expected end: the mirror cuts the body
+                with lock:
+                    got[i]["error"] = repr(e)
+            finally:
+                conn.close()
+                with lock:
+                    got[i]["done"] = True
+
+        def snapshot():
+            with lock:
+                return [dict(g) for g in got]
+
+        threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(self.READERS)]
+        for t in threads:
+            t.start()
+        self.addCleanup(lambda: [t.join(timeout=CLIENT_DEADLINE_S) for t in threads])
+        self.addCleanup(self.fake.release_stalls)
+
+        # All but the last byte sent; every reader joined the fill and streams.
+        self.assertTrue(self.fake.wait_held(digest, "last"), "the upstream never got to the last byte")
+        wait_until(lambda: all(g.get("status") for g in snapshot()), CLIENT_DEADLINE_S,
+                   "every reader to get its response head")
+        self.assertEqual([g["status"] for g in snapshot()], [200] * self.READERS, snapshot())
+        self.assertEqual([g["length"] for g in snapshot()], [str(self.SIZE)] * self.READERS)
+        wait_until(lambda: unread_bytes_from(self.fake.port) == 0, CLIENT_DEADLINE_S,
+                   "the mirror to read what the upstream sent")
+        time.sleep(self.QUIET_S)
+        self.assertTrue(all(g["bytes"] < self.SIZE for g in snapshot()), snapshot())
+
+        # The wrong last byte: the mirror holds the whole body, unverified.
+        self.fake.release_stalls()
+        self.assertTrue(self.fake.wait_held(digest, "end"), "the upstream never sent the last byte")
+
+        def temp_bytes():
+            sizes = [os.path.getsize(os.path.join(m.root, "tmp", e)) for e in tmp_entries(m.root)]
+            return max(sizes, default=0)
+
+        wait_until(lambda: temp_bytes() == self.SIZE, CLIENT_DEADLINE_S,
+                   f"the fill's temp file to hold all {self.SIZE} bytes")
+        wait_until(lambda: all(g["bytes"] >= self.SIZE - 1 for g in snapshot()), CLIENT_DEADLINE_S,
+                   "every reader to get all but the last byte")
+        deadline = time.monotonic() + self.OBSERVE_S
+        while time.monotonic() < deadline and all(g["bytes"] < self.SIZE for g in snapshot()):
+            time.sleep(0.02)
+        self.assertEqual([g["bytes"] for g in snapshot()], [self.SIZE - 1] * self.READERS,
+                         "a reader got the last byte of a body not yet verified")
+
+        # The verdict: every reader is cut short, nothing is kept.
+        self.fake.release_stalls()
+        for t in threads:
+            t.join(timeout=CLIENT_DEADLINE_S)
+        self.assertFalse(any(t.is_alive() for t in threads), "a reader still reading after the deadline")
+        for i, g in enumerate(snapshot()):
+            self.assertEqual(g["bytes"], self.SIZE - 1, f"reader {i}: not cut one byte short: {g}")
+        self.assertEqual(len(self.upstream_gets(digest, status=200)), 1,
+                         "the readers did not share one upstream GET")
+        self.assert_tmp_empties(m.root)
+        self.assert_not_cached(m.root, digest)
+
+
 class ManifestBodyFaultTest(MirrorTestCase):
     """A manifest body that ends early or does not match its digest is neither served whole nor cached."""
 

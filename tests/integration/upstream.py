@@ -302,17 +302,26 @@ auth:
             raise RuntimeError(f"token request failed: {r!r}")
         return r.json()["token"]
 
-    def request(self, method, path, headers=None, creds=None, timeout=60):
+    def request(self, method, path, headers=None, creds=None, timeout=60, body=None):
         """A request straight to the registry, doing the Bearer dance on a 401 (anonymous
         unless creds=(user, password)). Marked as the tests' own in the logs."""
-        r = harness.request(self.url, method, path, headers, timeout=timeout)
+        r = harness.request(self.url, method, path, headers, body, timeout=timeout)
         challenge = harness.bearer_challenge(r.header("WWW-Authenticate"))
         if r.status != 401 or challenge is None or "scope" not in challenge:
             return r
         token = self.fetch_token(challenge["scope"], creds)
         h = dict(headers or {})
         h["Authorization"] = f"Bearer {token}"
-        return harness.request(self.url, method, path, h, timeout=timeout)
+        return harness.request(self.url, method, path, h, body, timeout=timeout)
+
+    def put_manifest(self, repo, tag, media_type, raw):
+        """Pushes `raw` (whose blobs the repository already holds) as repo:tag, as the
+        pusher: the tag moves to it."""
+        r = self.request("PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": media_type},
+                         creds=(PUSH_USER, PUSH_PASSWORD), body=raw)
+        if r.status != 201:
+            raise RuntimeError(f"PUT {repo}:{tag}: {r!r}")
+        return r.header("Docker-Content-Digest")
 
 
 def _status_matches(status, want):

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "joining_thread.h"
+
 namespace hubcache {
 namespace {
 
@@ -94,7 +96,7 @@ TEST_CASE("AccessLog writes every record from many threads, in full lines") {
   {
     auto log = AccessLog::Open(path.string(), AccessLogFormat::kJson, 4096);
     REQUIRE(log);
-    std::vector<std::thread> threads;
+    std::vector<JoiningThread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&log, t] {
         for (int i = 0; i < kEach; ++i) {
@@ -142,7 +144,7 @@ TEST_CASE("RequestTrace is per thread and reset by BeginRequest") {
   CountBodyBytes(5);
   CHECK(CurrentRequestTrace().body_bytes == 15);
   CHECK(CurrentRequestTrace().active);
-  std::thread([] { CHECK(CurrentRequestTrace().body_bytes == 0); }).join();
+  JoiningThread([] { CHECK(CurrentRequestTrace().body_bytes == 0); }).join();
   BeginRequest();
   CHECK(CurrentRequestTrace().body_bytes == 0);
 }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/unique_fd.h"
+#include "joining_thread.h"
 
 namespace hubcache {
 namespace {
@@ -99,7 +100,7 @@ TEST_CASE("ConnectionStream: a head trickling in slower than the header timeout 
   REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
   stream.BeginRequest();
   auto start = std::chrono::steady_clock::now();
-  std::thread trickle([&] {
+  JoiningThread trickle([&] {
     for (int i = 0; i < 10; ++i) {  // one byte per 100 ms: alive, never done
       std::this_thread::sleep_for(100ms);
       if (::send(pair.client.get(), "s", 1, MSG_NOSIGNAL) != 1) break;
@@ -125,7 +126,7 @@ TEST_CASE("ConnectionStream: waiting for a request ends on idleness and on drain
   CHECK(stream.WaitForRequest(200ms, draining) == ConnectionStream::Next::kIdle);
   CHECK(std::chrono::steady_clock::now() - start >= 190ms);
 
-  std::thread drainer([&] {
+  JoiningThread drainer([&] {
     std::this_thread::sleep_for(100ms);
     draining = true;
   });
@@ -174,16 +175,18 @@ TEST_CASE("ConnectionStream: small writes are gathered until a flush or a wait f
   // A write too big to gather goes out at once, after what was gathered.
   std::string big(100'000, 'z');
   CHECK(stream.write("head", 4) == 4);
-  std::thread reader([&] {
-    std::string got;
-    char buffer[65536];
-    while (got.size() < 4 + big.size()) {
-      ssize_t n = ::recv(pair.client.get(), buffer, sizeof(buffer), 0);
-      if (n <= 0) break;
-      got.append(buffer, static_cast<size_t>(n));
-    }
-    CHECK(got == "head" + big);
-  });
+  JoiningThread reader(
+      [&] {
+        std::string got;
+        char buffer[65536];
+        while (got.size() < 4 + big.size()) {
+          ssize_t n = ::recv(pair.client.get(), buffer, sizeof(buffer), 0);
+          if (n <= 0) break;
+          got.append(buffer, static_cast<size_t>(n));
+        }
+        CHECK(got == "head" + big);
+      },
+      [&] { ::shutdown(pair.client.get(), SHUT_RDWR); });
   CHECK(stream.write(big.data(), big.size()) == static_cast<ssize_t>(big.size()));
   reader.join();
 }

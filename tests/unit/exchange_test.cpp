@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "joining_thread.h"
 
 namespace hubcache {
 namespace {
@@ -67,15 +68,17 @@ struct Fixture {
   // the sending side, and serves requests until the connection ends; returns
   // how each exchange ended.
   std::vector<ExchangeEnd> Serve(const std::string& bytes, int max_requests = 10) {
-    std::thread sender([&] {
-      size_t at = 0;
-      while (at < bytes.size()) {
-        ssize_t n = ::send(client.get(), bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
-        if (n <= 0) break;
-        at += static_cast<size_t>(n);
-      }
-      ::shutdown(client.get(), SHUT_WR);
-    });
+    JoiningThread sender(
+        [&] {
+          size_t at = 0;
+          while (at < bytes.size()) {
+            ssize_t n = ::send(client.get(), bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+            if (n <= 0) break;
+            at += static_cast<size_t>(n);
+          }
+          ::shutdown(client.get(), SHUT_WR);
+        },
+        [&] { ::shutdown(client.get(), SHUT_RDWR); });
     std::vector<ExchangeEnd> ends;
     {
       ConnectionStream stream(server.get(), nullptr, "10.0.0.1", 1, limits, stats);

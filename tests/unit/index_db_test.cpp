@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "joining_thread.h"
 #include "temp_dir.h"
 
 namespace hubcache {
@@ -349,7 +350,7 @@ TEST_CASE("IndexDb: concurrent writers and readers") {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 50;
   std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
+  std::vector<JoiningThread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       const std::string repo = "repo/t" + std::to_string(t);

@@ -15,12 +15,14 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/sha256.h"
+#include "joining_thread.h"
 #include "prewarm/job_manager.h"
 #include "prewarm/keep_warm.h"
 #include "registry/media_types.h"
@@ -45,7 +47,7 @@ class FakeMirror {
     server_.Get(R"(/v2/(.+)/blobs/([^/]+))",
                 [this](const auto& req, auto& res) { Serve(req, res, /*blob=*/true); });
     port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_.emplace([this] { server_.listen_after_bind(); }, [this] { server_.stop(); });
     for (int i = 0; i < 2000 && !server_.is_running(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -53,7 +55,7 @@ class FakeMirror {
   ~FakeMirror() {
     Release();
     server_.stop();
-    thread_.join();
+    thread_->join();
   }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -188,7 +190,7 @@ class FakeMirror {
 
   httplib::Server server_;
   int port_ = 0;
-  std::thread thread_;
+  std::optional<JoiningThread> thread_;  // declared after server_: joined first
   std::mutex mutex_;
   std::condition_variable released_cv_;
   std::condition_variable requested_cv_;
@@ -448,7 +450,7 @@ TEST_CASE("PrewarmRun::Cancel aborts a transfer in flight and fails the rest as 
   f.mirror.StallPath("/v2/library/single/blobs/" + f.l3);
   PrewarmRun run({Ref("single:1"), Ref("multi:1")}, Options(f.mirror, 1));
   RunSnapshot result;
-  std::thread runner([&] { result = run.Run(); });
+  JoiningThread runner([&] { result = run.Run(); }, [&] { run.Cancel(); });
   REQUIRE(f.mirror.WaitForRequest("/v2/library/single/blobs/" + f.l3));
   auto started = std::chrono::steady_clock::now();
   run.Cancel();

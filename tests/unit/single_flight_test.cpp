@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "joining_thread.h"
+
 namespace hubcache {
 namespace {
 
@@ -72,14 +74,16 @@ TEST_CASE("SingleFlight: N concurrent callers of one key share one call") {
     };
     std::vector<int> results(static_cast<size_t>(n), 0);
     std::vector<char> shared(static_cast<size_t>(n), 0);
-    std::vector<std::thread> threads;
+    std::vector<JoiningThread> threads;
     for (int i = 0; i < n; ++i) {
-      threads.emplace_back([&, i] {
-        bool was_shared = false;
-        arrived.Arrive();
-        results[static_cast<size_t>(i)] = flight.Do("key", fn, &was_shared);
-        shared[static_cast<size_t>(i)] = was_shared ? 1 : 0;
-      });
+      threads.emplace_back(
+          [&, i] {
+            bool was_shared = false;
+            arrived.Arrive();
+            results[static_cast<size_t>(i)] = flight.Do("key", fn, &was_shared);
+            shared[static_cast<size_t>(i)] = was_shared ? 1 : 0;
+          },
+          [&] { release.Open(); });
     }
     // Every thread has announced itself; give stragglers a bounded moment to
     // enter Do before the leader finishes.

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "joining_thread.h"
 #include "stats/histogram.h"
 #include "stats/http_metrics.h"
 #include "stats/prometheus.h"
@@ -91,7 +92,7 @@ TEST_CASE("RepoCounters counts exactly under concurrent first use and overflows 
   RepoCounters counters(4);
   constexpr int kThreads = 8;
   constexpr int kRounds = 2000;
-  std::vector<std::thread> threads;
+  std::vector<JoiningThread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&counters] {
       for (int i = 0; i < kRounds; ++i) {

@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "joining_thread.h"
+
 namespace hubcache {
 namespace {
 
@@ -109,7 +111,7 @@ TEST_CASE("TokenCache: concurrent Put, Get and Invalidate") {
   constexpr int kThreads = 8;
   constexpr int kIterations = 2000;
   std::atomic<int> bad{0};
-  std::vector<std::thread> threads;
+  std::vector<JoiningThread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&cache, &bad, t] {
       const std::string scope = "repository:r" + std::to_string(t % 3) + ":pull";
