@@ -64,6 +64,31 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
 
 Mirror::~Mirror() { Shutdown(); }
 
+Result<RemovalReport> Mirror::RemoveImage(const RepoName& repo, const Reference& reference) {
+  return ImageRemover(*index_, *store_, manifests_.get(), &usage_).RemoveImage(repo, reference);
+}
+
+Result<RemovalReport> Mirror::RemoveBlob(const Digest& digest) {
+  return ImageRemover(*index_, *store_, manifests_.get(), &usage_).RemoveBlob(digest);
+}
+
+Mirror::StorageHealth Mirror::CheckStorage() {
+  StorageHealth health;
+  if (auto temp = store_->CreateTemp(); !temp) {
+    health.writable_detail = temp.error().message;
+  } else if (auto s = temp->Append("r", 1); !s) {
+    health.writable_detail = s.error().message;
+  } else {
+    health.writable = true;  // the temp file is removed as it goes out of scope
+  }
+  if (auto probe = index_->ManifestMediaType("sha256:" + std::string(64, '0')); !probe) {
+    health.index_detail = probe.error().message;
+  } else {
+    health.index_ok = true;
+  }
+  return health;
+}
+
 void Mirror::Shutdown() {
   if (evictor_) evictor_->Stop();
   if (access_) access_->Stop();

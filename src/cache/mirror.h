@@ -11,6 +11,8 @@
 #include "cache/blob_service.h"
 #include "cache/cache_lock.h"
 #include "cache/evictor.h"
+#include "cache/image_listing.h"
+#include "cache/image_remover.h"
 #include "cache/manifest_service.h"
 #include "cache/pins.h"
 #include "cache/stats.h"
@@ -44,6 +46,25 @@ class Mirror {
   Evictor& evictor() { return *evictor_; }
   CacheStats& stats() { return stats_; }
   const Config& config() const { return config_; }
+
+  // What the cache holds, image by image (`hubcache ls`, the admin API).
+  [[nodiscard]] Result<std::vector<ImageInfo>> ListImages() {
+    return hubcache::ListImages(*index_);
+  }
+  // Removes an image, or one blob, on an operator's request; the running
+  // services forget them too (cache/image_remover.h).
+  [[nodiscard]] Result<RemovalReport> RemoveImage(const RepoName& repo, const Reference& reference);
+  [[nodiscard]] Result<RemovalReport> RemoveBlob(const Digest& digest);
+
+  // Whether the cache can take a new file and its index answers (/readyz):
+  // an empty detail when fine, else why not.
+  struct StorageHealth {
+    bool writable = false;
+    std::string writable_detail;
+    bool index_ok = false;
+    std::string index_detail;
+  };
+  StorageHealth CheckStorage();
 
   // Stops the background threads and writes pending last-use times. Idempotent.
   void Shutdown();

@@ -96,7 +96,7 @@ bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& re
 }
 
 void AdminHandlers::ListImages(httplib::Response& res) {
-  auto images = hubcache::ListImages(mirror_.index());
+  auto images = mirror_.ListImages();
   if (!images) return WriteError(res, images.error());
   nlohmann::json doc = {{"images", ToJson(*images)},
                         {"cache_bytes", mirror_.usage().bytes()},
@@ -108,8 +108,7 @@ void AdminHandlers::ListImages(httplib::Response& res) {
 void AdminHandlers::DeleteImage(const std::string& image, httplib::Response& res) {
   auto parsed = ParseImageArgument(image);
   if (!parsed) return WriteError(res, parsed.error());
-  ImageRemover remover(mirror_.index(), mirror_.store(), &mirror_.manifests(), &mirror_.usage());
-  auto report = remover.RemoveImage(parsed->first, parsed->second);
+  auto report = mirror_.RemoveImage(parsed->first, parsed->second);
   if (!report) return WriteError(res, report.error());
   Logger("http")->info("admin removed image={} manifests={} blobs={} bytes={}", image,
                        report->manifests, report->blobs, report->bytes);
@@ -120,8 +119,7 @@ void AdminHandlers::DeleteImage(const std::string& image, httplib::Response& res
 void AdminHandlers::DeleteBlob(const std::string& digest_text, httplib::Response& res) {
   auto digest = Digest::Parse(digest_text);
   if (!digest) return WriteError(res, digest.error());
-  ImageRemover remover(mirror_.index(), mirror_.store(), &mirror_.manifests(), &mirror_.usage());
-  auto report = remover.RemoveBlob(*digest);
+  auto report = mirror_.RemoveBlob(*digest);
   if (!report) return WriteError(res, report.error());
   Logger("http")->info("admin removed blob={} bytes={}", digest->str(), report->bytes);
   res.status = 200;

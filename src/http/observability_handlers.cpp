@@ -1,7 +1,5 @@
 #include "http/observability_handlers.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
@@ -30,7 +28,7 @@ constexpr auto kUpstreamCheckTtl = std::chrono::seconds(30);
 // How long /readyz waits for a fresh upstream check before reporting the last.
 constexpr auto kReadyzProbeWait = std::chrono::milliseconds(1'000);
 // Bound on one upstream check (connect + answer).
-constexpr long kProbeTimeoutMs = 3'000;
+constexpr std::chrono::milliseconds kProbeTimeout{3'000};
 
 constexpr const char* kJson = "application/json";
 
@@ -61,8 +59,6 @@ RouteClass ClassifyPath(const std::string& path, Route* route) {
   if (IsOwnPath(path)) return RouteClass::kObservability;
   return RouteClass::kOther;
 }
-
-size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
 
 }  // namespace
 
@@ -142,22 +138,11 @@ void ObservabilityHandlers::ServeStats(const httplib::Request& req, httplib::Res
 }
 
 void ObservabilityHandlers::ServeReady(httplib::Response& res) {
-  bool writable = false;
-  std::string writable_detail;
-  if (auto temp = mirror_.store().CreateTemp(); !temp) {
-    writable_detail = temp.error().message;
-  } else if (auto s = temp->Append("r", 1); !s) {
-    writable_detail = s.error().message;
-  } else {
-    writable = true;  // the temp file is removed as it goes out of scope
-  }
-  bool index_ok = false;
-  std::string index_detail;
-  if (auto probe = mirror_.index().ManifestMediaType("sha256:" + std::string(64, '0')); !probe) {
-    index_detail = probe.error().message;
-  } else {
-    index_ok = true;
-  }
+  Mirror::StorageHealth storage = mirror_.CheckStorage();
+  const bool writable = storage.writable;
+  const std::string& writable_detail = storage.writable_detail;
+  const bool index_ok = storage.index_ok;
+  const std::string& index_detail = storage.index_detail;
   UpstreamCheck up = CheckUpstream(kReadyzProbeWait);
   const bool ready = writable && index_ok;
   nlohmann::ordered_json doc = {
@@ -427,10 +412,8 @@ ObservabilityHandlers::UpstreamCheck ObservabilityHandlers::CheckUpstream(
   return upstream_;
 }
 
-// Whether the upstream answers HTTP at all (any status below 500 counts: its
-// /v2/ answers 401 to the anonymous): a bounded GET of /v2/ without
-// credentials, outside the upstream client so that it neither counts as
-// registry traffic nor waits for the client's long timeouts.
+// Whether the upstream answers HTTP at all (UpstreamClient::ProbeReachable),
+// on this thread so that a probe never holds up a /readyz past its wait.
 void ObservabilityHandlers::ProbeLoop() {
   std::unique_lock lock(probe_mutex_);
   while (true) {
@@ -439,32 +422,11 @@ void ObservabilityHandlers::ProbeLoop() {
     probe_wanted_ = false;
     lock.unlock();
 
+    UpstreamClient::Reachability probe = mirror_.upstream().ProbeReachable(kProbeTimeout);
     UpstreamCheck check;
-    const std::string url = mirror_.config().upstream_url + "/v2/";
-    CURL* h = curl_easy_init();
-    char error[CURL_ERROR_SIZE] = {0};
-    long status = 0;
-    CURLcode rc = CURLE_FAILED_INIT;
-    if (h != nullptr) {
-      curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-      curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, kProbeTimeoutMs);
-      curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-      curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION " readyz");
-      curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-      curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &DiscardBody);
-      mirror_.upstream().ApplyTlsOptions(h);  // the same trust as the registry traffic
-      rc = curl_easy_perform(h);
-      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-      curl_easy_cleanup(h);
-    }
-    check.status = static_cast<int>(status);
-    check.reachable = rc == CURLE_OK && status > 0 && status < 500;
-    if (rc != CURLE_OK) {
-      check.detail = error[0] ? error : curl_easy_strerror(rc);
-    } else if (!*check.reachable) {
-      check.detail = "upstream answered HTTP " + std::to_string(status);
-    }
+    check.reachable = probe.reachable;
+    check.status = probe.status;
+    check.detail = std::move(probe.detail);
     check.checked_ms = UnixNowMs();
 
     lock.lock();

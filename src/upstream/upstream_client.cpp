@@ -544,6 +544,40 @@ void UpstreamClient::ApplyTlsOptions(void* handle) const {
   }
 }
 
+UpstreamClient::Reachability UpstreamClient::ProbeReachable(
+    std::chrono::milliseconds timeout) const {
+  Reachability out;
+  CURL* h = curl_easy_init();
+  if (h == nullptr) {
+    out.detail = "cannot start a transfer";
+    return out;
+  }
+  const std::string url = options_.base_url + "/v2/";
+  char error[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION " readyz");
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(
+      h, CURLOPT_WRITEFUNCTION,
+      +[](char*, size_t size, size_t n, void*) -> size_t { return size * n; });
+  ApplyTlsOptions(h);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(h);
+  out.status = static_cast<int>(status);
+  out.reachable = rc == CURLE_OK && status > 0 && status < 500;
+  if (rc != CURLE_OK) {
+    out.detail = error[0] ? error : curl_easy_strerror(rc);
+  } else if (!out.reachable) {
+    out.detail = "upstream answered HTTP " + std::to_string(status);
+  }
+  return out;
+}
+
 void UpstreamClient::SetOwnListener(const std::string& host, uint16_t port) {
   guard_.SetOwnListener(ConnectGuard::ListenerAddresses(host), port);
 }

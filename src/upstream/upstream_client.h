@@ -105,10 +105,16 @@ class UpstreamClient {
 
   const UpstreamCounters& counters() const { return counters_; }
 
-  // The upstream's TLS trust (REGISTRY_PROXY_CA, HUBCACHE_UPSTREAM_INSECURE) on
-  // a curl easy handle (a CURL*): the one home of these settings, also used by
-  // anything else that talks to the upstream (the readiness probe).
-  void ApplyTlsOptions(void* handle) const;
+  // Whether the upstream answers HTTP at all: a GET of /v2/ without
+  // credentials within `timeout`, with the same TLS trust as the registry
+  // traffic but outside it (a fresh connection, not counted, no token, no
+  // retries). Any status below 500 counts (an anonymous /v2/ answers 401).
+  struct Reachability {
+    bool reachable = false;
+    int status = 0;      // 0: no HTTP answer
+    std::string detail;  // why not, when not
+  };
+  [[nodiscard]] Reachability ProbeReachable(std::chrono::milliseconds timeout) const;
 
   // Where hubcache itself listens ("host" as in --addr, "" = all interfaces):
   // the client never connects there, whatever the upstream redirects to.
@@ -135,6 +141,9 @@ class UpstreamClient {
   bool SameOriginAsUpstream(const std::string& url) const;
   // Counts and logs a connection the guard refused; the error for the caller.
   Error RefusedConnection(const std::string& url, const std::string& reason);
+  // The upstream's TLS trust (REGISTRY_PROXY_CA, HUBCACHE_UPSTREAM_INSECURE) on
+  // a curl easy handle (a CURL*): the one home of these settings.
+  void ApplyTlsOptions(void* handle) const;
 
   const UpstreamOptions options_;
   std::unique_ptr<HandlePool> handles_;
