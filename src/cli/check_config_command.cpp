@@ -33,11 +33,13 @@ void PrintUsage(FILE* out) {
                "  --env-example    every setting as a commented env file, with its default\n");
 }
 
+// Also '-', which REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin and the
+// like need (compose and `env` pass such names; a shell's export does not).
 bool IsEnvName(const std::string& s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
   for (char c : s) {
-    bool ok =
-        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -90,7 +92,11 @@ void PrintEnvExample() {
   }
 }
 
-void PrintJson(const std::vector<SettingValue>& rows) {
+// The configured response fields follow the settings: their variables are
+// named by the operator (REGISTRY_HTTP_HEADERS_<Name>), with no flag, and are
+// never a default.
+void PrintJson(const std::vector<SettingValue>& rows,
+               const std::vector<ConfiguredHeader>& headers) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& s : rows) {
     out.push_back({{"env", s.info.env},
@@ -100,15 +106,28 @@ void PrintJson(const std::vector<SettingValue>& rows) {
                    {"secret", s.secret},
                    {"help", s.info.help}});
   }
+  for (const auto& h : headers) {
+    out.push_back({{"env", kHttpHeadersEnvPrefix + h.name},
+                   {"flag", ""},
+                   {"value", ShowHeaderValues(h.values)},
+                   {"default", ""},
+                   {"secret", false},
+                   {"help", "response header field " + h.name + ", one per element"}});
+  }
   std::printf("%s\n", out.dump(2).c_str());
 }
 
-void PrintTable(const std::vector<SettingValue>& rows) {
+void PrintTable(const std::vector<SettingValue>& rows,
+                const std::vector<ConfiguredHeader>& headers) {
   std::printf("configuration valid: %zu settings (* = not the default)\n", rows.size());
   for (const auto& s : rows) {
     bool changed = s.value != s.default_value;
     std::printf("%c %-42s %-28s %s\n", changed ? '*' : ' ', s.info.env, s.info.flag,
                 s.value.empty() ? "(empty)" : s.value.c_str());
+  }
+  for (const auto& h : headers) {
+    std::printf("* %-42s %-28s %s\n", (kHttpHeadersEnvPrefix + h.name).c_str(), "(env only)",
+                ShowHeaderValues(h.values).c_str());
   }
 }
 
@@ -163,16 +182,16 @@ int RunCheckConfig(const std::vector<std::string>& args) {
   // not happen.
   for (const auto& [name, value] : env) {
     bool ours = StartsWith(name, "REGISTRY_") || StartsWith(name, "HUBCACHE_");
-    if (ours && known_env.count(name) == 0) {
+    if (ours && known_env.count(name) == 0 && !StartsWith(name, kHttpHeadersEnvPrefix)) {
       std::fprintf(stderr, "hubcache: note: %s is set but is not a hubcache setting (ignored)\n",
                    name.c_str());
     }
   }
   auto rows = Describe(*config);
   if (as_json) {
-    PrintJson(rows);
+    PrintJson(rows, config->http_headers);
   } else {
-    PrintTable(rows);
+    PrintTable(rows, config->http_headers);
   }
   return kExitOk;
 }

@@ -94,7 +94,12 @@ int RunServe(const std::vector<std::string>& args) {
   limits.max_connections_per_client = config->max_connections_per_client;
   limits.header_timeout = config->header_timeout;
   limits.keepalive_timeout = config->keepalive_timeout;
-  HttpServer server(**mirror, HttpOptions{config->http_addr, limits, tls, std::move(*auth)});
+  std::vector<std::pair<std::string, std::string>> response_headers;
+  for (const auto& header : config->http_headers) {
+    for (const auto& value : header.values) response_headers.emplace_back(header.name, value);
+  }
+  HttpServer server(**mirror, HttpOptions{config->http_addr, limits, tls, std::move(*auth),
+                                          std::move(response_headers)});
   if (auto s = server.Bind(); !s) {
     std::fprintf(stderr, "hubcache: %s\n", s.error().message.c_str());
     return kExitFailure;

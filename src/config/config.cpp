@@ -594,6 +594,9 @@ Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
       if (auto status = s.set(config, it->second); !status) return tl::unexpected(status.error());
     }
   }
+  auto headers = LoadConfiguredHeaders(env);
+  if (!headers) return tl::unexpected(headers.error());
+  config.http_headers = std::move(*headers);
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string value;

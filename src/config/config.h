@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "config/http_headers.h"
 
 namespace hubcache {
 
@@ -85,6 +86,10 @@ struct Config {
   std::string prewarm_file;
   // From the end of one keep-warm run to the start of the next.
   std::chrono::milliseconds prewarm_interval{6 * 3'600'000};
+  // Fields added to every response (REGISTRY_HTTP_HEADERS_<Name>, environment
+  // only, as in the CNCF registry; config/http_headers.h). Not in Settings():
+  // their names are the operator's.
+  std::vector<ConfiguredHeader> http_headers;
 };
 
 // One configurable setting, for --help and the configuration reference.

@@ -95,6 +95,9 @@ void BuildRequest(RequestHead& head, std::string path, httplib::Params params,
 }
 
 void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Response& res) {
+  // The fields set at admission (API version, configured fields) go out on
+  // the 500 too.
+  httplib::Headers admitted = res.headers;
   try {
     router.Handle(req, res);
     if (res.status == -1) res.status = 200;
@@ -105,6 +108,7 @@ void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Respon
     Logger("http")->error("handler exception of unknown type");
   }
   res = httplib::Response();
+  res.headers = std::move(admitted);
   res.status = 500;
   res.set_content(ErrorJson("UNKNOWN", "internal error"), "application/json");
 }

@@ -25,22 +25,36 @@ thread_local std::string slot_client;
 
 // Routes each parsed request: the per-client limit and credentials from its
 // head, then the observability pages, the admin API or the registry API.
+// Every answer it gives starts with the API version and the configured fields.
 class HttpServer::Router final : public RequestRouter {
  public:
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+
   Router(Mirror& mirror, std::shared_ptr<ClientAuth> auth,
-         std::shared_ptr<ObservabilityHandlers> observability, std::shared_ptr<AdminHandlers> admin)
+         std::shared_ptr<ObservabilityHandlers> observability, std::shared_ptr<AdminHandlers> admin,
+         Fields response_headers)
       : auth_(std::move(auth)),
         observability_(std::move(observability)),
         admin_(std::move(admin)),
-        registry_(std::make_unique<RegistryHandlers>(mirror)) {}
+        registry_(std::make_unique<RegistryHandlers>(mirror)),
+        response_headers_(std::move(response_headers)) {}
 
   Admission Admit(httplib::Request& req, httplib::Response& res) override {
     BeginRequest();
     Release();  // left over if a previous request on this thread was not finished
     res.set_header("Docker-Distribution-API-Version", "registry/2.0");
+    for (const auto& [name, value] : response_headers_) res.set_header(name, value);
     if (!auth_->Enter(req.remote_addr, res)) return {Admission::Kind::kAnswered};
     slot_held = true;
     slot_client = req.remote_addr;
+    // A CORS preflight never carries credentials: it is answered from the head
+    // alone, before any auth, and any body stays unread (the connection closes).
+    if (req.method == "OPTIONS") {
+      res.status = 200;
+      res.set_header("Allow", AdminHandlers::IsAdminPath(req.path) ? "GET, POST, DELETE, OPTIONS"
+                                                                   : "GET, HEAD, OPTIONS");
+      return {Admission::Kind::kAnswered};
+    }
     if (AdminHandlers::IsAdminPath(req.path)) {
       if (!admin_->Authorize(req, res)) return {Admission::Kind::kAnswered};
       size_t limit = admin_->BodyLimit(req);
@@ -76,6 +90,7 @@ class HttpServer::Router final : public RequestRouter {
   std::shared_ptr<ObservabilityHandlers> observability_;
   std::shared_ptr<AdminHandlers> admin_;
   std::unique_ptr<RegistryHandlers> registry_;
+  const Fields response_headers_;
 };
 
 // httplib's Server or SSLServer for what it still does here: the listening
@@ -124,7 +139,8 @@ HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
   }
   observability_ = std::make_shared<ObservabilityHandlers>(mirror_);
   admin_ = std::make_shared<AdminHandlers>(mirror_, options_.auth);
-  router_ = std::make_unique<Router>(mirror_, options_.auth, observability_, admin_);
+  router_ = std::make_unique<Router>(mirror_, options_.auth, observability_, admin_,
+                                     options_.response_headers);
   connections_->SetRouter(router_.get());
   // httplib queues each accepted connection on the ConnectionServer's workers,
   // which also serve connections resumed from parking; httplib's shutdown of

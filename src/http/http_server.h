@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,6 +35,9 @@ struct HttpOptions {
   ConnectionLimits limits;           // connections, timeouts, request heads
   std::shared_ptr<TlsContext> tls;   // null = plain HTTP
   std::shared_ptr<ClientAuth> auth;  // never null
+  // Fields added to every routed response, one line per pair, in this order
+  // (REGISTRY_HTTP_HEADERS_*); names and values validated by config.
+  std::vector<std::pair<std::string, std::string>> response_headers;
 };
 
 class HttpServer {

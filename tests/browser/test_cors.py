@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""The joxit docker-registry-ui's calls from another origin, in headless Debian chromium.
+
+Starts the real upstream with library/docker2:1, a tiny http.server on another
+127.0.0.1 port that serves the page (the UI's origin), and three mirrors: `open` with
+the UI's CORS headers (REGISTRY_HTTP_HEADERS_*), `htpasswd` with the same headers and
+client auth on (the page sends Authorization: Basic, so the preflight must pass without
+credentials and the headers must allow them), and `bare` without any. Pulls the image
+through each, then runs cors.test.mjs: the UI's catalog, tags, manifest (with its Accept
+field, reading Docker-Content-Digest) and config blob calls succeed on `open` and
+`htpasswd`, and the browser blocks them on `bare`, which proves the headers matter.
+
+Exit status: 0 pass, 1 fail, 77 skip (chromium, node, docker-registry, skopeo, htpasswd
+or playwright-core missing: `npm ci` in tests/browser, as scripts/test.sh does).
+"""
+import base64
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INTEGRATION = os.path.join(os.path.dirname(HERE), "integration")
+sys.path.insert(0, INTEGRATION)
+
+import fixtures  # noqa: E402
+import harness  # noqa: E402
+from harness import ACCEPT_ALL  # noqa: E402
+from mirror import Mirror  # noqa: E402
+from upstream import Upstream  # noqa: E402
+
+NODE_TIMEOUT_S = 90
+USER, PASSWORD = "ui-user", "ui-secret-1"
+PAGE = b"<!doctype html><html><head><title>registry ui stand-in</title></head><body></body></html>"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve_page(directory):
+    """The UI's origin: a threading http.server on 127.0.0.1, port 0. Returns the server."""
+    with open(os.path.join(directory, "ui.html"), "wb") as f:
+        f.write(PAGE)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=directory))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def cors_env(origin):
+    """The headers docker-registry-ui's README asks of the registry, in their env form."""
+    return {
+        "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin": f'["{origin}"]',
+        "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Methods": "[HEAD, GET, OPTIONS, DELETE]",
+        "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Headers":
+            "[Authorization, Accept, Cache-Control]",
+        "REGISTRY_HTTP_HEADERS_Access-Control-Expose-Headers": "[Docker-Content-Digest]",
+        "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Credentials": "[true]",
+    }
+
+
+def pull(mirror, repo, tag, headers):
+    """GETs the manifest and every blob, so that the catalog lists the repository."""
+    def get(path):
+        r = harness.request(mirror.url, "GET", path, {"Accept": ACCEPT_ALL, **headers})
+        if r.status != 200 or not r.complete:
+            raise RuntimeError(f"GET {path}: {r!r}")
+        return r
+    manifest = json.loads(get(f"/v2/{repo}/manifests/{tag}").body)
+    for d in [manifest["config"], *manifest["layers"]]:
+        get(f"/v2/{repo}/blobs/{d['digest']}")
+
+
+def main():
+    harness.require_tools("docker-registry", "skopeo", "htpasswd", "node", "chromium")
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
+        print("SKIP: playwright-core not installed: run `npm ci` in tests/browser", file=sys.stderr)
+        return 77
+    started = time.monotonic()
+    work, cleanup = harness.module_workdir("browser-cors")
+    up = Upstream(work)
+    mirrors = []
+    site = None
+    try:
+        up.start()
+        fixtures.push(up, work, "docker2")
+        image = fixtures.describe(up, "docker2")
+        site_dir = os.path.join(work, "site")
+        os.makedirs(site_dir)
+        site = serve_page(site_dir)
+        origin = f"http://127.0.0.1:{site.server_address[1]}"
+        htpasswd = os.path.join(work, "htpasswd")
+        subprocess.run(["htpasswd", "-B", "-b", "-c", htpasswd, USER, PASSWORD],
+                       check=True, capture_output=True, timeout=60)
+        auth_env = {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": htpasswd}
+        specs = [("open", cors_env(origin), None),
+                 ("htpasswd", {**cors_env(origin), **auth_env}, (USER, PASSWORD)),
+                 ("bare", {}, None)]
+        plan = []
+        for name, env, creds in specs:
+            d = os.path.join(work, name)
+            os.makedirs(d)
+            m = Mirror(d, up.url, env=env)
+            mirrors.append(m)
+            m.start()
+            headers = {}
+            if creds:
+                token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+                headers["Authorization"] = "Basic " + token
+            pull(m, image.repo, image.tag, headers)
+            entry = {"name": name, "url": m.url, "repo": image.repo, "tag": image.tag,
+                     "digest": image.digest, "expect": "blocked" if name == "bare" else "ok"}
+            if creds:
+                entry.update(user=creds[0], password=creds[1])
+            plan.append(entry)
+
+        env = dict(os.environ, PAGE_URL=origin + "/ui.html", MIRRORS=json.dumps(plan))
+        p = subprocess.run(["node", os.path.join(HERE, "cors.test.mjs")], env=env,
+                           timeout=NODE_TIMEOUT_S)
+        ok = p.returncode == 0
+        # The page's Authorization and Accept fields made chromium send a preflight.
+        preflights = mirrors[1].log().count("OPTIONS")
+        print(f"{'ok  ' if preflights else 'FAIL'} the htpasswd mirror saw {preflights} "
+              "OPTIONS preflight(s)")
+        ok = ok and preflights > 0
+        print(f"{os.path.basename(__file__)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
+        if not ok:
+            for m in mirrors:
+                print(m.log()[-2000:], file=sys.stderr)
+        return 0 if ok else 1
+    finally:
+        if site:
+            site.shutdown()
+            site.server_close()
+        for m in mirrors:
+            m.stop()
+        up.stop()
+        cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
