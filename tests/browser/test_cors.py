@@ -95,7 +95,7 @@ def main():
         os.makedirs(site_dir)
         site = serve_page(site_dir)
         origin = f"http://127.0.0.1:{site.server_address[1]}"
-        htpasswd = os.path.join(work, "htpasswd")
+        htpasswd = os.path.join(work, "users.htpasswd")
         subprocess.run(["htpasswd", "-B", "-b", "-c", htpasswd, USER, PASSWORD],
                        check=True, capture_output=True, timeout=60)
         auth_env = {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": htpasswd}

@@ -84,7 +84,7 @@ class Cors(unittest.TestCase):
              {**auth_header(), "Accept": harness.ACCEPT_ALL}, 200),
             ("unknown manifest", f"/v2/{self.image.repo}/manifests/no-such-tag",
              {**auth_header(), "Accept": harness.ACCEPT_ALL}, 404),
-            ("unknown route", "/v2/no/such/route", auth_header(), 404),
+            ("unknown route", "/v2/no/such/route", auth_header(), 400),  # NAME_INVALID
             ("tags list", f"/v2/{self.image.repo}/tags/list", auth_header(), 200),
             ("healthz", "/healthz", {}, 200),
             ("admin API without its token", "/admin/images", {}, 401),
