@@ -159,6 +159,13 @@ CONFIG = {
     "access_log": "HUBCACHE_ACCESS_LOG=/var/log/hubcache/access.log\nHUBCACHE_ACCESS_LOG_FORMAT=json\n"
                   "HUBCACHE_STATS_ACCESS=open\n",
     "prewarm": "HUBCACHE_PREWARM_FILE=/etc/hubcache/images.txt\n\n--prewarm-interval\n30m\n",
+    # REGISTRY_HTTP_HEADERS_<Name>: the joxit registry UI's CORS fields, and malformed lists
+    "http_headers": "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin=[\"https://ui.example\"]\n"
+                    "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Methods=[HEAD, GET, OPTIONS, DELETE]\n"
+                    "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Headers=['Authorization', 'Accept']\n"
+                    "REGISTRY_HTTP_HEADERS_X-Plain=a plain string\n",
+    "http_headers_bad": "REGISTRY_HTTP_HEADERS_X-A=[\"unterminated\n"
+                        "REGISTRY_HTTP_HEADERS_Content-Length=[1]\n",
     "bad_upstream": "\n--upstream\nhttps:///x\n",
     "bad_upstream_scheme": "REGISTRY_PROXY_REMOTEURL=ftp://registry-1.docker.io\n",
     "bad_addr": "REGISTRY_HTTP_ADDR=localhost\n\n--addr=:99999\n",
