@@ -3,13 +3,12 @@
 // password short for crypt) and no ':' in the user, and the canonical form
 // "Basic " + base64(user ":" password) parses back to the same pair.
 
-#include <openssl/evp.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "common/base64.h"
 #include "fuzz_check.h"
 #include "http/basic_credentials.h"
 
@@ -23,15 +22,6 @@ bool HasControl(std::string_view s) {
   return false;
 }
 
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -42,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(value.size() > 6);
   FUZZ_CHECK(parsed->user.find(':') == std::string::npos);
   FUZZ_CHECK(!HasControl(parsed->user) && !HasControl(parsed->password));
-  auto again = ParseBasicAuthorization("Basic " + Base64(parsed->user + ":" + parsed->password));
+  auto again = ParseBasicAuthorization(
+      "Basic " + hubcache::Base64Encode(parsed->user + ":" + parsed->password));
   FUZZ_CHECK(again && again->user == parsed->user && again->password == parsed->password);
   return 0;
 }

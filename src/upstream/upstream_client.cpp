@@ -1,7 +1,6 @@
 #include "upstream/upstream_client.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <sys/socket.h>
 
 #include <charconv>
@@ -9,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/log.h"
 #include "common/strings.h"
 
@@ -18,15 +18,6 @@ namespace {
 constexpr int kMaxRedirects = 5;
 constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
 constexpr size_t kMaxTokenBodyBytes = 256 * 1024;
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // scheme://host:port of a URL (lower-cased, default ports made explicit), or "".
 std::string Origin(const std::string& url) {
@@ -432,7 +423,7 @@ Result<std::string> UpstreamClient::AuthorizationFor(const std::string& scope) {
   if (!challenge) return std::string();
   if (challenge->scheme == "basic") {
     if (options_.username.empty()) return std::string();
-    return "Basic " + Base64(options_.username + ":" + options_.password);
+    return "Basic " + Base64Encode(options_.username + ":" + options_.password);
   }
   if (auto token = tokens_.Get(scope, TokenCache::Clock::now())) return "Bearer " + *token;
 
@@ -477,7 +468,8 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   if (!options_.username.empty()) {
     header_list = curl_slist_append(
         header_list,
-        ("Authorization: Basic " + Base64(options_.username + ":" + options_.password)).c_str());
+        ("Authorization: Basic " + Base64Encode(options_.username + ":" + options_.password))
+            .c_str());
   }
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
