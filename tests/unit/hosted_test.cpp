@@ -10,6 +10,7 @@
 #include "cache/hosted_registry.h"
 #include "cache/stats.h"
 #include "cache/upload_service.h"
+#include "common/clock.h"
 #include "common/sha256.h"
 #include "index/index_db.h"
 #include "store/blob_store.h"
@@ -204,6 +205,42 @@ TEST_CASE("manifests need their blobs; gc sweeps only what nothing references") 
   CHECK(all->blobs_removed == 2);
   CHECK(f.HostedBlobFiles() == 0);
   CHECK(f.registry.GetManifest(repo, pushed->digest).error().kind == ErrorKind::kManifestUnknown);
+}
+
+TEST_CASE("a manifest pushed while gc sweeps keeps its blob; abandoned uploads are purged") {
+  Fixture f;
+  const RepoName repo = Name("team/app");
+  const std::string config = "{}";
+  auto stored = f.Push(repo, config);
+  // gc lists the blob as unreferenced...
+  auto listed = f.index->UnreferencedHostedBlobs(UnixNowMs() + 1000);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  // ...then a manifest that needs it lands before the sweep reaches it.
+  auto pushed = f.registry.PutManifest(
+      repo, *Tag::Parse("v1"), "",
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+      R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+          stored.digest.str() + R"(","size":2},"layers":[]})");
+  REQUIRE(pushed);
+  bool removed_file = false;
+  auto swept = f.index->SweepHostedBlob(stored.digest.str(), UnixNowMs() + 1000, [&] {
+    removed_file = true;
+    return Status{};
+  });
+  REQUIRE(swept);
+  CHECK_FALSE(*swept);
+  CHECK_FALSE(removed_file);
+  CHECK(f.hosted->SizeOf(ObjectKind::kBlob, stored.digest) == config.size());
+
+  auto fresh = f.uploads->Start(repo);
+  REQUIRE(fresh);
+  CHECK(f.uploads->PurgeStale(std::chrono::hours(1), false) == 0);
+  CHECK(f.uploads->PurgeStale(std::chrono::milliseconds(-1000), true) == 0);  // dry run
+  CHECK(f.uploads->Query(repo, fresh->id));
+  CHECK(f.uploads->PurgeStale(std::chrono::milliseconds(-1000), false) == 1);
+  CHECK(f.uploads->Query(repo, fresh->id).error().kind == ErrorKind::kBlobUploadUnknown);
+  CHECK(std::filesystem::is_empty(f.hosted->root() / "uploads"));
 }
 
 }  // namespace
