@@ -212,7 +212,9 @@ Result<std::vector<HostedRepoRow>> IndexDb::HostedRepositoryRows() {
   Statement s(*statements_,
               "SELECT m.repo, COUNT(*), MAX(m.created_ms), "
               "(SELECT COUNT(*) FROM hosted_tags t WHERE t.repo = m.repo), "
-              "(SELECT MAX(updated_ms) FROM hosted_tags t WHERE t.repo = m.repo) "
+              "(SELECT MAX(updated_ms) FROM hosted_tags t WHERE t.repo = m.repo), "
+              "(SELECT IFNULL(SUM(b.size), 0) FROM hosted_repo_blobs rb JOIN hosted_blobs b "
+              "ON b.digest = rb.digest WHERE rb.repo = m.repo) "
               "FROM hosted_manifests m GROUP BY m.repo ORDER BY m.repo");
   if (!s.ok()) return tl::unexpected(DbError(db_, "hosted repositories"));
   std::vector<HostedRepoRow> out;
@@ -223,6 +225,7 @@ Result<std::vector<HostedRepoRow>> IndexDb::HostedRepositoryRows() {
     row.manifests = static_cast<uint64_t>(s.Int(1));
     row.tags = static_cast<uint64_t>(s.Int(3));
     row.last_push_ms = std::max(s.Int(2), s.Int(4));
+    row.size_bytes = static_cast<uint64_t>(s.Int(5));
     out.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "hosted repositories"));

@@ -96,6 +96,7 @@ struct HostedRepoRow {
   std::string repo;
   uint64_t tags = 0;
   uint64_t manifests = 0;
+  uint64_t size_bytes = 0;  // blobs linked to it
   int64_t last_push_ms = 0;
 };
 
