@@ -336,6 +336,13 @@ class HostedTest(unittest.TestCase):
         if REFERENCE:
             self.skipTest("hubcache behaviour, not distribution's")
 
+    def assertNoUpstreamWrites(self, since):
+        """No POST/PUT/PATCH/DELETE reached the upstream after `since` (a mark)."""
+        _up.sync_log()
+        writes = [line for line in _up.requests(since=since, include_tests=True)
+                  if line.method not in ("GET", "HEAD")]
+        self.assertEqual(writes, [], "writes forwarded to the upstream")
+
     def assertDenied(self, r, status, code, what):
         self.assertEqual((r.status, r.error_codes()[:1]), (status, [code]), f"{what}: {r!r}")
 
@@ -454,6 +461,7 @@ class OpenPush(HostedTest):
 
     def test_7_push_to_mirrored_name_denied(self):
         self.hubcache_only()
+        mark = _up.mark()
         src = f"oci:{fixtures.layout('sharea')}:1"
         for image in ("library/alpine:1", "alpine:1", "team/other:1", "chatsuite:1"):
             with self.subTest(image=image):
@@ -469,6 +477,7 @@ class OpenPush(HostedTest):
                 r = self.req("PUT", f"/v2/{repo}/manifests/1",
                              {"Content-Type": harness.MEDIA_OCI_MANIFEST}, raw)
                 self.assertDenied(r, 403, "DENIED", f"PUT manifest to {repo}")
+        self.assertNoUpstreamWrites(mark)
 
     def test_8_delete_without_delete_enabled_is_405(self):
         ref_dir, digest = type(self).pushed.get("chatsuite/docker2:1", (None, None))
@@ -521,10 +530,12 @@ class DeleteAndGc(HostedTest):
             skopeo_pull(self.host, "chatsuite/api:latest")
 
         # A DELETE of a mirrored name must not touch the cache.
+        mark = _up.mark()
         mirrored_layer = sorted(shared)[0]
         r = self.req("DELETE", f"/v2/library/sharea/blobs/{mirrored_layer}")
         self.assertTrue(400 <= r.status < 500, f"DELETE of a mirrored blob: {r!r}")
         self.assertEqual(harness.cache_objects(root), cached_before)
+        self.assertNoUpstreamWrites(mark)
 
         self.assertEqual(self.server.stop(), 0, "SIGTERM did not exit 0")
         snapshot = {**hosted_blob_files(root), **{f"{k}:{d}": s for (k, d), s in
