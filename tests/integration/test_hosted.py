@@ -490,6 +490,26 @@ class OpenPush(HostedTest):
                 self.assertDenied(self.req("DELETE", path), 405, "UNSUPPORTED", f"DELETE {path}")
         self.assertPulledSame(ref_dir, "chatsuite/docker2:1", expect_digest=digest)
 
+    def test_9_stats_count_hosted(self):
+        self.hubcache_only()
+        blobs = {}
+        for dirpath, _, files in os.walk(os.path.join(self.server.root, "hosted", "blobs")):
+            for n in files:
+                blobs[n] = os.path.getsize(os.path.join(dirpath, n))
+        r = self.req("GET", "/stats")
+        self.assertEqual(r.status, 200, r)
+        hosted = r.json().get("hosted")
+        self.assertIsInstance(hosted, dict, r)
+        # chatsuite/docker2, team/app, chatsuite/multi/deep (index + 2), library/myapp,
+        # chatsuite/podman: one tag each.
+        self.assertEqual({k: hosted.get(k) for k in ("repositories", "manifests", "tags", "blobs",
+                                                     "uploads_in_progress")},
+                         dict(repositories=5, manifests=7, tags=5, blobs=len(blobs),
+                              uploads_in_progress=0), hosted)
+        self.assertGreaterEqual(hosted.get("bytes", 0), sum(blobs.values()), hosted)
+        metrics = self.req("GET", "/metrics").body.decode()
+        self.assertRegex(metrics, rf"(?m)^hubcache_hosted_blobs {len(blobs)}$")
+
 
 class DeleteAndGc(HostedTest):
     @classmethod
