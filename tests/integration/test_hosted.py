@@ -562,6 +562,10 @@ class DeleteAndGc(HostedTest):
                                                   harness.cache_objects(root).items()}}
         r = run_cli("gc", "--root", root, "--dry-run")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotRegex(r.stdout, r"(?m)^would remove sha256:",
+                            "blobs younger than the default --grace (1h) are kept")
+        r = run_cli("gc", "--root", root, "--dry-run", "--grace", "0s")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         would = set(re.findall(r"^would remove (sha256:[0-9a-f]{64}) \(", r.stdout, re.M))
         self.assertEqual(would, api_only, r.stdout)
         self.assertRegex(r.stdout, r"(?m)^hosted: ")
@@ -569,9 +573,10 @@ class DeleteAndGc(HostedTest):
                                                         harness.cache_objects(root).items()}},
                          snapshot, "gc --dry-run changed files")
 
-        r = run_cli("gc", "--root", root)
+        r = run_cli("gc", "--root", root, "--grace", "0s")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertRegex(r.stdout, r"(?m)^hosted: ", r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^hosted: freed .* \(2 blobs, 0 untagged manifests\)",
+                         r.stdout)
         report = parse_gc(r.stdout)
         self.assertEqual({k: report[k] for k in ("temp", "orphans_removed", "corrupt", "rows",
                                                   "adopted")},
