@@ -533,8 +533,12 @@ class DeleteAndGc(HostedTest):
                    15, "library/sharea's blobs in the mirror cache")
         cached_before = harness.cache_objects(root)
 
+        # skopeo mounts chatsuite/api's blobs from library/sharea (its blob-info cache saw
+        # them there): hosted copies of cached blobs.
         api = self.push(f"oci:{fixtures.layout('sharea')}:1", "chatsuite/api:latest")
         keep = self.push(f"oci:{fixtures.layout('shareb')}:1", "chatsuite/keep:1")
+        self.assertEqual(self.push(f"oci:{fixtures.layout('shareb')}:1", "chatsuite/keep:2"),
+                         keep)
         self.assertPulledSame(_ref["sharea"], "chatsuite/api:latest", expect_digest=api)
         hosted = hosted_blob_files(root)
         for d in set(sharea_blobs) | set(shareb_blobs):
@@ -549,11 +553,34 @@ class DeleteAndGc(HostedTest):
         with self.assertRaises(harness.SkopeoError):
             skopeo_pull(self.host, "chatsuite/api:latest")
 
+        # DELETE of a tag removes the tag only.
+        r = self.req("DELETE", "/v2/chatsuite/keep/manifests/2")
+        self.assertEqual(r.status, 202, r)
+        r = self.req("GET", "/v2/chatsuite/keep/manifests/2", {"Accept": harness.ACCEPT_ALL})
+        self.assertDenied(r, 404, "MANIFEST_UNKNOWN", "GET chatsuite/keep:2 after its DELETE")
+        r = self.req("GET", f"/v2/chatsuite/keep/manifests/{keep}", {"Accept": harness.ACCEPT_ALL})
+        self.assertEqual((r.status, r.header("Docker-Content-Digest")), (200, keep), r)
+        r = self.req("GET", "/v2/chatsuite/keep/tags/list")
+        self.assertEqual((r.status, r.body and r.json().get("tags")), (200, ["1"]), r)
+
+        # A blob no manifest references, uploaded then deleted: gc sweeps it too.
+        lone = b"a blob no manifest ever names\n" * 100
+        lone_digest = "sha256:" + harness.sha256_hex(lone)
+        r = self.req("POST", f"/v2/chatsuite/lone/blobs/uploads/?digest={lone_digest}",
+                     {"Content-Type": "application/octet-stream"}, lone)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(hosted_blob_files(root).get(lone_digest), lone_digest)
+        r = self.req("DELETE", f"/v2/chatsuite/lone/blobs/{lone_digest}")
+        self.assertEqual(r.status, 202, r)
+        r = self.req("HEAD", f"/v2/chatsuite/lone/blobs/{lone_digest}")
+        self.assertEqual(r.status, 404, r)
+        swept = api_only | {lone_digest}
+
         # A DELETE of a mirrored name must not touch the cache.
         mark = _up.mark()
         mirrored_layer = sorted(shared)[0]
         r = self.req("DELETE", f"/v2/library/sharea/blobs/{mirrored_layer}")
-        self.assertTrue(400 <= r.status < 500, f"DELETE of a mirrored blob: {r!r}")
+        self.assertDenied(r, 403, "DENIED", "DELETE of a mirrored blob")
         self.assertEqual(harness.cache_objects(root), cached_before)
         self.assertNoUpstreamWrites(mark)
 
@@ -567,7 +594,7 @@ class DeleteAndGc(HostedTest):
         r = run_cli("gc", "--root", root, "--dry-run", "--grace", "0s")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         would = set(re.findall(r"^would remove (sha256:[0-9a-f]{64}) \(", r.stdout, re.M))
-        self.assertEqual(would, api_only, r.stdout)
+        self.assertEqual(would, swept, r.stdout)
         self.assertRegex(r.stdout, r"(?m)^hosted: ")
         self.assertEqual({**hosted_blob_files(root), **{f"{k}:{d}": s for (k, d), s in
                                                         harness.cache_objects(root).items()}},
@@ -575,7 +602,7 @@ class DeleteAndGc(HostedTest):
 
         r = run_cli("gc", "--root", root, "--grace", "0s")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertRegex(r.stdout, r"(?m)^hosted: freed .* \(2 blobs, 0 untagged manifests\)",
+        self.assertRegex(r.stdout, r"(?m)^hosted: freed .* \(3 blobs, 0 untagged manifests\)",
                          r.stdout)
         report = parse_gc(r.stdout)
         self.assertEqual({k: report[k] for k in ("temp", "orphans_removed", "corrupt", "rows",
