@@ -70,7 +70,7 @@ def setUpModule():
     _work, cleanup = harness.module_workdir("hosted")
     unittest.addModuleCleanup(cleanup)
     for name, args in (("docker2", ["--format", "v2s2"]), ("sharea", []), ("shareb", []),
-                       ("multi", ["--all"]), ("lru1", [])):
+                       ("multi", ["--all"]), ("lru1", []), ("big100", [])):
         _ref[name] = os.path.join(_work, f"ref-{name}")
         harness.skopeo(_work, [], ["copy", *args, f"oci:{fixtures.layout(name)}:1",
                                    f"dir:{_ref[name]}"])
@@ -405,11 +405,33 @@ class OpenPush(HostedTest):
                          {"Accept": harness.ACCEPT_ALL})
             self.assertEqual((r.status, r.header("Docker-Content-Digest")), (200, d), r)
 
+    def test_3b_narrow_accept_never_gets_the_oci_index(self):
+        # A client that does not accept OCI indexes never gets one (as on the mirror side,
+        # test_api_behaviour; distribution answers 404 MANIFEST_UNKNOWN).
+        _, digest = type(self).pushed.get("chatsuite/multi/deep:1", (None, None))
+        self.assertIsNotNone(digest, "test_3 did not push chatsuite/multi/deep:1")
+        for accept in (MEDIA_DOCKER_V2, harness.MEDIA_OCI_MANIFEST,
+                       f"{harness.MEDIA_DOCKER_LIST}, {MEDIA_DOCKER_V2}"):
+            for method in ("GET", "HEAD"):
+                with self.subTest(accept=accept, method=method):
+                    r = self.req(method, "/v2/chatsuite/multi/deep/manifests/1", {"Accept": accept})
+                    self.assertNotEqual(r.header("Content-Type"), harness.MEDIA_OCI_INDEX, r)
+                    if r.status == 200:
+                        self.assertIn(r.header("Content-Type"), accept.split(", "), r)
+                    else:
+                        self.assertEqual(r.status, 404, r)
+
     def test_4_short_name_pattern_means_library(self):
         self.hubcache_only()
         digest = self.push(f"oci:{fixtures.layout('shareb')}:1", "myapp:1")
         self.assertPulledSame(_ref["shareb"], "library/myapp:1", expect_digest=digest)
         self.assertPulledSame(_ref["shareb"], "myapp:1", expect_digest=digest)
+
+    def test_4b_100_mib_layer_streams(self):
+        self.push_and_compare("big100", f"oci:{fixtures.layout('big100')}:1", "chatsuite/big:1")
+        if not REFERENCE:
+            self.assertLess(self.server.peak_rss_kib(), 64 * 1024,
+                            "hubcache's peak RSS after pushing and pulling a 100 MiB layer")
 
     def test_5_tags_and_catalog_list_hosted(self):
         self.hubcache_only()
@@ -501,10 +523,10 @@ class OpenPush(HostedTest):
         hosted = r.json().get("hosted")
         self.assertIsInstance(hosted, dict, r)
         # chatsuite/docker2, team/app, chatsuite/multi/deep (index + 2), library/myapp,
-        # chatsuite/podman: one tag each.
+        # chatsuite/big, chatsuite/podman: one tag each.
         self.assertEqual({k: hosted.get(k) for k in ("repositories", "manifests", "tags", "blobs",
                                                      "uploads_in_progress")},
-                         dict(repositories=5, manifests=7, tags=5, blobs=len(blobs),
+                         dict(repositories=6, manifests=8, tags=6, blobs=len(blobs),
                               uploads_in_progress=0), hosted)
         self.assertGreaterEqual(hosted.get("bytes", 0), sum(blobs.values()), hosted)
         metrics = self.req("GET", "/metrics").body.decode()
