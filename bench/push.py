@@ -339,10 +339,16 @@ def get_blob(base, repo, digest, size):
 
 # ---------------------------------------------------------------- servers
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free loopback ports (all bound at once while they are picked)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def port_free(p):
@@ -608,20 +614,21 @@ def main():
     log(f"results in {out}")
 
     targets = [t for t in args.targets.split(",") if t]
-    dist = Dist("dist", "dist", args.dist_port or free_port(), args.state)
+    ports = free_ports(3)
+    dist = Dist("dist", "dist", args.dist_port or ports[0], args.state)
     dist.bin = args.dist_bin
     servers = [dist]
     hosted = mirror = None
     if "hubcache" in targets:
         if args.dry_run:
-            hosted = Dist("dist2", "dist", free_port(), args.state)
+            hosted = Dist("dist2", "dist", ports[2], args.state)
             hosted.bin = args.dist_bin
             servers.append(hosted)
             if args.bin:
-                mirror = Hubcache("hubcache-mirror", "hubcache", args.hubcache_port or free_port(), args.state)
+                mirror = Hubcache("hubcache-mirror", "hubcache", args.hubcache_port or ports[1], args.state)
                 mirror.hosted = ""
         else:
-            hosted = mirror = Hubcache("hubcache", "hubcache", args.hubcache_port or free_port(), args.state)
+            hosted = mirror = Hubcache("hubcache", "hubcache", args.hubcache_port or ports[1], args.state)
             mirror.hosted = "bench/*"
         if mirror:
             mirror.bin, mirror.upstream = args.bin, dist.url
