@@ -494,11 +494,47 @@ class Hubcache(Server):
 
 # ---------------------------------------------------------------- rounds
 
+PERF = {"phases": set(), "out": "", "label": ""}  # --perf: phases recorded, where
+
+
+class Perf:
+    """`perf record -a -g` of the whole machine around one phase, then
+    bench/perf_summary.py for the server's process -> LABEL-PHASE.perf.txt."""
+
+    def __init__(self, server, phase):
+        self.server, self.proc = server, None
+        if phase not in PERF["phases"] or not server.pid():
+            return
+        self.base = os.path.join(PERF["out"], f"{PERF['label']}-{phase}")
+        self.proc = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-F", "999", "-o",
+                                      self.base + ".perf.data"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(1)
+
+    def stop(self):
+        if not self.proc:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        comm = "hubcache" if self.server.kind == "hubcache" else "docker-registry"
+        with open(self.base + ".perf.txt", "w") as f:
+            subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "perf_summary.py"),
+                            self.base + ".perf.data", comm, str(self.server.pid())],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=600)
+        log(f"perf: {self.base}.perf.txt")
+
+
 class Phase:
     """One measured call: wall seconds, the server's VmHWM (reset before) and CPU
     seconds (user+system, all threads), this client's CPU seconds."""
 
-    def __init__(self, server, fn):
+    def __init__(self, server, fn, perf=""):
+        prof = Perf(server, perf) if perf else None
         server.reset_hwm()
         cpu0, ccpu0 = server.cpu_s(), time.process_time()
         t = time.monotonic()
@@ -509,6 +545,8 @@ class Phase:
         self.cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
         kb = server.status_kb("VmHWM")
         self.hwm = kb / 1024 if kb else None
+        if prof:
+            prof.stop()
 
 
 def med(xs):
@@ -543,9 +581,10 @@ def run_target(t, big, img, mirror_big, mirror_img, args, emit):
     srv, url = t["hosted"], t["hosted"].url
     chunked = args.chunked
     peaks = []
-    p = Phase(srv, lambda: push_big(url, "bench/big", big, chunked))
+    PERF["label"] = t["name"]
+    p = Phase(srv, lambda: push_big(url, "bench/big", big, chunked), "push_1g")
     peaks.append(emit_phase(emit, "push_1g", [p], big.size))
-    p = Phase(srv, lambda: push_image(url, "bench/many", "1", img, chunked))
+    p = Phase(srv, lambda: push_image(url, "bench/many", "1", img, chunked), "push_many")
     peaks.append(emit_phase(emit, "push_many", [p], img.total))
 
     mirror = t.get("mirror")
@@ -554,8 +593,9 @@ def run_target(t, big, img, mirror_big, mirror_img, args, emit):
     if mirror:
         pull_image(mirror.url, "mirror/many", "1", verify=True)
     hosted_pulls, mirror_pulls = [], []
-    for _ in range(args.pull_repeat):  # hosted and mirror pulls interleaved
-        hosted_pulls.append(Phase(srv, lambda: pull_image(url, "bench/many", "1")))
+    for i in range(args.pull_repeat):  # hosted and mirror pulls interleaved
+        hosted_pulls.append(Phase(srv, lambda: pull_image(url, "bench/many", "1"),
+                                  "pull_many" if i == 0 else ""))
         if mirror:
             mirror_pulls.append(Phase(mirror, lambda: pull_image(mirror.url, "mirror/many", "1")))
     peaks.append(emit_phase(emit, "pull_many", hosted_pulls, img.total))
@@ -567,8 +607,9 @@ def run_target(t, big, img, mirror_big, mirror_img, args, emit):
         emit("mirror_pull_many_hits", caches.get("hit", 0), f"of {sum(caches.values())} answers")
 
     hosted_pulls, mirror_pulls = [], []
-    for _ in range(args.pull_1g_repeat):
-        hosted_pulls.append(Phase(srv, lambda: get_blob(url, "bench/big", big.digest, big.size)))
+    for i in range(args.pull_1g_repeat):
+        hosted_pulls.append(Phase(srv, lambda: get_blob(url, "bench/big", big.digest, big.size),
+                                  "pull_1g" if i == 0 else ""))
         if mirror and mirror_big:
             mirror_pulls.append(Phase(mirror, lambda: get_blob(
                 mirror.url, "mirror/big", mirror_big.digest, mirror_big.size)))
@@ -599,6 +640,9 @@ def main():
                     help="skip the 1 GiB mirror hit (saves 1 GiB in each root and ~10 s a round)")
     ap.add_argument("--dry-run", action="store_true",
                     help="hubcache's hosted role played by a second docker-registry")
+    ap.add_argument("--perf", default="", metavar="PHASES",
+                    help="record `perf record -a -g` in the first round during these phases "
+                         "(push_1g,push_many,pull_many,pull_1g) of each target")
     ap.add_argument("--report", metavar="RESULTS", help="only (re)write the report of RESULTS")
     args = ap.parse_args()
 
@@ -673,6 +717,8 @@ def main():
                     get_blob(mirror.url, "mirror/big", mirror_big.digest, mirror_big.size)
                 time.sleep(1)
             order = targets if rnd % 2 else targets[::-1]
+            PERF["out"] = out
+            PERF["phases"] = set(p for p in args.perf.split(",") if p) if rnd == 1 else set()
             for name in order:
                 lines = []
 

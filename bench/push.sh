@@ -16,7 +16,8 @@
 # (/tmp/bench-push; about 5 GiB free needed), HUBCACHE_BIN, HUBCACHE_BENCH_ARGS
 # (extra `hubcache serve` flags), DIST_BIN (/usr/bin/docker-registry),
 # CHUNKED=1 (PATCH bodies in Transfer-Encoding: chunked), NO_MIRROR_BIG=1 (skip
-# the 1 GiB mirror hit), BUILD_JOBS (ninja -j; default: ninja's). Not part of
+# the 1 GiB mirror hit), PERF_PHASES (e.g. push_1g,push_many: `perf record -a -g`
+# of those phases in round 1, summarized by bench/perf_summary.py), BUILD_JOBS (ninja -j; default: ninja's). Not part of
 # the test command (meson test / scripts/test.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +33,7 @@ args=(--rounds "${ROUNDS:-3}" --pull-repeat "${PULL_REPEAT:-5}" --pull-1g-repeat
 [ "${CHUNKED:-0}" = 1 ] && args+=(--chunked)
 [ "${NO_MIRROR_BIG:-0}" = 1 ] && args+=(--no-mirror-big)
 [ "${DRY_RUN:-0}" = 1 ] && args+=(--dry-run)
+[ -n "${PERF_PHASES:-}" ] && args+=(--perf "$PERF_PHASES")
 
 if [ -z "${HUBCACHE_BIN:-}" ]; then
   echo "[$(date +%H:%M:%S)] building a release hubcache in build-bench/" >&2
