@@ -674,6 +674,7 @@ def main():
         else:
             hosted = mirror = Hubcache("hubcache", "hubcache", args.hubcache_port or ports[1], args.state)
             mirror.hosted = "bench/*"
+            servers.append(hosted)
         if mirror:
             mirror.bin, mirror.upstream = args.bin, dist.url
             mirror.extra = args.hubcache_args.split()
@@ -748,6 +749,9 @@ def main():
                 s.stop()
     except KeyboardInterrupt:
         log("interrupted")
+    except (RuntimeError, OSError, http.client.HTTPException, ValueError) as e:
+        log(f"stopped: {e}")
+        stopping.append(e)
     finally:
         for s in servers:
             s.stop(wipe=True)
