@@ -352,7 +352,9 @@ def free_ports(n):
 
 
 def port_free(p):
+    """Nobody listens on p (connections of the previous round in TIME_WAIT do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", p))
             return True
