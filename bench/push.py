@@ -751,7 +751,9 @@ def main():
     img, mirror_img = Image(11), Image(12)
     versions = [subprocess.run([args.dist_bin, "--version"], capture_output=True, text=True).stdout.strip()]
     if args.bin:
-        versions.append("hubcache " + os.path.realpath(args.bin))
+        head = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse",
+                               "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        versions.append(f"hubcache {os.path.realpath(args.bin)} (checkout at {head or '?'})")
     with open(os.path.join(out, "push-info.txt"), "w") as f:
         f.write(f"date {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\nrounds {args.rounds}\n"
                 f"pull_repeat {args.pull_repeat} {args.pull_1g_repeat}\ndry_run {args.dry_run}\n"
