@@ -2,7 +2,7 @@
 # Push and hosted-pull benchmark: hubcache (--hosted 'bench/*') beside Debian's
 # docker-registry (distribution 2.8), side by side, rounds alternated:
 #
-#   bench/push.sh                       # ROUNDS=3, ~2 min a round here
+#   bench/push.sh                       # ROUNDS=3, ~1.5 min a round here
 #   ROUNDS=1 bench/push.sh
 #   DRY_RUN=1 bench/push.sh             # hubcache's hosted role played by a 2nd docker-registry
 #
