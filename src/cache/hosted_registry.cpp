@@ -69,7 +69,43 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
                 "the manifest references " + **missing + ", which is not in " + repo.str());
   }
   stats_.push_manifests.fetch_add(1, std::memory_order_relaxed);
+  if (!tag.empty()) {
+    std::lock_guard lock(mutex_);
+    if (tags_.size() >= kMaxEntries) tags_.clear();
+    tags_[Key(repo, tag)] = digest.str();
+  }
   return PushedManifestResult{digest, described->subject};
+}
+
+Result<std::string> HostedRegistry::ResolveTag(const RepoName& repo, const Tag& tag) {
+  const std::string key = Key(repo, tag.str());
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = tags_.find(key); it != tags_.end()) return it->second;
+  }
+  auto tagged = index_.HostedTag(repo.str(), tag.str());
+  if (!tagged) return tl::unexpected(tagged.error());
+  if (!*tagged) return tl::unexpected(ManifestUnknown(repo, tag.str()));
+  std::lock_guard lock(mutex_);
+  if (tags_.size() >= kMaxEntries) tags_.clear();
+  tags_[key] = **tagged;
+  return **tagged;
+}
+
+void HostedRegistry::RememberManifest(const std::string& key, const Manifest& manifest) {
+  std::lock_guard lock(mutex_);
+  if (manifest.bytes->size() > kMemoryBudget / 4 || manifests_.count(key) > 0) return;
+  while (manifest_bytes_ + manifest.bytes->size() > kMemoryBudget && !manifest_order_.empty()) {
+    auto old = manifests_.find(manifest_order_.front());
+    if (old != manifests_.end()) {
+      manifest_bytes_ -= old->second.bytes->size();
+      manifests_.erase(old);
+    }
+    manifest_order_.pop_front();
+  }
+  manifests_.emplace(key, manifest);
+  manifest_order_.push_back(key);
+  manifest_bytes_ += manifest.bytes->size();
 }
 
 Result<Manifest> HostedRegistry::GetManifest(const RepoName& repo, const Reference& reference) {
@@ -77,30 +113,62 @@ Result<Manifest> HostedRegistry::GetManifest(const RepoName& repo, const Referen
   if (const auto* digest = std::get_if<Digest>(&reference)) {
     digest_text = digest->str();
   } else {
-    auto tagged = index_.HostedTag(repo.str(), std::get<Tag>(reference).str());
-    if (!tagged) return tl::unexpected(tagged.error());
-    if (!*tagged) return tl::unexpected(ManifestUnknown(repo, std::get<Tag>(reference).str()));
-    digest_text = **tagged;
+    auto resolved = ResolveTag(repo, std::get<Tag>(reference));
+    if (!resolved) return tl::unexpected(resolved.error());
+    digest_text = std::move(*resolved);
+  }
+  auto digest = Digest::Parse(digest_text);
+  if (!digest) return tl::unexpected(digest.error());
+  const std::string key = Key(repo, digest_text);
+  std::optional<Manifest> remembered;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = manifests_.find(key); it != manifests_.end()) remembered = it->second;
+  }
+  // A manifest `hubcache gc` removed from another process has no file left.
+  if (remembered && store_.SizeOf(ObjectKind::kManifest, *digest)) {
+    stats_.hosted_manifest_hits.fetch_add(1, std::memory_order_relaxed);
+    return *remembered;
   }
   auto row = index_.GetHostedManifest(repo.str(), digest_text);
   if (!row) return tl::unexpected(row.error());
   if (!*row) return tl::unexpected(ManifestUnknown(repo, digest_text));
-  auto digest = Digest::Parse(digest_text);
-  if (!digest) return tl::unexpected(digest.error());
   auto bytes = store_.ReadObject(ObjectKind::kManifest, *digest, max_manifest_bytes_);
   if (!bytes) return tl::unexpected(bytes.error());
   stats_.hosted_manifest_hits.fetch_add(1, std::memory_order_relaxed);
-  return Manifest{*digest, (*row)->media_type,
-                  std::make_shared<const std::string>(std::move(*bytes))};
+  Manifest manifest{*digest, (*row)->media_type,
+                    std::make_shared<const std::string>(std::move(*bytes))};
+  RememberManifest(key, manifest);
+  return manifest;
+}
+
+void HostedRegistry::ForgetRepoTagsOf(const RepoName& repo, const std::string& digest) {
+  const std::string prefix = repo.str() + '\n';
+  for (auto it = tags_.lower_bound(prefix);
+       it != tags_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    it = it->second == digest ? tags_.erase(it) : std::next(it);
+  }
 }
 
 Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& reference) {
   if (const auto* tag = std::get_if<Tag>(&reference)) {
+    {
+      std::lock_guard lock(mutex_);
+      tags_.erase(Key(repo, tag->str()));
+    }
     auto deleted = index_.DeleteHostedTag(repo.str(), tag->str());
     if (!deleted) return tl::unexpected(deleted.error());
     if (!*deleted) return tl::unexpected(ManifestUnknown(repo, tag->str()));
   } else {
     const auto& digest = std::get<Digest>(reference);
+    {
+      std::lock_guard lock(mutex_);
+      ForgetRepoTagsOf(repo, digest.str());
+      if (auto it = manifests_.find(Key(repo, digest.str())); it != manifests_.end()) {
+        manifest_bytes_ -= it->second.bytes->size();
+        manifests_.erase(it);  // its key stays in manifest_order_ until it comes up
+      }
+    }
     auto deleted = index_.DeleteHostedManifest(repo.str(), digest.str());
     if (!deleted) return tl::unexpected(deleted.error());
     if (!*deleted) return tl::unexpected(ManifestUnknown(repo, digest.str()));
@@ -145,23 +213,48 @@ Result<std::string> HostedRegistry::Referrers(const RepoName& repo, const Digest
 
 Result<HostedRegistry::OpenBlob> HostedRegistry::Blob(const RepoName& repo, const Digest& digest,
                                                       bool open) {
-  auto size = index_.HostedBlobSize(repo.str(), digest.str());
-  if (!size) return tl::unexpected(size.error());
-  if (!*size) {
-    return Fail(ErrorKind::kBlobUnknown, "blob " + digest.str() + " is not in " + repo.str());
+  const std::string key = Key(repo, digest.str());
+  std::optional<uint64_t> size;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = blob_sizes_.find(key); it != blob_sizes_.end()) size = it->second;
+  }
+  if (!size) {
+    auto linked = index_.HostedBlobSize(repo.str(), digest.str());
+    if (!linked) return tl::unexpected(linked.error());
+    if (!*linked) {
+      return Fail(ErrorKind::kBlobUnknown, "blob " + digest.str() + " is not in " + repo.str());
+    }
+    size = *linked;
+    std::lock_guard lock(mutex_);
+    if (blob_sizes_.size() >= kMaxEntries) blob_sizes_.clear();
+    blob_sizes_[key] = *size;
   }
   OpenBlob out;
-  out.size = **size;
+  out.size = *size;
+  // The file is the truth: `hubcache gc` may have swept it from another process.
   if (open) {
     auto fd = store_.OpenForRead(ObjectKind::kBlob, digest);
-    if (!fd) return tl::unexpected(fd.error());
+    if (!fd) {
+      std::lock_guard lock(mutex_);
+      blob_sizes_.erase(key);
+      return tl::unexpected(fd.error());
+    }
     out.file = std::move(*fd);
+  } else if (!store_.SizeOf(ObjectKind::kBlob, digest)) {
+    std::lock_guard lock(mutex_);
+    blob_sizes_.erase(key);
+    return Fail(ErrorKind::kBlobUnknown, "blob " + digest.str() + " is not in " + repo.str());
   }
   stats_.hosted_blob_hits.fetch_add(1, std::memory_order_relaxed);
   return out;
 }
 
 Status HostedRegistry::DeleteBlob(const RepoName& repo, const Digest& digest) {
+  {
+    std::lock_guard lock(mutex_);
+    blob_sizes_.erase(Key(repo, digest.str()));
+  }
   auto unlinked = index_.UnlinkHostedBlob(repo.str(), digest.str());
   if (!unlinked) return tl::unexpected(unlinked.error());
   if (!*unlinked) {

@@ -6,13 +6,21 @@
 // which the cache cap, the evictor and `rm` never touch; only `hubcache gc`
 // removes what no manifest references.
 //
+// Reads are served from memory once seen (tags, manifests, blob links), so a
+// hit reads no SQLite; this process's writes update that memory, and what
+// `hubcache gc` removes from another process is caught by the file being gone.
 // Thread-safe (the index serialises writers; a manifest is checked against
-// its blobs and recorded in one transaction). Borrows the store and index.
+// its blobs and recorded in one transaction; the memory has its own mutex).
+// Borrows the store and index.
 
 #include <cstdint>
+#include <list>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cache/manifest_service.h"
@@ -61,10 +69,26 @@ class HostedRegistry {
   [[nodiscard]] Status DeleteBlob(const RepoName& repo, const Digest& digest);
 
  private:
+  static std::string Key(const RepoName& repo, const std::string& item) {
+    return repo.str() + '\n' + item;  // '\n' is in no name, tag or digest
+  }
+  Result<std::string> ResolveTag(const RepoName& repo, const Tag& tag);
+  void ForgetRepoTagsOf(const RepoName& repo, const std::string& digest);
+  void RememberManifest(const std::string& key, const Manifest& manifest);
+
   BlobStore& store_;
   IndexDb& index_;
   CacheStats& stats_;
   const size_t max_manifest_bytes_;
+
+  static constexpr size_t kMemoryBudget = 16 * 1024 * 1024;  // manifest bytes
+  static constexpr size_t kMaxEntries = 64 * 1024;           // tags, blob links
+  std::mutex mutex_;
+  std::map<std::string, std::string> tags_;               // repo\ntag -> digest; guarded by mutex_
+  std::unordered_map<std::string, Manifest> manifests_;   // repo\ndigest; guarded by mutex_
+  std::list<std::string> manifest_order_;                 // oldest first; guarded by mutex_
+  size_t manifest_bytes_ = 0;                             // guarded by mutex_
+  std::unordered_map<std::string, uint64_t> blob_sizes_;  // repo\ndigest; guarded by mutex_
 };
 
 }  // namespace hubcache
