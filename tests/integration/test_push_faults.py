@@ -99,11 +99,12 @@ def setUpModule():
     S.m.start()
 
 
-def new_mirror(name, root=None, upstream=None):
+def new_mirror(name, root=None, upstream=None, extra_args=()):
     """A Mirror (not started) hosting test/*, logging into S.work/name."""
     d = os.path.join(S.work, name)
     os.makedirs(d, exist_ok=True)
-    return Mirror(d, upstream or S.closed_upstream, extra_args=MIRROR_ARGS, root=root)
+    return Mirror(d, upstream or S.closed_upstream, extra_args=MIRROR_ARGS + tuple(extra_args),
+                  root=root)
 
 
 # ---- digests, paths, files -------------------------------------------------------------
@@ -577,8 +578,9 @@ class DiskFull(Base):
         cls.addClassCleanup(cls.fake.stop)
         cls.cached = BytesBody(blob_bytes(300_000, seed=77))
         cls.fake.add_blob("diskfull/mirrored", cls.cached, OCI_LAYER)
+        # --min-free 0%: the evictor must not take the cached blob the test reads back.
         cls.mirror = new_mirror("diskfull", root=os.path.join(cls.fs, "cache"),
-                                upstream=cls.fake.url)
+                                upstream=cls.fake.url, extra_args=("--min-free", "0%"))
         cls.addClassCleanup(cls.mirror.stop)  # before the unmount
         cls.mirror.start()
         cls.mono = blob_bytes(DF_BLOB_BYTES, seed=31)
