@@ -3,6 +3,9 @@
 #include "cache/reconcile.h"
 #include "common/log.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace hubcache {
 
 Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
@@ -57,6 +60,22 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
       EvictionOptions{config.cache_max_size_bytes, config.cache_low_watermark,
                       config.min_free_fraction});
   m.usage_.SetListener([evictor = m.evictor_.get()] { evictor->Wake(); });
+
+  auto hosted_store = BlobStore::Open(m.store_->root() / "hosted");
+  if (!hosted_store) return tl::unexpected(hosted_store.error());
+  m.hosted_store_ = std::move(*hosted_store);
+  m.uploads_ = std::make_unique<UploadService>(*m.hosted_store_, *m.store_, *m.index_, m.stats_);
+  if (auto s = m.uploads_->Recover(); !s) return tl::unexpected(s.error());
+  m.hosted_ = std::make_unique<HostedRegistry>(*m.hosted_store_, *m.index_, m.stats_,
+                                               manifest_options.max_manifest_bytes);
+  if (m.sources_.any_hosted()) {
+    std::string list;
+    for (const auto& p : m.sources_.patterns()) list += (list.empty() ? "" : ",") + p;
+    Logger("cache")->info("hosted repositories: {}", list);
+  }
+  if (config.upload_purge_enabled) {
+    m.purge_thread_ = std::thread([&m] { m.PurgeLoop(); });
+  }
   m.access_->Start();
   m.evictor_->Start();
   return mirror;
@@ -89,7 +108,35 @@ Mirror::StorageHealth Mirror::CheckStorage() {
   return health;
 }
 
+Result<std::vector<std::string>> Mirror::Catalog() {
+  auto cached = tag_lists_->Catalog();
+  if (!cached) return tl::unexpected(cached.error());
+  auto hosted = index_->HostedRepositories();
+  if (!hosted) return tl::unexpected(hosted.error());
+  std::vector<std::string> all;
+  std::merge(cached->begin(), cached->end(), hosted->begin(), hosted->end(),
+             std::back_inserter(all));
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+void Mirror::PurgeLoop() {
+  std::unique_lock lock(purge_mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    uploads_->PurgeStale(config_.upload_purge_age, config_.upload_purge_dry_run);
+    lock.lock();
+    purge_wake_.wait_for(lock, config_.upload_purge_interval, [this] { return stopping_; });
+  }
+}
+
 void Mirror::Shutdown() {
+  {
+    std::lock_guard lock(purge_mutex_);
+    stopping_ = true;
+  }
+  purge_wake_.notify_all();
+  if (purge_thread_.joinable()) purge_thread_.join();
   if (evictor_) evictor_->Stop();
   if (access_) access_->Stop();
 }

@@ -1,26 +1,33 @@
 #pragma once
-// The pull-through cache as one object: it owns the store, the index, the
-// upstream client and the services built on them, in dependency order, and
+// The registry as one object: the pull-through cache (store, index, upstream
+// client and the services built on them) and the hosted repositories (their
+// own store under <root>/hosted, uploads, manifests), in dependency order, and
 // the cache lock that keeps a second server off the same root. The HTTP layer
-// talks to this and nothing below it.
+// talks to this and nothing below it. Thread-safe; owns everything it hands out.
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "cache/access_tracker.h"
 #include "cache/blob_fill.h"
 #include "cache/blob_service.h"
 #include "cache/cache_lock.h"
 #include "cache/evictor.h"
+#include "cache/hosted_registry.h"
 #include "cache/image_listing.h"
 #include "cache/image_remover.h"
 #include "cache/manifest_service.h"
 #include "cache/pins.h"
 #include "cache/stats.h"
 #include "cache/tag_list_service.h"
+#include "cache/upload_service.h"
 #include "cache/usage.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "index/index_db.h"
+#include "registry/repo_sources.h"
 #include "store/blob_store.h"
 #include "upstream/upstream_client.h"
 
@@ -45,6 +52,13 @@ class Mirror {
   CacheUsage& usage() { return usage_; }
   Evictor& evictor() { return *evictor_; }
   CacheStats& stats() { return stats_; }
+  const RepoSources& sources() const { return sources_; }
+  HostedRegistry& hosted() { return *hosted_; }
+  UploadService& uploads() { return *uploads_; }
+  BlobStore& hosted_store() { return *hosted_store_; }
+
+  // Every repository: hosted ones and those the mirror has cached, sorted.
+  [[nodiscard]] Result<std::vector<std::string>> Catalog();
   const Config& config() const { return config_; }
 
   // What the cache holds, image by image (`hubcache ls`, the admin API).
@@ -70,9 +84,11 @@ class Mirror {
   void Shutdown();
 
  private:
-  explicit Mirror(Config config) : config_(std::move(config)) {}
+  explicit Mirror(Config config) : config_(std::move(config)), sources_(config_.hosted) {}
+  void PurgeLoop();
 
   Config config_;
+  const RepoSources sources_;
   CacheStats stats_;
   PinSet pins_;
   CacheUsage usage_;
@@ -89,6 +105,14 @@ class Mirror {
   // Last: a fill thread still running wakes evictor_ through usage_'s listener.
   std::unique_ptr<FillManager> fills_;
   std::unique_ptr<BlobService> blobs_;  // borrows fills_ and the rest
+  std::unique_ptr<BlobStore> hosted_store_;
+  std::unique_ptr<UploadService> uploads_;
+  std::unique_ptr<HostedRegistry> hosted_;
+  // The abandoned-upload purge (REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_*).
+  std::mutex purge_mutex_;
+  std::condition_variable purge_wake_;
+  bool stopping_ = false;  // guarded by purge_mutex_
+  std::thread purge_thread_;
 };
 
 }  // namespace hubcache

@@ -10,6 +10,17 @@ namespace hubcache {
 
 struct CacheStats {
   std::atomic<uint64_t> manifest_hits{0};
+  // Hosted repositories: pushes and their pulls.
+  std::atomic<uint64_t> uploads_started{0};
+  std::atomic<uint64_t> uploads_purged{0};
+  std::atomic<uint64_t> push_blobs{0};  // blobs committed by uploads
+  std::atomic<uint64_t> push_bytes{0};  // upload body bytes received
+  std::atomic<uint64_t> push_manifests{0};
+  std::atomic<uint64_t> push_digest_mismatches{0};
+  std::atomic<uint64_t> push_refused{0};  // pushes to mirrored names, or by non-push users
+  std::atomic<uint64_t> hosted_blob_hits{0};
+  std::atomic<uint64_t> hosted_manifest_hits{0};
+  std::atomic<uint64_t> hosted_deletes{0};
   std::atomic<uint64_t> manifest_misses{0};
   std::atomic<uint64_t> tag_revalidations{0};
   std::atomic<uint64_t> stale_serves{0};

@@ -1,22 +1,52 @@
-// hubcache gc [--root DIR] [--verify] [--dry-run]: reconciles the index with
-// the files, optionally re-hashing every object, and reports what it freed.
+// hubcache gc [--root DIR] [--verify] [--dry-run] [--delete-untagged]
+// [--grace DURATION]: reconciles the index with the files, optionally
+// re-hashing every object; sweeps hosted blobs no manifest references
+// (cache/hosted_gc.h); and reports what it freed.
 
 #include <cstdio>
 
+#include "cache/hosted_gc.h"
 #include "cache/image_listing.h"
 #include "cache/reconcile.h"
 #include "cli/cache_args.h"
 #include "cli/command.h"
+#include "config/config.h"
 
 namespace hubcache {
 
-int RunGc(const std::vector<std::string>& args) {
-  auto parsed = ParseCacheArgs(args, {"--verify", "--dry-run"});
+int RunGc(const std::vector<std::string>& raw_args) {
+  // --grace takes a value; the other options are switches.
+  HostedGcOptions hosted_options;
+  std::vector<std::string> args;
+  for (size_t i = 0; i < raw_args.size(); ++i) {
+    const std::string& a = raw_args[i];
+    if (a == "--grace" || a.rfind("--grace=", 0) == 0) {
+      std::string value;
+      if (a == "--grace") {
+        if (i + 1 >= raw_args.size()) {
+          std::fprintf(stderr, "hubcache gc: option --grace needs a value\n");
+          return kExitUsage;
+        }
+        value = raw_args[++i];
+      } else {
+        value = a.substr(8);
+      }
+      auto grace = ParseDuration(value);
+      if (!grace) {
+        std::fprintf(stderr, "hubcache gc: --grace: %s\n", grace.error().message.c_str());
+        return kExitUsage;
+      }
+      hosted_options.grace = *grace;
+    } else {
+      args.push_back(a);
+    }
+  }
+  auto parsed = ParseCacheArgs(args, {"--verify", "--dry-run", "--delete-untagged"});
   if (!parsed || !parsed->positional.empty()) {
     std::fprintf(stderr, "hubcache gc: %s\n",
-                 parsed
-                     ? "takes no arguments (usage: hubcache gc [--root DIR] [--verify] [--dry-run])"
-                     : parsed.error().message.c_str());
+                 parsed ? "takes no arguments (usage: hubcache gc [--root DIR] [--verify] "
+                          "[--dry-run] [--delete-untagged] [--grace DURATION])"
+                        : parsed.error().message.c_str());
     return kExitUsage;
   }
   auto cache = OpenExistingCache(parsed->root);
@@ -46,6 +76,30 @@ int RunGc(const std::vector<std::string>& args) {
       static_cast<unsigned long long>(report->corrupt_removed),
       static_cast<unsigned long long>(report->rows_dropped),
       static_cast<unsigned long long>(report->orphans_adopted));
+  hosted_options.dry_run = options.dry_run;
+  hosted_options.delete_untagged = parsed->switches.count("--delete-untagged") > 0;
+  auto hosted_store = BlobStore::Open(cache->store->root() / "hosted");
+  if (!hosted_store) {
+    std::fprintf(stderr, "hubcache gc: %s\n", hosted_store.error().message.c_str());
+    return kExitFailure;
+  }
+  auto hosted =
+      CollectHostedGarbage(**hosted_store, *cache->index, hosted_options,
+                           [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  if (!hosted) {
+    std::fprintf(stderr, "hubcache gc: %s\n", hosted.error().message.c_str());
+    return kExitFailure;
+  }
+  auto totals = cache->index->GetHostedTotals();
+  std::printf(
+      "hosted: %s%s %s (%llu blobs, %llu untagged manifests); %llu repositories, %llu "
+      "blobs, %s kept\n",
+      options.dry_run ? "dry run: " : "", verb, HumanBytes(hosted->bytes_freed).c_str(),
+      static_cast<unsigned long long>(hosted->blobs_removed),
+      static_cast<unsigned long long>(hosted->manifests_removed),
+      static_cast<unsigned long long>(totals ? totals->repositories : 0),
+      static_cast<unsigned long long>(totals ? totals->blobs : 0),
+      HumanBytes(totals ? totals->bytes : 0).c_str());
   std::printf(
       "cache: %llu entries, %s%s\n", static_cast<unsigned long long>(report->entries),
       HumanBytes(report->bytes).c_str(),

@@ -24,6 +24,13 @@ enum class ErrorKind {
   kUpstreamInvalid,       // upstream sent something unusable (digest mismatch, truncation)
   kConfigInvalid,         // bad configuration value
   kIo,                    // local disk or database failure
+  kInsufficientStorage,   // the disk is full: a push cannot be kept (507)
+  kBlobUploadUnknown,     // no such upload (in this repository)
+  kBlobUploadInvalid,     // an upload's bytes or framing are wrong
+  kUploadOutOfOrder,      // a chunk does not start at the upload's offset (416)
+  kManifestBlobUnknown,   // a pushed manifest references what is not here
+  kManifestTooLarge,      // a pushed manifest exceeds the size limit (413)
+  kSizeInvalid,           // a declared length does not match the content
 };
 
 }  // namespace hubcache

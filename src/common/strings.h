@@ -1,6 +1,8 @@
 #pragma once
 // Small string helpers shared by the parsers. ASCII only.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,9 @@ constexpr char AsciiLower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+// A non-empty run of decimal digits that fits 64 bits; nullopt otherwise
+// (no sign, no spaces).
+std::optional<uint64_t> ParseUint(std::string_view s);
 constexpr bool IsHexDigit(char c) {
   return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }

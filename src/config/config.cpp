@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "common/log.h"
+#include "registry/repo_sources.h"
 
 extern char** environ;
 
@@ -90,6 +91,14 @@ Status SetDuration(std::chrono::milliseconds& field, const std::string& name,
 }
 
 // A whole number from `min` to `max`.
+Status SetBool(bool& field, const std::string& name, const std::string& value) {
+  if (value != "true" && value != "false") {
+    return Fail(ErrorKind::kConfigInvalid, name + ": expected true or false, got '" + value + "'");
+  }
+  field = value == "true";
+  return {};
+}
+
 Status SetCount(int& field, const std::string& name, const std::string& value, int min, int max) {
   int n = 0;
   auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -469,6 +478,66 @@ const std::vector<Setting>& AllSettings() {
                             false);
        },
        Field(&Config::prewarm_interval)},
+      {{"--hosted", "HUBCACHE_HOSTED",
+        "comma-separated repository patterns hosted here (chatsuite/*, team/app, *): pushed to, "
+        "never fetched upstream (default: none, a pure mirror)"},
+       [](Config& c, const std::string& v) -> Status {
+         std::vector<std::string> patterns = SplitList(v);
+         for (const auto& p : patterns) {
+           if (auto s = CheckRepoPattern(p); !s) {
+             return Fail(ErrorKind::kConfigInvalid,
+                         "--hosted/HUBCACHE_HOSTED: " + s.error().message);
+           }
+         }
+         c.hosted = std::move(patterns);
+         return {};
+       },
+       Field(&Config::hosted)},
+      {{"--delete-enabled", "REGISTRY_STORAGE_DELETE_ENABLED",
+        "true: DELETE of hosted manifests, tags and blobs (default false)"},
+       [](Config& c, const std::string& v) {
+         return SetBool(c.delete_enabled, "--delete-enabled/REGISTRY_STORAGE_DELETE_ENABLED", v);
+       },
+       Field(&Config::delete_enabled)},
+      {{"--push-users", "HUBCACHE_PUSH_USERS",
+        "comma-separated htpasswd users allowed to push and delete (default: every user)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.push_users = SplitList(v);
+         return {};
+       },
+       Field(&Config::push_users)},
+      {{"--upload-purging", "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
+        "true: remove abandoned uploads (default true)"},
+       [](Config& c, const std::string& v) {
+         return SetBool(c.upload_purge_enabled,
+                        "--upload-purging/REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED", v);
+       },
+       Field(&Config::upload_purge_enabled)},
+      {{"--upload-purging-age", "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE",
+        "an upload untouched this long is abandoned (default 168h)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.upload_purge_age,
+                            "--upload-purging-age/REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE",
+                            v, false);
+       },
+       Field(&Config::upload_purge_age)},
+      {{"--upload-purging-interval", "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL",
+        "look for abandoned uploads this often (default 24h)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(
+             c.upload_purge_interval,
+             "--upload-purging-interval/REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL", v,
+             false);
+       },
+       Field(&Config::upload_purge_interval)},
+      {{"--upload-purging-dry-run", "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN",
+        "true: only log the abandoned uploads (default false)"},
+       [](Config& c, const std::string& v) {
+         return SetBool(
+             c.upload_purge_dry_run,
+             "--upload-purging-dry-run/REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN", v);
+       },
+       Field(&Config::upload_purge_dry_run)},
   };
   return settings;
 }
@@ -638,6 +707,9 @@ Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
   }
   if (!config.admin_users.empty() && config.auth != "htpasswd") {
     return Fail(ErrorKind::kConfigInvalid, "HUBCACHE_ADMIN_USERS needs REGISTRY_AUTH=htpasswd");
+  }
+  if (!config.push_users.empty() && config.auth != "htpasswd") {
+    return Fail(ErrorKind::kConfigInvalid, "HUBCACHE_PUSH_USERS needs REGISTRY_AUTH=htpasswd");
   }
   return config;
 }

@@ -90,6 +90,19 @@ struct Config {
   // only, as in the CNCF registry; config/http_headers.h). Not in Settings():
   // their names are the operator's.
   std::vector<ConfiguredHeader> http_headers;
+  // Repository name patterns hosted here (pushed to, never fetched upstream);
+  // registry/repo_sources.h says how they match. Empty: a pure mirror.
+  std::vector<std::string> hosted;
+  // DELETE of hosted manifests, tags and blobs (REGISTRY_STORAGE_DELETE_ENABLED).
+  bool delete_enabled = false;
+  // htpasswd users who may push and delete; empty = every htpasswd user.
+  std::vector<std::string> push_users;
+  // Abandoned uploads (REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_*): removed
+  // once older than upload_purge_age, checked every upload_purge_interval.
+  bool upload_purge_enabled = true;
+  std::chrono::milliseconds upload_purge_age{168 * 3'600'000LL};
+  std::chrono::milliseconds upload_purge_interval{24 * 3'600'000LL};
+  bool upload_purge_dry_run = false;
 };
 
 // One configurable setting, for --help and the configuration reference.

@@ -1,5 +1,7 @@
 #include "http/client_auth.h"
 
+#include <algorithm>
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -43,6 +45,23 @@ bool ClientAuth::Protects(const std::string& path) const {
   if (path == "/v2" || StartsWith(path, "/v2/")) return true;
   if (StartsWith(path, "/admin/")) return false;  // the admin API checks its own credentials
   return config_.stats_access != "open";
+}
+
+bool ClientAuth::MayWrite(const httplib::Request& req, const std::string& user,
+                          httplib::Response& res) {
+  if (!enabled() || req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") {
+    return true;
+  }
+  if (!StartsWith(req.path, "/v2/")) return true;
+  const auto& allowed = config_.push_users;
+  if (user != kInternalUser &&
+      (allowed.empty() || std::find(allowed.begin(), allowed.end(), user) != allowed.end())) {
+    return true;
+  }
+  stats_.push_refused.fetch_add(1, std::memory_order_relaxed);
+  WriteError(res, Error{ErrorKind::kDenied,
+                        "user " + user + " may not push or delete here (HUBCACHE_PUSH_USERS)"});
+  return false;
 }
 
 bool ClientAuth::RepeatedAuthorization(const httplib::Request& req) {

@@ -38,6 +38,12 @@ class ClientAuth {
   // client address failed too often lately.
   bool Authenticate(const httplib::Request& req, httplib::Response& res, std::string* user);
 
+  // Whether the authenticated `user` may make this request when it writes
+  // (POST, PUT, PATCH, DELETE under /v2/): with client auth on, only users in
+  // HUBCACHE_PUSH_USERS when set, never the internal pre-warm user. Otherwise
+  // writes 403 DENIED. Reads, and everything without client auth, pass.
+  bool MayWrite(const httplib::Request& req, const std::string& user, httplib::Response& res);
+
   // Basic credentials of an htpasswd user listed in HUBCACHE_ADMIN_USERS.
   bool IsAdmin(const httplib::Request& req);
 

@@ -1,5 +1,7 @@
 #include "http/exchange.h"
 
+#include <algorithm>
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -94,12 +96,13 @@ void BuildRequest(RequestHead& head, std::string path, httplib::Params params,
   req.ssl = ssl;
 }
 
-void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Response& res) {
+void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Response& res,
+                   RequestBody& body) {
   // The fields set at admission (API version, configured fields) go out on
   // the 500 too.
   httplib::Headers admitted = res.headers;
   try {
-    router.Handle(req, res);
+    router.Handle(req, res, body);
     if (res.status == -1) res.status = 200;
     return;
   } catch (const std::exception& e) {
@@ -114,6 +117,67 @@ void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Respon
 }
 
 }  // namespace
+
+RequestBody::RequestBody(ConnectionStream& stream, const RequestHead& head)
+    : stream_(stream), head_(head), present_(head.has_body()) {
+  done_ = !present_;
+}
+
+std::optional<uint64_t> RequestBody::declared_length() const {
+  if (head_.framing == BodyFraming::kLength) return head_.content_length;
+  if (!present_) return uint64_t{0};
+  return std::nullopt;
+}
+
+Result<size_t> RequestBody::Read(char* buffer, size_t size) {
+  if (failed_) return Fail(ErrorKind::kBlobUploadInvalid, "the request body failed before");
+  if (done_ || size == 0) return size_t{0};
+  if (head_.expect_continue && !continue_sent_) {
+    continue_sent_ = true;
+    static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (stream_.write(kContinue, sizeof(kContinue) - 1) < 0 || !stream_.Flush()) {
+      failed_ = true;
+      return Fail(ErrorKind::kBlobUploadInvalid, "the client went away");
+    }
+  }
+  if (head_.framing == BodyFraming::kLength) {
+    std::string_view in = stream_.Peek();
+    if (in.empty()) {
+      failed_ = true;
+      return Fail(ErrorKind::kBlobUploadInvalid, "the client sent " + std::to_string(consumed_) +
+                                                     " of " + std::to_string(head_.content_length) +
+                                                     " bytes and went away");
+    }
+    size_t n = std::min<uint64_t>({in.size(), size, head_.content_length - consumed_});
+    std::memcpy(buffer, in.data(), n);
+    stream_.Consume(n);
+    consumed_ += n;
+    if (consumed_ == head_.content_length) done_ = true;
+    return n;
+  }
+  while (pending_.empty()) {
+    if (decoder_.state() == ChunkedDecoder::State::kDone) {
+      done_ = true;
+      return size_t{0};
+    }
+    std::string_view in = stream_.Peek();
+    if (in.empty()) {
+      failed_ = true;
+      return Fail(ErrorKind::kBlobUploadInvalid, "the client went away mid-body");
+    }
+    stream_.Consume(decoder_.Feed(in, pending_));
+    if (decoder_.state() == ChunkedDecoder::State::kFailed) {
+      failed_ = true;
+      return Fail(ErrorKind::kBlobUploadInvalid, "malformed chunked body: " + decoder_.error());
+    }
+  }
+  size_t n = std::min(size, pending_.size());
+  std::memcpy(buffer, pending_.data(), n);
+  pending_.remove_prefix(n);
+  consumed_ += n;
+  if (pending_.empty() && decoder_.state() == ChunkedDecoder::State::kDone) done_ = true;
+  return n;
+}
 
 bool DecodeTarget(const std::string& target, std::string& path, httplib::Params& params) {
   size_t question = target.find('?');
@@ -173,14 +237,15 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
 
   bool close = last || !head.keep_alive;
   bool body_unread = false;
+  RequestBody body(stream, head);
   Admission admission = router.Admit(req, res);
   switch (admission.kind) {
     case Admission::Kind::kAnswered:
       body_unread = has_body;
       break;
     case Admission::Kind::kHandle:
-      body_unread = has_body;
-      HandleGuarded(router, req, res);
+      HandleGuarded(router, req, res, body);
+      body_unread = !body.complete();
       break;
     case Admission::Kind::kReadBody: {
       if (head.expect_continue && has_body &&
@@ -193,9 +258,12 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
       }
       std::string error;
       switch (ReadBody(stream, head, admission.max_body, req.body, error)) {
-        case BodyRead::kOk:
-          HandleGuarded(router, req, res);
+        case BodyRead::kOk: {
+          const RequestHead no_body;
+          RequestBody read_already(stream, no_body);
+          HandleGuarded(router, req, res, read_already);
           break;
+        }
         case BodyRead::kTooLarge:
           res = httplib::Response();
           res.status = 413;

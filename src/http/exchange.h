@@ -19,8 +19,11 @@
 #include <httplib.h>
 
 #include <cstddef>
+#include <optional>
+#include <string_view>
 
 #include "cache/stats.h"
+#include "common/byte_source.h"
 #include "http/connection_stream.h"
 #include "http/request_parser.h"
 
@@ -30,11 +33,42 @@ namespace hubcache {
 struct Admission {
   enum class Kind {
     kAnswered,  // the response is written already (refused, or nothing to read)
-    kHandle,    // handle it; any body stays unread
+    kHandle,    // handle it; the handler may stream the body (RequestBody)
     kReadBody,  // read the body (up to max_body bytes) into req.body, then handle it
   };
   Kind kind = Kind::kHandle;
   size_t max_body = 0;
+};
+
+// A request's body as the handler reads it: incrementally, through the one
+// parser's framing (Content-Length or chunked), with `100 Continue` sent before
+// the first read when the client asked for it. A handler that answers without
+// reading it all leaves the connection to be closed after the answer.
+// Not thread-safe: the thread serving the request reads it.
+class RequestBody final : public ByteSource {
+ public:
+  RequestBody(ConnectionStream& stream, const RequestHead& head);
+  bool present() const { return present_; }
+  // The Content-Length, when the body is framed by one.
+  std::optional<uint64_t> declared_length() const;
+  // Reads the next bytes: 0 at the end, an error when the client went away or
+  // the chunked framing is malformed (then the connection is closed).
+  Result<size_t> Read(char* buffer, size_t size) override;
+  bool complete() const { return done_; }
+  bool failed() const { return failed_; }
+  // How many bytes were read so far.
+  uint64_t consumed() const { return consumed_; }
+
+ private:
+  ConnectionStream& stream_;
+  const RequestHead& head_;
+  bool present_;
+  bool continue_sent_ = false;
+  bool done_ = false;
+  bool failed_ = false;
+  uint64_t consumed_ = 0;
+  ChunkedDecoder decoder_;
+  std::string_view pending_;  // decoded chunk data not yet handed out
 };
 
 // Implemented by the HTTP front (http_server.cpp). Called by the thread that
@@ -45,8 +79,8 @@ class RequestRouter {
   virtual ~RequestRouter() = default;
   // The head is parsed into `req`. Credentials and limits are checked here.
   virtual Admission Admit(httplib::Request& req, httplib::Response& res) = 0;
-  // Produces the answer.
-  virtual void Handle(httplib::Request& req, httplib::Response& res) = 0;
+  // Produces the answer; may read `body` (see RequestBody).
+  virtual void Handle(httplib::Request& req, httplib::Response& res, RequestBody& body) = 0;
   // After the answer went out (or failed), for every admitted request: logs,
   // counts and gives back what Admit took.
   virtual void Finish(const httplib::Request& req, const httplib::Response& res) = 0;

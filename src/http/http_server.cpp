@@ -51,8 +51,9 @@ class HttpServer::Router final : public RequestRouter {
     // alone, before any auth, and any body stays unread (the connection closes).
     if (req.method == "OPTIONS") {
       res.status = 200;
-      res.set_header("Allow", AdminHandlers::IsAdminPath(req.path) ? "GET, POST, DELETE, OPTIONS"
-                                                                   : "GET, HEAD, OPTIONS");
+      res.set_header("Allow", AdminHandlers::IsAdminPath(req.path)
+                                  ? "GET, POST, DELETE, OPTIONS"
+                                  : "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
       return {Admission::Kind::kAnswered};
     }
     if (AdminHandlers::IsAdminPath(req.path)) {
@@ -65,12 +66,13 @@ class HttpServer::Router final : public RequestRouter {
     if (auth_->Protects(req.path) && !auth_->Authenticate(req, res, &user)) {
       return {Admission::Kind::kAnswered};
     }
+    if (!auth_->MayWrite(req, user, res)) return {Admission::Kind::kAnswered};
     return {Admission::Kind::kHandle};
   }
 
-  void Handle(httplib::Request& req, httplib::Response& res) override {
+  void Handle(httplib::Request& req, httplib::Response& res, RequestBody& body) override {
     if (AdminHandlers::IsAdminPath(req.path)) return admin_->Handle(req, res);
-    if (!observability_->Handle(req, res)) registry_->Handle(req, res);
+    if (!observability_->Handle(req, res)) registry_->Handle(req, res, body);
   }
 
   void Finish(const httplib::Request& req, const httplib::Response& res) override {

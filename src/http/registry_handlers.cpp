@@ -115,7 +115,8 @@ void WritePage(const httplib::Request& req, httplib::Response& res, const std::s
 
 }  // namespace
 
-void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& res) {
+void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& res,
+                              RequestBody& body) {
   // httplib parses Range itself and would slice bodies on its own; range
   // semantics are ours (registry/range.h), so its parse is dropped here.
   const_cast<httplib::Request&>(req).ranges.clear();
@@ -123,13 +124,6 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
   Route route = ParseRoute(req.path);
   if (route.kind == RouteKind::kOther) {
     return WriteError(res, Error{ErrorKind::kNameUnknown, "not found: " + req.path});
-  }
-  if (req.method != "GET" && req.method != "HEAD") {
-    res.set_header("Allow", "GET, HEAD");
-    // Any request body stays unread: do not parse it as the next request.
-    res.set_header("Connection", "close");
-    return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror: " +
-                                                              req.method + " is not supported"});
   }
   // containerd names the registry an image belongs to in ?ns= ("docker.io" for
   // Docker Hub). This mirror serves Docker Hub alone: a repository of another
@@ -143,19 +137,32 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
       }
     }
   }
+  const bool read = req.method == "GET" || req.method == "HEAD";
+  auto refuse = [&](const char* allow) {
+    res.set_header("Allow", allow);
+    WriteError(res,
+               Error{ErrorKind::kUnsupported, req.method + " is not supported on " + req.path});
+  };
   switch (route.kind) {
     case RouteKind::kPing:
-      return Ping(res);
+      return read ? Ping(res) : refuse("GET, HEAD");
     case RouteKind::kCatalog:
-      return Catalog(req, res);
+      return read ? Catalog(req, res) : refuse("GET, HEAD");
     case RouteKind::kManifest:
-      return Manifest(req, res, route.name, route.reference);
+      if (read) return Manifest(req, res, route.name, route.reference);
+      if (req.method == "PUT") return push_.PutManifest(req, res, route, body);
+      if (req.method == "DELETE") return push_.Delete(res, route);
+      return refuse("GET, HEAD, PUT, DELETE");
     case RouteKind::kBlob:
-      return Blob(req, res, route.name, route.reference);
+      if (read) return Blob(req, res, route.name, route.reference);
+      if (req.method == "DELETE") return push_.Delete(res, route);
+      return refuse("GET, HEAD, DELETE");
     case RouteKind::kTagsList:
-      return TagsList(req, res, route.name);
+      return read ? TagsList(req, res, route.name) : refuse("GET, HEAD");
+    case RouteKind::kReferrers:
+      return read ? push_.Referrers(req, res, route) : refuse("GET, HEAD");
     case RouteKind::kBlobUpload:
-      return WriteError(res, Error{ErrorKind::kUnsupported, "this registry is a read-only mirror"});
+      return push_.Upload(req, res, route, body);
     case RouteKind::kUnknownV2:
     case RouteKind::kOther:
       break;
@@ -177,7 +184,12 @@ void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& 
   if (!ref) return WriteError(res, ref.error());
   AcceptSet accept = AcceptSet::FromHeader(JoinedHeader(req, "Accept"));
 
-  auto result = mirror_.manifests().Get(*repo, *ref, accept);
+  Result<ManifestResult> result = [&]() -> Result<ManifestResult> {
+    if (!mirror_.sources().IsHosted(*repo)) return mirror_.manifests().Get(*repo, *ref, accept);
+    auto hosted = mirror_.hosted().GetManifest(*repo, *ref);
+    if (!hosted) return tl::unexpected(hosted.error());
+    return ManifestResult{std::move(*hosted), ManifestSource::kCache};
+  }();
   if (!result) return WriteError(res, result.error());
   const auto& manifest = result->manifest;
   const std::string digest = manifest.digest.str();
@@ -199,6 +211,7 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   if (!repo) return WriteError(res, repo.error());
   auto digest = Digest::Parse(reference);
   if (!digest) return WriteError(res, digest.error());
+  if (mirror_.sources().IsHosted(*repo)) return HostedBlob(req, res, *repo, *digest);
   BlobService& blobs = mirror_.blobs();
   auto read = req.method == "HEAD" ? blobs.Stat(*repo, *digest) : blobs.Open(*repo, *digest);
   if (!read) return WriteError(res, read.error());
@@ -222,17 +235,34 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
                   range.length());
 }
 
+void RegistryHandlers::HostedBlob(const httplib::Request& req, httplib::Response& res,
+                                  const RepoName& repo, const Digest& digest) {
+  auto blob = mirror_.hosted().Blob(repo, digest, req.method != "HEAD");
+  if (!blob) return WriteError(res, blob.error());
+  SetBlobHeaders(res, digest);
+  res.set_header(kCacheHeader, "hosted");
+  if (req.method == "HEAD") {
+    res.status = 200;
+    return AnnounceLength(res, blob->size, "application/octet-stream");
+  }
+  ByteRange range;
+  if (!ApplyRange(req, res, blob->size, &range)) return;
+  if (blob->size == 0) return res.set_content("", "application/octet-stream");
+  ServeFile(res, std::move(blob->file), range.first, range.length(), nullptr);
+}
+
 void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& res,
                                 const std::string& name) {
   auto repo = RepoName::Parse(name);
   if (!repo) return WriteError(res, repo.error());
-  auto tags = mirror_.tag_lists().Tags(*repo);
+  auto tags = mirror_.sources().IsHosted(*repo) ? mirror_.hosted().Tags(*repo)
+                                                : mirror_.tag_lists().Tags(*repo);
   if (!tags) return WriteError(res, tags.error());
   WritePage(req, res, "/v2/" + repo->str() + "/tags/list", *tags, "tags", &repo->str());
 }
 
 void RegistryHandlers::Catalog(const httplib::Request& req, httplib::Response& res) {
-  auto repos = mirror_.tag_lists().Catalog();
+  auto repos = mirror_.Catalog();
   if (!repos) return WriteError(res, repos.error());
   WritePage(req, res, "/v2/_catalog", *repos, "repositories", nullptr);
 }

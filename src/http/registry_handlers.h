@@ -1,20 +1,22 @@
 #pragma once
-// The pull side of the registry API over HTTP: translates requests into calls
+// The registry API over HTTP (the write side in push_handlers.h): translates requests into calls
 // on the Mirror and its results into registry responses (headers, status codes,
 // error JSON). Stateless apart from the Mirror it borrows; thread-safe.
 
 #include <httplib.h>
 
 #include "cache/mirror.h"
+#include "http/exchange.h"
+#include "http/push_handlers.h"
 
 namespace hubcache {
 
 class RegistryHandlers {
  public:
-  explicit RegistryHandlers(Mirror& mirror) : mirror_(mirror) {}
+  explicit RegistryHandlers(Mirror& mirror) : mirror_(mirror), push_(mirror) {}
 
   // Every request goes through here (all methods, all paths).
-  void Handle(const httplib::Request& req, httplib::Response& res);
+  void Handle(const httplib::Request& req, httplib::Response& res, RequestBody& body);
 
  private:
   void Ping(httplib::Response& res);
@@ -22,10 +24,13 @@ class RegistryHandlers {
                 const std::string& reference);
   void Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
             const std::string& reference);
+  void HostedBlob(const httplib::Request& req, httplib::Response& res, const RepoName& repo,
+                  const Digest& digest);
   void TagsList(const httplib::Request& req, httplib::Response& res, const std::string& name);
   void Catalog(const httplib::Request& req, httplib::Response& res);
 
   Mirror& mirror_;
+  PushHandlers push_;
 };
 
 }  // namespace hubcache

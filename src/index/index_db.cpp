@@ -1,5 +1,7 @@
 #include "index/index_db.h"
 
+#include "index/statement.h"
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -59,57 +61,57 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX manifests_lru ON manifests(last_access_ms);
     CREATE INDEX tags_digest ON tags(digest);
     )sql",
+    // v3: hosted (pushed) repositories, apart from the cache's tables so that
+    // eviction and the cache cap never see them; and uploads in progress.
+    R"sql(
+    CREATE TABLE hosted_blobs (
+      digest TEXT PRIMARY KEY,
+      size INTEGER NOT NULL,
+      created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE hosted_repo_blobs (
+      repo TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      PRIMARY KEY (repo, digest)
+    );
+    CREATE INDEX hosted_repo_blobs_digest ON hosted_repo_blobs(digest);
+    CREATE TABLE hosted_manifests (
+      repo TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      media_type TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      artifact_type TEXT NOT NULL,
+      subject TEXT NOT NULL,
+      annotations TEXT NOT NULL,
+      created_ms INTEGER NOT NULL,
+      PRIMARY KEY (repo, digest)
+    );
+    CREATE INDEX hosted_manifests_digest ON hosted_manifests(digest);
+    CREATE INDEX hosted_manifests_subject ON hosted_manifests(repo, subject);
+    CREATE TABLE hosted_manifest_refs (
+      digest TEXT NOT NULL,
+      child TEXT NOT NULL,
+      PRIMARY KEY (digest, child)
+    );
+    CREATE INDEX hosted_manifest_refs_child ON hosted_manifest_refs(child);
+    CREATE TABLE hosted_tags (
+      repo TEXT NOT NULL,
+      tag TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      PRIMARY KEY (repo, tag)
+    );
+    CREATE INDEX hosted_tags_digest ON hosted_tags(repo, digest);
+    CREATE TABLE uploads (
+      id TEXT PRIMARY KEY,
+      repo TEXT NOT NULL,
+      offset INTEGER NOT NULL,
+      started_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL
+    );
+    )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
-
-// A prepared statement, finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool ok() const { return stmt_ != nullptr; }
-  Statement& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  int Step() { return sqlite3_step(stmt_); }
-  void Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  std::string Text(int col) const {
-    auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::string Error() const { return sqlite3_errmsg(db_); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-Error DbError(sqlite3* db, const std::string& what) {
-  return Error{ErrorKind::kIo, "index " + what + ": " + sqlite3_errmsg(db)};
-}
-
-// Runs a write statement to completion.
-Status RunWrite(sqlite3* db, Statement& s, const char* what) {
-  if (!s.ok()) return tl::unexpected(DbError(db, what));
-  if (s.Step() != SQLITE_DONE) return tl::unexpected(DbError(db, what));
-  return {};
-}
 
 }  // namespace
 

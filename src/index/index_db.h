@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +52,55 @@ struct ImageRow {
   uint64_t manifest_size;
   int64_t last_access_ms;
 };
+
+// A manifest pushed to a hosted repository.
+struct HostedManifestRow {
+  std::string repo;
+  std::string digest;
+  std::string media_type;
+  uint64_t size = 0;
+  std::string artifact_type;  // OCI artifactType, else the config's media type; may be empty
+  std::string subject;        // digest of the OCI subject; empty when none
+  std::string annotations;    // the manifest's annotations as JSON; "" when none
+  int64_t created_ms = 0;
+};
+
+struct HostedBlobRow {
+  std::string digest;
+  uint64_t size = 0;
+  int64_t created_ms = 0;
+};
+
+// An upload in progress: its bytes are in the hosted store's uploads/<id>.
+struct UploadRow {
+  std::string id;
+  std::string repo;
+  uint64_t offset = 0;  // bytes received so far
+  int64_t started_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct HostedTotals {
+  uint64_t repositories = 0;
+  uint64_t manifests = 0;
+  uint64_t tags = 0;
+  uint64_t blobs = 0;
+  uint64_t bytes = 0;  // blob bytes (manifest bytes are in manifests' sizes)
+  uint64_t uploads = 0;
+};
+
+// One hosted repository, for listings (dashboard, ls).
+struct HostedRepoRow {
+  std::string repo;
+  uint64_t tags = 0;
+  uint64_t manifests = 0;
+  int64_t last_push_ms = 0;
+};
+
+// Runs inside an index write transaction, to place or remove a file while the
+// index's write lock excludes every other writer (also `hubcache gc` in another
+// process): an error rolls the transaction back.
+using FileStep = std::function<Status()>;
 
 class IndexDb {
  public:
@@ -109,6 +159,75 @@ class IndexDb {
   // Cached images: every (repo, tag) and every manifest linked to a repo
   // without a tag, sorted by repo then tag.
   [[nodiscard]] Result<std::vector<ImageRow>> Images();
+
+  // ---- Hosted repositories (cache/hosted_registry.h, cache/upload_service.h).
+  // Records a verified blob and links it to `repo`. When the blob is new,
+  // `place` (moving its file into place) runs inside the transaction first.
+  // Returns false when the blob was there already (its file is left as is).
+  [[nodiscard]] Result<bool> CommitHostedBlob(const std::string& repo, const std::string& digest,
+                                              uint64_t size, int64_t now_ms, const FileStep& place);
+  // The size of a blob linked to `repo`, or nullopt.
+  [[nodiscard]] Result<std::optional<uint64_t>> HostedBlobSize(const std::string& repo,
+                                                               const std::string& digest);
+  // The size of a hosted blob in any repository, or nullopt.
+  [[nodiscard]] Result<std::optional<uint64_t>> AnyHostedBlobSize(const std::string& digest);
+  // Links an existing hosted blob into `repo`; false when it is not hosted.
+  [[nodiscard]] Result<bool> LinkHostedBlob(const std::string& repo, const std::string& digest);
+  // Unlinks a blob from `repo` (its file goes at the next gc); false if not linked.
+  [[nodiscard]] Result<bool> UnlinkHostedBlob(const std::string& repo, const std::string& digest);
+
+  // Stores a manifest pushed to row.repo, and `tag` (if not empty) pointing at
+  // it, in one transaction that first checks every digest in `blobs` is linked
+  // to the repository and every one in `manifests` is a manifest of it; the
+  // first one missing is returned (nothing is written then). `place` writes the
+  // manifest's file inside the transaction.
+  [[nodiscard]] Result<std::optional<std::string>> PutHostedManifest(
+      const HostedManifestRow& row, const std::vector<std::string>& blobs,
+      const std::vector<std::string>& manifests, const std::string& tag, const FileStep& place);
+  [[nodiscard]] Result<std::optional<HostedManifestRow>> GetHostedManifest(
+      const std::string& repo, const std::string& digest);
+  [[nodiscard]] Result<std::optional<std::string>> HostedTag(const std::string& repo,
+                                                             const std::string& tag);
+  [[nodiscard]] Result<std::vector<std::string>> HostedTags(const std::string& repo);
+  // Repositories with at least one manifest, sorted.
+  [[nodiscard]] Result<std::vector<std::string>> HostedRepositories();
+  [[nodiscard]] Result<std::vector<HostedRepoRow>> HostedRepositoryRows();
+  // Removes a manifest from a repository with the tags that point at it.
+  // False when it was not there.
+  [[nodiscard]] Result<bool> DeleteHostedManifest(const std::string& repo,
+                                                  const std::string& digest);
+  [[nodiscard]] Result<bool> DeleteHostedTag(const std::string& repo, const std::string& tag);
+  // Manifests of `repo` whose subject is `subject`, oldest first.
+  [[nodiscard]] Result<std::vector<HostedManifestRow>> HostedReferrers(const std::string& repo,
+                                                                       const std::string& subject);
+  [[nodiscard]] Result<HostedTotals> GetHostedTotals();
+
+  // Uploads in progress.
+  [[nodiscard]] Status PutUpload(const UploadRow& row);
+  [[nodiscard]] Result<std::optional<UploadRow>> GetUpload(const std::string& id);
+  [[nodiscard]] Status SetUploadOffset(const std::string& id, uint64_t offset, int64_t now_ms);
+  [[nodiscard]] Status DeleteUpload(const std::string& id);
+  // Uploads not touched since `before_ms`.
+  [[nodiscard]] Result<std::vector<UploadRow>> StaleUploads(int64_t before_ms);
+
+  // Garbage collection of hosted content (cli/gc_command.cpp).
+  // Blobs created before `before_ms` that no hosted manifest references.
+  [[nodiscard]] Result<std::vector<HostedBlobRow>> UnreferencedHostedBlobs(int64_t before_ms);
+  // Removes a blob when it is still unreferenced and older than `before_ms`,
+  // running `remove` (the file's removal) inside the transaction. False when
+  // it became referenced (or was gone) meanwhile.
+  [[nodiscard]] Result<bool> SweepHostedBlob(const std::string& digest, int64_t before_ms,
+                                             const FileStep& remove);
+  // Manifests created before `before_ms` that no tag of their repository
+  // points at, no other manifest of it lists, and that are no referrer of a
+  // manifest still there.
+  [[nodiscard]] Result<std::vector<HostedManifestRow>> UntaggedHostedManifests(int64_t before_ms);
+  // Digests of manifest files no hosted manifest row names any more.
+  [[nodiscard]] Result<std::vector<std::string>> OrphanHostedManifestDigests();
+  // Drops the refs of a manifest digest no repository holds; `remove` (the
+  // file's removal) runs inside the transaction. False when it is held again.
+  [[nodiscard]] Result<bool> SweepHostedManifestFile(const std::string& digest,
+                                                     const FileStep& remove);
 
   int schema_version() const { return schema_version_; }
 

@@ -44,6 +44,20 @@ WireError ToWire(ErrorKind kind) {
       return {500, "UNKNOWN"};
     case ErrorKind::kInternal:
       return {500, "UNKNOWN"};
+    case ErrorKind::kInsufficientStorage:
+      return {507, "UNKNOWN"};
+    case ErrorKind::kBlobUploadUnknown:
+      return {404, "BLOB_UPLOAD_UNKNOWN"};
+    case ErrorKind::kBlobUploadInvalid:
+      return {400, "BLOB_UPLOAD_INVALID"};
+    case ErrorKind::kUploadOutOfOrder:
+      return {416, "BLOB_UPLOAD_INVALID"};
+    case ErrorKind::kManifestBlobUnknown:
+      return {400, "MANIFEST_BLOB_UNKNOWN"};
+    case ErrorKind::kManifestTooLarge:
+      return {413, "SIZE_INVALID"};
+    case ErrorKind::kSizeInvalid:
+      return {400, "SIZE_INVALID"};
   }
   return {500, "UNKNOWN"};
 }

@@ -24,7 +24,8 @@ Route ParseRoute(std::string_view path) {
   }
   // The reference never contains '/', so the last marker splits name from it.
   for (auto [marker, kind] : {std::pair{std::string_view("/manifests/"), RouteKind::kManifest},
-                              std::pair{std::string_view("/blobs/"), RouteKind::kBlob}}) {
+                              std::pair{std::string_view("/blobs/"), RouteKind::kBlob},
+                              std::pair{std::string_view("/referrers/"), RouteKind::kReferrers}}) {
     size_t at = rest.rfind(marker);
     if (at == std::string_view::npos || at == 0) continue;
     std::string_view reference = rest.substr(at + marker.size());
@@ -42,6 +43,8 @@ Route ParseRoute(std::string_view path) {
     if (after.empty() || after.front() == '/') {
       route.kind = RouteKind::kBlobUpload;
       route.name = std::string(rest.substr(0, at));
+      // "/blobs/uploads/" starts one; "/blobs/uploads/<id>" continues it.
+      if (after.size() > 1) route.reference = std::string(after.substr(1));
       return route;
     }
   }

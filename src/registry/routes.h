@@ -14,6 +14,7 @@ enum class RouteKind {
   kBlob,        // /v2/<name>/blobs/<digest>
   kBlobUpload,  // /v2/<name>/blobs/uploads/...
   kTagsList,    // /v2/<name>/tags/list
+  kReferrers,   // /v2/<name>/referrers/<digest>
   kUnknownV2,   // anything else under /v2/
   kOther,       // not the registry API
 };
@@ -21,7 +22,7 @@ enum class RouteKind {
 struct Route {
   RouteKind kind = RouteKind::kOther;
   std::string name;       // raw repository name
-  std::string reference;  // raw tag or digest (manifests, blobs)
+  std::string reference;  // raw tag or digest (manifests, blobs, referrers); upload id
 };
 
 Route ParseRoute(std::string_view path);

@@ -23,6 +23,11 @@ Status SyncDirectory(const std::filesystem::path& dir) {
 
 }  // namespace
 
+ErrorKind WriteErrorKind(int error_number) {
+  return error_number == ENOSPC || error_number == EDQUOT ? ErrorKind::kInsufficientStorage
+                                                          : ErrorKind::kIo;
+}
+
 TempFile::~TempFile() {
   if (!committed_ && !path_.empty()) ::unlink(path_.c_str());
 }
@@ -42,7 +47,7 @@ Status TempFile::Append(const char* data, size_t size) {
     ssize_t n = ::write(fd_.get(), data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Fail(ErrorKind::kIo, ErrnoText("write", path_));
+      return Fail(WriteErrorKind(errno), ErrnoText("write", path_));
     }
     data += n;
     size -= static_cast<size_t>(n);
@@ -99,16 +104,22 @@ Result<TempFile> BlobStore::CreateTemp() const {
 }
 
 Status BlobStore::Commit(TempFile& temp, ObjectKind kind, const Digest& digest) const {
-  if (::fsync(temp.fd()) != 0) return Fail(ErrorKind::kIo, ErrnoText("fsync", temp.path()));
+  if (auto s = CommitPath(temp.fd(), temp.path(), kind, digest); !s) return s;
+  temp.MarkCommitted();
+  return {};
+}
+
+Status BlobStore::CommitPath(int fd, const std::filesystem::path& from, ObjectKind kind,
+                             const Digest& digest) const {
+  if (::fsync(fd) != 0) return Fail(WriteErrorKind(errno), ErrnoText("fsync", from));
   auto final_path = PathOf(kind, digest);
   std::error_code ec;
   std::filesystem::create_directories(final_path.parent_path(), ec);
   if (ec)
     return Fail(ErrorKind::kIo, "mkdir " + final_path.parent_path().string() + ": " + ec.message());
-  if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
+  if (::rename(from.c_str(), final_path.c_str()) != 0) {
     return Fail(ErrorKind::kIo, ErrnoText("rename to", final_path));
   }
-  temp.MarkCommitted();
   return SyncDirectory(final_path.parent_path());
 }
 
@@ -137,6 +148,14 @@ Result<std::string> BlobStore::ReadObject(ObjectKind kind, const Digest& digest,
     if (out.size() > max_bytes) return Fail(ErrorKind::kIo, "stored object larger than expected");
   }
   return out;
+}
+
+Status BlobStore::Remove(ObjectKind kind, const Digest& digest) const {
+  auto path = PathOf(kind, digest);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Fail(ErrorKind::kIo, ErrnoText("unlink", path));
+  }
+  return {};
 }
 
 }  // namespace hubcache

@@ -24,6 +24,9 @@ namespace hubcache {
 
 enum class ObjectKind { kBlob, kManifest };
 
+// kInsufficientStorage for a full disk or quota (ENOSPC, EDQUOT), else kIo.
+ErrorKind WriteErrorKind(int error_number);
+
 // A temp file being written; removed on destruction unless committed.
 class TempFile {
  public:
@@ -63,6 +66,12 @@ class BlobStore {
   [[nodiscard]] Result<TempFile> CreateTemp() const;
   // fsync, rename into place, fsync the directory. The temp file is consumed.
   [[nodiscard]] Status Commit(TempFile& temp, ObjectKind kind, const Digest& digest) const;
+  // The same for a file written elsewhere under the root (an upload): `fd` is
+  // open on `from`, which is renamed into place.
+  [[nodiscard]] Status CommitPath(int fd, const std::filesystem::path& from, ObjectKind kind,
+                                  const Digest& digest) const;
+  // Removes a stored object (hosted garbage collection); absent is fine.
+  [[nodiscard]] Status Remove(ObjectKind kind, const Digest& digest) const;
 
   // Small objects (manifests): write atomically, read whole.
   [[nodiscard]] Status WriteObject(ObjectKind kind, const Digest& digest,

@@ -13,6 +13,7 @@
                         exit 77 when a test skipped (scripts/test.sh: a failure)
 Every call has a timeout; nothing here leaves a process or thread behind.
 """
+import base64
 import hashlib
 import http.client
 import json
@@ -77,6 +78,11 @@ def request(base_url, method, path, headers=None, body=None, timeout=30):
             return Response(r.status, r.reason, r.msg, e.partial, complete=False)
     finally:
         conn.close()
+
+
+def basic_auth(user, password):
+    """The Authorization value of Basic credentials."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def bearer_challenge(value):

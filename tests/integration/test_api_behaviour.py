@@ -192,7 +192,7 @@ class SharedMirror(Base):
         self.assertEqual(r.status, 200, r)
         self.check_ranges(self.m, "library/multi", digest, want)
 
-    def test_write_methods_are_unsupported(self):
+    def test_writes_to_mirrored_names_are_denied(self):
         mark = self.sync()
         manifest = S.multi.raw
         cases = [("POST", "/v2/library/multi/blobs/uploads/", None, {}),
@@ -205,7 +205,8 @@ class SharedMirror(Base):
         for method, path, body, headers in cases:
             with self.subTest(method=method, path=path):
                 r = self.call(self.m, method, path, headers, body)
-                self.assert_error(r, 405, ["UNSUPPORTED"], f"{method} {path}")
+                self.assert_error(r, 403, ["DENIED"], f"{method} {path}")
+                self.assertIn("HUBCACHE_HOSTED", r.body.decode(), r)
         S.up.sync_log()
         writes = [l for l in S.up.requests(since=mark) if l.method not in ("GET", "HEAD")]
         self.assertEqual(writes, [], "write requests reached the upstream")

@@ -32,7 +32,7 @@ std::string ReadSome(int fd, size_t want) {
 // Answers every request "ok".
 struct OkRouter : RequestRouter {
   Admission Admit(httplib::Request&, httplib::Response&) override { return {}; }
-  void Handle(httplib::Request&, httplib::Response& res) override {
+  void Handle(httplib::Request&, httplib::Response& res, RequestBody&) override {
     res.set_content("ok", "text/plain");
   }
   void Finish(const httplib::Request&, const httplib::Response&) override {}

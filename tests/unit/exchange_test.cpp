@@ -35,7 +35,7 @@ struct RecordingRouter : RequestRouter {
     }
     return admission;
   }
-  void Handle(httplib::Request& req, httplib::Response& res) override {
+  void Handle(httplib::Request& req, httplib::Response& res, RequestBody&) override {
     handled.push_back(req);
     res.status = 200;
     if (provider_overruns) {

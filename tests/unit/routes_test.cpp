@@ -39,7 +39,8 @@ TEST_CASE("ParseRoute") {
       {"/v2/library/alpine/blobs/uploads", RouteKind::kBlobUpload, "library/alpine", ""},
       {"/v2/library/alpine/blobs/uploads/", RouteKind::kBlobUpload, "library/alpine", ""},
       {"/v2/library/alpine/blobs/uploads/0b9f2c4e-5d3a-4f9b-9c1e-2a3b4c5d6e7f",
-       RouteKind::kBlobUpload, "library/alpine", ""},
+       RouteKind::kBlobUpload, "library/alpine", "0b9f2c4e-5d3a-4f9b-9c1e-2a3b4c5d6e7f"},
+      {"/v2/team/app/referrers/" + kDigest, RouteKind::kReferrers, "team/app", kDigest},
       // Tags.
       {"/v2/library/alpine/tags/list", RouteKind::kTagsList, "library/alpine", ""},
       {"/v2/alpine/tags/list", RouteKind::kTagsList, "alpine", ""},

@@ -1,0 +1,70 @@
+#pragma once
+// Hosted repositories' manifests, tags and blobs, read and written: the
+// counterpart of ManifestService and BlobService for names RepoSources marks
+// hosted. Nothing here ever asks the upstream. Pushed content is the only
+// copy: it lives in its own store (<root>/hosted) and its own index tables,
+// which the cache cap, the evictor and `rm` never touch; only `hubcache gc`
+// removes what no manifest references.
+//
+// Thread-safe (the index serialises writers; a manifest is checked against
+// its blobs and recorded in one transaction). Borrows the store and index.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/manifest_service.h"
+#include "cache/stats.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "index/index_db.h"
+#include "registry/reference.h"
+#include "store/blob_store.h"
+
+namespace hubcache {
+
+struct PushedManifestResult {
+  Digest digest;
+  std::string subject;  // for the OCI-Subject answer; "" when none
+};
+
+class HostedRegistry {
+ public:
+  HostedRegistry(BlobStore& store, IndexDb& index, CacheStats& stats, size_t max_manifest_bytes)
+      : store_(store), index_(index), stats_(stats), max_manifest_bytes_(max_manifest_bytes) {}
+
+  size_t max_manifest_bytes() const { return max_manifest_bytes_; }
+
+  // PUT of a manifest by tag or digest: checked (content, digest, size,
+  // every referenced blob and child manifest present in the repository).
+  [[nodiscard]] Result<PushedManifestResult> PutManifest(const RepoName& repo,
+                                                         const Reference& reference,
+                                                         const std::string& content_type,
+                                                         std::string bytes);
+  [[nodiscard]] Result<Manifest> GetManifest(const RepoName& repo, const Reference& reference);
+  // By digest: the manifest and its tags; by tag: the tag only.
+  [[nodiscard]] Status DeleteManifest(const RepoName& repo, const Reference& reference);
+  // NAME_UNKNOWN when the repository holds nothing.
+  [[nodiscard]] Result<std::vector<std::string>> Tags(const RepoName& repo);
+  // The referrers index (OCI image index JSON) of `subject` in `repo`, with
+  // only `artifact_type`'s when not empty.
+  [[nodiscard]] Result<std::string> Referrers(const RepoName& repo, const Digest& subject,
+                                              const std::string& artifact_type);
+
+  struct OpenBlob {
+    uint64_t size = 0;
+    UniqueFd file;  // not valid for a Stat
+  };
+  [[nodiscard]] Result<OpenBlob> Blob(const RepoName& repo, const Digest& digest, bool open);
+  [[nodiscard]] Status DeleteBlob(const RepoName& repo, const Digest& digest);
+
+ private:
+  BlobStore& store_;
+  IndexDb& index_;
+  CacheStats& stats_;
+  const size_t max_manifest_bytes_;
+};
+
+}  // namespace hubcache
