@@ -124,16 +124,18 @@ def hosted_path(root, kind, digest):
 
 
 def hosted_files(root):
-    """{path relative to ROOT/hosted: size} of every file there."""
+    """{path relative to ROOT/hosted: size} of every file under hosted/blobs and
+    hosted/manifests (the committed content; uploads in progress are elsewhere)."""
     top = os.path.join(root, "hosted")
     out = {}
-    for dirpath, _, files in os.walk(top):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            try:
-                out[os.path.relpath(full, top)] = os.path.getsize(full)
-            except OSError:
-                pass
+    for kind in ("blobs", "manifests"):
+        for dirpath, _, files in os.walk(os.path.join(top, kind)):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                try:
+                    out[os.path.relpath(full, top)] = os.path.getsize(full)
+                except OSError:
+                    pass
     return out
 
 
@@ -142,16 +144,22 @@ def files_named(root, hexd):
     return [os.path.join(dp, n) for dp, _, files in os.walk(root) for n in files if hexd in n]
 
 
+def upload_paths(root, uuid):
+    """Where upload `uuid` may keep its bytes: ROOT/hosted/uploads/<id> (the server), or
+    ROOT/uploads/<id> (hosted-interface.md)."""
+    return [os.path.join(root, "hosted", "uploads", uuid), os.path.join(root, "uploads", uuid)]
+
+
 def upload_bytes(root, uuid):
-    """Bytes stored for upload `uuid` under ROOT/uploads (a file or a dir); 0 when absent."""
-    path = os.path.join(root, "uploads", uuid)
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(dp, n))
-                   for dp, _, files in os.walk(path) for n in files)
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+    """Bytes stored for upload `uuid` (a file or a dir); 0 when absent."""
+    total = 0
+    for path in upload_paths(root, uuid):
+        if os.path.isdir(path):
+            total += sum(os.path.getsize(os.path.join(dp, n))
+                         for dp, _, files in os.walk(path) for n in files)
+        elif os.path.exists(path):
+            total += os.path.getsize(path)
+    return total
 
 
 def free_bytes(path):
@@ -378,7 +386,7 @@ class Base(unittest.TestCase):
     def assert_blob_absent(self, m, repo, digest, what):
         r = request(m.url, "HEAD", f"/v2/{repo}/blobs/{digest}")
         self.assertEqual(r.status, 404, f"{what}: HEAD of a blob never finished: {r!r}")
-        self.assertEqual(files_named(os.path.join(m.root, "hosted"), digest[7:]), [],
+        self.assertEqual(files_named(os.path.join(m.root, "hosted", "blobs"), digest[7:]), [],
                          f"{what}: a file for a blob never finished")
 
     def assert_hosted_blobs_hash_right(self, root, what):
@@ -396,10 +404,8 @@ class Base(unittest.TestCase):
     def assert_upload_gone(self, m, up, what):
         r = request(m.url, "GET", up.location)
         self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{what}: GET of a closed upload")
-        self.assertEqual(upload_bytes(m.root, up.uuid), 0,
-                         f"{what}: ROOT/uploads/{up.uuid} still holds bytes")
-        self.assertFalse(os.path.exists(os.path.join(m.root, "uploads", up.uuid)),
-                         f"{what}: ROOT/uploads/{up.uuid} left behind")
+        left = [p for p in upload_paths(m.root, up.uuid) if os.path.exists(p)]
+        self.assertEqual(left, [], f"{what}: the closed upload's file is left behind")
 
 
 # ---- 1. SIGKILL mid-push ------------------------------------------------------------------
@@ -621,7 +627,7 @@ class DiskFull(Base):
             except TimeoutError:
                 self.fail(f"{what}: {free_bytes(self.fs)} bytes free, {free_before} before the "
                           f"push: the failed upload's bytes are still held "
-                          f"({os.listdir(os.path.join(m.root, 'uploads'))})")
+                          f"({harness.dir_entries(os.path.join(m.root, 'hosted', 'uploads'))})")
 
         # A monolithic PUT bigger than the free space.
         what = "monolithic PUT on a full disk"
