@@ -516,6 +516,7 @@ class KillMidPush(Base):
 
     def check_and_retry(self, m, k, mode):
         what = f"retry of round {k.rnd} ({KILL_POINTS[k.rnd][0]}, {mode})"
+        k.up.url = m.url  # the restarted server listens on another port
         head = request(m.url, "HEAD", f"/v2/{KILL_REPO}/blobs/{k.digest}")
         if k.how == "finished":
             self.assertEqual(head.status, 200, f"{what}: a blob answered 201 is gone: {head!r}")
@@ -639,6 +640,7 @@ class DiskFull(Base):
         self.assertTrue(a.status is not None and 500 <= a.status < 600,
                         f"{what}: want a 5xx after {sent} bytes sent: {a!r}")
         self.assert_error(a, a.status, None, what)
+        sys.stderr.write(f"[diskfull] {what}: {a.status} {a.body[:200]!r} after {sent} bytes\n")
         self.assert_blob_absent(m, DF_REPO, digest, what)
         r = up.status()
         self.assertIn(r.status, (204, 404), f"{what}: GET of the upload: {r!r}")
@@ -670,12 +672,16 @@ class DiskFull(Base):
         self.assertTrue(a.status is not None and 500 <= a.status < 600,
                         f"{what}: the PATCH at {off} ({sent} bytes sent): want a 5xx: {a!r}")
         self.assert_error(a, a.status, None, what)
+        sys.stderr.write(f"[diskfull] {what}: {a.status} {a.body[:200]!r} for the PATCH at "
+                         f"{off}, after {sent} bytes\n")
         self.assert_blob_absent(m, DF_REPO, digest2, what)
         still_serving(what)
 
         os.unlink(self.ballast)
         what = "after freeing space"
         r = up2.status()
+        sys.stderr.write(f"[diskfull] {what}: the chunked upload: {r.status} "
+                         f"Range {r.header('Range')}\n")
         if r.status == 204:
             offset = range_end(r.header("Range"))
             self.assertIsNotNone(offset, f"{what}: {r!r}")
