@@ -649,6 +649,21 @@ class DiskFull(Base):
         space_back(what)
         still_serving(what)
 
+        # The same as one POST ?digest=: the server discards what it wrote.
+        what = "POST ?digest= on a full disk"
+        uploads = harness.dir_entries(os.path.join(m.root, "hosted", "uploads"))
+        head = raw_head("POST", f"/v2/{DF_REPO}/blobs/uploads/?digest={digest}",
+                        {"Content-Type": OCTET, "Content-Length": len(self.mono)})
+        a, sent = send_streaming(m.port, head, [self.mono])
+        self.assertTrue(a.status is not None and 500 <= a.status < 600,
+                        f"{what}: want a 5xx after {sent} bytes sent: {a!r}")
+        self.assert_error(a, a.status, None, what)
+        self.assert_blob_absent(m, DF_REPO, digest, what)
+        space_back(what)
+        self.assertEqual(harness.dir_entries(os.path.join(m.root, "hosted", "uploads")), uploads,
+                         f"{what}: an upload was left behind")
+        still_serving(what)
+
         # The same in PATCHes: one of them fails.
         what = "chunked push on a full disk"
         digest2 = digest_of(self.chunked)
@@ -677,6 +692,35 @@ class DiskFull(Base):
         self.assert_blob_absent(m, DF_REPO, digest2, what)
         still_serving(what)
 
+        # Not a byte left: a small blob and a manifest cannot be stored either.
+        with open(self.ballast, "ab") as f:
+            try:
+                for _ in range(64):
+                    f.write(b"\0" * MiB)
+                    f.flush()
+            except OSError:
+                pass
+        what = "a completely full disk"
+        tiny = blob_bytes(100_000, seed=33)
+        r = request(m.url, "POST", f"/v2/{DF_REPO}/blobs/uploads/?digest={digest_of(tiny)}",
+                    {"Content-Type": OCTET, "Content-Length": str(len(tiny))}, tiny)
+        self.assertTrue(500 <= r.status < 600, f"{what}: POST ?digest= of 100 kB: {r!r}")
+        self.assert_error(r, r.status, None, what)
+        self.assert_blob_absent(m, DF_REPO, digest_of(tiny), what)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": small_digest, "size": len(small)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": small_digest, "size": len(small)}],
+            "annotations": {"pad": "p" * 200_000}}).encode()
+        r = request(m.url, "PUT", f"/v2/{DF_REPO}/manifests/full",
+                    {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))},
+                    manifest)
+        self.assertTrue(500 <= r.status < 600, f"{what}: manifest PUT: {r!r}")
+        self.assert_error(r, r.status, None, what)
+        r = request(m.url, "GET", f"/v2/{DF_REPO}/manifests/full", {"Accept": OCI_MANIFEST})
+        self.assertEqual(r.status, 404, f"{what}: a manifest that failed to store: {r!r}")
+        still_serving(what)
+
         os.unlink(self.ballast)
         what = "after freeing space"
         r = up2.status()
@@ -692,9 +736,17 @@ class DiskFull(Base):
             self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{what}: GET of the failed upload")
             self.push(m.url, DF_REPO, self.chunked, f"{what}: chunked", chunk=DF_CHUNK)
         self.push(m.url, DF_REPO, self.mono, f"{what}: monolithic")
+        self.push(m.url, DF_REPO, tiny, f"{what}: 100 kB")
         self.assert_blob_served(m, DF_REPO, digest, len(self.mono), what)
         self.assert_blob_served(m, DF_REPO, digest2, len(self.chunked), what)
+        r = request(m.url, "PUT", f"/v2/{DF_REPO}/manifests/full",
+                    {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))},
+                    manifest)
+        self.assertEqual((r.status, r.header("Docker-Content-Digest")),
+                         (201, digest_of(manifest)), f"{what}: manifest PUT: {r!r}")
         still_serving(what)
+        self.assertEqual(harness.dir_entries(os.path.join(m.root, "hosted", "uploads")), [],
+                         f"{what}: uploads left behind")
 
 
 def unmount_all():
@@ -853,20 +905,33 @@ class Hostile(Base):
         for d in digests:
             self.assert_blob_absent(S.m, H_REPO, d, what)
 
+    def uploads(self):
+        return harness.dir_entries(os.path.join(S.m.root, "hosted", "uploads"))
+
+    def assert_open_or_gone(self, up, what):
+        """The upload still answers 204, or it is gone whole: 404 and no file."""
+        r = up.status()
+        self.assertIn(r.status, (204, 404), f"{what}: GET of the upload: {r!r}")
+        if r.status == 404:
+            self.assert_upload_gone(S.m, up, what)
+
     def test_wrong_digest_on_put(self):
         data, other = blob_bytes(300_000, 51), blob_bytes(300_000, 52)
         up = self.start_upload(S.m.url, H_REPO, "wrong digest")
         self.push_chunks(up, data, 100_000, "wrong digest")
         r = up.finish(digest_of(other))
         self.assert_error(r, 400, "DIGEST_INVALID", "PUT with the digest of other bytes")
+        self.assert_open_or_gone(up, "after DIGEST_INVALID")
         r = up.finish(digest_of(other), data)  # if still open: the bytes then do not match
         self.assertIn(r.status, (400, 404), f"second PUT: {r!r}")
         self.assert_nothing_left("wrong digest on PUT", digest_of(data), digest_of(other))
 
+        uploads = self.uploads()
         r = request(S.m.url, "POST", f"/v2/{H_REPO}/blobs/uploads/?digest={digest_of(other)}",
                     {"Content-Type": OCTET, "Content-Length": str(len(data))}, data)
         self.assert_error(r, 400, "DIGEST_INVALID", "POST ?digest= with other bytes")
         self.assert_nothing_left("wrong digest on POST", digest_of(data), digest_of(other))
+        self.assertEqual(self.uploads(), uploads, "POST ?digest= left an upload behind")
 
     def test_content_range_gaps_and_overlaps(self):
         data = blob_bytes(3000, 53)
@@ -888,6 +953,51 @@ class Hostile(Base):
         self.push_chunks(up, data, 1000, what)
         self.assert_committed(up.finish(digest_of(data)), H_REPO, digest_of(data), what)
         self.assert_blob_served(S.m, H_REPO, digest_of(data), len(data), what)
+
+    def test_malformed_and_inconsistent_content_range(self):
+        data = blob_bytes(3000, 65)
+        what = "bad Content-Range"
+        up = self.start_upload(S.m.url, H_REPO, what)
+        self.push_chunks(up, data[:1000], 1000, what)
+        base = {"Content-Type": OCTET, "Content-Length": "1000"}
+        for value in ("abc", "1999-1000", "-1000", "1000-", "1000-1998", "1000-2000"):
+            r = request(S.m.url, "PATCH", up.location, dict(base, **{"Content-Range": value}),
+                        data[1000:2000])
+            self.assert_error(r, (400, 416), None, f"Content-Range {value!r} on 1000 bytes")
+            r = up.status()
+            self.assertEqual((r.status, range_end(r.header("Range"))), (204, 1000),
+                             f"Content-Range {value!r}: the upload after the refusal: {r!r}")
+        self.assert_nothing_left(what, digest_of(data))
+        self.push_chunks(up, data, 1000, what)
+        self.assert_committed(up.finish(digest_of(data)), H_REPO, digest_of(data), what)
+
+    def test_two_requests_on_one_upload_at_once(self):
+        # A PATCH is mid-body when a second PATCH (same offset), and then a closing PUT,
+        # arrive on the same upload: both are refused (416) at once; the first chunk lands.
+        data = blob_bytes(2 * MiB, 66)
+        digest = digest_of(data)
+        what = "two requests on one upload"
+        up = self.start_upload(S.m.url, H_REPO, what)
+        first = data[:MiB]
+        head = raw_head("PATCH", up.location, {"Content-Type": OCTET, "Content-Length": MiB,
+                                               "Content-Range": f"0-{MiB - 1}"})
+        with connect(S.m.port, timeout=REQUEST_TIMEOUT_S) as a:
+            a.sendall(head + first[:MiB // 2])
+            wait_until(lambda: upload_bytes(S.m.root, up.uuid) > 0, 10,
+                       "the first PATCH to be writing")
+            r = up.patch(data[:1000], start=0)
+            self.assert_error(r, 416, None, f"{what}: a second PATCH at 0")
+            r = up.finish(digest, data)
+            self.assert_error(r, 416, None, f"{what}: a closing PUT with the whole blob")
+            self.assert_nothing_left(what, digest)
+            started = time.monotonic()
+            a.sendall(first[MiB // 2:])
+            answer = read_answer(a, started)
+        self.assertEqual((answer.status, range_end(answer.headers.get("range"))), (202, MiB),
+                         f"{what}: the first PATCH: {answer!r}")
+        self.push_chunks(up, data, MiB, what, start=MiB)
+        self.assert_committed(up.finish(digest), H_REPO, digest, what)
+        self.assert_blob_served(S.m, H_REPO, digest, len(data), what)
 
     def test_requests_after_the_finish(self):
         data = blob_bytes(200_000, 54)
@@ -948,6 +1058,7 @@ class Hostile(Base):
             self.resume_or_gone(up, data, 0, len(data), what)
 
         # The same for a monolithic POST ?digest=.
+        uploads = self.uploads()
         data = blob_bytes(2 * MiB + 5, 64)
         what = "POST ?digest= cut short"
         head = raw_head("POST", f"/v2/{H_REPO}/blobs/uploads/?digest={digest_of(data)}",
@@ -955,6 +1066,7 @@ class Hostile(Base):
         send_then_vanish(S.m.port, head, data)
         self.settle()
         self.assert_nothing_left(what, digest_of(data))
+        self.assertEqual(self.uploads(), uploads, f"{what}: an upload was left behind")
 
     def settle(self):
         """A bounded pause for the server to see the closed connection (there is no event
@@ -972,6 +1084,7 @@ class Hostile(Base):
         r = up.status()
         if r.status == 404:
             self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{what}: upload gone")
+            self.assert_upload_gone(S.m, up, what)
             return
         self.assertEqual(r.status, 204, f"{what}: GET of the upload: {r!r}")
         offset = range_end(r.header("Range"))
