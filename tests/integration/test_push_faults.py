@@ -520,7 +520,7 @@ class KillMidPush(Base):
         head = request(m.url, "HEAD", f"/v2/{KILL_REPO}/blobs/{k.digest}")
         if k.how == "finished":
             self.assertEqual(head.status, 200, f"{what}: a blob answered 201 is gone: {head!r}")
-        elif k.how == "put-sent":
+        elif k.how == "put-sent":  # a file may be left by a kill inside the commit
             self.assertIn(head.status, (200, 404), f"{what}: {head!r}")
         else:
             self.assert_blob_absent(m, KILL_REPO, k.digest, what)
@@ -532,6 +532,17 @@ class KillMidPush(Base):
             r = k.up.status()
             if done:
                 self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{what}: GET of a closed upload")
+                return
+            if k.how == "put-sent" and r.status == 404:
+                # Killed between the upload's rename into hosted/blobs and the index commit:
+                # the upload is gone and the file (hashing right, checked at the start) is
+                # not served; the client starts afresh.
+                self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{what}: GET of the upload")
+                kept = os.path.exists(hosted_path(m.root, "blobs", k.digest))
+                sys.stderr.write(f"\n[kill] {what}: killed inside the commit: upload gone, "
+                                 f"blob file {'kept' if kept else 'absent'}")
+                self.push(m.url, KILL_REPO, k.data, f"{what}: afresh")
+                self.assert_blob_served(m, KILL_REPO, k.digest, len(k.data), what)
                 return
             self.assertEqual(r.status, 204, f"{what}: GET of the upload after the restart "
                              f"(uploads survive a restart): {r!r}")
