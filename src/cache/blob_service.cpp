@@ -28,7 +28,16 @@ Status CheckEmptyBlob(const Digest& digest, const RepoName& repo) {
 
 }  // namespace
 
+Result<BlobRead> BlobService::OpenHosted(const RepoName& repo, const Digest& digest, bool open) {
+  auto blob = hosted_.Blob(repo, digest, open);
+  if (!blob) return tl::unexpected(blob.error());
+  BlobRead read{repo,    digest, BlobSource::kHosted, blob->size, std::move(blob->file),
+                nullptr, nullptr};
+  return read;
+}
+
 Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
+  if (sources_.IsHosted(repo)) return OpenHosted(repo, digest, true);
   // At most two rounds: a fill may finish between our look and our join.
   for (int round = 0; round < 2; ++round) {
     auto pin = pins_.Acquire("b:" + digest.hex());
@@ -78,6 +87,7 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
 }
 
 Result<BlobRead> BlobService::Stat(const RepoName& repo, const Digest& digest) {
+  if (sources_.IsHosted(repo)) return OpenHosted(repo, digest, false);
   BlobRead read{repo, digest,  BlobSource::kHit, store_.SizeOf(ObjectKind::kBlob, digest),
                 {},   nullptr, nullptr};
   if (!read.size) {
@@ -132,9 +142,10 @@ bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uin
     case BlobSource::kPassThrough:
       return length && StreamUpstream(read, first, *length, write);
     case BlobSource::kHit:
+    case BlobSource::kHosted:
       break;
   }
-  return false;  // a hit is sent from its file
+  return false;  // a hit or a hosted blob is sent from its file
 }
 
 bool BlobService::StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,

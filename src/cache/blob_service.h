@@ -1,6 +1,8 @@
 #pragma once
 // The blob path's one home: where the bytes of a blob GET or HEAD come from,
-// decided here and nowhere else. In order:
+// decided here and nowhere else. A hosted repository's blob (RepoSources) is
+// read from the hosted store only (kHosted), never fetched. For a mirrored one,
+// in order:
 //   - hit: the verified file in the store, pinned so the evictor leaves it
 //     while it is read, its last use touched;
 //   - miss: the single-flight fill of that digest (started or joined), read as
@@ -22,18 +24,20 @@
 
 #include "cache/access_tracker.h"
 #include "cache/blob_fill.h"
+#include "cache/hosted_registry.h"
 #include "cache/pins.h"
 #include "cache/stats.h"
 #include "cache/usage.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "registry/reference.h"
+#include "registry/repo_sources.h"
 #include "store/blob_store.h"
 #include "upstream/upstream_client.h"
 
 namespace hubcache {
 
-enum class BlobSource { kHit, kMiss, kPassThrough };
+enum class BlobSource { kHit, kMiss, kPassThrough, kHosted };
 
 // What to send for one blob request. Move-only: it owns the open file and the
 // pin of a hit, and shares the fill of a miss.
@@ -42,7 +46,7 @@ struct BlobRead {
   Digest digest;
   BlobSource source = BlobSource::kHit;
   std::optional<uint64_t> size;      // unknown only for a fill without a length
-  UniqueFd file;                     // kHit: the verified file
+  UniqueFd file;                     // kHit, kHosted (GET): the verified file
   std::unique_ptr<PinSet::Pin> pin;  // kHit: keeps the evictor off it
   std::shared_ptr<BlobFill> fill;    // kMiss
 };
@@ -59,10 +63,12 @@ class BlobService {
   // Receives the body's bytes in order; false stops the stream (client gone).
   using Writer = std::function<bool(const char* data, size_t size)>;
 
-  BlobService(BlobStore& store, FillManager& fills, UpstreamClient& upstream, PinSet& pins,
-              AccessTracker& access, CacheUsage& usage, CacheStats& stats,
-              BlobServiceOptions options)
-      : store_(store),
+  BlobService(const RepoSources& sources, HostedRegistry& hosted, BlobStore& store,
+              FillManager& fills, UpstreamClient& upstream, PinSet& pins, AccessTracker& access,
+              CacheUsage& usage, CacheStats& stats, BlobServiceOptions options)
+      : sources_(sources),
+        hosted_(hosted),
+        store_(store),
         fills_(fills),
         upstream_(upstream),
         pins_(pins),
@@ -89,7 +95,10 @@ class BlobService {
   bool StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
                   const Writer& write);
   bool StreamUpstream(const BlobRead& read, uint64_t first, uint64_t length, const Writer& write);
+  Result<BlobRead> OpenHosted(const RepoName& repo, const Digest& digest, bool open);
 
+  const RepoSources& sources_;
+  HostedRegistry& hosted_;
   BlobStore& store_;
   FillManager& fills_;
   UpstreamClient& upstream_;

@@ -1,5 +1,7 @@
 #include "cache/hosted_gc.h"
 
+#include <filesystem>
+
 #include "common/clock.h"
 #include "common/human_units.h"
 #include "registry/reference.h"
@@ -42,6 +44,40 @@ Result<HostedGcReport> CollectHostedGarbage(BlobStore& hosted, IndexDb& index,
     line(std::string(verb) + " " + blob.digest + " (" + HumanBytes(blob.size) + ")");
     ++report.blobs_removed;
     report.bytes_freed += blob.size;
+  }
+  // Files no row records: left by a crash between a rename and its commit, or
+  // by manifests deleted since. Only those older than the grace period.
+  for (bool manifest : {false, true}) {
+    const char* dir = manifest ? "manifests" : "blobs";
+    std::error_code ec;
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(hosted.root() / dir / "sha256", ec)) {
+      if (!entry.is_regular_file(ec)) continue;
+      auto digest = Digest::Parse("sha256:" + entry.path().filename().string());
+      if (!digest) continue;  // not ours: left for the operator
+      auto mtime = std::chrono::file_clock::to_sys(entry.last_write_time(ec));
+      if (ec) continue;
+      auto age_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(mtime.time_since_epoch()).count();
+      if (age_ms >= cutoff) continue;
+      uint64_t size = entry.file_size(ec);
+      if (options.dry_run) {
+        // Listed only for blobs, whose rows are one lookup away.
+        auto recorded = index.AnyHostedBlobSize(digest->str());
+        if (manifest || !recorded || *recorded) continue;
+      } else {
+        auto swept = index.SweepUnrecordedHostedFile(manifest, digest->str(), [&] {
+          return hosted.Remove(manifest ? ObjectKind::kManifest : ObjectKind::kBlob, *digest);
+        });
+        if (!swept) return tl::unexpected(swept.error());
+        if (!*swept) continue;
+      }
+      if (!manifest) {
+        line(std::string(verb) + " unrecorded " + digest->str() + " (" + HumanBytes(size) + ")");
+        ++report.blobs_removed;
+      }
+      report.bytes_freed += size;
+    }
   }
   if (!options.dry_run) {
     auto orphans = index.OrphanHostedManifestDigests();

@@ -35,7 +35,7 @@ struct Manifest {
   std::shared_ptr<const std::string> bytes;  // the exact upstream bytes
 };
 
-enum class ManifestSource { kCache, kUpstream, kStale };
+enum class ManifestSource { kCache, kUpstream, kStale, kHosted };
 
 struct ManifestResult {
   Manifest manifest;

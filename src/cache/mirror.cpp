@@ -46,8 +46,16 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   m.access_ = std::make_unique<AccessTracker>(*m.index_, config.access_flush_interval);
   m.fills_ = std::make_unique<FillManager>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
                                            FillOptions{config.fill_timeout});
+  auto hosted_store = BlobStore::Open(m.store_->root() / "hosted");
+  if (!hosted_store) return tl::unexpected(hosted_store.error());
+  m.hosted_store_ = std::move(*hosted_store);
+  m.uploads_ = std::make_unique<UploadService>(*m.hosted_store_, *m.store_, *m.index_, m.stats_);
+  if (auto s = m.uploads_->Recover(); !s) return tl::unexpected(s.error());
+  m.hosted_ = std::make_unique<HostedRegistry>(*m.hosted_store_, *m.index_, m.stats_,
+                                               ManifestOptions{}.max_manifest_bytes);
   m.blobs_ = std::make_unique<BlobService>(
-      *m.store_, *m.fills_, *m.upstream_, m.pins_, *m.access_, m.usage_, m.stats_,
+      m.sources_, *m.hosted_, *m.store_, *m.fills_, *m.upstream_, m.pins_, *m.access_, m.usage_,
+      m.stats_,
       BlobServiceOptions{config.upstream_connect_timeout + config.upstream_stall_timeout,
                          config.fill_timeout});
   ManifestOptions manifest_options;
@@ -61,13 +69,6 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
                       config.min_free_fraction});
   m.usage_.SetListener([evictor = m.evictor_.get()] { evictor->Wake(); });
 
-  auto hosted_store = BlobStore::Open(m.store_->root() / "hosted");
-  if (!hosted_store) return tl::unexpected(hosted_store.error());
-  m.hosted_store_ = std::move(*hosted_store);
-  m.uploads_ = std::make_unique<UploadService>(*m.hosted_store_, *m.store_, *m.index_, m.stats_);
-  if (auto s = m.uploads_->Recover(); !s) return tl::unexpected(s.error());
-  m.hosted_ = std::make_unique<HostedRegistry>(*m.hosted_store_, *m.index_, m.stats_,
-                                               manifest_options.max_manifest_bytes);
   if (m.sources_.any_hosted()) {
     std::string list;
     for (const auto& p : m.sources_.patterns()) list += (list.empty() ? "" : ",") + p;

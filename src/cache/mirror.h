@@ -96,6 +96,9 @@ class Mirror {
   std::unique_ptr<BlobStore> store_;
   std::unique_ptr<IndexDb> index_;
   std::unique_ptr<UpstreamClient> upstream_;
+  std::unique_ptr<BlobStore> hosted_store_;
+  std::unique_ptr<UploadService> uploads_;
+  std::unique_ptr<HostedRegistry> hosted_;
   // Declared after what they use, so they are destroyed (and their threads
   // joined) first.
   std::unique_ptr<AccessTracker> access_;
@@ -104,10 +107,7 @@ class Mirror {
   std::unique_ptr<Evictor> evictor_;
   // Last: a fill thread still running wakes evictor_ through usage_'s listener.
   std::unique_ptr<FillManager> fills_;
-  std::unique_ptr<BlobService> blobs_;  // borrows fills_ and the rest
-  std::unique_ptr<BlobStore> hosted_store_;
-  std::unique_ptr<UploadService> uploads_;
-  std::unique_ptr<HostedRegistry> hosted_;
+  std::unique_ptr<BlobService> blobs_;  // borrows fills_, hosted_ and the rest
   // The abandoned-upload purge (REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_*).
   std::mutex purge_mutex_;
   std::condition_variable purge_wake_;

@@ -53,6 +53,8 @@ const char* SourceName(ManifestSource source) {
       return "miss";
     case ManifestSource::kStale:
       return "stale";
+    case ManifestSource::kHosted:
+      return "hosted";
   }
   return "hit";
 }
@@ -65,6 +67,8 @@ const char* BlobSourceName(BlobSource source) {
       return "miss";
     case BlobSource::kPassThrough:
       return "pass-through";
+    case BlobSource::kHosted:
+      return "hosted";
   }
   return "hit";
 }
@@ -188,7 +192,7 @@ void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& 
     if (!mirror_.sources().IsHosted(*repo)) return mirror_.manifests().Get(*repo, *ref, accept);
     auto hosted = mirror_.hosted().GetManifest(*repo, *ref);
     if (!hosted) return tl::unexpected(hosted.error());
-    return ManifestResult{std::move(*hosted), ManifestSource::kCache};
+    return ManifestResult{std::move(*hosted), ManifestSource::kHosted};
   }();
   if (!result) return WriteError(res, result.error());
   const auto& manifest = result->manifest;
@@ -211,7 +215,6 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   if (!repo) return WriteError(res, repo.error());
   auto digest = Digest::Parse(reference);
   if (!digest) return WriteError(res, digest.error());
-  if (mirror_.sources().IsHosted(*repo)) return HostedBlob(req, res, *repo, *digest);
   BlobService& blobs = mirror_.blobs();
   auto read = req.method == "HEAD" ? blobs.Stat(*repo, *digest) : blobs.Open(*repo, *digest);
   if (!read) return WriteError(res, read.error());
@@ -233,22 +236,6 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   }
   ServeBlobStream(res, blobs, std::make_shared<BlobRead>(std::move(*read)), range.first,
                   range.length());
-}
-
-void RegistryHandlers::HostedBlob(const httplib::Request& req, httplib::Response& res,
-                                  const RepoName& repo, const Digest& digest) {
-  auto blob = mirror_.hosted().Blob(repo, digest, req.method != "HEAD");
-  if (!blob) return WriteError(res, blob.error());
-  SetBlobHeaders(res, digest);
-  res.set_header(kCacheHeader, "hosted");
-  if (req.method == "HEAD") {
-    res.status = 200;
-    return AnnounceLength(res, blob->size, "application/octet-stream");
-  }
-  ByteRange range;
-  if (!ApplyRange(req, res, blob->size, &range)) return;
-  if (blob->size == 0) return res.set_content("", "application/octet-stream");
-  ServeFile(res, std::move(blob->file), range.first, range.length(), nullptr);
 }
 
 void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& res,

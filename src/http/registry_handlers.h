@@ -24,8 +24,6 @@ class RegistryHandlers {
                 const std::string& reference);
   void Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
             const std::string& reference);
-  void HostedBlob(const httplib::Request& req, httplib::Response& res, const RepoName& repo,
-                  const Digest& digest);
   void TagsList(const httplib::Request& req, httplib::Response& res, const std::string& name);
   void Catalog(const httplib::Request& req, httplib::Response& res);
 

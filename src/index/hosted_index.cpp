@@ -418,4 +418,20 @@ Result<bool> IndexDb::SweepHostedManifestFile(const std::string& digest, const F
   return true;
 }
 
+Result<bool> IndexDb::SweepUnrecordedHostedFile(bool manifest, const std::string& digest,
+                                                const FileStep& remove) {
+  std::lock_guard lock(mutex_);
+  WriteTransaction tx(db_);
+  if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
+  Statement check(db_, manifest ? "SELECT 1 FROM hosted_manifests WHERE digest = ?"
+                                : "SELECT 1 FROM hosted_blobs WHERE digest = ?");
+  check.Bind(1, digest);
+  auto recorded = OptionalSize(db_, check, "unrecorded file check");
+  if (!recorded) return tl::unexpected(recorded.error());
+  if (*recorded) return false;
+  if (auto s = remove(); !s) return tl::unexpected(s.error());
+  if (auto s = tx.Commit(); !s) return tl::unexpected(s.error());
+  return true;
+}
+
 }  // namespace hubcache

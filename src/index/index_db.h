@@ -229,6 +229,13 @@ class IndexDb {
   [[nodiscard]] Result<bool> SweepHostedManifestFile(const std::string& digest,
                                                      const FileStep& remove);
 
+  // Removes a file of the hosted store that no row records (a crash between
+  // its rename and the transaction's commit): `remove` runs inside a write
+  // transaction after checking there is still no row, so a commit in flight
+  // (which renames inside its own transaction) is never undone.
+  [[nodiscard]] Result<bool> SweepUnrecordedHostedFile(bool manifest, const std::string& digest,
+                                                       const FileStep& remove);
+
   int schema_version() const { return schema_version_; }
 
  private:

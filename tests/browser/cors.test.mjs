@@ -10,7 +10,8 @@
 // Each mirror: name, url, repo, tag, expect ("ok": every call succeeds and
 // Docker-Content-Digest is readable; "blocked": the browser refuses the first call),
 // optional user/password (sent as Authorization: Basic, with credentials included, as
-// the UI does once logged in). Exits 0 when all pass, 1 otherwise.
+// the UI does once logged in), optional delete (then the UI's DELETE of the manifest by
+// digest follows, and a GET of it must be 404). Exits 0 when all pass, 1 otherwise.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -44,16 +45,16 @@ function check(ok, what) {
 }
 
 // Runs in the page: the UI's calls in order. Returns what each gave, or where it stopped.
-async function uiCalls({ base, repo, tag, accept, authorization }) {
+async function uiCalls({ base, repo, tag, accept, authorization, remove }) {
   const steps = [];
   const init = (extra) => {
     const headers = { ...extra };
     if (authorization) headers.Authorization = authorization;
     return { headers, credentials: authorization ? "include" : "same-origin", cache: "no-store" };
   };
-  async function call(what, url, extra) {
+  async function call(what, url, extra, method) {
     try {
-      const res = await fetch(url, init(extra));
+      const res = await fetch(url, { ...init(extra), method: method || "GET" });
       const body = await res.text();
       const step = { what, status: res.status, digest: res.headers.get("Docker-Content-Digest"), body };
       steps.push(step);
@@ -71,12 +72,16 @@ async function uiCalls({ base, repo, tag, accept, authorization }) {
   if (!manifest || manifest.status !== 200) return steps;
   const config = JSON.parse(manifest.body).config.digest;
   await call("config blob", `${base}/v2/${repo}/blobs/${config}`, {});
+  if (remove && manifest.digest) {
+    await call("delete", `${base}/v2/${repo}/manifests/${manifest.digest}`, {}, "DELETE");
+    await call("manifest after delete", `${base}/v2/${repo}/manifests/${manifest.digest}`, { Accept: accept });
+  }
   return steps;
 }
 
 async function checkMirror(page, m) {
   const authorization = m.user ? "Basic " + Buffer.from(`${m.user}:${m.password}`).toString("base64") : "";
-  const steps = await page.evaluate(uiCalls, { base: m.url, repo: m.repo, tag: m.tag, accept: UI_ACCEPT, authorization });
+  const steps = await page.evaluate(uiCalls, { base: m.url, repo: m.repo, tag: m.tag, accept: UI_ACCEPT, authorization, remove: !!m.delete });
   const summary = steps.map((s) => `${s.what}=${s.error ? "blocked" : s.status}`).join(" ");
   if (m.expect === "blocked") {
     check(steps.length === 1 && steps[0].error && /Failed to fetch/.test(steps[0].error),
@@ -84,8 +89,18 @@ async function checkMirror(page, m) {
     return;
   }
   const byName = Object.fromEntries(steps.map((s) => [s.what, s]));
-  check(steps.length === 4 && steps.every((s) => s.status === 200),
+  const reads = steps.slice(0, 4);
+  check(reads.length === 4 && reads.every((s) => s.status === 200),
         `${m.name}: catalog, tags, manifest and config blob all answer 200 across origins (${summary})`);
+  if (m.delete) {
+    check(byName.delete && byName.delete.status === 202,
+          `${m.name}: the UI's DELETE of the manifest by digest answers 202 across origins (${summary})`);
+    const after = byName["manifest after delete"];
+    check(after && after.status === 404 && /MANIFEST_UNKNOWN/.test(after.body),
+          `${m.name}: the deleted manifest is gone (${after && after.status})`);
+  } else {
+    check(steps.length === 4, `${m.name}: the UI made its four calls (${summary})`);
+  }
   const catalog = byName.catalog && byName.catalog.status === 200 ? JSON.parse(byName.catalog.body) : {};
   check((catalog.repositories || []).includes(m.repo), `${m.name}: the catalog lists ${m.repo}`);
   const tags = byName.tags && byName.tags.status === 200 ? JSON.parse(byName.tags.body) : {};

@@ -9,6 +9,10 @@ credentials and the headers must allow them), and `bare` without any. Pulls the 
 through each, then runs cors.test.mjs: the UI's catalog, tags, manifest (with its Accept
 field, reading Docker-Content-Digest) and config blob calls succeed on `open` and
 `htpasswd`, and the browser blocks them on `bare`, which proves the headers matter.
+`open` and `htpasswd` also host `ui/*` with deletes on: skopeo pushes the image to
+`ui/app:1` (with the user's credentials on `htpasswd`), and the page makes the same calls
+on it and then the UI's `DELETE` of the manifest by digest (a preflighted method): 202,
+and the manifest is gone (404) afterwards.
 
 Exit status: 0 pass, 1 fail, 77 skip (chromium, node, docker-registry, skopeo, htpasswd
 or playwright-core missing: `npm ci` in tests/browser, as scripts/test.sh does).
@@ -106,7 +110,8 @@ def main():
         for name, env, creds in specs:
             d = os.path.join(work, name)
             os.makedirs(d)
-            m = Mirror(d, up.url, env=env)
+            hosted_args = ["--hosted", "ui/*", "--delete-enabled", "true"] if env else []
+            m = Mirror(d, up.url, env=env, extra_args=hosted_args)
             mirrors.append(m)
             m.start()
             headers = {}
@@ -119,6 +124,17 @@ def main():
             if creds:
                 entry.update(user=creds[0], password=creds[1])
             plan.append(entry)
+            if name != "bare":
+                # The UI browses and deletes what CI pushed to a hosted repository.
+                creds_args = (["--src-creds", f"{creds[0]}:{creds[1]}",
+                               "--dest-creds", f"{creds[0]}:{creds[1]}"] if creds
+                              else ["--src-no-creds"])
+                harness.skopeo(work, [], ["copy", "--src-tls-verify=false",
+                                          "--dest-tls-verify=false", *creds_args,
+                                          f"docker://127.0.0.1:{m.port}/{image.repo}:{image.tag}",
+                                          f"docker://127.0.0.1:{m.port}/ui/app:1"])
+                plan.append(dict(entry, name=name + "-hosted", repo="ui/app", tag="1",
+                                 delete=True))
 
         env = dict(os.environ, PAGE_URL=origin + "/ui.html", MIRRORS=json.dumps(plan))
         p = subprocess.run(["node", os.path.join(HERE, "cors.test.mjs")], env=env,

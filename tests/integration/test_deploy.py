@@ -730,10 +730,12 @@ class CheckConfig(unittest.TestCase):
 
     def test_registry_settings_hubcache_does_not_read_are_noted(self):
         r = check_config(env={"REGISTRY_STORAGE_DELETE_ENABLED": "true",
-                              "REGISTRY_PROXY_TTL": "168h"})
+                              "REGISTRY_PROXY_TTL": "168h",
+                              "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR": "inmemory"})
         self.assertEqual(r.returncode, 0, r.stderr)
+        # REGISTRY_STORAGE_DELETE_ENABLED is read (hosted repositories' deletes).
         self.assertEqual(sorted(unknown_names(r.stderr)),
-                         ["REGISTRY_PROXY_TTL", "REGISTRY_STORAGE_DELETE_ENABLED"])
+                         ["REGISTRY_PROXY_TTL", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR"])
 
 
 # -- README ---------------------------------------------------------------------------------
