@@ -57,6 +57,7 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import sys
@@ -771,9 +772,13 @@ class DiskFull(Base):
                          f"{what}: uploads left behind")
 
 
-def unmount_all():
+def interrupted_cleanup():
+    """For a run cut short (SIGTERM): unmount DiskFull's tmpfs, then remove the work dir
+    (the module cleanup could not remove the mount point)."""
     for path in reversed(test_disk_full._mounts):
         umount(path)
+    if S is not None and not os.environ.get("HUBCACHE_KEEP_TMP"):
+        shutil.rmtree(S.work, ignore_errors=True)
 
 
 # ---- 3. memory ------------------------------------------------------------------------------
@@ -1291,4 +1296,4 @@ class Hostile(Base):
 
 
 if __name__ == "__main__":
-    harness.run_module(__file__, last_resort=[unmount_all])
+    harness.run_module(__file__, last_resort=[interrupted_cleanup])
