@@ -16,6 +16,8 @@ TEST_PKGS="$TEST_PKGS apache2-utils"
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 # The deploy test: a real containerd as the client, and the compose file parsed as YAML.
 TEST_PKGS="$TEST_PKGS containerd python3-yaml"
+# The hosted-repository test: podman pushes (vfs storage, as root, no daemon).
+TEST_PKGS="$TEST_PKGS podman"
 # scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes; llvm-symbolizer
 # (package llvm) for readable stack traces in its reports.
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev llvm"

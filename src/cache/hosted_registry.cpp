@@ -1,6 +1,11 @@
 #include "cache/hosted_registry.h"
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
 
 #include "common/clock.h"
 #include "common/sha256.h"
@@ -44,9 +49,19 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
                         described->subject,
                         described->annotations,
                         UnixNowMs()};
+  // Written and synced first; under the index's write lock only renamed.
+  auto temp = store_.CreateTemp();
+  if (!temp) return tl::unexpected(temp.error());
+  if (auto s = temp->Append(bytes.data(), bytes.size()); !s) return tl::unexpected(s.error());
+  if (::fsync(temp->fd()) != 0) {
+    return Fail(WriteErrorKind(errno), "fsync of a manifest: " + std::string(strerror(errno)));
+  }
   auto missing = index_.PutHostedManifest(row, described->blobs, described->manifests, tag, [&] {
     if (store_.SizeOf(ObjectKind::kManifest, digest) == bytes.size()) return Status{};
-    return store_.WriteObject(ObjectKind::kManifest, digest, bytes);
+    auto s = store_.CommitPath(temp->fd(), temp->path(), ObjectKind::kManifest, digest,
+                               /*synced=*/true);
+    if (s) temp->MarkCommitted();
+    return s;
   });
   if (!missing) return tl::unexpected(missing.error());
   if (*missing) {

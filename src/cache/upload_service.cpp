@@ -246,8 +246,13 @@ Result<StoredBlob> UploadService::Complete(Live& live, const UploadRow& row, con
     return Fail(ErrorKind::kDigestInvalid,
                 "the uploaded content has digest sha256:" + hex + ", not " + digest.str());
   }
+  // The bytes reach the disk before the index's write lock is taken: under
+  // it, only the rename (every index user waits meanwhile).
+  if (::fsync(fd.get()) != 0) {
+    return Fail(WriteErrorKind(errno), "fsync of the upload: " + std::string(strerror(errno)));
+  }
   auto added = index_.CommitHostedBlob(row.repo, digest.str(), row.offset, UnixNowMs(), [&] {
-    return hosted_.CommitPath(fd.get(), path, ObjectKind::kBlob, digest);
+    return hosted_.CommitPath(fd.get(), path, ObjectKind::kBlob, digest, /*synced=*/true);
   });
   if (!added) return tl::unexpected(added.error());
   if (!*added) ::unlink(path.c_str());  // stored once already
@@ -352,6 +357,7 @@ Result<std::optional<StoredBlob>> UploadService::Mount(const RepoName& repo, con
   }
   UniqueFd fd(::open(temp->path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Fail(ErrorKind::kIo, "open of a mounted blob");
+  if (::fsync(fd.get()) != 0) return Fail(WriteErrorKind(errno), "fsync of a mounted blob");
   auto added = index_.CommitHostedBlob(
       repo.str(), digest.str(), static_cast<uint64_t>(st.st_size), UnixNowMs(),
       [&] { return hosted_.CommitPath(fd.get(), temp->path(), ObjectKind::kBlob, digest); });

@@ -25,6 +25,7 @@ void PrintSettingsHelp();
 
 int RunServe(const std::vector<std::string>& args);
 int RunGc(const std::vector<std::string>& args);
+int RunImport(const std::vector<std::string>& args);
 int RunLs(const std::vector<std::string>& args);
 int RunRm(const std::vector<std::string>& args);
 int RunPrewarm(const std::vector<std::string>& args);

@@ -1,4 +1,6 @@
-// hubcache ls [--root DIR] [--json]: the cached repositories, tags and sizes.
+// hubcache ls [--root DIR] [--json]: the cached repositories, tags and sizes,
+// then (table only) the hosted repositories, marked "hosted". --json lists the
+// cached images only (as GET /admin/images).
 
 #include <cstdio>
 #include <ctime>
@@ -51,6 +53,21 @@ int RunLs(const std::vector<std::string>& args) {
                 i.tag.empty() ? "<none>" : i.tag.c_str(), i.digest.substr(0, 19).c_str(),
                 HumanBytes(i.size_bytes).c_str(), static_cast<unsigned long long>(i.blobs),
                 FormatTime(i.last_used_ms).c_str());
+  }
+  // Pushed content, apart: it is no cache entry (never evicted, not in the size).
+  auto hosted = cache->index->HostedRepositoryRows();
+  if (!hosted) {
+    std::fprintf(stderr, "hubcache ls: %s\n", hosted.error().message.c_str());
+    return kExitFailure;
+  }
+  if (hosted->empty()) return kExitOk;
+  std::printf("\n%-40s %-20s %-19s %10s %6s  %s\n", "HOSTED REPOSITORY", "TAGS", "MANIFESTS",
+              "SIZE", "SOURCE", "LAST PUSH");
+  for (const auto& r : *hosted) {
+    std::printf("%-40s %-20llu %-19llu %10s %6s  %s\n", r.repo.c_str(),
+                static_cast<unsigned long long>(r.tags),
+                static_cast<unsigned long long>(r.manifests), HumanBytes(r.size_bytes).c_str(),
+                "hosted", FormatTime(r.last_push_ms).c_str());
   }
   return kExitOk;
 }

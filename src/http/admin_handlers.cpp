@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string_view>
+#include <variant>
 
 #include "cache/image_listing.h"
 #include "cache/image_remover.h"
@@ -108,12 +109,36 @@ void AdminHandlers::ListImages(httplib::Response& res) {
 void AdminHandlers::DeleteImage(const std::string& image, httplib::Response& res) {
   auto parsed = ParseImageArgument(image);
   if (!parsed) return WriteError(res, parsed.error());
+  if (mirror_.sources().IsHosted(parsed->first)) return DeleteHosted(*parsed, res);
   auto report = mirror_.RemoveImage(parsed->first, parsed->second);
   if (!report) return WriteError(res, report.error());
   Logger("http")->info("admin removed image={} manifests={} blobs={} bytes={}", image,
                        report->manifests, report->blobs, report->bytes);
   res.status = 200;
   res.set_content(ReportJson(*report).dump(), "application/json");
+}
+
+// Pushed content is the only copy: the tag (or the manifest and its tags) goes
+// from the repository, as a registry DELETE would (admins may, whatever
+// REGISTRY_STORAGE_DELETE_ENABLED says); blobs nothing references any more
+// are freed by the next `hubcache gc`.
+void AdminHandlers::DeleteHosted(const std::pair<RepoName, Reference>& image,
+                                 httplib::Response& res) {
+  const auto& [repo, reference] = image;
+  if (auto s = mirror_.hosted().DeleteManifest(repo, reference); !s) {
+    return WriteError(res, s.error());
+  }
+  const bool by_tag = std::holds_alternative<Tag>(reference);
+  const std::string what = by_tag ? repo.str() + ":" + std::get<Tag>(reference).str()
+                                  : repo.str() + "@" + std::get<Digest>(reference).str();
+  Logger("http")->info("admin deleted hosted image={}", what);
+  nlohmann::json doc = {{"hosted", true},
+                        {"deleted", what},
+                        {"manifests_removed", by_tag ? 0 : 1},
+                        {"blobs_removed", 0},
+                        {"bytes_freed", 0}};
+  res.status = 200;
+  res.set_content(doc.dump(), "application/json");
 }
 
 void AdminHandlers::DeleteBlob(const std::string& digest_text, httplib::Response& res) {

@@ -7,6 +7,9 @@
 //   GET    /admin/images                 cached images (as `hubcache ls --json`)
 //   DELETE /admin/images/<repo>:<tag>    remove an image and blobs nothing else uses
 //   DELETE /admin/images/<repo>@<digest>
+//                                        in a hosted repository: delete the tag (or
+//                                        the manifest and its tags), even when
+//                                        REGISTRY_STORAGE_DELETE_ENABLED is off
 //   DELETE /admin/blobs/<digest>         remove one blob
 //   POST   /admin/prewarm                start a pre-warm job: ["alpine:3.19", ...]
 //   GET    /admin/prewarm/<id>           its progress (both: prewarm/job_manager.h)
@@ -45,6 +48,7 @@ class AdminHandlers {
  private:
   void ListImages(httplib::Response& res);
   void DeleteImage(const std::string& image, httplib::Response& res);
+  void DeleteHosted(const std::pair<RepoName, Reference>& image, httplib::Response& res);
   void DeleteBlob(const std::string& digest, httplib::Response& res);
 
   Mirror& mirror_;

@@ -64,6 +64,13 @@ svg text { fill: var(--muted); font-size: 11px; }
 input[type=search] { padding: 6px 10px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--text); min-width: 220px; }
 button.evict { border: 1px solid var(--bad); color: var(--bad); background: transparent; border-radius: 6px; padding: 2px 10px; cursor: pointer; font-size: 12px; }
 button.evict:hover { background: var(--bad); color: #fff; }
+button.delete { border: 1px solid var(--bad); color: var(--bad); background: transparent; border-radius: 6px; padding: 2px 10px; cursor: pointer; font-size: 12px; }
+button.delete:hover { background: var(--bad); color: #fff; }
+.minikpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 16px; margin-bottom: 12px; }
+.minikpis .label { color: var(--muted); font-size: 12px; }
+.minikpis .big { font-size: 24px; }
+tr.hosted-repo td { font-weight: 600; background: color-mix(in srgb, var(--good) 6%, transparent); }
+tr.hosted-tag td:first-child { padding-left: 24px; }
 .pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; background: var(--line); color: var(--text); }
 .pill.bad { background: color-mix(in srgb, var(--bad) 18%, transparent); color: var(--bad); }
 #notice { display: none; padding: 10px 14px; border-radius: 8px; background: color-mix(in srgb, var(--bad) 12%, transparent); color: var(--bad); }
@@ -135,6 +142,26 @@ button.evict:hover { background: var(--bad); color: #fff; }
       <table id="top-repos"><thead><tr><th>repository</th><th>requests</th><th>bytes served</th></tr></thead><tbody></tbody></table></div>
     <div class="card"><h2>Latency by route</h2>
       <table id="latency"><thead><tr><th>route</th><th>requests</th><th>p50</th><th>p90</th><th>p99</th></tr></thead><tbody></tbody></table></div>
+  </section>
+
+  <section class="card" id="hosted">
+    <div class="toolbar"><h2>Hosted repositories <span class="muted" id="hosted-count"></span></h2>
+      <span class="muted" id="hosted-patterns"></span></div>
+    <div class="minikpis">
+      <div id="kpi-hosted-size"><div class="label">size (not in the cache size)</div>
+        <div class="big" data-stat="hosted.bytes" data-format="bytes"></div>
+        <div class="sub"><span data-stat="hosted.blobs"></span> blobs &middot; <span data-stat="hosted.manifests"></span> manifests</div></div>
+      <div id="kpi-hosted-repositories"><div class="label">repositories</div>
+        <div class="big" data-stat="hosted.repositories"></div>
+        <div class="sub"><span data-stat="hosted.tags"></span> tags &middot; <span data-stat="hosted.deletes"></span> deleted</div></div>
+      <div id="kpi-hosted-pushes"><div class="label">pushes (manifests)</div>
+        <div class="big" data-stat="hosted.push_manifests"></div>
+        <div class="sub"><span data-stat="hosted.push_blobs"></span> blobs &middot; <span data-stat="hosted.push_bytes" data-format="bytes"></span> uploaded &middot; <span data-stat="hosted.uploads_in_progress"></span> in progress &middot; <span data-stat="hosted.push_refused"></span> refused</div></div>
+      <div id="kpi-hosted-requests"><div class="label">requests</div>
+        <div class="big" data-stat="hosted.requests.total"></div>
+        <div class="sub"><span data-stat="hosted.bytes_served" data-format="bytes"></span> served</div></div>
+    </div>
+    <table id="hosted-repos"><thead><tr><th>repository / tag</th><th>manifests</th><th>size</th><th>last push</th><th id="hosted-admin-col"></th></tr></thead><tbody></tbody></table>
   </section>
 
   <section class="card">
@@ -246,9 +273,10 @@ function renderLatency(s) {
   fillBody(document.getElementById("latency"), rows, "no requests yet", 5);
 }
 
-async function evict(repo, tag, digest) {
-  const what = tag ? repo + ":" + tag : repo + "@" + digest;
-  if (!confirm("Evict " + what + " from the cache?")) return;
+// DELETE /admin/images/<what>, after `question` is confirmed, with the admin
+// token (asked once, then kept for the session).
+async function adminDelete(what, question, failure) {
+  if (!confirm(question)) return;
   let token = sessionStorage.getItem("hubcache-admin-token");
   if (!token) {
     token = prompt("Admin token");
@@ -261,8 +289,49 @@ async function evict(repo, tag, digest) {
     return;
   }
   sessionStorage.setItem("hubcache-admin-token", token);
-  if (!res.ok) alert("Eviction failed: HTTP " + res.status);
+  if (!res.ok) alert(failure + ": HTTP " + res.status);
   poll();
+}
+
+function evict(repo, tag, digest) {
+  const what = tag ? repo + ":" + tag : repo + "@" + digest;
+  return adminDelete(what, "Evict " + what + " from the cache?", "Eviction failed");
+}
+
+function deleteHosted(repo, tag) {
+  const what = repo + ":" + tag;
+  return adminDelete(what, "Delete the tag " + what + "? Pushed content is the only copy.", "Delete failed");
+}
+
+function renderHosted(s) {
+  const h = s.hosted || {};
+  const list = h.repository_list;
+  const patterns = h.patterns || [];
+  document.getElementById("hosted").hidden = patterns.length === 0 && !h.repositories;
+  document.getElementById("hosted-patterns").textContent = patterns.length ? "HUBCACHE_HOSTED " + patterns.join(", ") : "";
+  document.getElementById("hosted-count").textContent = list == null ? "(index unavailable)" :
+    list.length + (list.length === 1 ? " repository" : " repositories");
+  const admin = !!(s.admin && s.admin.enabled);
+  document.getElementById("hosted-admin-col").textContent = admin ? "admin" : "";
+  const rows = [];
+  for (const repo of list || []) {
+    rows.push(el("tr", { class: "hosted-repo", "data-repo": repo.name, "data-size": String(repo.size_bytes),
+                         "data-manifests": String(repo.manifests), "data-last-push": String(repo.last_push_ms) },
+      el("td", { class: "name" }, repo.name),
+      el("td", {}, repo.manifests + (repo.manifests === 1 ? " manifest" : " manifests")),
+      el("td", {}, fmtBytes(repo.size_bytes)), el("td", {}, fmtAgo(repo.last_push_ms, s.now_ms)), el("td", {})));
+    for (const tag of repo.tags) {
+      const cell = el("td", {});
+      if (admin) {
+        const b = el("button", { class: "delete", type: "button" }, "Delete");
+        b.addEventListener("click", () => deleteHosted(repo.name, tag));
+        cell.append(b);
+      }
+      rows.push(el("tr", { class: "hosted-tag", "data-repo": repo.name, "data-tag": tag },
+        el("td", { class: "name" }, ":" + tag), el("td", {}), el("td", {}), el("td", {}), cell));
+    }
+  }
+  fillBody(document.getElementById("hosted-repos"), rows, "nothing pushed yet", 5);
 }
 
 function renderRepositories(s) {
@@ -377,6 +446,7 @@ async function poll() {
     renderTop(latest);
     renderLatency(latest);
     renderRepositories(latest);
+    renderHosted(latest);
     lastOk = Date.now();
     setLive(true, "live");
     document.body.dataset.loaded = "1";

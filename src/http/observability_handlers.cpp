@@ -174,9 +174,14 @@ void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httpli
 
   Route route;
   record.route = ClassifyPath(req.path, &route);
-  if ((record.route == RouteClass::kManifest || record.route == RouteClass::kBlob) &&
-      record.status >= 200 && record.status < 400) {
-    if (auto repo = RepoName::Parse(route.name)) repos_.Add(repo->str(), record.body_bytes);
+  if (record.route == RouteClass::kManifest || record.route == RouteClass::kBlob) {
+    auto repo = RepoName::Parse(route.name);
+    // Every request to a hosted repository (errors, pushes, deletes too) is
+    // hosted: none of them is the mirror's hit, miss or error.
+    if (repo && mirror_.sources().IsHosted(*repo)) record.cache = CacheResult::kHosted;
+    const bool read = req.method == "GET" || req.method == "HEAD";
+    if (repo && read && record.status >= 200 && record.status < 400)
+      repos_.Add(repo->str(), record.body_bytes);
   }
   http_.Record(record);  // last: once /stats counts the request, all of it is in
   if (access_log_) {
@@ -262,6 +267,36 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
       s.cached_known = true;
     }
   }
+
+  HostedFigures& h = s.hosted;
+  h.patterns = mirror_.sources().patterns();
+  if (auto hosted = CurrentHostedInventory()) {
+    const HostedTotals& t = hosted->totals;
+    h.repositories = t.repositories;
+    h.manifests = t.manifests;
+    h.tags = t.tags;
+    h.blobs = t.blobs;
+    h.bytes = t.bytes;
+    h.uploads_in_progress = t.uploads;
+    if (with_repositories) {
+      h.repository_list = std::move(hosted->repositories);
+      h.repository_list_known = true;
+    }
+  }
+  for (RouteClass r : {RouteClass::kManifest, RouteClass::kBlob}) {
+    const RouteSnapshot& route = s.routes[static_cast<size_t>(r)];
+    const uint64_t n = route.Requests(CacheResult::kHosted);
+    (r == RouteClass::kManifest ? h.manifest_requests : h.blob_requests) = n;
+    h.served_bytes += route.body_bytes[static_cast<size_t>(CacheResult::kHosted)];
+  }
+  h.uploads_started = cs.uploads_started;
+  h.uploads_purged = cs.uploads_purged;
+  h.push_blobs = cs.push_blobs;
+  h.push_bytes = cs.push_bytes;
+  h.push_manifests = cs.push_manifests;
+  h.push_digest_mismatches = cs.push_digest_mismatches;
+  h.push_refused = cs.push_refused;
+  h.deletes = cs.hosted_deletes;
 
   s.access_log_enabled = access_log_ != nullptr;
   s.access_log_format = config.access_log_format;
@@ -395,6 +430,53 @@ Result<ObservabilityHandlers::Inventory> ObservabilityHandlers::BuildInventory()
     repo_objects.insert(objects.begin(), objects.end());
   }
   if (!inv.repositories.empty()) inv.repositories.back().size_bytes = sum(repo_objects);
+  return inv;
+}
+
+uint64_t ObservabilityHandlers::HostedGeneration() const {
+  const CacheStats& cs = mirror_.stats();
+  return cs.uploads_started + cs.uploads_purged + cs.push_blobs + cs.push_manifests +
+         cs.push_digest_mismatches + cs.hosted_deletes;
+}
+
+// As CurrentInventory: re-read when this process changed hosted content (at
+// most every kInventoryMinAge), and at least every kInventoryTtl (`hubcache
+// gc` and cancelled uploads change it unseen).
+std::optional<ObservabilityHandlers::HostedInventory>
+ObservabilityHandlers::CurrentHostedInventory() {
+  std::lock_guard lock(hosted_mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  const uint64_t generation = HostedGeneration();  // before the read, as above
+  const auto age = now - hosted_at_;
+  if (!hosted_ || age >= kInventoryTtl ||
+      (generation != hosted_generation_ && age >= kInventoryMinAge)) {
+    auto fresh = BuildHostedInventory();
+    if (!fresh) {
+      Logger("http")->warn("cannot list the hosted repositories for stats error=\"{}\"",
+                           fresh.error().message);
+      return std::nullopt;
+    }
+    hosted_ = std::move(*fresh);
+    hosted_at_ = now;
+    hosted_generation_ = generation;
+  }
+  return hosted_;
+}
+
+Result<ObservabilityHandlers::HostedInventory> ObservabilityHandlers::BuildHostedInventory() {
+  IndexDb& index = mirror_.index();
+  auto totals = index.GetHostedTotals();
+  if (!totals) return tl::unexpected(totals.error());
+  auto rows = index.HostedRepositoryRows();
+  if (!rows) return tl::unexpected(rows.error());
+  HostedInventory inv;
+  inv.totals = *totals;
+  for (auto& row : *rows) {
+    auto tags = index.HostedTags(row.repo);
+    if (!tags) return tl::unexpected(tags.error());
+    inv.repositories.push_back(HostedRepository{std::move(row.repo), row.size_bytes, row.manifests,
+                                                std::move(*tags), row.last_push_ms});
+  }
   return inv;
 }
 

@@ -60,8 +60,8 @@ class ObservabilityHandlers {
   // failed): counts it and logs it. On the worker thread that served it.
   void OnResponse(const httplib::Request& req, const httplib::Response& res);
 
-  // Every figure now. `with_repositories`: also list what the cache holds
-  // (reads the index; cached for a few seconds).
+  // Every figure now. `with_repositories`: also list what the cache and the
+  // hosted repositories hold (reads the index; cached for a few seconds).
   StatsSnapshot Snapshot(bool with_repositories);
 
   // Adds a top-level section to /stats (e.g. "prewarm"), which `provider`
@@ -76,6 +76,11 @@ class ObservabilityHandlers {
     uint64_t blobs = 0;
     uint64_t manifests = 0;
   };
+  // What the index holds of the hosted repositories.
+  struct HostedInventory {
+    HostedTotals totals;
+    std::vector<HostedRepository> repositories;
+  };
   struct UpstreamCheck {
     std::optional<bool> reachable;  // none: never checked
     int status = 0;
@@ -87,6 +92,10 @@ class ObservabilityHandlers {
   void ServeReady(httplib::Response& res);
   std::optional<Inventory> CurrentInventory();
   Result<Inventory> BuildInventory();
+  std::optional<HostedInventory> CurrentHostedInventory();
+  Result<HostedInventory> BuildHostedInventory();
+  // Moves with every change to hosted content this process makes.
+  uint64_t HostedGeneration() const;
   HistorySample TakeSample();
   UpstreamCheck CheckUpstream(std::chrono::milliseconds wait);
   void ProbeLoop();
@@ -102,6 +111,11 @@ class ObservabilityHandlers {
   std::optional<Inventory> inventory_;
   std::chrono::steady_clock::time_point inventory_at_;
   uint64_t inventory_usage_ = 0;  // the cache size it was built at
+
+  std::mutex hosted_mutex_;  // one hosted listing at a time; guards the three below
+  std::optional<HostedInventory> hosted_;
+  std::chrono::steady_clock::time_point hosted_at_;
+  uint64_t hosted_generation_ = 0;  // HostedGeneration() when it was built
 
   std::mutex probe_mutex_;
   std::condition_variable probe_changed_;

@@ -188,18 +188,25 @@ void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& 
   if (!ref) return WriteError(res, ref.error());
   AcceptSet accept = AcceptSet::FromHeader(JoinedHeader(req, "Accept"));
 
+  const bool hosted = mirror_.sources().IsHosted(*repo);
   Result<ManifestResult> result = [&]() -> Result<ManifestResult> {
-    if (!mirror_.sources().IsHosted(*repo)) return mirror_.manifests().Get(*repo, *ref, accept);
-    auto hosted = mirror_.hosted().GetManifest(*repo, *ref);
-    if (!hosted) return tl::unexpected(hosted.error());
-    return ManifestResult{std::move(*hosted), ManifestSource::kHosted};
+    if (!hosted) return mirror_.manifests().Get(*repo, *ref, accept);
+    auto pushed = mirror_.hosted().GetManifest(*repo, *ref);
+    if (!pushed) return tl::unexpected(pushed.error());
+    // As the CNCF registry: a pushed manifest the client cannot take is not
+    // there for it (a Docker-v2-only client never gets an OCI index).
+    if (!accept.Accepts(pushed->media_type)) {
+      return Fail(ErrorKind::kManifestUnknown, "the manifest is a " + pushed->media_type +
+                                                   ", which the request's Accept does not allow");
+    }
+    return ManifestResult{std::move(*pushed), ManifestSource::kHosted};
   }();
   if (!result) return WriteError(res, result.error());
   const auto& manifest = result->manifest;
   const std::string digest = manifest.digest.str();
   res.set_header("Docker-Content-Digest", digest);
   res.set_header("ETag", "\"" + digest + "\"");
-  res.set_header(kCacheHeader, SourceName(result->source));
+  res.set_header(kCacheHeader, hosted ? "hosted" : SourceName(result->source));
   if (std::holds_alternative<Digest>(*ref)) res.set_header("Cache-Control", "max-age=31536000");
   if (MatchesEtag(req.get_header_value("If-None-Match"), digest)) {
     res.status = 304;

@@ -54,19 +54,21 @@ Result<bool> IndexDb::CommitHostedBlob(const std::string& repo, const std::strin
   std::lock_guard lock(mutex_);
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
-  Statement find(db_, "SELECT size FROM hosted_blobs WHERE digest = ?");
+  Statement find(*statements_, "SELECT size FROM hosted_blobs WHERE digest = ?");
   find.Bind(1, digest);
   auto existing = OptionalSize(db_, find, "hosted blob lookup");
   if (!existing) return tl::unexpected(existing.error());
   bool added = false;
   if (!*existing) {
     if (auto s = place(); !s) return tl::unexpected(s.error());
-    Statement put(db_, "INSERT INTO hosted_blobs (digest, size, created_ms) VALUES (?, ?, ?)");
+    Statement put(*statements_,
+                  "INSERT INTO hosted_blobs (digest, size, created_ms) VALUES (?, ?, ?)");
     put.Bind(1, digest).Bind(2, static_cast<int64_t>(size)).Bind(3, now_ms);
     if (auto s = RunWrite(db_, put, "hosted blob insert"); !s) return tl::unexpected(s.error());
     added = true;
   }
-  Statement link(db_, "INSERT OR IGNORE INTO hosted_repo_blobs (repo, digest) VALUES (?, ?)");
+  Statement link(*statements_,
+                 "INSERT OR IGNORE INTO hosted_repo_blobs (repo, digest) VALUES (?, ?)");
   link.Bind(1, repo).Bind(2, digest);
   if (auto s = RunWrite(db_, link, "hosted blob link"); !s) return tl::unexpected(s.error());
   if (auto s = tx.Commit(); !s) return tl::unexpected(s.error());
@@ -76,7 +78,7 @@ Result<bool> IndexDb::CommitHostedBlob(const std::string& repo, const std::strin
 Result<std::optional<uint64_t>> IndexDb::HostedBlobSize(const std::string& repo,
                                                         const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT b.size FROM hosted_blobs b JOIN hosted_repo_blobs l ON l.digest = b.digest "
               "WHERE l.repo = ? AND b.digest = ?");
   s.Bind(1, repo).Bind(2, digest);
@@ -85,19 +87,19 @@ Result<std::optional<uint64_t>> IndexDb::HostedBlobSize(const std::string& repo,
 
 Result<std::optional<uint64_t>> IndexDb::AnyHostedBlobSize(const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT size FROM hosted_blobs WHERE digest = ?");
+  Statement s(*statements_, "SELECT size FROM hosted_blobs WHERE digest = ?");
   s.Bind(1, digest);
   return OptionalSize(db_, s, "hosted blob size");
 }
 
 Result<bool> IndexDb::LinkHostedBlob(const std::string& repo, const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "INSERT OR IGNORE INTO hosted_repo_blobs (repo, digest) "
               "SELECT ?, digest FROM hosted_blobs WHERE digest = ?");
   s.Bind(1, repo).Bind(2, digest);
   if (auto st = RunWrite(db_, s, "hosted blob link"); !st) return tl::unexpected(st.error());
-  Statement check(db_, "SELECT 1 FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
+  Statement check(*statements_, "SELECT 1 FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
   check.Bind(1, repo).Bind(2, digest);
   auto found = OptionalSize(db_, check, "hosted blob link");
   if (!found) return tl::unexpected(found.error());
@@ -106,7 +108,7 @@ Result<bool> IndexDb::LinkHostedBlob(const std::string& repo, const std::string&
 
 Result<bool> IndexDb::UnlinkHostedBlob(const std::string& repo, const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "DELETE FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
+  Statement s(*statements_, "DELETE FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
   s.Bind(1, repo).Bind(2, digest);
   if (auto st = RunWrite(db_, s, "hosted blob unlink"); !st) return tl::unexpected(st.error());
   return sqlite3_changes(db_) > 0;
@@ -119,21 +121,21 @@ Result<std::optional<std::string>> IndexDb::PutHostedManifest(
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
   for (const auto& digest : blobs) {
-    Statement s(db_, "SELECT 1 FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
+    Statement s(*statements_, "SELECT 1 FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
     s.Bind(1, row.repo).Bind(2, digest);
     auto found = OptionalSize(db_, s, "manifest blob check");
     if (!found) return tl::unexpected(found.error());
     if (!*found) return std::optional<std::string>(digest);
   }
   for (const auto& digest : manifests) {
-    Statement s(db_, "SELECT 1 FROM hosted_manifests WHERE repo = ? AND digest = ?");
+    Statement s(*statements_, "SELECT 1 FROM hosted_manifests WHERE repo = ? AND digest = ?");
     s.Bind(1, row.repo).Bind(2, digest);
     auto found = OptionalSize(db_, s, "manifest child check");
     if (!found) return tl::unexpected(found.error());
     if (!*found) return std::optional<std::string>(digest);
   }
   if (auto s = place(); !s) return tl::unexpected(s.error());
-  Statement put(db_,
+  Statement put(*statements_,
                 "INSERT INTO hosted_manifests (repo, digest, media_type, size, artifact_type, "
                 "subject, annotations, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (repo, digest) DO UPDATE SET media_type = excluded.media_type");
@@ -148,7 +150,7 @@ Result<std::optional<std::string>> IndexDb::PutHostedManifest(
   if (auto s = RunWrite(db_, put, "hosted manifest insert"); !s) return tl::unexpected(s.error());
   for (const auto* children : {&blobs, &manifests}) {
     for (const auto& child : *children) {
-      Statement ref(db_,
+      Statement ref(*statements_,
                     "INSERT OR IGNORE INTO hosted_manifest_refs (digest, child) VALUES (?, ?)");
       ref.Bind(1, row.digest).Bind(2, child);
       if (auto s = RunWrite(db_, ref, "hosted manifest refs"); !s) {
@@ -157,7 +159,7 @@ Result<std::optional<std::string>> IndexDb::PutHostedManifest(
     }
   }
   if (!tag.empty()) {
-    Statement t(db_,
+    Statement t(*statements_,
                 "INSERT INTO hosted_tags (repo, tag, digest, updated_ms) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, "
                 "updated_ms = excluded.updated_ms");
@@ -171,9 +173,9 @@ Result<std::optional<std::string>> IndexDb::PutHostedManifest(
 Result<std::optional<HostedManifestRow>> IndexDb::GetHostedManifest(const std::string& repo,
                                                                     const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, (std::string("SELECT ") + kManifestColumns +
-                    " FROM hosted_manifests WHERE repo = ? AND digest = ?")
-                       .c_str());
+  Statement s(*statements_, (std::string("SELECT ") + kManifestColumns +
+                             " FROM hosted_manifests WHERE repo = ? AND digest = ?")
+                                .c_str());
   s.Bind(1, repo).Bind(2, digest);
   auto rows = ManifestRows(db_, s, "hosted manifest");
   if (!rows) return tl::unexpected(rows.error());
@@ -184,7 +186,7 @@ Result<std::optional<HostedManifestRow>> IndexDb::GetHostedManifest(const std::s
 Result<std::optional<std::string>> IndexDb::HostedTag(const std::string& repo,
                                                       const std::string& tag) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT digest FROM hosted_tags WHERE repo = ? AND tag = ?");
+  Statement s(*statements_, "SELECT digest FROM hosted_tags WHERE repo = ? AND tag = ?");
   s.Bind(1, repo).Bind(2, tag);
   auto col = Column(db_, s, "hosted tag");
   if (!col) return tl::unexpected(col.error());
@@ -194,23 +196,25 @@ Result<std::optional<std::string>> IndexDb::HostedTag(const std::string& repo,
 
 Result<std::vector<std::string>> IndexDb::HostedTags(const std::string& repo) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT tag FROM hosted_tags WHERE repo = ? ORDER BY tag");
+  Statement s(*statements_, "SELECT tag FROM hosted_tags WHERE repo = ? ORDER BY tag");
   s.Bind(1, repo);
   return Column(db_, s, "hosted tags");
 }
 
 Result<std::vector<std::string>> IndexDb::HostedRepositories() {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT DISTINCT repo FROM hosted_manifests ORDER BY repo");
+  Statement s(*statements_, "SELECT DISTINCT repo FROM hosted_manifests ORDER BY repo");
   return Column(db_, s, "hosted repositories");
 }
 
 Result<std::vector<HostedRepoRow>> IndexDb::HostedRepositoryRows() {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT m.repo, COUNT(*), MAX(m.created_ms), "
               "(SELECT COUNT(*) FROM hosted_tags t WHERE t.repo = m.repo), "
-              "(SELECT MAX(updated_ms) FROM hosted_tags t WHERE t.repo = m.repo) "
+              "(SELECT MAX(updated_ms) FROM hosted_tags t WHERE t.repo = m.repo), "
+              "(SELECT IFNULL(SUM(b.size), 0) FROM hosted_repo_blobs rb JOIN hosted_blobs b "
+              "ON b.digest = rb.digest WHERE rb.repo = m.repo) "
               "FROM hosted_manifests m GROUP BY m.repo ORDER BY m.repo");
   if (!s.ok()) return tl::unexpected(DbError(db_, "hosted repositories"));
   std::vector<HostedRepoRow> out;
@@ -221,6 +225,7 @@ Result<std::vector<HostedRepoRow>> IndexDb::HostedRepositoryRows() {
     row.manifests = static_cast<uint64_t>(s.Int(1));
     row.tags = static_cast<uint64_t>(s.Int(3));
     row.last_push_ms = std::max(s.Int(2), s.Int(4));
+    row.size_bytes = static_cast<uint64_t>(s.Int(5));
     out.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "hosted repositories"));
@@ -231,11 +236,11 @@ Result<bool> IndexDb::DeleteHostedManifest(const std::string& repo, const std::s
   std::lock_guard lock(mutex_);
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
-  Statement m(db_, "DELETE FROM hosted_manifests WHERE repo = ? AND digest = ?");
+  Statement m(*statements_, "DELETE FROM hosted_manifests WHERE repo = ? AND digest = ?");
   m.Bind(1, repo).Bind(2, digest);
   if (auto s = RunWrite(db_, m, "hosted manifest delete"); !s) return tl::unexpected(s.error());
   bool existed = sqlite3_changes(db_) > 0;
-  Statement t(db_, "DELETE FROM hosted_tags WHERE repo = ? AND digest = ?");
+  Statement t(*statements_, "DELETE FROM hosted_tags WHERE repo = ? AND digest = ?");
   t.Bind(1, repo).Bind(2, digest);
   if (auto s = RunWrite(db_, t, "hosted tag delete"); !s) return tl::unexpected(s.error());
   if (auto s = tx.Commit(); !s) return tl::unexpected(s.error());
@@ -244,7 +249,7 @@ Result<bool> IndexDb::DeleteHostedManifest(const std::string& repo, const std::s
 
 Result<bool> IndexDb::DeleteHostedTag(const std::string& repo, const std::string& tag) {
   std::lock_guard lock(mutex_);
-  Statement t(db_, "DELETE FROM hosted_tags WHERE repo = ? AND tag = ?");
+  Statement t(*statements_, "DELETE FROM hosted_tags WHERE repo = ? AND tag = ?");
   t.Bind(1, repo).Bind(2, tag);
   if (auto s = RunWrite(db_, t, "hosted tag delete"); !s) return tl::unexpected(s.error());
   return sqlite3_changes(db_) > 0;
@@ -253,17 +258,18 @@ Result<bool> IndexDb::DeleteHostedTag(const std::string& repo, const std::string
 Result<std::vector<HostedManifestRow>> IndexDb::HostedReferrers(const std::string& repo,
                                                                 const std::string& subject) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, (std::string("SELECT ") + kManifestColumns +
-                    " FROM hosted_manifests WHERE repo = ? AND subject = ? ORDER BY created_ms, "
-                    "digest")
-                       .c_str());
+  Statement s(*statements_,
+              (std::string("SELECT ") + kManifestColumns +
+               " FROM hosted_manifests WHERE repo = ? AND subject = ? ORDER BY created_ms, "
+               "digest")
+                  .c_str());
   s.Bind(1, repo).Bind(2, subject);
   return ManifestRows(db_, s, "hosted referrers");
 }
 
 Result<HostedTotals> IndexDb::GetHostedTotals() {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT (SELECT COUNT(DISTINCT repo) FROM hosted_manifests), "
               "(SELECT COUNT(*) FROM hosted_manifests), (SELECT COUNT(*) FROM hosted_tags), "
               "(SELECT COUNT(*) FROM hosted_blobs), (SELECT IFNULL(SUM(size), 0) FROM "
@@ -281,7 +287,7 @@ Result<HostedTotals> IndexDb::GetHostedTotals() {
 
 Status IndexDb::PutUpload(const UploadRow& row) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "INSERT INTO uploads (id, repo, offset, started_ms, updated_ms) "
               "VALUES (?, ?, ?, ?, ?)");
   s.Bind(1, row.id)
@@ -294,7 +300,8 @@ Status IndexDb::PutUpload(const UploadRow& row) {
 
 Result<std::optional<UploadRow>> IndexDb::GetUpload(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT id, repo, offset, started_ms, updated_ms FROM uploads WHERE id = ?");
+  Statement s(*statements_,
+              "SELECT id, repo, offset, started_ms, updated_ms FROM uploads WHERE id = ?");
   s.Bind(1, id);
   if (!s.ok()) return tl::unexpected(DbError(db_, "upload"));
   int rc = s.Step();
@@ -306,21 +313,21 @@ Result<std::optional<UploadRow>> IndexDb::GetUpload(const std::string& id) {
 
 Status IndexDb::SetUploadOffset(const std::string& id, uint64_t offset, int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "UPDATE uploads SET offset = ?, updated_ms = ? WHERE id = ?");
+  Statement s(*statements_, "UPDATE uploads SET offset = ?, updated_ms = ? WHERE id = ?");
   s.Bind(1, static_cast<int64_t>(offset)).Bind(2, now_ms).Bind(3, id);
   return RunWrite(db_, s, "upload update");
 }
 
 Status IndexDb::DeleteUpload(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "DELETE FROM uploads WHERE id = ?");
+  Statement s(*statements_, "DELETE FROM uploads WHERE id = ?");
   s.Bind(1, id);
   return RunWrite(db_, s, "upload delete");
 }
 
 Result<std::vector<UploadRow>> IndexDb::StaleUploads(int64_t before_ms) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT id, repo, offset, started_ms, updated_ms FROM uploads WHERE updated_ms < ? "
               "ORDER BY updated_ms");
   s.Bind(1, before_ms);
@@ -337,10 +344,11 @@ Result<std::vector<UploadRow>> IndexDb::StaleUploads(int64_t before_ms) {
 
 Result<std::vector<HostedBlobRow>> IndexDb::UnreferencedHostedBlobs(int64_t before_ms) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, (std::string("SELECT b.digest, b.size, b.created_ms FROM hosted_blobs b "
-                                "WHERE b.created_ms < ? AND ") +
-                    kUnreferencedBlob + " ORDER BY b.digest")
-                       .c_str());
+  Statement s(*statements_,
+              (std::string("SELECT b.digest, b.size, b.created_ms FROM hosted_blobs b "
+                           "WHERE b.created_ms < ? AND ") +
+               kUnreferencedBlob + " ORDER BY b.digest")
+                  .c_str());
   s.Bind(1, before_ms);
   if (!s.ok()) return tl::unexpected(DbError(db_, "unreferenced blobs"));
   std::vector<HostedBlobRow> out;
@@ -357,10 +365,10 @@ Result<bool> IndexDb::SweepHostedBlob(const std::string& digest, int64_t before_
   std::lock_guard lock(mutex_);
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
-  Statement check(db_, (std::string("SELECT 1 FROM hosted_blobs b WHERE b.digest = ? AND "
-                                    "b.created_ms < ? AND ") +
-                        kUnreferencedBlob)
-                           .c_str());
+  Statement check(*statements_, (std::string("SELECT 1 FROM hosted_blobs b WHERE b.digest = ? AND "
+                                             "b.created_ms < ? AND ") +
+                                 kUnreferencedBlob)
+                                    .c_str());
   check.Bind(1, digest).Bind(2, before_ms);
   auto still = OptionalSize(db_, check, "sweep check");
   if (!still) return tl::unexpected(still.error());
@@ -369,7 +377,7 @@ Result<bool> IndexDb::SweepHostedBlob(const std::string& digest, int64_t before_
                           "DELETE FROM hosted_repo_blobs WHERE digest = ?",
                           "DELETE FROM hosted_manifest_refs WHERE digest = ? AND digest NOT IN "
                           "(SELECT digest FROM hosted_manifests)"}) {
-    Statement d(db_, sql);
+    Statement d(*statements_, sql);
     d.Bind(1, digest);
     if (auto s = RunWrite(db_, d, "sweep"); !s) return tl::unexpected(s.error());
   }
@@ -380,22 +388,23 @@ Result<bool> IndexDb::SweepHostedBlob(const std::string& digest, int64_t before_
 
 Result<std::vector<HostedManifestRow>> IndexDb::UntaggedHostedManifests(int64_t before_ms) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, (std::string("SELECT ") + kManifestColumns +
-                    " FROM hosted_manifests m WHERE m.created_ms < ? "
-                    "AND NOT EXISTS (SELECT 1 FROM hosted_tags t WHERE t.repo = m.repo AND "
-                    "t.digest = m.digest) "
-                    "AND NOT EXISTS (SELECT 1 FROM hosted_manifests p JOIN hosted_manifest_refs r "
-                    "ON r.digest = p.digest WHERE p.repo = m.repo AND r.child = m.digest) "
-                    "AND NOT (m.subject != '' AND EXISTS (SELECT 1 FROM hosted_manifests s WHERE "
-                    "s.repo = m.repo AND s.digest = m.subject)) ORDER BY m.repo, m.digest")
-                       .c_str());
+  Statement s(*statements_,
+              (std::string("SELECT ") + kManifestColumns +
+               " FROM hosted_manifests m WHERE m.created_ms < ? "
+               "AND NOT EXISTS (SELECT 1 FROM hosted_tags t WHERE t.repo = m.repo AND "
+               "t.digest = m.digest) "
+               "AND NOT EXISTS (SELECT 1 FROM hosted_manifests p JOIN hosted_manifest_refs r "
+               "ON r.digest = p.digest WHERE p.repo = m.repo AND r.child = m.digest) "
+               "AND NOT (m.subject != '' AND EXISTS (SELECT 1 FROM hosted_manifests s WHERE "
+               "s.repo = m.repo AND s.digest = m.subject)) ORDER BY m.repo, m.digest")
+                  .c_str());
   s.Bind(1, before_ms);
   return ManifestRows(db_, s, "untagged manifests");
 }
 
 Result<std::vector<std::string>> IndexDb::OrphanHostedManifestDigests() {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT DISTINCT digest FROM hosted_manifest_refs WHERE digest NOT IN "
               "(SELECT digest FROM hosted_manifests) ORDER BY digest");
   return Column(db_, s, "orphan manifests");
@@ -405,12 +414,12 @@ Result<bool> IndexDb::SweepHostedManifestFile(const std::string& digest, const F
   std::lock_guard lock(mutex_);
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
-  Statement check(db_, "SELECT 1 FROM hosted_manifests WHERE digest = ?");
+  Statement check(*statements_, "SELECT 1 FROM hosted_manifests WHERE digest = ?");
   check.Bind(1, digest);
   auto held = OptionalSize(db_, check, "manifest sweep check");
   if (!held) return tl::unexpected(held.error());
   if (*held) return false;
-  Statement d(db_, "DELETE FROM hosted_manifest_refs WHERE digest = ?");
+  Statement d(*statements_, "DELETE FROM hosted_manifest_refs WHERE digest = ?");
   d.Bind(1, digest);
   if (auto s = RunWrite(db_, d, "manifest sweep"); !s) return tl::unexpected(s.error());
   if (auto s = remove(); !s) return tl::unexpected(s.error());
@@ -423,8 +432,8 @@ Result<bool> IndexDb::SweepUnrecordedHostedFile(bool manifest, const std::string
   std::lock_guard lock(mutex_);
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
-  Statement check(db_, manifest ? "SELECT 1 FROM hosted_manifests WHERE digest = ?"
-                                : "SELECT 1 FROM hosted_blobs WHERE digest = ?");
+  Statement check(*statements_, manifest ? "SELECT 1 FROM hosted_manifests WHERE digest = ?"
+                                         : "SELECT 1 FROM hosted_blobs WHERE digest = ?");
   check.Bind(1, digest);
   auto recorded = OptionalSize(db_, check, "unrecorded file check");
   if (!recorded) return tl::unexpected(recorded.error());

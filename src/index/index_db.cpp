@@ -134,7 +134,12 @@ Result<std::unique_ptr<IndexDb>> IndexDb::Open(const std::filesystem::path& path
   return index;
 }
 
-IndexDb::~IndexDb() { sqlite3_close(db_); }
+IndexDb::IndexDb(sqlite3* db) : db_(db), statements_(std::make_unique<StatementCache>(db)) {}
+
+IndexDb::~IndexDb() {
+  statements_.reset();  // finalized before the connection closes
+  sqlite3_close(db_);
+}
 
 Status IndexDb::Exec(const char* sql) {
   char* err = nullptr;
@@ -148,7 +153,7 @@ Status IndexDb::Exec(const char* sql) {
 
 Status IndexDb::Migrate() {
   std::lock_guard lock(mutex_);
-  Statement version(db_, "PRAGMA user_version");
+  Statement version(*statements_, "PRAGMA user_version");
   if (!version.ok() || version.Step() != SQLITE_ROW) return tl::unexpected(DbError(db_, "version"));
   int current = static_cast<int>(version.Int(0));
   if (current > kSchemaVersion) {
@@ -170,7 +175,7 @@ Status IndexDb::Migrate() {
 
 Status IndexDb::PutBlob(const std::string& digest, uint64_t size, int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "INSERT INTO blobs(digest, size, created_ms, last_access_ms) VALUES(?1, ?2, ?3, ?3) "
               "ON CONFLICT(digest) DO UPDATE SET size=excluded.size, "
               "last_access_ms=excluded.last_access_ms");
@@ -182,14 +187,15 @@ Status IndexDb::PutManifest(const std::string& digest, const std::string& media_
                             const std::string& repo, int64_t now_ms) {
   std::lock_guard lock(mutex_);
   if (auto s = Exec("BEGIN"); !s) return s;
-  Statement m(db_,
+  Statement m(*statements_,
               "INSERT INTO manifests(digest, media_type, size, created_ms, last_access_ms) "
               "VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(digest) DO UPDATE SET "
               "last_access_ms=excluded.last_access_ms");
   m.Bind(1, digest).Bind(2, media_type).Bind(3, static_cast<int64_t>(size)).Bind(4, now_ms);
   auto status = RunWrite(db_, m, "put manifest");
   if (status && !repo.empty()) {
-    Statement link(db_, "INSERT OR IGNORE INTO repo_manifests(repo, digest) VALUES(?1, ?2)");
+    Statement link(*statements_,
+                   "INSERT OR IGNORE INTO repo_manifests(repo, digest) VALUES(?1, ?2)");
     link.Bind(1, repo).Bind(2, digest);
     status = RunWrite(db_, link, "link manifest");
   }
@@ -202,7 +208,7 @@ Status IndexDb::PutManifest(const std::string& digest, const std::string& media_
 
 Result<std::optional<std::string>> IndexDb::ManifestMediaType(const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT media_type FROM manifests WHERE digest=?1");
+  Statement s(*statements_, "SELECT media_type FROM manifests WHERE digest=?1");
   if (!s.ok()) return tl::unexpected(DbError(db_, "get manifest"));
   s.Bind(1, digest);
   int rc = s.Step();
@@ -244,7 +250,7 @@ Result<std::optional<TagRow>> IndexDb::GetTag(const std::string& repo, const std
 
 Status IndexDb::PutTagList(const std::string& repo, const std::string& json, int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "INSERT INTO tag_lists(repo, json, fetched_ms) VALUES(?1, ?2, ?3) "
               "ON CONFLICT(repo) DO UPDATE SET json=excluded.json, fetched_ms=excluded.fetched_ms");
   s.Bind(1, repo).Bind(2, json).Bind(3, now_ms);
@@ -253,7 +259,7 @@ Status IndexDb::PutTagList(const std::string& repo, const std::string& json, int
 
 Result<std::optional<std::string>> IndexDb::GetTagList(const std::string& repo) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT json FROM tag_lists WHERE repo=?1");
+  Statement s(*statements_, "SELECT json FROM tag_lists WHERE repo=?1");
   if (!s.ok()) return tl::unexpected(DbError(db_, "get tag list"));
   s.Bind(1, repo);
   int rc = s.Step();
@@ -264,7 +270,7 @@ Result<std::optional<std::string>> IndexDb::GetTagList(const std::string& repo) 
 
 Result<std::vector<std::string>> IndexDb::Repositories() {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT DISTINCT repo FROM repo_manifests ORDER BY repo");
+  Statement s(*statements_, "SELECT DISTINCT repo FROM repo_manifests ORDER BY repo");
   if (!s.ok()) return tl::unexpected(DbError(db_, "list repositories"));
   std::vector<std::string> repos;
   while (true) {
@@ -292,7 +298,8 @@ Status IndexDb::PutManifestRefs(const std::string& manifest,
   if (auto s = Exec("BEGIN"); !s) return s;
   Status status;
   for (const auto& child : children) {
-    Statement st(db_, "INSERT OR IGNORE INTO manifest_refs(manifest, child) VALUES(?1, ?2)");
+    Statement st(*statements_,
+                 "INSERT OR IGNORE INTO manifest_refs(manifest, child) VALUES(?1, ?2)");
     st.Bind(1, manifest).Bind(2, child);
     status = RunWrite(db_, st, "put manifest refs");
     if (!status) break;
@@ -306,7 +313,7 @@ Status IndexDb::PutManifestRefs(const std::string& manifest,
 
 Result<std::vector<std::string>> IndexDb::ManifestChildren(const std::string& manifest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT child FROM manifest_refs WHERE manifest=?1 ORDER BY child");
+  Statement s(*statements_, "SELECT child FROM manifest_refs WHERE manifest=?1 ORDER BY child");
   if (!s.ok()) return tl::unexpected(DbError(db_, "manifest children"));
   s.Bind(1, manifest);
   std::vector<std::string> out;
@@ -319,7 +326,7 @@ Result<std::vector<std::string>> IndexDb::ManifestChildren(const std::string& ma
 Result<int64_t> IndexDb::CountReferrers(const std::string& child,
                                         const std::vector<std::string>& excluding) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT manifest FROM manifest_refs WHERE child=?1");
+  Statement s(*statements_, "SELECT manifest FROM manifest_refs WHERE child=?1");
   if (!s.ok()) return tl::unexpected(DbError(db_, "count referrers"));
   s.Bind(1, child);
   int64_t count = 0;
@@ -336,8 +343,9 @@ Status IndexDb::ApplyTouches(const std::vector<Touch>& touches) {
   if (touches.empty()) return {};
   std::lock_guard lock(mutex_);
   if (auto s = Exec("BEGIN"); !s) return s;
-  Statement blob(db_, "UPDATE blobs SET last_access_ms=max(last_access_ms, ?2) WHERE digest=?1");
-  Statement manifest(db_,
+  Statement blob(*statements_,
+                 "UPDATE blobs SET last_access_ms=max(last_access_ms, ?2) WHERE digest=?1");
+  Statement manifest(*statements_,
                      "UPDATE manifests SET last_access_ms=max(last_access_ms, ?2) WHERE digest=?1");
   if (!blob.ok() || !manifest.ok()) {
     (void)Exec("ROLLBACK");
@@ -358,7 +366,7 @@ Status IndexDb::ApplyTouches(const std::vector<Touch>& touches) {
 
 Result<std::vector<CacheEntry>> IndexDb::LeastRecentlyUsed(size_t limit) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT 0, digest, size, last_access_ms FROM blobs UNION ALL "
               "SELECT 1, digest, size, last_access_ms FROM manifests "
               "ORDER BY 1 ASC, 4 ASC LIMIT ?1");
@@ -380,7 +388,7 @@ Result<std::vector<CacheEntry>> IndexDb::AllEntries() {
 
 Result<uint64_t> IndexDb::TotalBytes() {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Statement s(*statements_,
               "SELECT (SELECT coalesce(sum(size), 0) FROM blobs) + "
               "(SELECT coalesce(sum(size), 0) FROM manifests)");
   if (!s.ok() || s.Step() != SQLITE_ROW) return tl::unexpected(DbError(db_, "total size"));
@@ -391,7 +399,7 @@ Result<std::optional<CacheEntry>> IndexDb::FindEntry(EntryKind kind, const std::
   std::lock_guard lock(mutex_);
   std::string sql =
       std::string("SELECT size, last_access_ms FROM ") + TableOf(kind) + " WHERE digest=?1";
-  Statement s(db_, sql.c_str());
+  Statement s(*statements_, sql.c_str());
   if (!s.ok()) return tl::unexpected(DbError(db_, "find entry"));
   s.Bind(1, digest);
   int rc = s.Step();
@@ -405,7 +413,7 @@ Result<std::optional<CacheEntry>> IndexDb::FindEntry(EntryKind kind, const std::
 
 Status IndexDb::DeleteBlob(const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "DELETE FROM blobs WHERE digest=?1");
+  Statement s(*statements_, "DELETE FROM blobs WHERE digest=?1");
   s.Bind(1, digest);
   return RunWrite(db_, s, "delete blob");
 }
@@ -417,7 +425,7 @@ Status IndexDb::DeleteManifest(const std::string& digest) {
   for (const char* sql :
        {"DELETE FROM manifests WHERE digest=?1", "DELETE FROM manifest_refs WHERE manifest=?1",
         "DELETE FROM repo_manifests WHERE digest=?1", "DELETE FROM tags WHERE digest=?1"}) {
-    Statement st(db_, sql);
+    Statement st(*statements_, sql);
     st.Bind(1, digest);
     status = RunWrite(db_, st, "delete manifest");
     if (!status) break;
@@ -431,7 +439,7 @@ Status IndexDb::DeleteManifest(const std::string& digest) {
 
 Status IndexDb::DeleteTag(const std::string& repo, const std::string& tag) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "DELETE FROM tags WHERE repo=?1 AND tag=?2");
+  Statement s(*statements_, "DELETE FROM tags WHERE repo=?1 AND tag=?2");
   s.Bind(1, repo).Bind(2, tag);
   return RunWrite(db_, s, "delete tag");
 }
@@ -439,7 +447,8 @@ Status IndexDb::DeleteTag(const std::string& repo, const std::string& tag) {
 Result<std::vector<std::string>> IndexDb::TagDigests(const std::string& repo,
                                                      const std::string& tag) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT DISTINCT digest FROM tags WHERE repo=?1 AND tag=?2 ORDER BY digest");
+  Statement s(*statements_,
+              "SELECT DISTINCT digest FROM tags WHERE repo=?1 AND tag=?2 ORDER BY digest");
   if (!s.ok()) return tl::unexpected(DbError(db_, "tag digests"));
   s.Bind(1, repo).Bind(2, tag);
   std::vector<std::string> out;
@@ -477,7 +486,7 @@ Result<std::vector<ImageRow>> IndexDb::Images() {
 
 Result<int64_t> IndexDb::CountTagsPointingAt(const std::string& digest) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT count(*) FROM tags WHERE digest=?1");
+  Statement s(*statements_, "SELECT count(*) FROM tags WHERE digest=?1");
   if (!s.ok()) return tl::unexpected(DbError(db_, "count tags"));
   s.Bind(1, digest);
   if (s.Step() != SQLITE_ROW) return tl::unexpected(DbError(db_, "count tags"));

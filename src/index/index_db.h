@@ -22,6 +22,8 @@ struct sqlite3;
 
 namespace hubcache {
 
+class StatementCache;  // index/statement.h
+
 struct TagRow {
   std::string digest;  // "sha256:..."
   std::string media_type;
@@ -94,6 +96,7 @@ struct HostedRepoRow {
   std::string repo;
   uint64_t tags = 0;
   uint64_t manifests = 0;
+  uint64_t size_bytes = 0;  // blobs linked to it
   int64_t last_push_ms = 0;
 };
 
@@ -239,12 +242,13 @@ class IndexDb {
   int schema_version() const { return schema_version_; }
 
  private:
-  explicit IndexDb(sqlite3* db) : db_(db) {}
+  explicit IndexDb(sqlite3* db);
   Status Migrate();
   Status Exec(const char* sql);
 
   std::mutex mutex_;
-  sqlite3* db_;  // guarded by mutex_
+  sqlite3* db_;                                 // guarded by mutex_
+  std::unique_ptr<StatementCache> statements_;  // of db_; guarded by mutex_
   int schema_version_ = 0;
 };
 

@@ -7,18 +7,67 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 #include "common/result.h"
 
 namespace hubcache {
 
-// A prepared statement, finalized on scope exit.
+// The prepared statements of one connection, kept for reuse by SQL text:
+// preparing is most of the cost of a small query. Owned by the IndexDb and
+// finalized before its connection closes; used under its mutex only.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, stmt] : cached_) sqlite3_finalize(stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  sqlite3* db() const { return db_; }
+  // A prepared statement for `sql`, taken out of the cache while in use (a
+  // statement nested in another of the same text gets its own); null on error.
+  sqlite3_stmt* Take(const std::string& sql) {
+    if (auto it = cached_.find(sql); it != cached_.end()) {
+      sqlite3_stmt* stmt = it->second;
+      cached_.erase(it);
+      return stmt;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) return nullptr;
+    return stmt;
+  }
+  // Gives a statement back, reset, for the next use of its text.
+  void Give(std::string sql, sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (cached_.size() >= kMaxStatements || !cached_.emplace(std::move(sql), stmt).second) {
+      sqlite3_finalize(stmt);
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxStatements = 256;
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> cached_;
+};
+
+// A prepared statement, finalized (or given back to its cache) on scope exit.
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(StatementCache& cache, const char* sql)
+      : db_(cache.db()), cache_(&cache), sql_(sql), stmt_(cache.Take(sql_)) {}
+  ~Statement() {
+    if (cache_ != nullptr && stmt_ != nullptr) {
+      cache_->Give(std::move(sql_), stmt_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -47,6 +96,8 @@ class Statement {
 
  private:
   sqlite3* db_;
+  StatementCache* cache_ = nullptr;
+  std::string sql_;
   sqlite3_stmt* stmt_ = nullptr;
 };
 

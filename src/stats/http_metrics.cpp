@@ -34,6 +34,8 @@ const char* CacheResultName(CacheResult result) {
       return "stale";
     case CacheResult::kPassThrough:
       return "pass-through";
+    case CacheResult::kHosted:
+      return "hosted";
     case CacheResult::kNone:
       break;
   }
@@ -45,6 +47,7 @@ CacheResult ParseCacheResult(std::string_view header) {
   if (header == "miss") return CacheResult::kMiss;
   if (header == "stale") return CacheResult::kStale;
   if (header == "pass-through") return CacheResult::kPassThrough;
+  if (header == "hosted") return CacheResult::kHosted;
   return CacheResult::kNone;
 }
 

@@ -31,9 +31,11 @@ const char* RouteClassName(RouteClass route);  // "manifest", "blob", ...
 
 // Where a response's body came from (the X-Hubcache-Cache header). A
 // pass-through went to the upstream without being cached (the disk refused it).
-enum class CacheResult { kNone, kHit, kMiss, kStale, kPassThrough };
-inline constexpr size_t kCacheResults = 5;
-// "none", "hit", "miss", "stale", "pass-through" (as in the header)
+// Hosted: a request to a hosted repository (pushed content, never the cache's),
+// whatever its outcome, so that it counts in none of the mirror's figures.
+enum class CacheResult { kNone, kHit, kMiss, kStale, kPassThrough, kHosted };
+inline constexpr size_t kCacheResults = 6;
+// "none", "hit", "miss", "stale", "pass-through", "hosted" (as in the header)
 const char* CacheResultName(CacheResult result);
 CacheResult ParseCacheResult(std::string_view header);
 

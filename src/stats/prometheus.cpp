@@ -156,9 +156,11 @@ std::string PrometheusText(const StatsSnapshot& s) {
   }
 
   w.Family("served_bytes_total", "counter",
-           "Manifest and blob body bytes served to clients, by source (cache or upstream).");
+           "Manifest and blob body bytes served to clients, by source (cache, upstream, or "
+           "hosted: answers to requests for hosted repositories).");
   w.Sample("served_bytes_total", {{"source", "cache"}}, s.served_from_cache_bytes);
   w.Sample("served_bytes_total", {{"source", "upstream"}}, s.served_from_upstream_bytes);
+  w.Sample("served_bytes_total", {{"source", "hosted"}}, s.hosted.served_bytes);
   w.Family("upstream_fetched_bytes_total", "counter",
            "Manifest and blob bytes downloaded from the upstream, by kind.");
   w.Sample("upstream_fetched_bytes_total", {{"kind", "blob"}}, s.fetched_blob_bytes);
@@ -195,6 +197,36 @@ std::string PrometheusText(const StatsSnapshot& s) {
   Counter(w, "evicted_bytes_total", "Bytes evicted from the cache.", s.evicted_bytes);
   Counter(w, "cache_write_errors_total", "Failed writes to the cache (disk full, I/O errors).",
           s.cache_write_errors);
+
+  const HostedFigures& h = s.hosted;
+  if (h.bytes) {
+    Gauge(w, "hosted_bytes",
+          "Bytes of blobs in hosted repositories (pushed here; not in the cache's size).",
+          *h.bytes);
+  }
+  if (h.blobs) Gauge(w, "hosted_blobs", "Blobs in hosted repositories.", *h.blobs);
+  if (h.manifests) Gauge(w, "hosted_manifests", "Manifests in hosted repositories.", *h.manifests);
+  if (h.tags) Gauge(w, "hosted_tags", "Tags in hosted repositories.", *h.tags);
+  if (h.repositories) {
+    Gauge(w, "hosted_repositories", "Hosted repositories with at least one manifest.",
+          *h.repositories);
+  }
+  if (h.uploads_in_progress) {
+    Gauge(w, "hosted_uploads_in_progress", "Blob uploads started and not yet finished.",
+          *h.uploads_in_progress);
+  }
+  Counter(w, "push_uploads_started_total", "Blob uploads started.", h.uploads_started);
+  Counter(w, "push_uploads_purged_total", "Abandoned blob uploads purged.", h.uploads_purged);
+  Counter(w, "push_blobs_total", "Blobs committed by uploads.", h.push_blobs);
+  Counter(w, "push_bytes_total", "Blob upload body bytes received.", h.push_bytes);
+  Counter(w, "push_manifests_total", "Manifests pushed.", h.push_manifests);
+  Counter(w, "push_digest_mismatches_total",
+          "Uploads refused because their content did not match the digest given.",
+          h.push_digest_mismatches);
+  Counter(w, "push_refused_total",
+          "Pushes refused: to a mirrored (not hosted) name, or by a user who may not push.",
+          h.push_refused);
+  Counter(w, "hosted_deletes_total", "Hosted manifests and tags deleted.", h.deletes);
 
   w.Family("upstream_requests_total", "counter",
            "HTTP requests to the upstream by method and status (code none: no response).");

@@ -45,6 +45,46 @@ struct CachedRepository {
   std::vector<CachedTag> tags;
 };
 
+struct HostedRepository {
+  std::string name;
+  uint64_t size_bytes = 0;  // blobs linked to it (shared blobs count in each repository)
+  uint64_t manifests = 0;
+  std::vector<std::string> tags;  // sorted
+  int64_t last_push_ms = 0;       // unix ms, the latest manifest or tag pushed
+};
+
+// Hosted repositories (pushed content): apart from the cache's figures, never
+// in its size, hit ratio or errors.
+struct HostedFigures {
+  std::vector<std::string> patterns;  // HUBCACHE_HOSTED, normalised
+
+  // What the index holds; unknown when it cannot tell.
+  std::optional<uint64_t> repositories;
+  std::optional<uint64_t> manifests;
+  std::optional<uint64_t> tags;
+  std::optional<uint64_t> blobs;
+  std::optional<uint64_t> bytes;  // blob bytes
+  std::optional<uint64_t> uploads_in_progress;
+
+  // Requests to hosted repositories' manifests and blobs (pulls, pushes of
+  // manifests, deletes; any status), and the body bytes answered to them.
+  uint64_t manifest_requests = 0;
+  uint64_t blob_requests = 0;
+  uint64_t served_bytes = 0;
+
+  uint64_t uploads_started = 0;
+  uint64_t uploads_purged = 0;  // abandoned uploads removed
+  uint64_t push_blobs = 0;      // blobs committed by uploads
+  uint64_t push_bytes = 0;      // upload body bytes received
+  uint64_t push_manifests = 0;
+  uint64_t push_digest_mismatches = 0;
+  uint64_t push_refused = 0;  // pushes to mirrored names, or by users who may not push
+  uint64_t deletes = 0;       // manifests and tags deleted
+
+  std::vector<HostedRepository> repository_list;  // by name
+  bool repository_list_known = false;             // false: not asked, or the index failed
+};
+
 struct StatsSnapshot {
   std::string version;
   int64_t now_ms = 0;
@@ -53,7 +93,7 @@ struct StatsSnapshot {
 
   // Registry requests by kind. manifest and blob: by the response's
   // X-Hubcache-Cache (misses include pass-through; errors: no cache result,
-  // status >= 400). tag_revalidation:
+  // status >= 400; hosted repositories' requests are in `hosted` only). tag_revalidation:
   // hits = the upstream confirmed the cached digest, misses = the tag moved and
   // was fetched, stale = the upstream failed and the cached tag was served,
   // errors = it failed with nothing to serve.
@@ -104,6 +144,8 @@ struct StatsSnapshot {
   std::string access_log_format;
   uint64_t access_log_written = 0;
   uint64_t access_log_dropped = 0;
+
+  HostedFigures hosted;
 
   bool admin_enabled = false;
 

@@ -40,6 +40,41 @@ json Route(const RouteSnapshot& r) {
             {"p99", r.latency.Quantile(0.99)}}}};
 }
 
+json Hosted(const HostedFigures& h) {
+  json list = nullptr;
+  if (h.repository_list_known) {
+    list = json::array();
+    for (const auto& repo : h.repository_list) {
+      list.push_back({{"name", repo.name},
+                      {"size_bytes", repo.size_bytes},
+                      {"manifests", repo.manifests},
+                      {"tags", repo.tags},
+                      {"last_push_ms", repo.last_push_ms}});
+    }
+  }
+  return {{"patterns", h.patterns},
+          {"repositories", OrNull(h.repositories)},
+          {"manifests", OrNull(h.manifests)},
+          {"tags", OrNull(h.tags)},
+          {"blobs", OrNull(h.blobs)},
+          {"bytes", OrNull(h.bytes)},
+          {"uploads_in_progress", OrNull(h.uploads_in_progress)},
+          {"requests",
+           {{"manifest", h.manifest_requests},
+            {"blob", h.blob_requests},
+            {"total", h.manifest_requests + h.blob_requests}}},
+          {"bytes_served", h.served_bytes},
+          {"uploads_started", h.uploads_started},
+          {"uploads_purged", h.uploads_purged},
+          {"push_blobs", h.push_blobs},
+          {"push_bytes", h.push_bytes},
+          {"push_manifests", h.push_manifests},
+          {"push_digest_mismatches", h.push_digest_mismatches},
+          {"push_refused", h.push_refused},
+          {"deletes", h.deletes},
+          {"repository_list", list}};
+}
+
 }  // namespace
 
 nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
@@ -137,6 +172,7 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
                                                                     : json(nullptr)}}}}},
       {"top_repositories", top},
       {"repositories", cached},
+      {"hosted", Hosted(s.hosted)},
       {"access_log",
        {{"enabled", s.access_log_enabled},
         {"format", s.access_log_format},

@@ -98,6 +98,18 @@ std::string StatsTable(const json& s, const std::string& source_url) {
                    Int(At(s, "cache.evictions")), Bytes(At(s, "cache.evicted_bytes")),
                    Int(At(s, "cache.write_errors"))));
 
+  const json& patterns = At(s, "hosted.patterns");
+  const json& hosted_repos = At(s, "hosted.repositories");
+  if ((patterns.is_array() && !patterns.empty()) ||
+      (hosted_repos.is_number() && hosted_repos.get<uint64_t>() > 0)) {
+    line(
+        fmt::format("{:<20}{} in {} blobs, {} repositories, {} manifests pushed, {} uploads in "
+                    "progress, {} served",
+                    "Hosted", Bytes(At(s, "hosted.bytes")), Int(At(s, "hosted.blobs")),
+                    Int(hosted_repos), Int(At(s, "hosted.push_manifests")),
+                    Int(At(s, "hosted.uploads_in_progress")), Bytes(At(s, "hosted.bytes_served"))));
+  }
+
   std::string by_status;
   if (const json& reqs = At(s, "upstream.requests"); reqs.is_array()) {
     for (const auto& r : reqs) {

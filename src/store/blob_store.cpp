@@ -110,8 +110,8 @@ Status BlobStore::Commit(TempFile& temp, ObjectKind kind, const Digest& digest) 
 }
 
 Status BlobStore::CommitPath(int fd, const std::filesystem::path& from, ObjectKind kind,
-                             const Digest& digest) const {
-  if (::fsync(fd) != 0) return Fail(WriteErrorKind(errno), ErrnoText("fsync", from));
+                             const Digest& digest, bool synced) const {
+  if (!synced && ::fsync(fd) != 0) return Fail(WriteErrorKind(errno), ErrnoText("fsync", from));
   auto final_path = PathOf(kind, digest);
   std::error_code ec;
   std::filesystem::create_directories(final_path.parent_path(), ec);

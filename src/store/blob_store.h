@@ -67,9 +67,10 @@ class BlobStore {
   // fsync, rename into place, fsync the directory. The temp file is consumed.
   [[nodiscard]] Status Commit(TempFile& temp, ObjectKind kind, const Digest& digest) const;
   // The same for a file written elsewhere under the root (an upload): `fd` is
-  // open on `from`, which is renamed into place.
+  // open on `from`, which is renamed into place. `synced`: the caller already
+  // fsynced the file (so that the rename, done under a lock, is quick).
   [[nodiscard]] Status CommitPath(int fd, const std::filesystem::path& from, ObjectKind kind,
-                                  const Digest& digest) const;
+                                  const Digest& digest, bool synced = false) const;
   // Removes a stored object (hosted garbage collection); absent is fine.
   [[nodiscard]] Status Remove(ObjectKind kind, const Digest& digest) const;
 

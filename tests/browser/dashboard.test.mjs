@@ -11,8 +11,11 @@
 // repositories equal /stats; the chart has drawn the history; the page made no request
 // to any other origin and logged no error; an evict button per image appears only on
 // the mirror whose /stats says admin is enabled, and clicking it (confirm, then the
-// admin token at the prompt) removes the image from the page and from /stats. Exits 0
-// when all pass, 1 otherwise.
+// admin token at the prompt) removes the image from the page and from /stats. The
+// hosted repositories card lists what /stats `hosted.repository_list` says (name,
+// size, manifests, tags), with a delete button per tag only with admin on; clicking one
+// (confirm; the token is kept from the evict) deletes the tag from the page and /stats.
+// Exits 0 when all pass, 1 otherwise.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -63,6 +66,14 @@ async function readPage(page) {
         .filter((t) => t.dataset.repo === r.dataset.repo)
         .map((t) => ({ tag: t.dataset.tag, digest: t.dataset.digest, size: t.dataset.size })),
     }));
+    const hosted = [...document.querySelectorAll("#hosted-repos tr.hosted-repo")].map((r) => ({
+      name: r.dataset.repo,
+      size: r.dataset.size,
+      manifests: r.dataset.manifests,
+      tags: [...document.querySelectorAll("#hosted-repos tr.hosted-tag")]
+        .filter((t) => t.dataset.repo === r.dataset.repo)
+        .map((t) => t.dataset.tag),
+    }));
     const top = [...document.querySelectorAll("#top-repos tr[data-repo]")].map((r) => ({
       repository: r.dataset.repo,
       bytes: r.lastElementChild.dataset.value,
@@ -71,6 +82,10 @@ async function readPage(page) {
     return {
       figures,
       repos,
+      hosted,
+      hostedVisible: !document.getElementById("hosted").hidden,
+      deleteButtons: document.querySelectorAll("#hosted-repos button.delete").length,
+      hostedTagRows: document.querySelectorAll("#hosted-repos tr.hosted-tag").length,
       top,
       total: document.getElementById("requests-total").dataset.value,
       chartPoints: Number(chart.dataset.points || 0),
@@ -101,6 +116,15 @@ function compare(shown, s) {
   }));
   if (JSON.stringify(shown.repos) !== JSON.stringify(repos)) {
     diffs.push(`repositories: page ${JSON.stringify(shown.repos)}, /stats ${JSON.stringify(repos)}`);
+  }
+  const hosted = (s.hosted.repository_list || []).map((r) => ({
+    name: r.name,
+    size: String(r.size_bytes),
+    manifests: String(r.manifests),
+    tags: r.tags,
+  }));
+  if (JSON.stringify(shown.hosted) !== JSON.stringify(hosted)) {
+    diffs.push(`hosted repositories: page ${JSON.stringify(shown.hosted)}, /stats ${JSON.stringify(hosted)}`);
   }
   const top = s.top_repositories.map((r) => ({ repository: r.repository, bytes: String(r.bytes_served) }));
   if (JSON.stringify(shown.top) !== JSON.stringify(top)) {
@@ -168,6 +192,9 @@ async function main() {
           `the chart drew ${shown.chartPoints} intervals, ${shown.bars} bars and the hit ratio line`);
     check(shown.live.includes("live"), "the live indicator is on");
     check(!s.admin.enabled && shown.evictButtons === 0, "no evict button while admin is off");
+    check(shown.hostedVisible && shown.hosted.length === 1 && shown.hostedTagRows === 2,
+          `the hosted card lists ${shown.hosted.length} repository with ${shown.hostedTagRows} tags`);
+    check(shown.deleteButtons === 0, "no delete button while admin is off");
 
     // The filter narrows the repository list.
     const first = shown.repos[0].name;
@@ -212,6 +239,24 @@ async function main() {
       }
       check(JSON.stringify(dialogs) === JSON.stringify(["confirm", "prompt"]), `evict asked to confirm, then for the token (${dialogs.join(", ")})`);
       check(gone, `evicting ${victim.repo}:${victim.tag} removed it from the page and from /stats`);
+
+      // Delete a hosted tag: confirm only (the token is kept), gone from page and /stats.
+      view = await readPage(admin.page);
+      check(view.hostedTagRows > 0 && view.deleteButtons === view.hostedTagRows,
+            `one delete button per hosted tag with admin on (${view.deleteButtons} for ${view.hostedTagRows})`);
+      dialogs.length = 0;
+      const hostedVictim = await admin.page.$eval("#hosted-repos tr.hosted-tag", (r) => ({ repo: r.dataset.repo, tag: r.dataset.tag }));
+      await admin.page.click("#hosted-repos tr.hosted-tag button.delete");
+      let deleted = false;
+      for (let i = 0; i < 40 && !deleted; i++) {
+        await sleep(250);
+        const after = await stats(ADMIN_MIRROR_URL);
+        const listed = (after.hosted.repository_list || []).some((r) => r.name === hostedVictim.repo && r.tags.includes(hostedVictim.tag));
+        const shownTags = await admin.page.$$eval("#hosted-repos tr.hosted-tag", (rows) => rows.map((r) => r.dataset.repo + ":" + r.dataset.tag));
+        deleted = !listed && !shownTags.includes(hostedVictim.repo + ":" + hostedVictim.tag) && shownTags.length === view.hostedTagRows - 1;
+      }
+      check(JSON.stringify(dialogs) === JSON.stringify(["confirm"]), `delete asked to confirm only (${dialogs.join(", ")})`);
+      check(deleted, `deleting ${hostedVictim.repo}:${hostedVictim.tag} removed it from the page and from /stats`);
       check(admin.problems.length === 0, `no page errors on the admin mirror${admin.problems.length ? ": " + admin.problems.join("; ") : ""}`);
     }
   } finally {

@@ -2,8 +2,9 @@
 """The dashboard in a real browser: headless Debian chromium, driven by playwright-core.
 
 Starts the real upstream (docker-registry + token server) with library/docker2:1 and
-library/multi:1, and two mirrors: one plain, one with an admin token. Pulls images
-through both (cold, then warm), waits until /stats counts every request, then runs
+library/multi:1, and two mirrors (both hosting `dash/*`): one plain, one with an admin
+token. Pulls images through both (cold, then warm), pushes a small image into each one's
+hosted dash/app (tags 1 and 2), waits until /stats counts every request, then runs
 dashboard.test.mjs, which loads each dashboard and checks it against /stats, and saves a
 screenshot of the plain one to $HUBCACHE_ARTIFACTS/dashboard.png (default build/artifacts).
 
@@ -22,6 +23,7 @@ sys.path.insert(0, INTEGRATION)
 
 import fixtures  # noqa: E402
 import harness  # noqa: E402
+import hosted_push  # noqa: E402
 from harness import ACCEPT_ALL  # noqa: E402
 from mirror import REPO_ROOT, Mirror, wait_until  # noqa: E402
 from upstream import Upstream  # noqa: E402
@@ -85,7 +87,7 @@ def main():
         for name, args in (("plain", ()), ("admin", ("--admin-token", ADMIN_TOKEN))):
             d = os.path.join(work, name)
             os.makedirs(d)
-            m = Mirror(d, up.url, extra_args=("--access-log", "off", *args))
+            m = Mirror(d, up.url, extra_args=("--access-log", "off", "--hosted", "dash/*", *args))
             mirrors.append(m)
             m.start()
         plain, admin = mirrors
@@ -96,6 +98,10 @@ def main():
         n += pull(plain, "multi", "1", platform="amd64")
         settle(plain, n)
         settle(admin, pull(admin, "library/docker2", "1"))
+        image = hosted_push.make_image("dash/app", [b"a hosted layer " * 100])
+        for m in mirrors:
+            hosted_push.push_image(m.url, "dash/app", "1", image)
+            hosted_push.put_manifest(m.url, "dash/app", "2", image["manifest"])
 
         env = dict(os.environ, MIRROR_URL=plain.url, ADMIN_MIRROR_URL=admin.url,
                    ADMIN_TOKEN=ADMIN_TOKEN, SCREENSHOT=screenshot)

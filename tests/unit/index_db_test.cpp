@@ -371,5 +371,39 @@ TEST_CASE("IndexDb: concurrent writers and readers") {
   CHECK(repos->size() == static_cast<size_t>(kThreads));
 }
 
+TEST_CASE("IndexDb: hosted repository rows carry the size of the blobs linked to each") {
+  TempDir dir;
+  auto db = OpenOrDie(dir.path() / "index.db");
+  const std::string kDigestC = "sha256:" + std::string(64, 'c');
+  const FileStep nothing = [] { return Status{}; };
+  // A is in both repositories, B only in team/a, C linked to a repository with no manifest.
+  REQUIRE(db->CommitHostedBlob("team/a", kDigestA, 100, 1, nothing).has_value());
+  REQUIRE(db->CommitHostedBlob("team/a", kDigestB, 20, 1, nothing).has_value());
+  REQUIRE(db->CommitHostedBlob("team/b", kDigestA, 100, 2, nothing).has_value());
+  REQUIRE(db->CommitHostedBlob("team/c", kDigestC, 7, 2, nothing).has_value());
+  const std::string kOci = "application/vnd.oci.image.manifest.v1+json";
+  const std::string kManifest = "sha256:" + std::string(64, 'd');
+  for (const char* repo : {"team/a", "team/b"}) {
+    HostedManifestRow row{repo, kManifest, kOci, 300, "", "", "", 10};
+    auto missing = db->PutHostedManifest(row, {kDigestA}, {}, "1", nothing);
+    REQUIRE(missing.has_value());
+    CHECK_FALSE(missing->has_value());
+  }
+  auto rows = db->HostedRepositoryRows();
+  REQUIRE(rows.has_value());
+  REQUIRE(rows->size() == 2);
+  CHECK((*rows)[0].repo == "team/a");
+  CHECK((*rows)[0].size_bytes == 120);
+  CHECK((*rows)[0].tags == 1);
+  CHECK((*rows)[0].manifests == 1);
+  CHECK((*rows)[1].repo == "team/b");
+  CHECK((*rows)[1].size_bytes == 100);
+  auto totals = db->GetHostedTotals();
+  REQUIRE(totals.has_value());
+  CHECK(totals->bytes == 127);  // each blob once
+  CHECK(totals->blobs == 3);
+  CHECK(totals->repositories == 2);
+}
+
 }  // namespace
 }  // namespace hubcache

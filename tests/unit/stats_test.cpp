@@ -81,6 +81,8 @@ TEST_CASE("HttpMetrics counts by route, cache result and status class") {
   CHECK(m.Snapshot(RouteClass::kOther).RequestsWithStatusClass(0) == 1);
   CHECK(m.Snapshot(RouteClass::kPing).Requests() == 0);
   CHECK(ParseCacheResult("stale") == CacheResult::kStale);
+  CHECK(ParseCacheResult("hosted") == CacheResult::kHosted);
+  CHECK(std::string(CacheResultName(CacheResult::kHosted)) == "hosted");
   CHECK(ParseCacheResult("") == CacheResult::kNone);
   CHECK(ParseCacheResult("HIT") == CacheResult::kNone);
   CHECK(StatusClassOf(599) == 5);
@@ -133,6 +135,7 @@ StatsSnapshot SampleSnapshot() {
   m.Record({RouteClass::kBlob, CacheResult::kMiss, 200, 100, milliseconds(300)});
   m.Record({RouteClass::kManifest, CacheResult::kHit, 200, 50, milliseconds(1)});
   m.Record({RouteClass::kManifest, CacheResult::kNone, 404, 20, milliseconds(1)});
+  m.Record({RouteClass::kManifest, CacheResult::kHosted, 200, 70, milliseconds(1)});
   for (size_t r = 0; r < kRouteClasses; ++r) s.routes.push_back(m.Snapshot(RouteClass(r)));
   s.manifest = {1, 0, 0, 1};
   s.blob = {1, 1, 0, 0};
@@ -152,6 +155,23 @@ StatsSnapshot SampleSnapshot() {
   s.repositories_served = {{"library/alpine", 400, 2}, {"my \"odd\"\\repo\n", 1, 1}};
   s.cached_known = true;
   s.cached = {{"library/alpine", 1000, 1'900'000, {{"3.20", "sha256:abc", 1000, 1'900'000}}}};
+  HostedFigures& h = s.hosted;
+  h.patterns = {"team/*"};
+  h.repositories = 1;
+  h.manifests = 2;
+  h.tags = 3;
+  h.blobs = 4;
+  h.bytes = 5000;
+  h.uploads_in_progress = 1;
+  h.manifest_requests = 1;
+  h.served_bytes = 70;
+  h.uploads_started = 5;
+  h.push_blobs = 4;
+  h.push_bytes = 5100;
+  h.push_manifests = 2;
+  h.push_refused = 1;
+  h.repository_list = {{"team/app", 5000, 2, {"1", "2", "latest"}, 1'800'000}};
+  h.repository_list_known = true;
   return s;
 }
 
@@ -175,7 +195,7 @@ TEST_CASE("StatsJson has the documented shape") {
   CHECK(j["requests"]["manifest"]["requests"] == 2);
   CHECK(j["requests"]["manifest"]["errors"] == 1);
   CHECK(j["requests"]["tag_revalidation"]["requests"] == 4);
-  CHECK(j["http"]["requests"] == 4);
+  CHECK(j["http"]["requests"] == 5);
   CHECK(j["http"]["routes"]["blob"]["status"]["2xx"] == 2);
   CHECK(j["http"]["routes"]["blob"]["cache"]["miss"] == 1);
   CHECK(j["http"]["routes"]["blob"]["bytes"] == 400);
@@ -188,6 +208,17 @@ TEST_CASE("StatsJson has the documented shape") {
   CHECK(j["top_repositories"][0]["repository"] == "library/alpine");
   CHECK(j["repositories"][0]["tags"][0]["tag"] == "3.20");
   CHECK(j["admin"]["enabled"] == false);
+  // Hosted requests are no hits, misses or errors of the mirror.
+  CHECK(j["http"]["routes"]["manifest"]["cache"]["hosted"] == 1);
+  CHECK(j["hosted"]["patterns"][0] == "team/*");
+  CHECK(j["hosted"]["bytes"] == 5000);
+  CHECK(j["hosted"]["uploads_in_progress"] == 1);
+  CHECK(j["hosted"]["requests"]["total"] == 1);
+  CHECK(j["hosted"]["bytes_served"] == 70);
+  CHECK(j["hosted"]["push_bytes"] == 5100);
+  CHECK(j["hosted"]["repository_list"][0]["name"] == "team/app");
+  CHECK(j["hosted"]["repository_list"][0]["size_bytes"] == 5000);
+  CHECK(j["hosted"]["repository_list"][0]["tags"][2] == "latest");
 
   StatsSnapshot empty;
   nlohmann::json e = nlohmann::json::parse(StatsJson(empty).dump());
@@ -195,6 +226,9 @@ TEST_CASE("StatsJson has the documented shape") {
   CHECK(e["cache"]["size_bytes"].is_null());
   CHECK(e["repositories"].is_null());
   CHECK(e["upstream"]["ratelimit"]["seen_at_ms"].is_null());
+  CHECK(e["hosted"]["bytes"].is_null());
+  CHECK(e["hosted"]["repository_list"].is_null());
+  CHECK(e["hosted"]["patterns"].is_array());
 }
 
 TEST_CASE("PrometheusText is valid exposition with the hubcache_ prefix") {
@@ -232,6 +266,22 @@ TEST_CASE("PrometheusText is valid exposition with the hubcache_ prefix") {
   CHECK(text.find("hubcache_upstream_requests_total{method=\"HEAD\",code=\"none\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("hubcache_upstream_ratelimit_remaining 76\n") != std::string::npos);
+  CHECK(text.find("hubcache_hosted_bytes 5000\n") != std::string::npos);
+  CHECK(text.find("hubcache_hosted_blobs 4\n") != std::string::npos);
+  CHECK(text.find("hubcache_hosted_repositories 1\n") != std::string::npos);
+  CHECK(text.find("hubcache_hosted_uploads_in_progress 1\n") != std::string::npos);
+  CHECK(text.find("# TYPE hubcache_push_bytes_total counter\n") != std::string::npos);
+  CHECK(text.find("hubcache_push_bytes_total 5100\n") != std::string::npos);
+  CHECK(text.find("hubcache_push_manifests_total 2\n") != std::string::npos);
+  CHECK(text.find("hubcache_push_refused_total 1\n") != std::string::npos);
+  CHECK(text.find("hubcache_push_digest_mismatches_total 0\n") != std::string::npos);
+  CHECK(text.find("hubcache_served_bytes_total{source=\"hosted\"} 70\n") != std::string::npos);
+  CHECK(text.find("hubcache_http_requests_total{route=\"manifest\",cache=\"hosted\",code=\"2xx\"} "
+                  "1\n") != std::string::npos);
+  // Unknown figures have no sample (as the cache's).
+  std::string empty = PrometheusText(StatsSnapshot{});
+  CHECK(empty.find("hubcache_hosted_bytes") == std::string::npos);
+  CHECK(empty.find("hubcache_push_bytes_total 0\n") != std::string::npos);
   CHECK(text.find("repository=\"my \\\"odd\\\"\\\\repo\\n\"") != std::string::npos);
   // Routes that saw nothing have no histogram.
   CHECK(text.find("route=\"catalog\"") == std::string::npos);
@@ -244,9 +294,12 @@ TEST_CASE("StatsTable tolerates a document from another version") {
   CHECK(table.find("66.7% of requests") != std::string::npos);
   CHECK(table.find("76 of 100 pulls left") != std::string::npos);
   CHECK(table.find("library/alpine") != std::string::npos);
+  CHECK(table.find("Hosted              4.9 KiB in 4 blobs, 1 repositories, 2 manifests pushed, 1 "
+                   "uploads in progress, 70 B served") != std::string::npos);
   std::string sparse = StatsTable(nlohmann::json::object({{"version", "0.0.1"}}), "x");
   CHECK(sparse.find("hubcache 0.0.1") != std::string::npos);
   CHECK(sparse.find("not reported") != std::string::npos);
+  CHECK(sparse.find("Hosted") == std::string::npos);  // no hosted repositories: no line
   CHECK(FormatBytes(512) == "512 B");
   CHECK(FormatBytes(1536) == "1.5 KiB");
   CHECK(FormatBytes(3.0 * 1024 * 1024 * 1024) == "3.0 GiB");
