@@ -56,13 +56,16 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
   if (::fsync(temp->fd()) != 0) {
     return Fail(WriteErrorKind(errno), "fsync of a manifest: " + std::string(strerror(errno)));
   }
-  auto missing = index_.PutHostedManifest(row, described->blobs, described->manifests, tag, [&] {
-    if (store_.SizeOf(ObjectKind::kManifest, digest) == bytes.size()) return Status{};
-    auto s = store_.CommitPath(temp->fd(), temp->path(), ObjectKind::kManifest, digest,
-                               /*synced=*/true);
-    if (s) temp->MarkCommitted();
-    return s;
-  });
+  auto missing = index_.PutHostedManifest(
+      row, described->blobs, described->manifests, tag,
+      [&] {
+        if (store_.SizeOf(ObjectKind::kManifest, digest) == bytes.size()) return Status{};
+        auto s = store_.CommitPath(temp->fd(), temp->path(), ObjectKind::kManifest, digest,
+                                   /*synced=*/true);
+        if (s) temp->MarkCommitted();
+        return s;
+      },
+      described->blob_sizes);
   if (!missing) return tl::unexpected(missing.error());
   if (*missing) {
     return Fail(ErrorKind::kManifestBlobUnknown,

@@ -359,14 +359,16 @@ class Importer {
                           m.described.annotations,
                           UnixNowMs()};
     auto missing = index_.PutHostedManifest(
-        row, m.described.blobs, m.described.manifests, "", [&]() -> Status {
+        row, m.described.blobs, m.described.manifests, "",
+        [&]() -> Status {
           auto digest = m.digest;
           if (hosted_.SizeOf(ObjectKind::kManifest, digest) == m.bytes.size()) {
             auto stored = hosted_.ReadObject(ObjectKind::kManifest, digest, m.bytes.size());
             if (stored && *stored == m.bytes) return {};
           }
           return hosted_.WriteObject(ObjectKind::kManifest, digest, m.bytes);
-        });
+        },
+        m.described.blob_sizes);
     if (!missing) return tl::unexpected(missing.error());
     if (!*missing) {
       ++report_.manifests;

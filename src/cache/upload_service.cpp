@@ -189,7 +189,9 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
   if (live.hash) live.hashed = offset;
   if (offset != row.offset) {
     if (auto s = index_.SetUploadOffset(row.id, offset, UnixNowMs()); !s) {
-      return tl::unexpected(s.error());
+      // The bytes past the recorded offset are cut at the next append; the
+      // first failure (often the same full disk) is what the client hears.
+      if (!failure) failure = s.error();
     }
   }
   if (failure) return tl::unexpected(*failure);
@@ -251,11 +253,14 @@ Result<StoredBlob> UploadService::Complete(Live& live, const UploadRow& row, con
   if (::fsync(fd.get()) != 0) {
     return Fail(WriteErrorKind(errno), "fsync of the upload: " + std::string(strerror(errno)));
   }
+  // Linked, not renamed, under the index's lock: a crash before the commit
+  // leaves the upload whole (the client's retry finishes it) beside a
+  // verified file that the retry's link finds in place.
   auto added = index_.CommitHostedBlob(row.repo, digest.str(), row.offset, UnixNowMs(), [&] {
-    return hosted_.CommitPath(fd.get(), path, ObjectKind::kBlob, digest, /*synced=*/true);
+    return hosted_.LinkPath(path, ObjectKind::kBlob, digest);
   });
   if (!added) return tl::unexpected(added.error());
-  if (!*added) ::unlink(path.c_str());  // stored once already
+  ::unlink(path.c_str());
   if (auto s = index_.DeleteUpload(row.id); !s) return tl::unexpected(s.error());
   stats_.push_blobs.fetch_add(1, std::memory_order_relaxed);
   return StoredBlob{digest, row.offset};

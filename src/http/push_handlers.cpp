@@ -160,6 +160,16 @@ void PushHandlers::Upload(const httplib::Request& req, httplib::Response& res, c
     }
     auto digest = Digest::Parse(req.get_param_value("digest"));
     if (!digest) return WriteError(res, digest.error());
+    if (req.has_header("Content-Range")) {
+      // The last chunk may come with the PUT: it must start where the upload is.
+      auto range = ParseChunkRange(req.get_header_value("Content-Range"));
+      auto status = uploads.Query(*repo, id);
+      if (!status) return WriteError(res, status.error());
+      if (!range || range->first != status->offset) {
+        return WriteError(res, Error{ErrorKind::kUploadOutOfOrder,
+                                     "Content-Range does not start at the upload's offset"});
+      }
+    }
     auto stored = uploads.Finish(*repo, id, *digest, body);
     if (!stored) return WriteError(res, stored.error());
     return AnswerBlobCreated(res, *repo, stored->digest);

@@ -116,16 +116,25 @@ Result<bool> IndexDb::UnlinkHostedBlob(const std::string& repo, const std::strin
 
 Result<std::optional<std::string>> IndexDb::PutHostedManifest(
     const HostedManifestRow& row, const std::vector<std::string>& blobs,
-    const std::vector<std::string>& manifests, const std::string& tag, const FileStep& place) {
+    const std::vector<std::string>& manifests, const std::string& tag, const FileStep& place,
+    const std::vector<uint64_t>& blob_sizes) {
   std::lock_guard lock(mutex_);
   WriteTransaction tx(db_);
   if (!tx.ok()) return tl::unexpected(DbError(db_, "begin"));
-  for (const auto& digest : blobs) {
-    Statement s(*statements_, "SELECT 1 FROM hosted_repo_blobs WHERE repo = ? AND digest = ?");
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const auto& digest = blobs[i];
+    Statement s(*statements_,
+                "SELECT b.size FROM hosted_repo_blobs l JOIN hosted_blobs b ON b.digest = "
+                "l.digest WHERE l.repo = ? AND l.digest = ?");
     s.Bind(1, row.repo).Bind(2, digest);
     auto found = OptionalSize(db_, s, "manifest blob check");
     if (!found) return tl::unexpected(found.error());
     if (!*found) return std::optional<std::string>(digest);
+    if (i < blob_sizes.size() && **found != blob_sizes[i]) {
+      return Fail(ErrorKind::kManifestInvalid, "the manifest gives " + digest + " a size of " +
+                                                   std::to_string(blob_sizes[i]) +
+                                                   " bytes; it has " + std::to_string(**found));
+    }
   }
   for (const auto& digest : manifests) {
     Statement s(*statements_, "SELECT 1 FROM hosted_manifests WHERE repo = ? AND digest = ?");

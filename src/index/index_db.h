@@ -184,9 +184,12 @@ class IndexDb {
   // to the repository and every one in `manifests` is a manifest of it; the
   // first one missing is returned (nothing is written then). `place` writes the
   // manifest's file inside the transaction.
+  // When `blob_sizes` is given (one per blob), each blob's stored size must
+  // equal it, else kManifestInvalid.
   [[nodiscard]] Result<std::optional<std::string>> PutHostedManifest(
       const HostedManifestRow& row, const std::vector<std::string>& blobs,
-      const std::vector<std::string>& manifests, const std::string& tag, const FileStep& place);
+      const std::vector<std::string>& manifests, const std::string& tag, const FileStep& place,
+      const std::vector<uint64_t>& blob_sizes = {});
   [[nodiscard]] Result<std::optional<HostedManifestRow>> GetHostedManifest(
       const std::string& repo, const std::string& digest);
   [[nodiscard]] Result<std::optional<std::string>> HostedTag(const std::string& repo,

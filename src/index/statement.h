@@ -102,7 +102,10 @@ class Statement {
 };
 
 inline Error DbError(sqlite3* db, const std::string& what) {
-  return Error{ErrorKind::kIo, "index " + what + ": " + sqlite3_errmsg(db)};
+  // A full disk is the operator's to fix, not a fault of ours: its own kind (507).
+  ErrorKind kind =
+      sqlite3_errcode(db) == SQLITE_FULL ? ErrorKind::kInsufficientStorage : ErrorKind::kIo;
+  return Error{kind, "index " + what + ": " + sqlite3_errmsg(db)};
 }
 
 // Runs a write statement to completion.

@@ -8,7 +8,8 @@
 namespace hubcache {
 namespace {
 
-Result<std::string> DescriptorDigest(const nlohmann::json& descriptor, const char* where) {
+Result<std::string> DescriptorDigest(const nlohmann::json& descriptor, const char* where,
+                                     uint64_t* size_out = nullptr) {
   if (!descriptor.is_object()) {
     return Fail(ErrorKind::kManifestInvalid, std::string(where) + " is not a descriptor object");
   }
@@ -20,6 +21,7 @@ Result<std::string> DescriptorDigest(const nlohmann::json& descriptor, const cha
   if (size == descriptor.end() || !size->is_number_integer() || size->get<int64_t>() < 0) {
     return Fail(ErrorKind::kManifestInvalid, std::string(where) + " has no valid size");
   }
+  if (size_out != nullptr) *size_out = size->get<uint64_t>();
   auto parsed = Digest::Parse(digest->get<std::string>());
   if (!parsed) {
     return Fail(ErrorKind::kDigestInvalid,
@@ -38,20 +40,24 @@ Result<PushedManifest> DescribePushedManifest(std::string_view body,
   out.media_type = *type;
   auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (auto it = doc.find("config"); it != doc.end()) {
-    auto digest = DescriptorDigest(*it, "config");
+    uint64_t size = 0;
+    auto digest = DescriptorDigest(*it, "config", &size);
     if (!digest) return tl::unexpected(digest.error());
     out.blobs.push_back(*digest);
+    out.blob_sizes.push_back(size);
     if (auto mt = it->find("mediaType"); mt != it->end() && mt->is_string()) {
       out.artifact_type = mt->get<std::string>();
     }
   }
   if (auto it = doc.find("layers"); it != doc.end()) {
     for (const auto& layer : *it) {
-      auto digest = DescriptorDigest(layer, "layer");
+      uint64_t size = 0;
+      auto digest = DescriptorDigest(layer, "layer", &size);
       if (!digest) return tl::unexpected(digest.error());
       // A foreign (non-distributable) layer lives at its urls, not here.
       if (layer.contains("urls")) continue;
       out.blobs.push_back(*digest);
+      out.blob_sizes.push_back(size);
     }
   }
   if (auto it = doc.find("manifests"); it != doc.end()) {

@@ -4,6 +4,7 @@
 // manifests that must exist beside it, and what the referrers API reports
 // (subject, artifact type, annotations). Pure functions; thread-safe.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@ namespace hubcache {
 struct PushedManifest {
   std::string media_type;
   std::vector<std::string> blobs;      // config and layers (foreign layers with urls excluded)
+  std::vector<uint64_t> blob_sizes;    // their descriptors' sizes, in the same order
   std::vector<std::string> manifests;  // an index's children
   std::string subject;                 // "" when none
   std::string artifact_type;           // artifactType, else the config's media type

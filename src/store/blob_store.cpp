@@ -150,6 +150,25 @@ Result<std::string> BlobStore::ReadObject(ObjectKind kind, const Digest& digest,
   return out;
 }
 
+Status BlobStore::LinkPath(const std::filesystem::path& from, ObjectKind kind,
+                           const Digest& digest) const {
+  auto final_path = PathOf(kind, digest);
+  std::error_code ec;
+  std::filesystem::create_directories(final_path.parent_path(), ec);
+  if (ec) {
+    return Fail(ErrorKind::kIo, "mkdir " + final_path.parent_path().string() + ": " + ec.message());
+  }
+  if (::link(from.c_str(), final_path.c_str()) != 0 && errno != EEXIST) {
+    if (errno != EPERM && errno != EXDEV && errno != ENOTSUP) {
+      return Fail(WriteErrorKind(errno), ErrnoText("link to", final_path));
+    }
+    if (::rename(from.c_str(), final_path.c_str()) != 0) {
+      return Fail(ErrorKind::kIo, ErrnoText("rename to", final_path));
+    }
+  }
+  return SyncDirectory(final_path.parent_path());
+}
+
 Status BlobStore::Remove(ObjectKind kind, const Digest& digest) const {
   auto path = PathOf(kind, digest);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {

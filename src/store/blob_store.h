@@ -71,6 +71,11 @@ class BlobStore {
   // fsynced the file (so that the rename, done under a lock, is quick).
   [[nodiscard]] Status CommitPath(int fd, const std::filesystem::path& from, ObjectKind kind,
                                   const Digest& digest, bool synced = false) const;
+  // Hard-links an already synced, verified file under the root into place
+  // (renames it when the filesystem has no hard links); an object already
+  // there is kept (same name, same bytes). `from` stays for the caller.
+  [[nodiscard]] Status LinkPath(const std::filesystem::path& from, ObjectKind kind,
+                                const Digest& digest) const;
   // Removes a stored object (hosted garbage collection); absent is fine.
   [[nodiscard]] Status Remove(ObjectKind kind, const Digest& digest) const;
 
