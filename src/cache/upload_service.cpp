@@ -17,6 +17,7 @@ namespace hubcache {
 namespace {
 
 constexpr size_t kBufferSize = 256 * 1024;
+constexpr uint64_t kWriteBackBytes = 8 * 1024 * 1024;
 
 // 32 hex characters from the OS's randomness: unguessable, so an upload id
 // is a capability of the client that started it.
@@ -167,6 +168,7 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
   if (live.hash && live.hashed != row.offset) live.hash.reset();
   std::vector<char> buffer(kBufferSize);
   uint64_t offset = row.offset;
+  uint64_t written_back = row.offset;
   std::optional<Error> failure;
   while (true) {
     auto n = body.Read(buffer.data(), buffer.size());
@@ -185,6 +187,13 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
     if (live.hash) live.hash->Update(buffer.data(), *n);
     offset += *n;
     stats_.push_bytes.fetch_add(*n, std::memory_order_relaxed);
+    // Start writing back what arrived, so the fsync at the finish has little
+    // left to wait for (and dirty pages do not pile up in memory).
+    if (offset - written_back >= kWriteBackBytes) {
+      (void)::sync_file_range(fd.get(), static_cast<off_t>(written_back),
+                              static_cast<off_t>(offset - written_back), SYNC_FILE_RANGE_WRITE);
+      written_back = offset;
+    }
   }
   if (live.hash) live.hashed = offset;
   if (offset != row.offset) {
