@@ -175,6 +175,12 @@ TEST_CASE("manifests need their blobs; gc sweeps only what nothing references") 
   CHECK(f.registry.Tags(repo).error().kind == ErrorKind::kNameUnknown);
 
   f.Push(repo, layer);
+  // The descriptors' sizes must be the blobs' (the layer is 11 bytes).
+  std::string wrong_size = manifest(DigestOf(layer).str());
+  wrong_size.replace(wrong_size.find("\"size\":11"), 9, "\"size\":12");
+  auto mismatch = f.registry.PutManifest(repo, tag, "", wrong_size);
+  REQUIRE_FALSE(mismatch);
+  CHECK(mismatch.error().kind == ErrorKind::kManifestInvalid);
   auto pushed = f.registry.PutManifest(repo, tag, "", manifest(DigestOf(layer).str()));
   REQUIRE(pushed);
   auto by_digest =

@@ -29,6 +29,7 @@ TEST_CASE("DescribePushedManifest: an OCI artifact with a subject") {
   REQUIRE(m);
   CHECK(m->media_type == "application/vnd.oci.image.manifest.v1+json");
   CHECK(m->blobs == std::vector<std::string>{kA, kB});  // the foreign layer is not here
+  CHECK(m->blob_sizes == std::vector<uint64_t>{2, 5});
   CHECK(m->manifests.empty());
   CHECK(m->subject == kC);
   CHECK(m->artifact_type == "application/vnd.example.sbom");
