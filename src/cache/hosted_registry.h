@@ -9,6 +9,9 @@
 // Reads are served from memory once seen (tags, manifests, blob links), so a
 // hit reads no SQLite; this process's writes update that memory, and what
 // `hubcache gc` removes from another process is caught by the file being gone.
+// (A link remembered here outlives a sweep only when the same bytes came back
+// under their digest for another repository: content-addressed, so the bytes
+// served are still the ones the digest names.)
 // Thread-safe (the index serialises writers; a manifest is checked against
 // its blobs and recorded in one transaction; the memory has its own mutex).
 // Borrows the store and index.
