@@ -81,6 +81,9 @@ void CheckRoute(std::string_view path) {
     case RouteKind::kTagsList:
       rebuilt = "/v2/" + route.name + "/tags/list";
       break;
+    case RouteKind::kReferrers:
+      rebuilt = "/v2/" + route.name + "/referrers/" + route.reference;
+      break;
     case RouteKind::kBlobUpload:
       FUZZ_CHECK(!route.name.empty());
       FUZZ_CHECK(path.substr(0, 4 + route.name.size() + 14) ==
