@@ -12,12 +12,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "store/sync_behind.h"
 
 namespace hubcache {
 namespace {
 
 constexpr size_t kBufferSize = 256 * 1024;
-constexpr uint64_t kWriteBackBytes = 8 * 1024 * 1024;
 
 // 32 hex characters from the OS's randomness: unguessable, so an upload id
 // is a capability of the client that started it.
@@ -168,7 +168,7 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
   if (live.hash && live.hashed != row.offset) live.hash.reset();
   std::vector<char> buffer(kBufferSize);
   uint64_t offset = row.offset;
-  uint64_t written_back = row.offset;
+  SyncBehind sync(fd.get(), row.offset);
   std::optional<Error> failure;
   while (true) {
     auto n = body.Read(buffer.data(), buffer.size());
@@ -187,13 +187,9 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
     if (live.hash) live.hash->Update(buffer.data(), *n);
     offset += *n;
     stats_.push_bytes.fetch_add(*n, std::memory_order_relaxed);
-    // Start writing back what arrived, so the fsync at the finish has little
-    // left to wait for (and dirty pages do not pile up in memory).
-    if (offset - written_back >= kWriteBackBytes) {
-      (void)::sync_file_range(fd.get(), static_cast<off_t>(written_back),
-                              static_cast<off_t>(offset - written_back), SYNC_FILE_RANGE_WRITE);
-      written_back = offset;
-    }
+    // What arrived goes on to the disk while the rest arrives, so the fsync
+    // at the finish has little left to wait for.
+    sync.Wrote(*n);
   }
   if (live.hash) live.hashed = offset;
   if (offset != row.offset) {
