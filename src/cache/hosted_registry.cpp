@@ -101,12 +101,12 @@ void HostedRegistry::RememberManifest(const std::string& key, const Manifest& ma
   while (manifest_bytes_ + manifest.bytes->size() > kMemoryBudget && !manifest_order_.empty()) {
     auto old = manifests_.find(manifest_order_.front());
     if (old != manifests_.end()) {
-      manifest_bytes_ -= old->second.bytes->size();
+      manifest_bytes_ -= old->second.manifest.bytes->size();
       manifests_.erase(old);
     }
     manifest_order_.pop_front();
   }
-  manifests_.emplace(key, manifest);
+  manifests_.emplace(key, RememberedManifest{manifest, UnixNowMs()});
   manifest_order_.push_back(key);
   manifest_bytes_ += manifest.bytes->size();
 }
@@ -124,12 +124,23 @@ Result<Manifest> HostedRegistry::GetManifest(const RepoName& repo, const Referen
   if (!digest) return tl::unexpected(digest.error());
   const std::string key = Key(repo, digest_text);
   std::optional<Manifest> remembered;
+  bool seen_lately = false;
+  const int64_t now = UnixNowMs();
   {
     std::lock_guard lock(mutex_);
-    if (auto it = manifests_.find(key); it != manifests_.end()) remembered = it->second;
+    if (auto it = manifests_.find(key); it != manifests_.end()) {
+      remembered = it->second.manifest;
+      seen_lately = now - it->second.file_seen_ms < kFileRecheckMs;
+    }
   }
-  // A manifest `hubcache gc` removed from another process has no file left.
-  if (remembered && store_.SizeOf(ObjectKind::kManifest, *digest)) {
+  // A manifest `hubcache gc` removed from another process has no file left:
+  // its file is looked at again at most every kFileRecheckMs.
+  if (remembered && !seen_lately && store_.SizeOf(ObjectKind::kManifest, *digest)) {
+    seen_lately = true;
+    std::lock_guard lock(mutex_);
+    if (auto it = manifests_.find(key); it != manifests_.end()) it->second.file_seen_ms = now;
+  }
+  if (remembered && seen_lately) {
     stats_.hosted_manifest_hits.fetch_add(1, std::memory_order_relaxed);
     return *remembered;
   }
@@ -168,7 +179,7 @@ Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& ref
       std::lock_guard lock(mutex_);
       ForgetRepoTagsOf(repo, digest.str());
       if (auto it = manifests_.find(Key(repo, digest.str())); it != manifests_.end()) {
-        manifest_bytes_ -= it->second.bytes->size();
+        manifest_bytes_ -= it->second.manifest.bytes->size();
         manifests_.erase(it);  // its key stays in manifest_order_ until it comes up
       }
     }

@@ -86,9 +86,17 @@ class HostedRegistry {
 
   static constexpr size_t kMemoryBudget = 16 * 1024 * 1024;  // manifest bytes
   static constexpr size_t kMaxEntries = 64 * 1024;           // tags, blob links
+  // A remembered manifest's file is checked again after this long (gc from
+  // another process may have removed it).
+  static constexpr int64_t kFileRecheckMs = 1'000;
   std::mutex mutex_;
-  std::map<std::string, std::string> tags_;               // repo\ntag -> digest; guarded by mutex_
-  std::unordered_map<std::string, Manifest> manifests_;   // repo\ndigest; guarded by mutex_
+  std::map<std::string, std::string> tags_;  // repo\ntag -> digest; guarded by mutex_
+  struct RememberedManifest {
+    Manifest manifest;
+    int64_t file_seen_ms = 0;  // when its file was last seen on disk
+  };
+  // repo\ndigest; guarded by mutex_
+  std::unordered_map<std::string, RememberedManifest> manifests_;
   std::list<std::string> manifest_order_;                 // oldest first; guarded by mutex_
   size_t manifest_bytes_ = 0;                             // guarded by mutex_
   std::unordered_map<std::string, uint64_t> blob_sizes_;  // repo\ndigest; guarded by mutex_
