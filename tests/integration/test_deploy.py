@@ -35,7 +35,8 @@ configuration reference, each checked the way an operator would use it.
                    manifest flow reaches one node, the query string (?ns=docker.io) is no part
                    of the key, 100 digests spread (at least 15 on each node), other requests
                    go to any node, and a node stopped, or left out of the configuration, moves
-                   only its own keys. HAProxy checks each node on /readyz.
+                   only its own keys. HAProxy checks each node on /readyz, and moves a dead
+                   node's reads at once (retry and redispatch), before its check fails.
   CheckConfig      exit 0 and every setting on valid input, secrets masked in text and JSON
                    (the password never in the output), flags win, printed values accepted back;
                    exit 2 with one line on invalid input; unknown REGISTRY_* names noted.
@@ -1315,6 +1316,21 @@ class HaproxyKey(BalancerKey, unittest.TestCase):
             wait_until(lambda: any(line.startswith("GET /readyz ")
                                    for line in node.request_lines()), 10,
                        f"a /readyz check on {node.name}")
+
+
+    def test_a_dead_node_s_reads_move_before_its_check_fails(self):
+        # retry-on conn-failure with redispatch: no client waits for the health check.
+        keys = [f"/v2/library/alpine/blobs/{blob_digest(i)}" for i in range(60)]
+        before = {k: self.node_of("GET", k) for k in keys}
+        victim = self.nodes[1]
+        victim.stop()
+        stopped = time.monotonic()
+        for k in (k for k in keys if before[k] == victim.name):
+            self.assertNotEqual(self.node_of("GET", k), victim.name)
+        # DOWN takes two failed checks 2 s apart (inter 2s fall 2): before 1.5 s, the
+        # requests above cannot have been helped by it.
+        if time.monotonic() - stopped < 1.5:
+            self.assertFalse(self.lb.states()[victim.name].startswith("DOWN"))
 
 
 class NginxKey(BalancerKey, unittest.TestCase):
