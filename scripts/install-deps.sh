@@ -14,8 +14,9 @@ openssl clang-format prometheus chromium nodejs"
 TEST_PKGS="$TEST_PKGS apache2-utils"
 # The browser test's npm: Debian's, unless a Node.js that bundles its own is installed.
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
-# The deploy test: a real containerd as the client, and the compose file parsed as YAML.
-TEST_PKGS="$TEST_PKGS containerd python3-yaml"
+# The deploy test: a real containerd as the client, and the compose file parsed as YAML;
+# the cluster's balancers (deploy/cluster/), checked and run on loopback.
+TEST_PKGS="$TEST_PKGS containerd python3-yaml haproxy nginx"
 # The hosted-repository test: podman pushes (vfs storage, as root, no daemon).
 TEST_PKGS="$TEST_PKGS podman"
 # scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes; llvm-symbolizer

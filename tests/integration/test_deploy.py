@@ -20,7 +20,23 @@ configuration reference, each checked the way an operator would use it.
                    binary links, and its HEALTHCHECK command passes against a running mirror and
                    fails against a stopped one; daemon.json, hosts.toml and registries.conf parse
                    into what their clients read; env.example is exactly `check-config
-                   --env-example` and validates.
+                   --env-example` and validates. The cluster (deploy/cluster/,
+                   deploy/kubernetes/cluster.yaml): `haproxy -c` on haproxy.cfg and on the
+                   Kubernetes ConfigMap's copy (which differs from it in its server lines
+                   only, one per StatefulSet pod through the headless Service), `nginx -t` on
+                   nginx.conf (node names and temp paths adapted: they do not resolve here);
+                   the nodes of the compose file and the StatefulSet use only settings
+                   check-config accepts (the bucket settings too, once check-config knows
+                   them: until then they are set aside with a note), the same ones on every
+                   node, each node its own L1 volume, the S3 keys from a Secret.
+  HaproxyKey,      deploy/cluster/haproxy.cfg and nginx.conf run on loopback in front of three
+  NginxKey         tiny HTTP servers that answer with their name: a blob digest reaches one
+                   node under any repository name, every request of a repository's upload and
+                   manifest flow reaches one node, the query string (?ns=docker.io) is no part
+                   of the key, 100 digests spread (at least 15 on each node), other requests
+                   go to any node, and a node stopped, or left out of the configuration, moves
+                   only its own keys. HAProxy checks each node on /readyz, and moves a dead
+                   node's reads at once (retry and redispatch), before its check fails.
   CheckConfig      exit 0 and every setting on valid input, secrets masked in text and JSON
                    (the password never in the output), flags win, printed values accepted back;
                    exit 2 with one line on invalid input; unknown REGISTRY_* names noted.
@@ -28,8 +44,11 @@ configuration reference, each checked the way an operator would use it.
                    --json) list the same settings, with the same flags and defaults, and the
                    table's settings are all accepted by check-config. Both sides are read now.
 
-Needs $HUBCACHE_BIN; the containerd part also docker-registry, skopeo, openssl, containerd.
+Needs $HUBCACHE_BIN; the containerd part also docker-registry, skopeo, openssl, containerd;
+the cluster part haproxy and nginx.
 """
+import hashlib
+import http.client
 import json
 import os
 import re
@@ -385,6 +404,99 @@ def needed_library_packages(binary):
             for so, ps in candidates.items()}
 
 
+# -- the cluster (deploy/cluster/, deploy/kubernetes/cluster.yaml) ----------------------------
+
+CLUSTER = os.path.join(DEPLOY, "cluster")
+CLUSTER_K8S = os.path.join(DEPLOY, "kubernetes", "cluster.yaml")
+HAPROXY_IMAGE_CONFIG = "/usr/local/etc/haproxy/haproxy.cfg"
+# What an operator's .env gives the cluster's compose file (its ${...:?} variables).
+COMPOSE_DOTENV = {"S3_ENDPOINT": "https://s3.example.internal", "S3_ACCESS_KEY": "AKIDEXAMPLE",
+                  "S3_SECRET_KEY": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"}
+# The bucket settings every node of the cluster sets (the CNCF registry's names).
+S3_REQUIRED = ("REGISTRY_STORAGE", "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+               "REGISTRY_STORAGE_S3_BUCKET", "REGISTRY_STORAGE_S3_REGION",
+               "REGISTRY_STORAGE_S3_ROOTDIRECTORY", "REGISTRY_STORAGE_S3_ACCESSKEY",
+               "REGISTRY_STORAGE_S3_SECRETKEY")
+
+
+def is_bucket_setting(name):
+    """A setting of the bucket tier (issue 14), which check-config may not know yet."""
+    return name == "REGISTRY_STORAGE" or name.startswith(("REGISTRY_STORAGE_S3_",
+                                                          "REGISTRY_STORAGE_REDIRECT_"))
+
+
+def compose_interpolate(text, given):
+    """Compose's ${VAR}, ${VAR:-default}, ${VAR-default} and ${VAR:?error} in `text`."""
+    def value(m):
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if name in given:
+            return given[name]
+        if op in (":-", "-"):
+            return arg
+        raise AssertionError(f"${{{name}}} has no default and the test's .env lacks it")
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}", value, text)
+
+
+def haproxy_servers(text):
+    """[(name, address, the rest)] of the `server` lines of an HAProxy configuration."""
+    return re.findall(r"(?m)^[ \t]*server[ \t]+(\S+)[ \t]+(\S+)(.*)$", text)
+
+
+def haproxy_rules(text):
+    """The configuration without comments, blank lines and `server` lines."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith(("#", "server "))]
+
+
+def haproxy_adapted(text, port, monitor_port, node_ports):
+    """The configuration listening on loopback ports, its servers at 127.0.0.1:node_ports
+    in order (a server whose port is None is left out)."""
+    servers = iter(node_ports)
+
+    def server(m):
+        p = next(servers)
+        return "" if p is None else f"{m.group(1)}127.0.0.1:{p}{m.group(2)}"
+    text, n = re.subn(r"(?m)^([ \t]*server[ \t]+\S+[ \t]+)\S+(.*)$", server, text)
+    if n != len(node_ports):
+        raise AssertionError(f"haproxy.cfg has {n} server lines, the test {len(node_ports)}")
+    for shipped, here in ((":5000", port), (":8404", monitor_port)):
+        text, n = re.subn(rf"(?m)^([ \t]*bind[ \t]+){shipped}\b", rf"\g<1>127.0.0.1:{here}",
+                          text)
+        if n != 1:
+            raise AssertionError(f"haproxy.cfg: no `bind {shipped}` line to move to loopback")
+    return text
+
+
+def nginx_servers(text):
+    """The addresses of the `server` lines of nginx upstream blocks (not `server {`)."""
+    return re.findall(r"(?m)^[ \t]*server[ \t]+([^\s{;]+)[^;{]*;", text)
+
+
+def nginx_adapted(text, port, node_ports, d):
+    """The configuration listening on a loopback port, its upstream servers at
+    127.0.0.1:node_ports in order (None: left out), its temp files under `d`."""
+    servers = iter(node_ports)
+
+    def server(m):
+        p = next(servers)
+        return "" if p is None else f"{m.group(1)}127.0.0.1:{p}{m.group(2)}"
+    text, n = re.subn(r"(?m)^([ \t]*server[ \t]+)[^\s{;]+([^;{\n]*;.*)$", server, text)
+    if n != len(node_ports):
+        raise AssertionError(f"nginx.conf has {n} upstream servers, the test {len(node_ports)}")
+    text, n = re.subn(r"(?m)^([ \t]*listen[ \t]+)5000\b", rf"\g<1>127.0.0.1:{port}", text)
+    if n != 1:
+        raise AssertionError("nginx.conf: no `listen 5000` line to move to loopback")
+    temp = "".join(f"\n    {kind}_temp_path {d}/{kind};"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return re.sub(r"(?m)^http \{", "http {" + temp, text, count=1)
+
+
+def nginx_args(d, conf, foreground=False):
+    """nginx with its prefix, early error log and pid file under `d`."""
+    return ["nginx", "-p", d + "/", "-c", conf, "-e", os.path.join(d, "error.log"),
+            "-g", f"pid {d}/nginx.pid;" + (" daemon off;" if foreground else "")]
+
+
 class DeployFiles(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -536,6 +648,211 @@ class DeployFiles(unittest.TestCase):
         self.assertEqual(svc["selector"], by_kind["Deployment"]["spec"]["selector"]["matchLabels"])
         self.assertEqual(svc["ports"][0]["port"], addr_port)
 
+    # the cluster
+
+    def require(self, tool):
+        if shutil.which(tool) is None:
+            reason = f"{tool} not installed (scripts/install-deps.sh all)"
+            SKIPPED.append(reason)
+            self.skipTest(reason)
+
+    def assert_valid_node_settings(self, env, where):
+        """assert_valid_settings for a cluster node. The bucket settings are checked with
+        the rest once check-config knows them; until then (another change adds them) they
+        are set aside with a note. check-config knowing only some of them is a failure: the
+        deploy files and the code spell them differently."""
+        missing = [n for n in S3_REQUIRED if n not in env]
+        self.assertEqual(missing, [], f"{where}: bucket settings missing")
+        self.assertEqual(env["REGISTRY_STORAGE"], "s3", where)
+        bucket = sorted(n for n in env if is_bucket_setting(n))
+        unknown = [n for n in bucket if n not in self.known]
+        if unknown and len(unknown) < len(bucket):
+            self.fail(f"{where}: check-config knows {sorted(set(bucket) - set(unknown))} "
+                      f"but not {unknown}")
+        if unknown:
+            print(f"\nNOTE: check-config does not know the bucket settings yet: {where} "
+                  f"checked without {', '.join(unknown)}", file=sys.stderr)
+            env = {k: v for k, v in env.items() if k not in unknown}
+        self.assert_valid_settings(env, where)
+
+    def assert_haproxy_accepts(self, text, where):
+        """`haproxy -c` passes; its only warnings are node names that do not resolve here."""
+        cfg = os.path.join(self.work, "haproxy-check.cfg")
+        with open(cfg, "w") as f:
+            f.write(text)
+        r = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True,
+                           timeout=60)
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, f"{where}:\n{out}")
+        warnings = [line for line in out.splitlines() if "[WARNING]" in line
+                    and "could not resolve address" not in line]
+        self.assertEqual(warnings, [], where)
+
+    def assert_server_ids(self, servers, where):
+        """Each server has its own explicit id: the consistent-hash ring is built from the
+        ids, so a node keeps its keys when another line is added or removed."""
+        ids = [re.search(r"\bid (\d+)\b", rest) for _, _, rest in servers]
+        self.assertTrue(all(ids), f"{where}: a server line without an id")
+        self.assertEqual(len({m.group(1) for m in ids}), len(servers), f"{where}: ids repeat")
+
+    def test_cluster_haproxy_config(self):
+        self.require("haproxy")
+        text = read(os.path.join(CLUSTER, "haproxy.cfg"))
+        self.assert_haproxy_accepts(text, "deploy/cluster/haproxy.cfg")
+        servers = haproxy_servers(text)
+        self.assertEqual([name for name, _, _ in servers],
+                         ["hubcache-1", "hubcache-2", "hubcache-3"])
+        self.assert_server_ids(servers, "deploy/cluster/haproxy.cfg")
+        self.assertRegex(text, r"(?m)^\s*hash-type consistent\b")
+        self.assertRegex(text, r"(?m)^\s*balance hash var\(txn\.hubcache_key\)")
+        self.assertRegex(text, r"(?m)^\s*http-check send meth GET uri /readyz\b")
+
+    def test_cluster_nginx_config(self):
+        self.require("nginx")
+        text = read(os.path.join(CLUSTER, "nginx.conf"))
+        self.assertEqual(len(nginx_servers(text)), 3)
+        for directive in ("hash $hubcache_key consistent;", "proxy_buffering off;",
+                          "proxy_request_buffering off;", "client_max_body_size 0;"):
+            self.assertIn(directive, text)
+        d = os.path.join(self.work, "nginx-t")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:  # the node names do not resolve here, and nginx needs them
+            f.write(nginx_adapted(text, 5000, (5001, 5002, 5003), d))
+        r = subprocess.run([*nginx_args(d, conf), "-t"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("[warn]", r.stderr)
+
+    def test_cluster_compose_file(self):
+        import yaml
+        path = os.path.join(CLUSTER, "docker-compose.yaml")
+        doc = yaml.safe_load(read(path))
+        services = doc["services"]
+        nodes = sorted(n for n in services if n.startswith("hubcache-"))
+        self.assertEqual(nodes, ["hubcache-1", "hubcache-2", "hubcache-3"])
+        envs, l1 = {}, {}
+        grace = duration_s(self.known["HUBCACHE_SHUTDOWN_GRACE"]["default"])
+        for name in nodes:
+            svc = services[name]
+            env = {k: compose_interpolate(str(v), COMPOSE_DOTENV)
+                   for k, v in svc["environment"].items()}
+            envs[name] = env
+            root = env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]
+            mounts = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+            self.assertIn(root, mounts, f"{name}: the L1 cache is not on a volume")
+            self.assertIn(mounts[root], doc["volumes"], f"{name}: not a named volume")
+            l1[name] = mounts[root]
+            self.assertNotIn("ports", svc, f"{name}: clients go through the balancer")
+            self.assertEqual(svc["build"]["dockerfile"], "deploy/Dockerfile")
+            self.assertTrue(os.path.exists(os.path.join(CLUSTER, svc["build"]["context"],
+                                                        svc["build"]["dockerfile"])))
+            self.assertGreater(duration_s(svc["stop_grace_period"]), grace)
+        self.assertEqual(len(set(l1.values())), len(nodes), "each node needs its own L1 volume")
+        env = envs[nodes[0]]
+        self.assertTrue(all(e == env for e in envs.values()), "the nodes' settings differ")
+        self.assert_valid_node_settings(env, "deploy/cluster/docker-compose.yaml node")
+        self.assertTrue(env.get("HUBCACHE_HOSTED"), "the example hosts no repository")
+        cap = int(env.get("HUBCACHE_MAX_CONNECTIONS",
+                          self.known["HUBCACHE_MAX_CONNECTIONS"]["default"]))
+        self.assertGreaterEqual(int(env["HUBCACHE_MAX_CONNECTIONS_PER_CLIENT"]), cap,
+                                "every client arrives from the balancer's address")
+
+        lb = services["balancer"]
+        self.assertTrue(lb["image"].startswith("haproxy:2."), lb["image"])
+        (cfg,) = [v.split(":")[0] for v in lb["volumes"]
+                  if v.split(":")[1] == HAPROXY_IMAGE_CONFIG]
+        self.assertEqual(os.path.normpath(os.path.join(CLUSTER, cfg)),
+                         os.path.join(CLUSTER, "haproxy.cfg"))
+        self.assertIn("5000:5000", [str(p) for p in lb["ports"]])
+        self.assertEqual(sorted(lb["depends_on"]), nodes)
+        port = env["REGISTRY_HTTP_ADDR"].rsplit(":", 1)[1]
+        self.assertEqual(sorted(addr for _, addr, _ in haproxy_servers(read(
+            os.path.join(CLUSTER, "haproxy.cfg")))), [f"{n}:{port}" for n in nodes])
+        has_compose = shutil.which("docker") is not None and subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+        if has_compose:
+            dotenv = os.path.join(self.work, "cluster.env")
+            with open(dotenv, "w") as f:
+                f.writelines(f"{k}={v}\n" for k, v in COMPOSE_DOTENV.items())
+            r = subprocess.run(["docker", "compose", "--env-file", dotenv, "-f", path,
+                                "config", "--quiet"], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_kubernetes_cluster_manifest(self):
+        import yaml
+        docs = [d for d in yaml.safe_load_all(read(CLUSTER_K8S)) if d]
+        by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+        (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+        labels = sts["spec"]["selector"]["matchLabels"]
+        self.assertLessEqual(labels.items(),
+                             sts["spec"]["template"]["metadata"]["labels"].items())
+        headless = by[("Service", sts["spec"]["serviceName"])]["spec"]
+        self.assertEqual(headless["clusterIP"], "None", "the balancer addresses each pod")
+        self.assertEqual(headless["selector"], labels)
+        self.assertTrue(headless.get("publishNotReadyAddresses"))
+        pod = sts["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = {e["name"]: e.get("value", "from-a-secret") for e in c["env"]}
+        self.assert_valid_node_settings(env, "kubernetes/cluster.yaml node env")
+        for name in ("REGISTRY_STORAGE_S3_ACCESSKEY", "REGISTRY_STORAGE_S3_SECRETKEY"):
+            (e,) = [e for e in c["env"] if e["name"] == name]
+            self.assertIn("secretKeyRef", e.get("valueFrom", {}),
+                          f"{name} must come from a Secret")
+        self.assertGreaterEqual(int(env["HUBCACHE_MAX_CONNECTIONS_PER_CLIENT"]),
+                                int(env["HUBCACHE_MAX_CONNECTIONS"]))
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        addr_port = int(env["REGISTRY_HTTP_ADDR"].rsplit(":", 1)[1])
+        for probe, probe_path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            get = c[probe]["httpGet"]
+            self.assertEqual(get["path"], probe_path)
+            self.assertEqual(ports.get(get["port"], get["port"]), addr_port)
+        (mount,) = [m for m in c["volumeMounts"]
+                    if m["mountPath"] == env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]]
+        self.assertIn(mount["name"], [t["metadata"]["name"]
+                                      for t in sts["spec"]["volumeClaimTemplates"]],
+                      "each pod needs its own L1 claim")
+        self.assertNotIn(mount["name"], [v["name"] for v in pod.get("volumes", [])])
+        grace = duration_s(self.known["HUBCACHE_SHUTDOWN_GRACE"]["default"])
+        self.assertGreater(pod["terminationGracePeriodSeconds"], grace)
+        (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+        self.assertEqual(pdb["spec"]["selector"]["matchLabels"], labels)
+
+        # The balancer: deploy/cluster/haproxy.cfg with one server line per pod.
+        (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+        cfg = cm["data"]["haproxy.cfg"]
+        self.assertEqual(haproxy_rules(cfg), haproxy_rules(read(os.path.join(CLUSTER,
+                                                                             "haproxy.cfg"))),
+                         "the ConfigMap's haproxy.cfg differs from deploy/cluster/haproxy.cfg "
+                         "in more than its server lines")
+        servers = haproxy_servers(cfg)
+        self.assertEqual(len(servers), sts["spec"]["replicas"])
+        service = sts["spec"]["serviceName"]
+        for i, (_, addr, _) in enumerate(servers):
+            self.assertRegex(addr, rf"^{sts['metadata']['name']}-{i}\.{service}\."
+                                   rf"[a-z0-9-]+\.svc\.cluster\.local:{addr_port}$")
+        self.assert_server_ids(servers, "kubernetes/cluster.yaml ConfigMap")
+        if shutil.which("haproxy"):
+            self.assert_haproxy_accepts(cfg, "kubernetes/cluster.yaml ConfigMap")
+        (lb,) = [d for d in docs if d["kind"] == "Deployment"]
+        lb_pod = lb["spec"]["template"]["spec"]
+        (hc,) = lb_pod["containers"]
+        self.assertTrue(hc["image"].startswith("haproxy:2."), hc["image"])
+        (vol,) = [v for v in lb_pod["volumes"] if v.get("configMap", {}).get("name") ==
+                  cm["metadata"]["name"]]
+        (cm_mount,) = [m for m in hc["volumeMounts"] if m["name"] == vol["name"]]
+        self.assertEqual(os.path.join(cm_mount["mountPath"], "haproxy.cfg"),
+                         HAPROXY_IMAGE_CONFIG)
+        lb_ports = {p["name"]: p["containerPort"] for p in hc["ports"]}
+        self.assertEqual(lb_ports.get(hc["readinessProbe"]["httpGet"]["port"]), 8404)
+        lb_labels = lb["spec"]["selector"]["matchLabels"]
+        (client,) = [d["spec"] for d in docs if d["kind"] == "Service" and
+                     d["spec"].get("selector") == lb_labels]
+        self.assertEqual(client["ports"][0]["port"], 5000)
+        self.assertEqual(lb_ports.get(client["ports"][0]["targetPort"]), 5000)
+        self.assertNotEqual(lb_labels, labels, "the client Service must not select the nodes")
+
     # Dockerfile
 
     def dockerfile(self):
@@ -640,6 +957,384 @@ class DeployFiles(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([row["env"] for row in json.loads(r.stdout)
                           if row["value"] != row["default"]], [])
+
+
+# -- the balancers' key ---------------------------------------------------------------------
+
+# A stand-in for a hubcache node: answers every request 200 with its own name (X-Node,
+# and as the body) and how many body bytes reached it (X-Body-Bytes); logs each request
+# line to stderr. Its port goes to a file once it listens.
+NODE_SCRIPT = r"""
+import http.server, os, sys
+
+NAME, PORT_FILE = sys.argv[1], sys.argv[2]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall
+
+    def body_bytes(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return total
+                total += len(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return len(self.rfile.read(length)) if length else 0
+
+    def answer(self, with_body=True):
+        got = self.body_bytes()
+        body = NAME.encode()
+        self.send_response(200)
+        self.send_header("X-Node", NAME)
+        self.send_header("X-Body-Bytes", str(got))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+    def do_HEAD(self):
+        self.answer(with_body=False)
+
+    def log_request(self, code="-", size="-"):
+        sys.stderr.write(self.requestline + "\n")
+        sys.stderr.flush()
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+with open(PORT_FILE + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(PORT_FILE + ".tmp", PORT_FILE)
+server.serve_forever()
+"""
+
+
+def stop_process(proc, timeout_s=10):
+    """SIGTERM to `proc` (by its pid), SIGKILL after timeout_s; then reaps it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
+class FakeNode:
+    """NODE_SCRIPT in its own process on a loopback port."""
+
+    def __init__(self, work, name):
+        self.name = name
+        self.port = None
+        self.proc = None
+        self.log_path = os.path.join(work, f"{name}.log")
+        self.port_file = os.path.join(work, f"{name}.port")
+        self.script = os.path.join(work, "fake_node.py")
+        if not os.path.exists(self.script):
+            with open(self.script, "w") as f:
+                f.write(NODE_SCRIPT)
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, self.script, self.name, self.port_file],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        wait_until(lambda: os.path.exists(self.port_file) or self.proc.poll() is not None, 10,
+                   f"{self.name} to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited: {read(self.log_path)[-2000:]}")
+        self.port = int(read(self.port_file))
+
+    def stop(self):
+        stop_process(self.proc)
+
+    def request_lines(self):
+        return read(self.log_path).splitlines() if os.path.exists(self.log_path) else []
+
+
+class HaproxyBalancer:
+    """deploy/cluster/haproxy.cfg, unchanged but for its ports and server addresses.
+    `nodes` follow its server lines; None leaves that line out."""
+    tool = "haproxy"
+
+    def __init__(self, work, nodes, tag="haproxy"):
+        self.work, self.nodes, self.proc = os.path.join(work, tag), nodes, None
+        os.makedirs(self.work)
+        self.port, self.monitor_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(self.work, "haproxy.log")
+
+    def start(self):
+        cfg = os.path.join(self.work, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(haproxy_adapted(read(os.path.join(CLUSTER, "haproxy.cfg")), self.port,
+                                    self.monitor_port, [n and n.port for n in self.nodes]))
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=log,
+                                         stderr=log, stdin=subprocess.DEVNULL)
+        names = {n.name for n in self.nodes if n}
+        wait_until(lambda: self.proc.poll() is not None or
+                   {n for n, s in self.states().items() if s.startswith("UP")} >= names,
+                   20, "HAProxy to listen with every node UP")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"haproxy exited: {read(self.log_path)[-3000:]}")
+
+    def states(self):
+        """{server name: status} from the balancer's /stats CSV; {} when it does not answer."""
+        try:
+            r = harness.request(f"http://127.0.0.1:{self.monitor_port}", "GET", "/stats;csv",
+                                timeout=5)
+        except (OSError, http.client.HTTPException):
+            return {}
+        if r.status != 200:
+            return {}
+        lines = r.body.decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
+        return {row["svname"]: row["status"] for row in rows if row["pxname"] == "hubcache"
+                and row["svname"] not in ("BACKEND", "FRONTEND")}
+
+    def wait_out(self, node):
+        wait_until(lambda: self.states().get(node.name, "").startswith("DOWN"), 20,
+                   f"HAProxy to mark {node.name} DOWN")
+
+    def node_label(self, node):
+        return node.name  # X-Hubcache-Node: the server line's name
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+class NginxBalancer:
+    """deploy/cluster/nginx.conf, unchanged but for its port, server addresses and temp
+    paths. `nodes` follow its server lines; None leaves that line out."""
+    tool = "nginx"
+
+    def __init__(self, work, nodes, tag="nginx"):
+        self.nodes, self.proc = nodes, None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = os.path.join(work, tag)
+        os.makedirs(self.dir)
+        self.log_path = os.path.join(self.dir, "nginx.log")
+        self.workers = []
+
+    def start(self):
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_adapted(read(os.path.join(CLUSTER, "nginx.conf")), self.port,
+                                  [n and n.port for n in self.nodes], self.dir))
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(nginx_args(self.dir, conf, foreground=True), stdout=log,
+                                         stderr=log, stdin=subprocess.DEVNULL)
+
+        def answers():
+            if self.proc.poll() is not None:
+                return True
+            try:
+                return harness.request(self.url, "GET", "/v2/", timeout=5).status == 200
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_until(answers, 20, "nginx to answer")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"nginx exited: {read(self.log_path)[-3000:]}")
+        # The workers, to stop by pid should the master not take them down with it.
+        children = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        if os.path.exists(children):
+            self.workers = [int(p) for p in read(children).split()]
+
+    def wait_out(self, node):
+        pass  # passive checks: the first request that fails moves on to the next node
+
+    def node_label(self, node):
+        return f"127.0.0.1:{node.port}"  # X-Hubcache-Node: $upstream_addr
+
+    def stop(self):
+        stop_process(self.proc)  # SIGTERM: the master stops its workers, then exits
+        for pid in self.workers:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def blob_digest(i):
+    """The i-th of a fixed series of random-looking digests."""
+    return "sha256:" + hashlib.sha256(f"hubcache-cluster-blob-{i}".encode()).hexdigest()
+
+
+class BalancerKey:
+    """The shipped balancer configuration in front of three FakeNodes: where each kind of
+    request goes. A subclass names the balancer."""
+    BALANCER = None
+    NODE_NAMES = ("hubcache-1", "hubcache-2", "hubcache-3")
+
+    def setUp(self):
+        tool = self.BALANCER.tool
+        if shutil.which(tool) is None:
+            reason = f"{tool} not installed (scripts/install-deps.sh all)"
+            SKIPPED.append(reason)
+            self.skipTest(reason)
+        self.work, cleanup = harness.module_workdir(f"deploy-{tool}")
+        self.addCleanup(cleanup)
+        self.nodes = [FakeNode(self.work, name) for name in self.NODE_NAMES]
+        for node in self.nodes:
+            self.addCleanup(node.stop)
+            node.start()
+        self.lb = self.BALANCER(self.work, self.nodes)
+        self.addCleanup(self.lb.stop)
+        self.lb.start()
+
+    def node_of(self, method, path, body=None, headers=None):
+        """The name of the node that answered `method path` through the balancer."""
+        r = harness.request(self.lb.url, method, path, body=body, headers=headers, timeout=20)
+        self.assertEqual(r.status, 200, f"{method} {path}: {r}")
+        name = r.header("X-Node")
+        self.assertIn(name, self.NODE_NAMES, r)
+        self.assertEqual(int(r.header("X-Body-Bytes")), len(body or b""),
+                         f"{method} {path}: the body did not reach the node whole")
+        (node,) = [n for n in self.nodes if n.name == name]
+        tried = (r.header("X-Hubcache-Node") or "").split(", ")
+        self.assertEqual(tried[-1], self.lb.node_label(node), f"{method} {path}: {r}")
+        return name
+
+    def test_a_blob_has_one_node_whatever_the_repository_names_it(self):
+        homes = set()
+        for i in range(20):
+            d = blob_digest(i)
+            seen = {self.node_of("GET", f"/v2/library/alpine/blobs/{d}"),
+                    self.node_of("HEAD", f"/v2/team/sub/app/blobs/{d}"),
+                    self.node_of("GET", f"/v2/alpine/blobs/{d}?ns=docker.io"),
+                    self.node_of("GET", f"/v2/a/blobs/b/blobs/{d}")}
+            self.assertEqual(len(seen), 1, f"{d} reached {seen}")
+            homes |= seen
+        self.assertGreater(len(homes), 1, "one repository's blobs all on one node: the key "
+                                          "is not the digest")
+
+    def test_an_upload_and_its_manifest_stay_on_the_repository_node(self):
+        homes = set()
+        for i, repo in enumerate(["team/app", "library/alpine", "team/sub/app", "chatsuite/api",
+                                  "a/blobs/uploads", "ci/build-7", "x/manifests/y", "solo"]):
+            d, upload = blob_digest(1000 + i), f"{i:08x}-6b3c-4a2e-9f0d-{i:012x}"
+            seen = {
+                self.node_of("POST", f"/v2/{repo}/blobs/uploads/"),
+                self.node_of("PATCH", f"/v2/{repo}/blobs/uploads/{upload}", body=b"x" * 70000,
+                             headers={"Content-Range": "0-69999",
+                                      "Content-Type": "application/octet-stream"}),
+                self.node_of("GET", f"/v2/{repo}/blobs/uploads/{upload}"),
+                self.node_of("PUT", f"/v2/{repo}/blobs/uploads/{upload}?digest={d}",
+                             body=b"tail"),
+                self.node_of("POST", f"/v2/{repo}/blobs/uploads/?digest={d}", body=b"whole"),
+                self.node_of("POST", f"/v2/{repo}/blobs/uploads/?mount={d}&from=team/other"),
+                self.node_of("DELETE", f"/v2/{repo}/blobs/uploads/{upload}"),
+                self.node_of("PUT", f"/v2/{repo}/manifests/v1", body=b'{"schemaVersion":2}',
+                             headers={"Content-Type": harness.MEDIA_OCI_MANIFEST}),
+                self.node_of("GET", f"/v2/{repo}/manifests/v1"),
+                self.node_of("HEAD", f"/v2/{repo}/manifests/v1?ns=docker.io"),
+                self.node_of("GET", f"/v2/{repo}/manifests/{d}"),
+                self.node_of("DELETE", f"/v2/{repo}/manifests/{d}"),
+                self.node_of("DELETE", f"/v2/{repo}/blobs/{d}"),
+                self.node_of("GET", f"/v2/{repo}/tags/list?n=10&last=v0"),
+                self.node_of("GET", f"/v2/{repo}/referrers/{d}?artifactType=x"),
+            }
+            self.assertEqual(len(seen), 1, f"{repo}'s requests reached {seen}")
+            homes |= seen
+        self.assertGreater(len(homes), 1, "every repository on one node: the key is constant")
+
+    def test_the_query_string_is_not_part_of_the_key(self):
+        for i in range(20):
+            for path in (f"/v2/library/alpine/blobs/{blob_digest(i)}",
+                         f"/v2/team/app{i}/manifests/latest"):
+                seen = {self.node_of("GET", path + q)
+                        for q in ("", "?ns=docker.io", "?ns=docker.io&x=/blobs/y", "?")}
+                self.assertEqual(len(seen), 1, f"{path} reached {seen}")
+
+    def test_digests_spread_over_every_node(self):
+        counts = {name: 0 for name in self.NODE_NAMES}
+        for i in range(100):
+            counts[self.node_of("GET", f"/v2/library/alpine/blobs/{blob_digest(i)}")] += 1
+        self.assertTrue(all(n >= 15 for n in counts.values()), counts)
+
+    def test_requests_of_no_repository_go_to_any_node(self):
+        seen = set()
+        for _ in range(6):
+            for path in ("/v2/", "/v2/_catalog", "/stats", "/metrics", "/", "/admin/prewarm"):
+                seen.add(self.node_of("GET", path))
+        self.assertGreater(len(seen), 1, "every request without a key went to one node")
+
+    def test_a_stopped_node_moves_only_its_own_keys(self):
+        keys = [("GET", f"/v2/library/alpine/blobs/{blob_digest(i)}") for i in range(60)]
+        keys += [("GET", f"/v2/team/app{i}/manifests/v1") for i in range(30)]
+        before = {k: self.node_of(*k) for k in keys}
+        victim = self.nodes[1]
+        self.assertIn(victim.name, before.values(), "the stopped node owned no key")
+        victim.stop()
+        self.lb.wait_out(victim)
+        after = {k: self.node_of(*k) for k in keys}
+        moved = [k for k in keys if before[k] != victim.name and after[k] != before[k]]
+        self.assertEqual(moved, [], "keys of the nodes still up moved")
+        self.assertEqual([k for k in keys if after[k] == victim.name], [])
+
+    def test_a_node_left_out_of_the_configuration_moves_only_its_own_keys(self):
+        # What consistent hashing adds over a plain hash: the other nodes keep their keys
+        # when one is removed from (or added to) the configuration, not only when it fails.
+        keys = [("GET", f"/v2/library/alpine/blobs/{blob_digest(i)}") for i in range(60)]
+        keys += [("GET", f"/v2/team/app{i}/manifests/v1") for i in range(30)]
+        before = {k: self.node_of(*k) for k in keys}
+        victim = self.nodes[1]
+        self.assertIn(victim.name, before.values(), "the node left out owned no key")
+        self.lb.stop()
+        self.lb = self.BALANCER(self.work, [None if n is victim else n for n in self.nodes],
+                                tag="without-" + victim.name)
+        self.addCleanup(self.lb.stop)
+        self.lb.start()
+        after = {k: self.node_of(*k) for k in keys}
+        moved = [k for k in keys if before[k] != victim.name and after[k] != before[k]]
+        self.assertEqual(moved, [], "keys of the nodes still configured moved")
+        self.assertEqual([k for k in keys if after[k] == victim.name], [])
+
+
+class HaproxyKey(BalancerKey, unittest.TestCase):
+    BALANCER = HaproxyBalancer
+
+    def test_each_node_is_checked_on_readyz(self):
+        for node in self.nodes:
+            wait_until(lambda: any(line.startswith("GET /readyz ")
+                                   for line in node.request_lines()), 10,
+                       f"a /readyz check on {node.name}")
+
+
+    def test_a_dead_node_s_reads_move_before_its_check_fails(self):
+        # retry-on conn-failure with redispatch: no client waits for the health check.
+        keys = [f"/v2/library/alpine/blobs/{blob_digest(i)}" for i in range(60)]
+        before = {k: self.node_of("GET", k) for k in keys}
+        victim = self.nodes[1]
+        victim.stop()
+        stopped = time.monotonic()
+        for k in (k for k in keys if before[k] == victim.name):
+            self.assertNotEqual(self.node_of("GET", k), victim.name)
+        # DOWN takes two failed checks 2 s apart (inter 2s fall 2): before 1.5 s, the
+        # requests above cannot have been helped by it.
+        if time.monotonic() - stopped < 1.5:
+            self.assertFalse(self.lb.states()[victim.name].startswith("DOWN"))
+
+
+class NginxKey(BalancerKey, unittest.TestCase):
+    BALANCER = NginxBalancer
 
 
 # -- check-config ---------------------------------------------------------------------------
@@ -812,7 +1507,7 @@ def main():
     if not prog.result.wasSuccessful():
         sys.exit(1)
     if SKIPPED:
-        print("SKIP (containerd part): " + "; ".join(SKIPPED), file=sys.stderr)
+        print("SKIP (part of the module): " + "; ".join(SKIPPED), file=sys.stderr)
         sys.exit(77)
     sys.exit(0)
 
