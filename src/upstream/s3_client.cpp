@@ -257,7 +257,9 @@ bool StartDownload(DownloadState& d, long status, const std::map<std::string, st
   uint64_t total = 0;
   if (status == 206) {
     auto range = ParseContentRange(header("content-range"));
-    if (!range || range->first != d.first) {
+    const uint64_t wanted =
+        range ? std::min(range->total - d.first, d.length.value_or(range->total)) : 0;
+    if (!range || range->first != d.first || range->last - range->first + 1 != wanted) {
       d.error = Error{ErrorKind::kUpstreamInvalid,
                       "the object store answered a range request with Content-Range '" +
                           header("content-range") + "'"};
@@ -520,7 +522,8 @@ Result<S3Client::Response> S3Client::Perform(Request& r) {
     curl_easy_setopt(h, CURLOPT_SEEKDATA, r.upload);
   } else if (r.has_body) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
+    // Never a null pointer: curl would then read the body from stdin.
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.empty() ? "" : r.body.data());
     if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method);
     counters_.bytes_sent.fetch_add(r.body.size(), std::memory_order_relaxed);
   }
