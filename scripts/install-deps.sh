@@ -19,6 +19,9 @@ command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 TEST_PKGS="$TEST_PKGS containerd python3-yaml haproxy nginx"
 # The hosted-repository test: podman pushes (vfs storage, as root, no daemon).
 TEST_PKGS="$TEST_PKGS podman"
+# The S3 test (test_s3): a one-node Ceph (monitor, memstore OSD) with its S3 gateway radosgw,
+# started on loopback by tests/integration/ceph_rgw.py; it checks SigV4 signatures as AWS does.
+TEST_PKGS="$TEST_PKGS radosgw ceph-mon ceph-osd ceph-common"
 # scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes; llvm-symbolizer
 # (package llvm) for readable stack traces in its reports.
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev llvm"

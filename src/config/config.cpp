@@ -538,6 +538,123 @@ const std::vector<Setting>& AllSettings() {
              "--upload-purging-dry-run/REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN", v);
        },
        Field(&Config::upload_purge_dry_run)},
+      {{"--storage", "REGISTRY_STORAGE",
+        "where blobs are kept: filesystem, or s3 (an S3-compatible object store; default "
+        "filesystem)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "filesystem" && v != "s3") {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--storage/REGISTRY_STORAGE: expected filesystem or s3, got '" + v + "'");
+         }
+         c.storage = v;
+         return {};
+       },
+       Field(&Config::storage)},
+      {{"--s3-bucket", "REGISTRY_STORAGE_S3_BUCKET", "S3 bucket (needed with storage s3)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (!std::all_of(v.begin(), v.end(), [](char ch) {
+               return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
+             })) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--s3-bucket/REGISTRY_STORAGE_S3_BUCKET: not a bucket name: '" + v + "'");
+         }
+         c.s3_bucket = v;
+         return {};
+       },
+       Field(&Config::s3_bucket)},
+      {{"--s3-region", "REGISTRY_STORAGE_S3_REGION",
+        "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v.empty() || v.find_first_of(": \t\r\n/") != std::string::npos) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--s3-region/REGISTRY_STORAGE_S3_REGION: not a region: '" + v + "'");
+         }
+         c.s3_region = v;
+         return {};
+       },
+       Field(&Config::s3_region)},
+      {{"--s3-region-endpoint", "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+        "URL of an S3-compatible store, e.g. http://minio:9000 (default: AWS)"},
+       [](Config& c, const std::string& v) -> Status {
+         std::string url = v.find("://") == std::string::npos ? "http://" + v : v;
+         if (!v.empty() && !IsHttpUrlWithHost(url)) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--s3-region-endpoint/REGISTRY_STORAGE_S3_REGIONENDPOINT: expected an "
+                       "http:// or https:// URL, got '" +
+                           v + "'");
+         }
+         c.s3_region_endpoint = v;
+         return {};
+       },
+       Field(&Config::s3_region_endpoint)},
+      {{"--s3-access-key", "REGISTRY_STORAGE_S3_ACCESSKEY",
+        "S3 access key id (default AWS_ACCESS_KEY_ID)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.s3_access_key = v;
+         return {};
+       },
+       Field(&Config::s3_access_key)},
+      {{"--s3-secret-key", "REGISTRY_STORAGE_S3_SECRETKEY",
+        "S3 secret access key (default AWS_SECRET_ACCESS_KEY)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.s3_secret_key = v;
+         return {};
+       },
+       SecretField(&Config::s3_secret_key)},
+      {{"--s3-session-token", "REGISTRY_STORAGE_S3_SESSIONTOKEN",
+        "S3 session token of temporary credentials (default AWS_SESSION_TOKEN)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.s3_session_token = v;
+         return {};
+       },
+       SecretField(&Config::s3_session_token)},
+      {{"--s3-root-directory", "REGISTRY_STORAGE_S3_ROOTDIRECTORY",
+        "key prefix in the bucket (default: the bucket's root)"},
+       [](Config& c, const std::string& v) -> Status {
+         c.s3_root_directory = v;
+         return {};
+       },
+       Field(&Config::s3_root_directory)},
+      {{"--s3-secure", "REGISTRY_STORAGE_S3_SECURE",
+        "true: https to the store when the endpoint names no scheme, and to AWS (default true)"},
+       [](Config& c, const std::string& v) {
+         return SetBool(c.s3_secure, "--s3-secure/REGISTRY_STORAGE_S3_SECURE", v);
+       },
+       Field(&Config::s3_secure)},
+      {{"--s3-chunk-size", "REGISTRY_STORAGE_S3_CHUNKSIZE",
+        "S3 multipart part size, at least 5MiB (default 10MiB)"},
+       [](Config& c, const std::string& v) -> Status {
+         auto size = ParseByteSize(v);
+         if (!size) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--s3-chunk-size/REGISTRY_STORAGE_S3_CHUNKSIZE: " + size.error().message);
+         }
+         if (*size < 5ULL * 1024 * 1024 || *size > 5ULL * 1024 * 1024 * 1024) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--s3-chunk-size/REGISTRY_STORAGE_S3_CHUNKSIZE: must be from 5MiB to 5GiB "
+                       "(S3's part sizes), got '" +
+                           v + "'");
+         }
+         c.s3_chunk_size_bytes = *size;
+         return {};
+       },
+       Field(&Config::s3_chunk_size_bytes)},
+      {{"--s3-force-path-style", "REGISTRY_STORAGE_S3_FORCEPATHSTYLE",
+        "true: path-style URLs (endpoint/bucket/key) (default false)"},
+       [](Config& c, const std::string& v) {
+         return SetBool(c.s3_force_path_style,
+                        "--s3-force-path-style/REGISTRY_STORAGE_S3_FORCEPATHSTYLE", v);
+       },
+       Field(&Config::s3_force_path_style)},
+      {{"--storage-redirect-disable", "REGISTRY_STORAGE_REDIRECT_DISABLE",
+        "true: serve blobs held in S3 through hubcache; false: redirect clients to the store "
+        "(default true; the CNCF registry's is false)"},
+       [](Config& c, const std::string& v) {
+         return SetBool(c.storage_redirect_disable,
+                        "--storage-redirect-disable/REGISTRY_STORAGE_REDIRECT_DISABLE", v);
+       },
+       Field(&Config::storage_redirect_disable)},
   };
   return settings;
 }
@@ -658,6 +775,20 @@ std::map<std::string, std::string> ProcessEnvironment() {
 Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
                           const std::vector<std::string>& args) {
   Config config;
+  auto env_value = [&](const char* name) {
+    auto it = env.find(name);
+    return it == env.end() ? std::string() : it->second;
+  };
+  // The AWS SDKs' region variables, under REGISTRY_STORAGE_S3_REGION and the flag.
+  for (const char* name : {"AWS_DEFAULT_REGION", "AWS_REGION"}) {
+    if (std::string region = env_value(name); !region.empty()) {
+      if (region.find_first_of(": \t\r\n/") != std::string::npos) {
+        return Fail(ErrorKind::kConfigInvalid,
+                    std::string(name) + ": not a region: '" + region + "'");
+      }
+      config.s3_region = region;
+    }
+  }
   for (const auto& s : AllSettings()) {
     if (auto it = env.find(s.info.env); it != env.end()) {
       if (auto status = s.set(config, it->second); !status) return tl::unexpected(status.error());
@@ -710,6 +841,25 @@ Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
   }
   if (!config.push_users.empty() && config.auth != "htpasswd") {
     return Fail(ErrorKind::kConfigInvalid, "HUBCACHE_PUSH_USERS needs REGISTRY_AUTH=htpasswd");
+  }
+  // The AWS SDKs' credential variables, when neither key is set here (a pair
+  // is never mixed from two places).
+  if (config.s3_access_key.empty() && config.s3_secret_key.empty()) {
+    config.s3_access_key = env_value("AWS_ACCESS_KEY_ID");
+    config.s3_secret_key = env_value("AWS_SECRET_ACCESS_KEY");
+    if (config.s3_session_token.empty()) config.s3_session_token = env_value("AWS_SESSION_TOKEN");
+  }
+  if (config.storage == "s3") {
+    if (config.s3_bucket.empty()) {
+      return Fail(ErrorKind::kConfigInvalid,
+                  "REGISTRY_STORAGE=s3 needs REGISTRY_STORAGE_S3_BUCKET (--s3-bucket)");
+    }
+    if (config.s3_access_key.empty() || config.s3_secret_key.empty()) {
+      return Fail(ErrorKind::kConfigInvalid,
+                  "REGISTRY_STORAGE=s3 needs REGISTRY_STORAGE_S3_ACCESSKEY and "
+                  "REGISTRY_STORAGE_S3_SECRETKEY (or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY)");
+    }
   }
   return config;
 }

@@ -103,6 +103,32 @@ struct Config {
   std::chrono::milliseconds upload_purge_age{168 * 3'600'000LL};
   std::chrono::milliseconds upload_purge_interval{24 * 3'600'000LL};
   bool upload_purge_dry_run = false;
+  // Where blobs are kept (REGISTRY_STORAGE): "filesystem" (under root_dir
+  // only) or "s3" (an S3-compatible object store, the s3_* settings below).
+  std::string storage = "filesystem";
+  // The S3 bucket and how to reach it (REGISTRY_STORAGE_S3_*, the CNCF
+  // registry's names). Keys left unset come from AWS_ACCESS_KEY_ID,
+  // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the region from AWS_REGION or
+  // AWS_DEFAULT_REGION.
+  std::string s3_bucket;
+  std::string s3_region = "us-east-1";
+  // "http://host:port" of an S3-compatible store; empty = AWS.
+  std::string s3_region_endpoint;
+  std::string s3_access_key;
+  std::string s3_secret_key;
+  std::string s3_session_token;
+  // Key prefix in the bucket; empty = the bucket's root.
+  std::string s3_root_directory;
+  // https to the store when the endpoint has no scheme, and for AWS.
+  bool s3_secure = true;
+  // Multipart part size, at least 5 MiB.
+  uint64_t s3_chunk_size_bytes = 10 * 1024 * 1024;
+  // Path-style URLs (endpoint/bucket/key) instead of bucket.endpoint/key.
+  bool s3_force_path_style = false;
+  // true: blobs held in the object store are served by hubcache itself;
+  // false: clients are redirected to a presigned URL of the store. (The CNCF
+  // registry's default is false: it redirects.)
+  bool storage_redirect_disable = true;
 };
 
 // One configurable setting, for --help and the configuration reference.

@@ -86,5 +86,25 @@ TEST_CASE("Describe masks secrets that are set, and only those") {
   CHECK(ByEnv(Describe(Config{})).at("REGISTRY_PROXY_PASSWORD").value.empty());
 }
 
+TEST_CASE("Describe masks the S3 secret key and session token, also from AWS_* variables") {
+  const std::string secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  for (const Env& env : {Env{{"REGISTRY_STORAGE_S3_ACCESSKEY", "AKIAEXAMPLE"},
+                             {"REGISTRY_STORAGE_S3_SECRETKEY", secret},
+                             {"REGISTRY_STORAGE_S3_SESSIONTOKEN", secret + "-token"}},
+                         Env{{"AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"},
+                             {"AWS_SECRET_ACCESS_KEY", secret},
+                             {"AWS_SESSION_TOKEN", secret + "-token"}}}) {
+    auto config = LoadConfig(env, {});
+    REQUIRE(config.has_value());
+    auto rows = Describe(*config);
+    for (const auto& r : rows) CHECK(r.value.find(secret) == std::string::npos);
+    auto by = ByEnv(rows);
+    CHECK(by.at("REGISTRY_STORAGE_S3_SECRETKEY").value == kMaskedValue);
+    CHECK(by.at("REGISTRY_STORAGE_S3_SESSIONTOKEN").value == kMaskedValue);
+    CHECK(by.at("REGISTRY_STORAGE_S3_SECRETKEY").secret);
+    CHECK(by.at("REGISTRY_STORAGE_S3_ACCESSKEY").value == "AKIAEXAMPLE");
+  }
+}
+
 }  // namespace
 }  // namespace hubcache

@@ -614,5 +614,172 @@ TEST_CASE("LoadConfig: cache size and eviction settings") {
   CHECK(config->shutdown_grace == milliseconds(60'000));
 }
 
+TEST_CASE("LoadConfig: S3 storage settings") {
+  auto defaults = LoadConfig({}, {});
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->storage == "filesystem");
+  CHECK(defaults->s3_region == "us-east-1");
+  CHECK(defaults->s3_secure);
+  CHECK_FALSE(defaults->s3_force_path_style);
+  CHECK(defaults->s3_chunk_size_bytes == uint64_t{10} << 20);
+  CHECK(defaults->storage_redirect_disable);
+
+  auto config = LoadConfig({{"REGISTRY_STORAGE", "s3"},
+                            {"REGISTRY_STORAGE_S3_BUCKET", "hubcache"},
+                            {"REGISTRY_STORAGE_S3_REGION", "eu-west-1"},
+                            {"REGISTRY_STORAGE_S3_REGIONENDPOINT", "http://127.0.0.1:9000"},
+                            {"REGISTRY_STORAGE_S3_ACCESSKEY", "ak"},
+                            {"REGISTRY_STORAGE_S3_SECRETKEY", "sk"},
+                            {"REGISTRY_STORAGE_S3_SESSIONTOKEN", "tok"},
+                            {"REGISTRY_STORAGE_S3_ROOTDIRECTORY", "/registry/"},
+                            {"REGISTRY_STORAGE_S3_SECURE", "false"},
+                            {"REGISTRY_STORAGE_S3_CHUNKSIZE", "5MiB"},
+                            {"REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true"},
+                            {"REGISTRY_STORAGE_REDIRECT_DISABLE", "false"},
+                            {"AWS_ACCESS_KEY_ID", "not-this"},
+                            {"AWS_REGION", "not-this-either"}},
+                           {});
+  REQUIRE(config.has_value());
+  CHECK(config->storage == "s3");
+  CHECK(config->s3_bucket == "hubcache");
+  CHECK(config->s3_region == "eu-west-1");
+  CHECK(config->s3_region_endpoint == "http://127.0.0.1:9000");
+  CHECK(config->s3_access_key == "ak");
+  CHECK(config->s3_secret_key == "sk");
+  CHECK(config->s3_session_token == "tok");
+  CHECK(config->s3_root_directory == "/registry/");
+  CHECK_FALSE(config->s3_secure);
+  CHECK(config->s3_chunk_size_bytes == uint64_t{5} << 20);
+  CHECK(config->s3_force_path_style);
+  CHECK_FALSE(config->storage_redirect_disable);
+
+  auto flags = LoadConfig({{"REGISTRY_STORAGE_S3_BUCKET", "from-env"}},
+                          {"--storage", "s3", "--s3-bucket=b2", "--s3-access-key", "a",
+                           "--s3-secret-key", "s", "--s3-region", "ap-south-1", "--s3-chunk-size",
+                           "64MiB", "--storage-redirect-disable", "false"});
+  REQUIRE(flags.has_value());
+  CHECK(flags->s3_bucket == "b2");
+  CHECK(flags->s3_region == "ap-south-1");
+  CHECK(flags->s3_chunk_size_bytes == uint64_t{64} << 20);
+  CHECK_FALSE(flags->storage_redirect_disable);
+}
+
+TEST_CASE("LoadConfig: S3 settings that are refused name their setting") {
+  struct Case {
+    Env env;
+    std::string named;  // in the one-line error
+  };
+  const Env s3 = {{"REGISTRY_STORAGE", "s3"},
+                  {"REGISTRY_STORAGE_S3_BUCKET", "b"},
+                  {"REGISTRY_STORAGE_S3_ACCESSKEY", "ak"},
+                  {"REGISTRY_STORAGE_S3_SECRETKEY", "sk"}};
+  auto with = [&](Env changes, const std::vector<std::string>& drop = {}) {
+    Env env = s3;
+    for (const auto& d : drop) env.erase(d);
+    for (auto& [k, v] : changes) env[k] = v;
+    return env;
+  };
+  const std::vector<Case> cases = {
+      {{{"REGISTRY_STORAGE", "azure"}}, "REGISTRY_STORAGE"},
+      {{{"REGISTRY_STORAGE", "S3"}}, "REGISTRY_STORAGE"},
+      {{{"REGISTRY_STORAGE", ""}}, "REGISTRY_STORAGE"},
+      {with({}, {"REGISTRY_STORAGE_S3_BUCKET"}), "REGISTRY_STORAGE_S3_BUCKET"},
+      {with({{"REGISTRY_STORAGE_S3_BUCKET", ""}}), "REGISTRY_STORAGE_S3_BUCKET"},
+      {with({{"REGISTRY_STORAGE_S3_BUCKET", "a/b"}}), "REGISTRY_STORAGE_S3_BUCKET"},
+      {with({}, {"REGISTRY_STORAGE_S3_SECRETKEY"}), "REGISTRY_STORAGE_S3_SECRETKEY"},
+      {with({}, {"REGISTRY_STORAGE_S3_ACCESSKEY", "REGISTRY_STORAGE_S3_SECRETKEY"}),
+       "REGISTRY_STORAGE_S3_ACCESSKEY"},
+      // A pair is never mixed: the access key set here, the secret in AWS_*.
+      {with({{"AWS_SECRET_ACCESS_KEY", "sk"}}, {"REGISTRY_STORAGE_S3_SECRETKEY"}),
+       "REGISTRY_STORAGE_S3_SECRETKEY"},
+      {{{"REGISTRY_STORAGE_S3_CHUNKSIZE", "4MiB"}}, "REGISTRY_STORAGE_S3_CHUNKSIZE"},
+      {{{"REGISTRY_STORAGE_S3_CHUNKSIZE", "5242879"}}, "REGISTRY_STORAGE_S3_CHUNKSIZE"},
+      {{{"REGISTRY_STORAGE_S3_CHUNKSIZE", "6GiB"}}, "REGISTRY_STORAGE_S3_CHUNKSIZE"},
+      {{{"REGISTRY_STORAGE_S3_CHUNKSIZE", "lots"}}, "REGISTRY_STORAGE_S3_CHUNKSIZE"},
+      {{{"REGISTRY_STORAGE_S3_SECURE", "yes"}}, "REGISTRY_STORAGE_S3_SECURE"},
+      {{{"REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "1"}}, "REGISTRY_STORAGE_S3_FORCEPATHSTYLE"},
+      {{{"REGISTRY_STORAGE_REDIRECT_DISABLE", "no"}}, "REGISTRY_STORAGE_REDIRECT_DISABLE"},
+      {{{"REGISTRY_STORAGE_S3_REGION", ""}}, "REGISTRY_STORAGE_S3_REGION"},
+      {{{"REGISTRY_STORAGE_S3_REGION", "us:east"}}, "REGISTRY_STORAGE_S3_REGION"},
+      {{{"AWS_REGION", "eu west"}}, "AWS_REGION"},
+      {{{"REGISTRY_STORAGE_S3_REGIONENDPOINT", "ftp://x"}}, "REGISTRY_STORAGE_S3_REGIONENDPOINT"},
+      {{{"REGISTRY_STORAGE_S3_REGIONENDPOINT", "http://"}}, "REGISTRY_STORAGE_S3_REGIONENDPOINT"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.named);
+    auto config = LoadConfig(c.env, {});
+    REQUIRE_FALSE(config.has_value());
+    CHECK(config.error().message.find(c.named) != std::string::npos);
+    CHECK(config.error().message.find('\n') == std::string::npos);
+  }
+  const std::vector<Env> accepted = {
+      with({{"REGISTRY_STORAGE_S3_CHUNKSIZE", "5MiB"}}),
+      with({{"REGISTRY_STORAGE_S3_CHUNKSIZE", "5GiB"}}),
+      with({{"REGISTRY_STORAGE_S3_REGIONENDPOINT", "minio.internal:9000"}}),
+      with({{"REGISTRY_STORAGE_S3_REGIONENDPOINT", "https://s3.example"}}),
+      with({{"REGISTRY_STORAGE", "filesystem"}}, {"REGISTRY_STORAGE_S3_BUCKET"}),
+      // S3 settings without REGISTRY_STORAGE=s3 are checked but need no bucket.
+      {{"REGISTRY_STORAGE_S3_REGION", "eu-west-1"}},
+  };
+  for (const auto& env : accepted) {
+    auto config = LoadConfig(env, {});
+    CHECK(config.has_value());
+  }
+}
+
+TEST_CASE("LoadConfig: S3 keys and region from the AWS variables") {
+  struct Case {
+    Env env;
+    std::string access, secret, token, region;
+  };
+  const std::vector<Case> cases = {
+      {{{"AWS_ACCESS_KEY_ID", "a"}, {"AWS_SECRET_ACCESS_KEY", "s"}, {"AWS_SESSION_TOKEN", "t"}},
+       "a",
+       "s",
+       "t",
+       "us-east-1"},
+      {{{"AWS_ACCESS_KEY_ID", "a"},
+        {"AWS_SECRET_ACCESS_KEY", "s"},
+        {"REGISTRY_STORAGE_S3_ACCESSKEY", "ra"},
+        {"REGISTRY_STORAGE_S3_SECRETKEY", "rs"}},
+       "ra",
+       "rs",
+       "",
+       "us-east-1"},
+      // The token set here stays with AWS keys.
+      {{{"AWS_ACCESS_KEY_ID", "a"},
+        {"AWS_SECRET_ACCESS_KEY", "s"},
+        {"AWS_SESSION_TOKEN", "t"},
+        {"REGISTRY_STORAGE_S3_SESSIONTOKEN", "rt"}},
+       "a",
+       "s",
+       "rt",
+       "us-east-1"},
+      {{{"AWS_DEFAULT_REGION", "eu-west-1"}}, "", "", "", "eu-west-1"},
+      {{{"AWS_DEFAULT_REGION", "eu-west-1"}, {"AWS_REGION", "eu-central-1"}},
+       "",
+       "",
+       "",
+       "eu-central-1"},
+      {{{"AWS_REGION", "eu-central-1"}, {"REGISTRY_STORAGE_S3_REGION", "ap-south-1"}},
+       "",
+       "",
+       "",
+       "ap-south-1"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.region);
+    auto config = LoadConfig(c.env, {});
+    REQUIRE(config.has_value());
+    CHECK(config->s3_access_key == c.access);
+    CHECK(config->s3_secret_key == c.secret);
+    CHECK(config->s3_session_token == c.token);
+    CHECK(config->s3_region == c.region);
+  }
+  auto flag = LoadConfig({{"AWS_REGION", "eu-central-1"}}, {"--s3-region", "us-west-2"});
+  REQUIRE(flag.has_value());
+  CHECK(flag->s3_region == "us-west-2");
+}
+
 }  // namespace
 }  // namespace hubcache
