@@ -747,7 +747,8 @@ Result<bool> S3Client::Get(const std::string& key, uint64_t first, std::optional
   return true;
 }
 
-Result<std::optional<std::string>> S3Client::GetSmall(const std::string& key, size_t max_bytes) {
+Result<std::optional<std::string>> S3Client::GetSmall(const std::string& key, size_t max_bytes,
+                                                      std::string* content_type) {
   auto full = FullKey(key);
   if (!full) return tl::unexpected(full.error());
   Request r;
@@ -763,6 +764,7 @@ Result<std::optional<std::string>> S3Client::GetSmall(const std::string& key, si
     if (!reply || reply->code == "NoSuchKey") return std::optional<std::string>();
   }
   if (response->status != 200) return tl::unexpected(StatusError(r, *response));
+  if (content_type != nullptr) *content_type = response->Header("content-type");
   return std::optional<std::string>(std::move(response->body));
 }
 

@@ -153,9 +153,10 @@ class S3Client {
                                  std::optional<uint64_t> length, S3Sink& sink);
 
   // The whole object; nullopt when absent; an object over max_bytes is an
-  // error (kSizeInvalid).
+  // error (kSizeInvalid). `content_type`, when given, gets its Content-Type.
   [[nodiscard]] Result<std::optional<std::string>> GetSmall(const std::string& key,
-                                                            size_t max_bytes);
+                                                            size_t max_bytes,
+                                                            std::string* content_type = nullptr);
 
   // One PutObject of `bytes` (signed with their SHA-256). content_type "" =
   // application/octet-stream; one with a control byte or a run of spaces is
