@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/second_tier.h"
 #include "cache/upstream_errors.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -200,6 +201,20 @@ Result<size_t> BlobFill::ReadAt(uint64_t offset, char* out, size_t max,
   return static_cast<size_t>(n);
 }
 
+Result<uint64_t> BlobFill::WaitVerifiedSize(std::chrono::milliseconds stall) {
+  std::unique_lock lock(mutex_);
+  while (state_ != State::kVerified && state_ != State::kFailed) {
+    const uint64_t seen = written_;
+    if (!changed_.wait_for(lock, stall, [&] {
+          return state_ == State::kVerified || state_ == State::kFailed || written_ != seen;
+        })) {
+      return Fail(ErrorKind::kUpstreamUnavailable, "the fill stalled");
+    }
+  }
+  if (state_ == State::kFailed) return tl::unexpected(error_);
+  return written_;
+}
+
 void BlobFill::SetHeaders(std::optional<uint64_t> total) {
   std::lock_guard lock(mutex_);
   total_ = total;
@@ -308,12 +323,18 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   Error write_error;
   bool write_failed = false;
 
-  StreamSink sink;
-  sink.on_headers = [&](const UpstreamResponse& head) {
-    total = ParseLength(head.Header("content-length"));
+  bool from_l2 = false;  // the bytes come from the bucket, not the upstream
+  auto start = [&](std::optional<uint64_t> length) {
+    total = length;
     // Best effort: without it the writes allocate as they go.
     if (total && *total > 0) (void)::fallocate(temp.fd(), FALLOC_FL_KEEP_SIZE, 0, *total);
     fill->SetHeaders(total);
+  };
+  StreamSink sink;
+  sink.on_headers = [&](const UpstreamResponse& head) {
+    start(ParseLength(head.Header("content-length")));
+    // The copy into the bucket follows this fill as it grows.
+    if (l2_) l2_->CopyFill(fill);
     return true;
   };
   uint64_t announced = 0;
@@ -326,7 +347,7 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   sink.on_data = [&](const char* data, size_t size) {
     if (stopping_) return false;
     if (auto s = writer.Append(data, size); !s) return fail_write(s.error());
-    stats_.bytes_from_upstream += size;
+    if (!from_l2) stats_.bytes_from_upstream += size;
     auto now = std::chrono::steady_clock::now();
     if (now - announced_at >= kAnnounceInterval) {
       if (auto s = writer.Flush(); !s) return fail_write(s.error());
@@ -345,8 +366,28 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   };
 
   const std::string what = repo.str() + "@" + fill->digest().str();
-  auto response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
-                                   sink, options_.fill_timeout);
+  // The bucket first: a blob another node (or this one before its L1 lost it)
+  // fetched is not asked from the upstream again.
+  std::optional<Error> l2_failure;
+  if (l2_ && l2_->Available()) {
+    S3Sink l2_sink;
+    l2_sink.on_size = [&](uint64_t size) {
+      from_l2 = true;
+      start(size);
+      return true;
+    };
+    l2_sink.on_data = sink.on_data;
+    auto found = l2_->StreamBlob(fill->digest(), l2_sink);
+    if (found && !*found) from_l2 = false;
+    // Bytes already went to readers: the fill cannot switch sources midway.
+    if (!found && (writer.written() > 0 || write_failed)) l2_failure = found.error();
+    if (!found && !l2_failure) from_l2 = false;
+  }
+  Result<UpstreamResponse> response = UpstreamResponse{200, {}, {}};
+  if (!from_l2) {
+    response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
+                                sink, options_.fill_timeout);
+  }
   if (!write_failed) {
     if (auto s = writer.Flush(); !s) fail_write(s.error());
   }
@@ -357,6 +398,8 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     ++stats_.cache_write_errors;
     usage_.WriteFailed();
     failure = Error{ErrorKind::kIo, "cache write failed: " + write_error.message};
+  } else if (l2_failure) {
+    failure = Error{ErrorKind::kUpstreamUnavailable, "S3 read failed: " + l2_failure->message};
   } else if (!response) {
     failure = response.error();
   } else if (response->status < 200 || response->status > 299) {
@@ -366,12 +409,17 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
         Error{ErrorKind::kUpstreamInvalid, "upstream body truncated at " + std::to_string(written) +
                                                " of " + std::to_string(*total) + " bytes"};
   } else if (writer.FinishHex() != fill->digest().hex()) {
-    failure = Error{ErrorKind::kUpstreamInvalid, "upstream bytes do not match the digest"};
+    failure =
+        Error{ErrorKind::kUpstreamInvalid, from_l2 ? "S3 object does not match the digest"
+                                                   : "upstream bytes do not match the digest"};
+    if (from_l2) l2_->ReportCorrupt(SecondTier::BlobKey(fill->digest()));
   }
 
   if (failure) {
     ++stats_.fills_failed;
-    if (failure->kind != ErrorKind::kBlobUnknown) ++stats_.upstream_errors;
+    if (failure->kind != ErrorKind::kBlobUnknown && !from_l2 && !l2_failure) {
+      ++stats_.upstream_errors;
+    }
     log->warn("fill failed blob={} error=\"{}\"", what, failure->message);
     fill->Finish(BlobFill::State::kFailed, *failure, write_failed);
   } else {
@@ -385,7 +433,7 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
       log->warn("blob not indexed blob={} error=\"{}\"", what, s2.error().message);
     } else {
       usage_.Added(written);
-      log->info("cached blob={} bytes={}", what, written);
+      log->info("cached blob={} bytes={} from={}", what, written, from_l2 ? "s3" : "upstream");
     }
   }
 

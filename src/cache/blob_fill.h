@@ -33,6 +33,8 @@
 
 namespace hubcache {
 
+class SecondTier;
+
 class BlobFill {
  public:
   BlobFill(Digest digest, UniqueFd read_fd)
@@ -48,6 +50,10 @@ class BlobFill {
                                       std::chrono::milliseconds limit);
 
   const Digest& digest() const { return digest_; }
+
+  // Waits until the fill verified and returns its size, or the error it failed
+  // with (also when nothing changed for `stall`).
+  [[nodiscard]] Result<uint64_t> WaitVerifiedSize(std::chrono::milliseconds stall);
 
   // True once the fill failed because the cache could not be written: the
   // upstream was fine, so readers continue from the upstream directly.
@@ -82,14 +88,18 @@ struct FillOptions {
 
 class FillManager {
  public:
+  // `l2`, when not null, is the bucket behind the cache (cache/second_tier.h):
+  // a fill reads the blob from there when it has it, else from the upstream
+  // while a copy into the bucket follows. Borrowed; it outlives the manager.
   FillManager(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
-              CacheUsage& usage, FillOptions options)
+              CacheUsage& usage, FillOptions options, SecondTier* l2 = nullptr)
       : upstream_(upstream),
         store_(store),
         index_(index),
         stats_(stats),
         usage_(usage),
-        options_(options) {}
+        options_(options),
+        l2_(l2) {}
   ~FillManager();  // aborts fills in flight and joins their threads
   FillManager(const FillManager&) = delete;
   FillManager& operator=(const FillManager&) = delete;
@@ -114,6 +124,7 @@ class FillManager {
   CacheStats& stats_;
   CacheUsage& usage_;
   const FillOptions options_;
+  SecondTier* const l2_;
   std::atomic<bool> stopping_{false};
 
   std::mutex mutex_;

@@ -4,7 +4,9 @@
 #include <limits>
 
 #include "cache/pass_through.h"
+#include "cache/second_tier.h"
 #include "cache/upstream_errors.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mapped_buffer.h"
 #include "common/sha256.h"
@@ -31,8 +33,8 @@ Status CheckEmptyBlob(const Digest& digest, const RepoName& repo) {
 Result<BlobRead> BlobService::OpenHosted(const RepoName& repo, const Digest& digest, bool open) {
   auto blob = hosted_.Blob(repo, digest, open);
   if (!blob) return tl::unexpected(blob.error());
-  BlobRead read{repo,    digest, BlobSource::kHosted, blob->size, std::move(blob->file),
-                nullptr, nullptr};
+  BlobRead read{repo,    digest, BlobSource::kHosted, blob->size, std::move(blob->file), nullptr,
+                nullptr, {}};
   return read;
 }
 
@@ -46,8 +48,18 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
       if (!size) continue;  // removed between the open and the look: once more
       ++stats_.blob_hits;
       access_.Touch(EntryKind::kBlob, digest.str());
-      BlobRead read{repo, digest, BlobSource::kHit, size, std::move(*fd), std::move(pin), nullptr};
+      BlobRead read{repo,           digest,         BlobSource::kHit, size,
+                    std::move(*fd), std::move(pin), nullptr,          {}};
       return read;
+    }
+    if (l2_ && options_.redirect_validity.count() > 0 && !fills_.Find(digest)) {
+      if (auto shared = l2_->BlobSize(digest); shared && *shared) {
+        BlobRead read{repo, digest, BlobSource::kRedirect, **shared, {}, nullptr, nullptr, {}};
+        read.location = l2_->client().PresignGet(SecondTier::BlobKey(digest),
+                                                 options_.redirect_validity, UnixNowMs() / 1000);
+        l2_->CountRedirect();
+        return read;
+      }
     }
     auto fill = fills_.StartOrJoin(repo, digest);
     if (!fill && fill.error().kind == ErrorKind::kIo) {
@@ -59,7 +71,7 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
       auto size = UpstreamSize(repo, digest);
       if (!size) return tl::unexpected(size.error());
       ++stats_.pass_through_serves;
-      BlobRead read{repo, digest, BlobSource::kPassThrough, *size, {}, nullptr, nullptr};
+      BlobRead read{repo, digest, BlobSource::kPassThrough, *size, {}, nullptr, nullptr, {}};
       return read;
     }
     if (!fill) return tl::unexpected(fill.error());
@@ -80,7 +92,7 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
         return tl::unexpected(first.error());
       }
     }
-    BlobRead read{repo, digest, BlobSource::kMiss, *total, {}, nullptr, *fill};
+    BlobRead read{repo, digest, BlobSource::kMiss, *total, {}, nullptr, *fill, {}};
     return read;
   }
   return Fail(ErrorKind::kInternal, "blob vanished while being served");
@@ -89,12 +101,15 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
 Result<BlobRead> BlobService::Stat(const RepoName& repo, const Digest& digest) {
   if (sources_.IsHosted(repo)) return OpenHosted(repo, digest, false);
   BlobRead read{repo, digest,  BlobSource::kHit, store_.SizeOf(ObjectKind::kBlob, digest),
-                {},   nullptr, nullptr};
+                {},   nullptr, nullptr,          {}};
   if (!read.size) {
     if (auto fill = fills_.Find(digest)) {
       auto total = fill->WaitForHeaders(std::chrono::milliseconds(0));
       if (total && *total) read.size = *total;
     }
+  }
+  if (!read.size && l2_) {
+    if (auto shared = l2_->BlobSize(digest); shared && *shared) read.size = **shared;
   }
   if (!read.size) {
     // A HEAD never downloads the blob: ask the upstream with a HEAD as well.
@@ -143,6 +158,7 @@ bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uin
       return length && StreamUpstream(read, first, *length, write);
     case BlobSource::kHit:
     case BlobSource::kHosted:
+    case BlobSource::kRedirect:
       break;
   }
   return false;  // a hit or a hosted blob is sent from its file

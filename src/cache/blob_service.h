@@ -37,7 +37,9 @@
 
 namespace hubcache {
 
-enum class BlobSource { kHit, kMiss, kPassThrough, kHosted };
+// kRedirect: the blob is in the S3 bucket behind the cache and the client is
+// sent there (REGISTRY_STORAGE_REDIRECT_DISABLE=false), with a presigned URL.
+enum class BlobSource { kHit, kMiss, kPassThrough, kHosted, kRedirect };
 
 // What to send for one blob request. Move-only: it owns the open file and the
 // pin of a hit, and shares the fill of a miss.
@@ -49,6 +51,7 @@ struct BlobRead {
   UniqueFd file;                     // kHit, kHosted (GET): the verified file
   std::unique_ptr<PinSet::Pin> pin;  // kHit: keeps the evictor off it
   std::shared_ptr<BlobFill> fill;    // kMiss
+  std::string location;              // kRedirect: the presigned URL (never log it)
 };
 
 struct BlobServiceOptions {
@@ -56,6 +59,9 @@ struct BlobServiceOptions {
   std::chrono::milliseconds wait_limit{60'000};
   // Bounds a whole transfer straight from the upstream.
   std::chrono::milliseconds transfer_timeout{3'600'000};
+  // A GET of a blob that is not in L1 but in the bucket answers a redirect to
+  // a presigned URL valid this long (0 = serve it, filling L1).
+  std::chrono::seconds redirect_validity{0};
 };
 
 class BlobService {
@@ -65,7 +71,8 @@ class BlobService {
 
   BlobService(const RepoSources& sources, HostedRegistry& hosted, BlobStore& store,
               FillManager& fills, UpstreamClient& upstream, PinSet& pins, AccessTracker& access,
-              CacheUsage& usage, CacheStats& stats, BlobServiceOptions options)
+              CacheUsage& usage, CacheStats& stats, BlobServiceOptions options,
+              SecondTier* l2 = nullptr)
       : sources_(sources),
         hosted_(hosted),
         store_(store),
@@ -75,12 +82,13 @@ class BlobService {
         access_(access),
         usage_(usage),
         stats_(stats),
-        options_(options) {}
+        options_(options),
+        l2_(l2) {}
 
   // For a GET: the source, with the blob's size once the upstream announced it.
   [[nodiscard]] Result<BlobRead> Open(const RepoName& repo, const Digest& digest);
-  // For a HEAD: the size and the source, never downloading the blob (an
-  // upstream HEAD when neither the store nor a fill knows it).
+  // For a HEAD: the size and the source, never downloading the blob (a HEAD
+  // to the bucket, then the upstream, when neither the store nor a fill knows it).
   [[nodiscard]] Result<BlobRead> Stat(const RepoName& repo, const Digest& digest);
 
   // Streams [first, first + length) of a miss or pass-through to `write`;
@@ -107,6 +115,7 @@ class BlobService {
   CacheUsage& usage_;
   CacheStats& stats_;
   const BlobServiceOptions options_;
+  SecondTier* const l2_;  // the bucket behind the cache, or null
 };
 
 }  // namespace hubcache

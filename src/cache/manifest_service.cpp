@@ -76,9 +76,20 @@ std::optional<TagRow> ManifestService::LookupTag(const RepoName& repo, const Tag
     if (auto it = tags_.find(key); it != tags_.end()) return it->second;
   }
   auto row = index_.GetTag(repo.str(), tag.str(), accept.Key());
-  if (!row || !*row) return std::nullopt;
-  RememberTag(std::move(key), **row);
-  return **row;
+  if (row && *row) {
+    RememberTag(std::move(key), **row);
+    return **row;
+  }
+  if (!l2_) return std::nullopt;
+  // Another node (or this one before its L1 was lost) may have it.
+  auto shared = l2_->GetTag(repo, tag.str(), accept.Key());
+  if (!shared || !*shared) return std::nullopt;
+  RememberTag(std::move(key), **shared);
+  if (auto s = index_.PutTag(repo.str(), tag.str(), accept.Key(), **shared); !s) {
+    Logger("cache")->warn("tag not written to the index tag={}:{} error=\"{}\"", repo.str(),
+                          tag.str(), s.error().message);
+  }
+  return **shared;
 }
 
 void ManifestService::StoreTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept,
@@ -88,6 +99,22 @@ void ManifestService::StoreTag(const RepoName& repo, const Tag& tag, const Accep
     Logger("cache")->warn("tag not written to the index tag={}:{} error=\"{}\"", repo.str(),
                           tag.str(), s.error().message);
   }
+  if (l2_) (void)l2_->PutTag(repo, tag.str(), accept.Key(), row);  // it counts and logs
+}
+
+std::optional<Manifest> ManifestService::LoadCached(const RepoName& repo, const Digest& digest) {
+  if (auto local = LoadLocal(digest)) return local;
+  if (!l2_) return std::nullopt;
+  auto shared = l2_->GetManifest(digest);
+  if (!shared || !*shared) return std::nullopt;
+  Manifest manifest{digest, (*shared)->media_type,
+                    std::make_shared<const std::string>(std::move((*shared)->bytes))};
+  if (auto s = Store(repo, manifest, /*to_l2=*/false); !s) {
+    Logger("cache")->warn("manifest not cached manifest={}@{} error=\"{}\"", repo.str(),
+                          digest.str(), s.error().message);
+  }
+  tracker_.Touch(EntryKind::kManifest, digest.str());
+  return manifest;
 }
 
 std::optional<Manifest> ManifestService::LoadLocal(const Digest& digest) {
@@ -123,8 +150,13 @@ void ManifestService::Remember(const Manifest& manifest) {
   }
 }
 
-Status ManifestService::Store(const RepoName& repo, const Manifest& manifest) {
+Status ManifestService::Store(const RepoName& repo, const Manifest& manifest, bool to_l2) {
   Remember(manifest);
+  // The bucket first: a tag record written after this points at a manifest
+  // every node can read.
+  if (l2_ && to_l2) {
+    (void)l2_->PutManifest(manifest.digest, *manifest.bytes, manifest.media_type);
+  }
   bool fresh = !store_.SizeOf(ObjectKind::kManifest, manifest.digest);
   if (fresh) {
     if (auto s = store_.WriteObject(ObjectKind::kManifest, manifest.digest, *manifest.bytes); !s) {
@@ -149,7 +181,10 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
     return ManifestResult{*local, ManifestSource::kCache};
   }
   return flights_.Do("d|" + digest.hex(), [&]() -> Result<ManifestResult> {
-    if (auto local = LoadLocal(digest)) return ManifestResult{*local, ManifestSource::kCache};
+    if (auto cached = LoadCached(repo, digest)) {
+      ++stats_.manifest_hits;
+      return ManifestResult{*cached, ManifestSource::kCache};
+    }
     ++stats_.manifest_misses;
     const std::string what = repo.str() + "@" + digest.str();
     auto response = upstream_.Fetch(
@@ -190,9 +225,9 @@ Result<ManifestResult> ManifestService::GetByTag(const RepoName& repo, const Tag
   auto row = LookupTag(repo, tag, accept);
   if (row && UnixNowMs() - row->checked_at_ms < options_.tag_freshness.count()) {
     if (auto digest = Digest::Parse(row->digest)) {
-      if (auto local = LoadLocal(*digest)) {
+      if (auto cached = LoadCached(repo, *digest)) {
         ++stats_.manifest_hits;
-        return ManifestResult{*local, ManifestSource::kCache};
+        return ManifestResult{*cached, ManifestSource::kCache};
       }
     }
   }
@@ -207,7 +242,7 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
   std::optional<TagRow> row = LookupTag(repo, tag, accept);
   std::optional<Manifest> cached;
   if (row) {
-    if (auto digest = Digest::Parse(row->digest)) cached = LoadLocal(*digest);
+    if (auto digest = Digest::Parse(row->digest)) cached = LoadCached(repo, *digest);
   }
   if (!cached) return FetchTag(repo, tag, accept);
 

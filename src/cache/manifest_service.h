@@ -8,6 +8,10 @@
 // only when the digest moved. If the upstream is down, slow, refusing or rate
 // limiting, a cached tag is served stale. Tags are keyed by the client's
 // AcceptSet: a schema2-only client never gets a cached OCI index.
+//
+// Thread-safe: requests call Get concurrently; concurrent misses of one
+// manifest or tag share one upstream request (SingleFlight). Borrows
+// everything it is given; all of it outlives the service.
 
 #include <chrono>
 #include <list>
@@ -17,6 +21,7 @@
 #include <unordered_map>
 
 #include "cache/access_tracker.h"
+#include "cache/second_tier.h"
 #include "cache/stats.h"
 #include "cache/usage.h"
 #include "common/result.h"
@@ -51,15 +56,20 @@ struct ManifestOptions {
 
 class ManifestService {
  public:
+  // `l2`, when not null, is the bucket behind the cache (cache/second_tier.h):
+  // manifests and tag records missing locally are looked up there before the
+  // upstream, and what the upstream sends is written there too. Borrowed.
   ManifestService(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
-                  CacheUsage& usage, AccessTracker& tracker, ManifestOptions options)
+                  CacheUsage& usage, AccessTracker& tracker, ManifestOptions options,
+                  SecondTier* l2 = nullptr)
       : upstream_(upstream),
         store_(store),
         index_(index),
         stats_(stats),
         usage_(usage),
         tracker_(tracker),
-        options_(options) {}
+        options_(options),
+        l2_(l2) {}
 
   [[nodiscard]] Result<ManifestResult> Get(const RepoName& repo, const Reference& reference,
                                            const AcceptSet& accept);
@@ -76,12 +86,15 @@ class ManifestService {
   Result<ManifestResult> ResolveTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   Result<ManifestResult> FetchTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   std::optional<Manifest> LoadLocal(const Digest& digest);
+  // From L1, else from the bucket (then kept in L1).
+  std::optional<Manifest> LoadCached(const RepoName& repo, const Digest& digest);
   // The tag's row: from memory, else from the index (then remembered).
   std::optional<TagRow> LookupTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   // Writes the row to the index and to memory.
   void StoreTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept, const TagRow& row);
   void RememberTag(std::string key, const TagRow& row);
-  Status Store(const RepoName& repo, const Manifest& manifest);
+  // Keeps a verified manifest in L1 and, when `to_l2`, in the bucket.
+  Status Store(const RepoName& repo, const Manifest& manifest, bool to_l2 = true);
   void Remember(const Manifest& manifest);
 
   UpstreamClient& upstream_;
@@ -91,6 +104,7 @@ class ManifestService {
   CacheUsage& usage_;
   AccessTracker& tracker_;
   const ManifestOptions options_;
+  SecondTier* const l2_;
   SingleFlight<Result<ManifestResult>> flights_;
 
   // An LRU of manifests in memory, bounded by memory_budget_bytes.

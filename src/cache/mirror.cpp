@@ -8,6 +8,14 @@
 
 namespace hubcache {
 
+namespace {
+
+// How long a presigned URL of a redirected blob GET stays valid (the CNCF
+// registry's S3 driver uses 20 minutes too).
+constexpr std::chrono::seconds kRedirectValidity{20 * 60};
+
+}  // namespace
+
 Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   std::unique_ptr<Mirror> mirror(new Mirror(config));
   auto store = BlobStore::Open(config.root_dir);
@@ -43,9 +51,23 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   mirror->upstream_ = std::move(*upstream);
 
   auto& m = *mirror;
+  if (config.storage == "s3") {
+    // The bucket must answer with these credentials before anything is
+    // served: a wrong key is one line at start, not errors on every pull.
+    auto s3 = S3Client::Create(S3OptionsFrom(config));
+    if (!s3) return tl::unexpected(s3.error());
+    if (auto s = (*s3)->Check(); !s) return tl::unexpected(s.error());
+    m.s3_ = std::move(*s3);
+    SecondTierOptions tier_options;
+    tier_options.fill_stall = config.upstream_stall_timeout * 2;
+    m.l2_ = std::make_unique<SecondTier>(*m.s3_, tier_options);
+    Logger("cache")->info(
+        "S3 bucket {} at {} behind the local cache", m.s3_->options().bucket,
+        m.s3_->options().endpoint.empty() ? std::string("AWS") : m.s3_->options().endpoint);
+  }
   m.access_ = std::make_unique<AccessTracker>(*m.index_, config.access_flush_interval);
   m.fills_ = std::make_unique<FillManager>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
-                                           FillOptions{config.fill_timeout});
+                                           FillOptions{config.fill_timeout}, m.l2_.get());
   auto hosted_store = BlobStore::Open(m.store_->root() / "hosted");
   if (!hosted_store) return tl::unexpected(hosted_store.error());
   m.hosted_store_ = std::move(*hosted_store);
@@ -56,12 +78,16 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   m.blobs_ = std::make_unique<BlobService>(
       m.sources_, *m.hosted_, *m.store_, *m.fills_, *m.upstream_, m.pins_, *m.access_, m.usage_,
       m.stats_,
-      BlobServiceOptions{config.upstream_connect_timeout + config.upstream_stall_timeout,
-                         config.fill_timeout});
+      BlobServiceOptions{
+          config.upstream_connect_timeout + config.upstream_stall_timeout, config.fill_timeout,
+          // REGISTRY_STORAGE_REDIRECT_DISABLE=false: L2 hits are redirects.
+          m.l2_ && !config.storage_redirect_disable ? kRedirectValidity : std::chrono::seconds(0)},
+      m.l2_.get());
   ManifestOptions manifest_options;
   manifest_options.tag_freshness = config.tag_freshness;
-  m.manifests_ = std::make_unique<ManifestService>(*m.upstream_, *m.store_, *m.index_, m.stats_,
-                                                   m.usage_, *m.access_, manifest_options);
+  m.manifests_ =
+      std::make_unique<ManifestService>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
+                                        *m.access_, manifest_options, m.l2_.get());
   m.tag_lists_ = std::make_unique<TagListService>(*m.upstream_, *m.index_, m.stats_);
   m.evictor_ = std::make_unique<Evictor>(
       *m.index_, *m.store_, m.pins_, *m.access_, m.usage_, *m.manifests_, m.stats_,

@@ -20,6 +20,7 @@
 #include "cache/image_remover.h"
 #include "cache/manifest_service.h"
 #include "cache/pins.h"
+#include "cache/second_tier.h"
 #include "cache/stats.h"
 #include "cache/tag_list_service.h"
 #include "cache/upload_service.h"
@@ -29,6 +30,7 @@
 #include "index/index_db.h"
 #include "registry/repo_sources.h"
 #include "store/blob_store.h"
+#include "upstream/s3_client.h"
 #include "upstream/upstream_client.h"
 
 namespace hubcache {
@@ -56,6 +58,8 @@ class Mirror {
   HostedRegistry& hosted() { return *hosted_; }
   UploadService& uploads() { return *uploads_; }
   BlobStore& hosted_store() { return *hosted_store_; }
+  // The S3 bucket behind the local cache (REGISTRY_STORAGE=s3), or null.
+  SecondTier* l2() { return l2_.get(); }
 
   // Every repository: hosted ones and those the mirror has cached, sorted.
   [[nodiscard]] Result<std::vector<std::string>> Catalog();
@@ -96,6 +100,10 @@ class Mirror {
   std::unique_ptr<BlobStore> store_;
   std::unique_ptr<IndexDb> index_;
   std::unique_ptr<UpstreamClient> upstream_;
+  // The bucket (L2) and its client, when configured; the services below
+  // borrow l2_, so it is declared (and outlives them) first.
+  std::unique_ptr<S3Client> s3_;
+  std::unique_ptr<SecondTier> l2_;
   std::unique_ptr<BlobStore> hosted_store_;
   std::unique_ptr<UploadService> uploads_;
   std::unique_ptr<HostedRegistry> hosted_;

@@ -1,0 +1,171 @@
+#pragma once
+// The bucket behind the local cache (L2; issue 14). With REGISTRY_STORAGE=s3
+// the local disk is a bounded L1 (cap, LRU) in front of an S3 bucket: a miss in
+// L1 looks here before the upstream, and what the upstream sends goes to both,
+// here only once verified. Key layout under the bucket's root directory:
+//
+//   cache/blobs/sha256/<hh>/<64 hex>        verified blobs
+//   cache/manifests/sha256/<hh>/<64 hex>    verified manifests, exact upstream
+//                                           bytes, their media type as Content-Type
+//   cache/tags/<repo>/_tags/<tag>/<accept>  tag records (JSON: digest, media
+//                                           type, when the upstream confirmed it)
+//
+// Everything under cache/ can be lost (a lifecycle rule may expire it): it is
+// fetched again. Blobs are copied into the bucket by worker threads while their
+// fill still runs (cache/blob_fill.h): the copy reads the fill's temp file as
+// it grows, and the fill withholds its last byte until the digest verified, so
+// an object appears under a blob's key only whole and verified.
+//
+// A failing bucket does not fail requests: every operation that fails marks
+// the bucket unavailable for `retry_after` (operations then fail at once, the
+// callers go to L1 and the upstream) and counts it; /readyz reports it.
+//
+// Thread-safe. Borrows the S3 client and the stats (both outlive it); owns its
+// copy workers, joined by the destructor (queued copies are dropped: the blob
+// stays in L1 and is fetched again by a node that needs it).
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "index/index_db.h"
+#include "registry/reference.h"
+#include "stats/histogram.h"
+#include "upstream/s3_client.h"
+
+namespace hubcache {
+
+class BlobFill;
+
+struct SecondTierOptions {
+  // After a failed operation the bucket is skipped for this long.
+  std::chrono::milliseconds retry_after{5'000};
+  // Concurrent blob copies into the bucket; more wait in a queue.
+  size_t copy_workers = 3;
+  // Copies waiting beyond this are dropped (counted): the blob stays in L1.
+  size_t max_queued_copies = 1024;
+  // A copy following a fill gives up when the fill sends nothing for this long.
+  std::chrono::milliseconds fill_stall{60'000};
+  // Manifests larger than this are not read back from the bucket.
+  size_t max_manifest_bytes = 4 * 1024 * 1024;
+};
+
+// What the tier did, for /stats and /metrics (the S3 client counts requests,
+// bytes, errors and latency itself).
+struct SecondTierStats {
+  std::atomic<uint64_t> blob_hits{0};      // L1 misses answered from the bucket
+  std::atomic<uint64_t> blob_misses{0};    // L1 misses the bucket did not have
+  std::atomic<uint64_t> manifest_hits{0};  // by digest
+  std::atomic<uint64_t> tag_hits{0};       // tag records found
+  std::atomic<uint64_t> copies{0};         // blobs copied into the bucket
+  std::atomic<uint64_t> copy_bytes{0};
+  std::atomic<uint64_t> copy_failures{0};
+  std::atomic<uint64_t> copies_dropped{0};       // queue full, bucket unavailable, shutdown
+  std::atomic<uint64_t> corrupt_objects{0};      // bytes that did not match their digest
+  std::atomic<uint64_t> skipped_unavailable{0};  // operations skipped while marked down
+  std::atomic<uint64_t> redirects{0};            // clients sent to a presigned URL
+  // Duration of each request to the bucket (a copy's multipart upload is one).
+  LatencyHistogram latency;
+};
+
+class SecondTier {
+ public:
+  SecondTier(S3Client& s3, SecondTierOptions options);
+  ~SecondTier();
+  SecondTier(const SecondTier&) = delete;
+  SecondTier& operator=(const SecondTier&) = delete;
+
+  static std::string BlobKey(const Digest& digest);
+  static std::string ManifestKey(const Digest& digest);
+  static std::string TagKey(const RepoName& repo, const std::string& tag,
+                            const std::string& accept_key);
+
+  struct Health {
+    bool available = true;
+    std::string last_error;    // the last failure, "" when none
+    int64_t failed_at_ms = 0;  // unix ms of the last failure, 0 = never
+  };
+  Health health() const;
+  // Whether operations go to the bucket now (false within retry_after of a
+  // failure).
+  bool Available() const;
+  // For /readyz: when the last request failed and the retry window passed,
+  // asks the bucket (Check) whether it is back. Cheap otherwise.
+  void Probe();
+
+  // Size of a blob in the bucket, nullopt when absent.
+  [[nodiscard]] Result<std::optional<uint64_t>> BlobSize(const Digest& digest);
+  // Streams a blob from the bucket to `sink` (on_size first); false when the
+  // bucket does not have it. The caller verifies the bytes and calls
+  // ReportCorrupt when they do not match.
+  [[nodiscard]] Result<bool> StreamBlob(const Digest& digest, S3Sink& sink);
+  void CountRedirect() { stats_.redirects.fetch_add(1, std::memory_order_relaxed); }
+  // Removes an object whose bytes did not match its digest.
+  void ReportCorrupt(const std::string& key);
+
+  // Queues a copy of the blob `fill` is fetching into the bucket. It runs on a
+  // copy worker, reading the fill as it grows; the object appears only when
+  // the fill verified.
+  void CopyFill(std::shared_ptr<BlobFill> fill);
+
+  struct StoredManifest {
+    std::string bytes;
+    std::string media_type;
+  };
+  // A manifest by digest, verified against it; nullopt when absent.
+  [[nodiscard]] Result<std::optional<StoredManifest>> GetManifest(const Digest& digest);
+  [[nodiscard]] Status PutManifest(const Digest& digest, const std::string& bytes,
+                                   const std::string& media_type);
+  [[nodiscard]] Result<std::optional<TagRow>> GetTag(const RepoName& repo, const std::string& tag,
+                                                     const std::string& accept_key);
+  [[nodiscard]] Status PutTag(const RepoName& repo, const std::string& tag,
+                              const std::string& accept_key, const TagRow& row);
+  // Removes a blob or a manifest (an operator's `rm`); absent is fine.
+  [[nodiscard]] Status DeleteBlob(const Digest& digest);
+  [[nodiscard]] Status DeleteManifest(const Digest& digest);
+
+  const SecondTierStats& stats() const { return stats_; }
+  S3Client& client() { return s3_; }
+
+ private:
+  // Fails at once while the bucket is marked down.
+  Status Gate();
+  // Records a failure (marks the bucket down) and passes the error on.
+  Error Failed(const Error& error);
+  // Runs one request to the bucket, timing it.
+  template <typename F>
+  auto Timed(F&& request) {
+    const auto started = std::chrono::steady_clock::now();
+    auto result = request();
+    stats_.latency.Observe(std::chrono::steady_clock::now() - started);
+    if (result) ok_at_ms_.store(UnixNowMs(), std::memory_order_relaxed);
+    return result;
+  }
+  void CopyLoop();
+  void Copy(const std::shared_ptr<BlobFill>& fill);
+
+  S3Client& s3_;
+  const SecondTierOptions options_;
+  SecondTierStats stats_;
+  std::atomic<int64_t> down_until_ms_{0};
+  std::atomic<int64_t> ok_at_ms_{0};  // last request that succeeded
+  mutable std::mutex mutex_;
+  std::string last_error_;                       // guarded by mutex_
+  int64_t failed_at_ms_ = 0;                     // guarded by mutex_
+  std::deque<std::shared_ptr<BlobFill>> queue_;  // guarded by mutex_
+  bool stopping_ = false;                        // guarded by mutex_
+  std::atomic<bool> stop_copies_{false};
+  std::condition_variable wake_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace hubcache
