@@ -157,6 +157,17 @@ void ObservabilityHandlers::ServeReady(httplib::Response& res) {
         {"detail", up.detail},
         {"checked_at_ms", up.checked_ms}}},
   };
+  // The bucket behind the cache: while it is down, hits come from the local
+  // disk and misses from the upstream, so it does not make the mirror unready.
+  if (SecondTier* l2 = mirror_.l2()) {
+    l2->Probe();
+    auto health = l2->health();
+    doc["s3"] = {{"available", health.available},
+                 {"required", false},
+                 {"bucket", l2->client().options().bucket},
+                 {"detail", health.available ? std::string() : health.last_error},
+                 {"failed_at_ms", health.failed_at_ms}};
+  }
   res.status = ready ? 200 : 503;
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", kJson);
 }
@@ -297,6 +308,36 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
   h.push_digest_mismatches = cs.push_digest_mismatches;
   h.push_refused = cs.push_refused;
   h.deletes = cs.hosted_deletes;
+
+  if (SecondTier* l2 = mirror_.l2()) {
+    BucketFigures& b = s.bucket;
+    const S3Options& o = l2->client().options();
+    const S3Counters& c = l2->client().counters();
+    const SecondTierStats& t = l2->stats();
+    auto health = l2->health();
+    b.configured = true;
+    b.bucket = o.bucket;
+    b.endpoint = o.endpoint;
+    b.available = health.available;
+    b.last_error = health.last_error;
+    b.failed_at_ms = health.failed_at_ms;
+    b.requests = c.requests;
+    b.errors = c.errors;
+    b.bytes_sent = c.bytes_sent;
+    b.bytes_received = c.bytes_received;
+    b.latency = t.latency.Snapshot();
+    b.blob_hits = t.blob_hits;
+    b.blob_misses = t.blob_misses;
+    b.manifest_hits = t.manifest_hits;
+    b.tag_hits = t.tag_hits;
+    b.copies = t.copies;
+    b.copy_bytes = t.copy_bytes;
+    b.copy_failures = t.copy_failures;
+    b.copies_dropped = t.copies_dropped;
+    b.corrupt_objects = t.corrupt_objects;
+    b.skipped_unavailable = t.skipped_unavailable;
+    b.redirects = t.redirects;
+  }
 
   s.access_log_enabled = access_log_ != nullptr;
   s.access_log_format = config.access_log_format;

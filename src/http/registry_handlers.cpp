@@ -69,6 +69,8 @@ const char* BlobSourceName(BlobSource source) {
       return "pass-through";
     case BlobSource::kHosted:
       return "hosted";
+    case BlobSource::kRedirect:
+      return "hit";  // the cache's bucket has it; the client fetches it from there
   }
   return "hit";
 }
@@ -230,6 +232,11 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
   if (req.method == "HEAD") {
     res.status = 200;
     return AnnounceLength(res, *read->size, "application/octet-stream");
+  }
+  if (read->source == BlobSource::kRedirect) {
+    res.status = 307;
+    res.set_header("Location", read->location);
+    return;
   }
   if (!read->size) {
     res.status = 200;

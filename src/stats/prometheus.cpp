@@ -228,6 +228,37 @@ std::string PrometheusText(const StatsSnapshot& s) {
           h.push_refused);
   Counter(w, "hosted_deletes_total", "Hosted manifests and tags deleted.", h.deletes);
 
+  if (const BucketFigures& b = s.bucket; b.configured) {
+    Gauge(w, "s3_available", "1 while the S3 bucket (L2) is used; 0 while marked down.",
+          b.available ? 1 : 0);
+    Counter(w, "s3_requests_total", "HTTP requests to the S3 bucket.", b.requests);
+    Counter(w, "s3_errors_total", "Failed requests to the S3 bucket (transport, status).",
+            b.errors);
+    Counter(w, "s3_sent_bytes_total", "Bytes sent to the S3 bucket.", b.bytes_sent);
+    Counter(w, "s3_received_bytes_total", "Bytes received from the S3 bucket.", b.bytes_received);
+    w.Family("s3_request_duration_seconds", "histogram",
+             "Duration of requests to the S3 bucket (blob copies excluded).");
+    Histogram(w, "s3_request_duration_seconds", {}, b.latency);
+    w.Family("s3_lookups_total", "counter",
+             "L1 misses looked up in the S3 bucket, by kind and result.");
+    w.Sample("s3_lookups_total", {{"kind", "blob"}, {"result", "hit"}}, b.blob_hits);
+    w.Sample("s3_lookups_total", {{"kind", "blob"}, {"result", "miss"}}, b.blob_misses);
+    w.Sample("s3_lookups_total", {{"kind", "manifest"}, {"result", "hit"}}, b.manifest_hits);
+    w.Sample("s3_lookups_total", {{"kind", "tag"}, {"result", "hit"}}, b.tag_hits);
+    Counter(w, "s3_blob_copies_total", "Blobs copied into the S3 bucket.", b.copies);
+    Counter(w, "s3_blob_copy_bytes_total", "Bytes of blobs copied into the S3 bucket.",
+            b.copy_bytes);
+    Counter(w, "s3_blob_copy_failures_total", "Blob copies into the S3 bucket that failed.",
+            b.copy_failures);
+    Counter(w, "s3_blob_copies_dropped_total",
+            "Blob copies not made (queue full, bucket marked down, shutdown).", b.copies_dropped);
+    Counter(w, "s3_corrupt_objects_total",
+            "Objects in the S3 bucket that did not match their digest (removed).",
+            b.corrupt_objects);
+    Counter(w, "s3_redirects_total",
+            "Blob GETs answered with a redirect to a presigned URL of the S3 bucket.", b.redirects);
+  }
+
   w.Family("upstream_requests_total", "counter",
            "HTTP requests to the upstream by method and status (code none: no response).");
   for (const auto& u : s.upstream_requests) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "stats/histogram.h"
 #include "stats/http_metrics.h"
 #include "stats/repo_counters.h"
 
@@ -85,6 +86,34 @@ struct HostedFigures {
   bool repository_list_known = false;             // false: not asked, or the index failed
 };
 
+// The S3 bucket behind the local cache (REGISTRY_STORAGE=s3), when configured.
+struct BucketFigures {
+  bool configured = false;
+  std::string bucket;
+  std::string endpoint;
+  bool available = true;   // false: marked down after a failure, retried soon
+  std::string last_error;  // "" when none
+  int64_t failed_at_ms = 0;
+
+  uint64_t requests = 0;  // HTTP requests to the bucket
+  uint64_t errors = 0;    // failed ones (transport, unexpected status)
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  HistogramSnapshot latency;
+
+  uint64_t blob_hits = 0;  // L1 misses the bucket answered
+  uint64_t blob_misses = 0;
+  uint64_t manifest_hits = 0;
+  uint64_t tag_hits = 0;
+  uint64_t copies = 0;  // blobs copied into the bucket
+  uint64_t copy_bytes = 0;
+  uint64_t copy_failures = 0;
+  uint64_t copies_dropped = 0;
+  uint64_t corrupt_objects = 0;
+  uint64_t skipped_unavailable = 0;
+  uint64_t redirects = 0;  // clients sent to a presigned URL
+};
+
 struct StatsSnapshot {
   std::string version;
   int64_t now_ms = 0;
@@ -146,6 +175,7 @@ struct StatsSnapshot {
   uint64_t access_log_dropped = 0;
 
   HostedFigures hosted;
+  BucketFigures bucket;
 
   bool admin_enabled = false;
 

@@ -40,6 +40,32 @@ json Route(const RouteSnapshot& r) {
             {"p99", r.latency.Quantile(0.99)}}}};
 }
 
+json Bucket(const BucketFigures& b) {
+  if (!b.configured) return nullptr;
+  return {{"bucket", b.bucket},
+          {"endpoint", b.endpoint},
+          {"available", b.available},
+          {"last_error", b.last_error},
+          {"failed_at_ms", b.failed_at_ms ? json(b.failed_at_ms) : json(nullptr)},
+          {"requests", b.requests},
+          {"errors", b.errors},
+          {"bytes_sent", b.bytes_sent},
+          {"bytes_received", b.bytes_received},
+          {"latency_ms",
+           {{"p50", b.latency.Quantile(0.5) * 1000}, {"p99", b.latency.Quantile(0.99) * 1000}}},
+          {"blob_hits", b.blob_hits},
+          {"blob_misses", b.blob_misses},
+          {"manifest_hits", b.manifest_hits},
+          {"tag_hits", b.tag_hits},
+          {"copies", b.copies},
+          {"copy_bytes", b.copy_bytes},
+          {"copy_failures", b.copy_failures},
+          {"copies_dropped", b.copies_dropped},
+          {"corrupt_objects", b.corrupt_objects},
+          {"skipped_unavailable", b.skipped_unavailable},
+          {"redirects", b.redirects}};
+}
+
 json Hosted(const HostedFigures& h) {
   json list = nullptr;
   if (h.repository_list_known) {
@@ -173,6 +199,8 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
       {"top_repositories", top},
       {"repositories", cached},
       {"hosted", Hosted(s.hosted)},
+      // The S3 bucket behind the local cache (L2); null without one.
+      {"s3", Bucket(s.bucket)},
       {"access_log",
        {{"enabled", s.access_log_enabled},
         {"format", s.access_log_format},
