@@ -19,6 +19,8 @@ scripts/install-deps.sh), it never skips.
                                    (and refused when expired or tampered with); many threads;
                                    counters; a 256 MiB object up and down within 32 MiB of RSS
                                    growth (the figures are printed).
+  MirrorOnS3, StartChecks          hubcache serving with REGISTRY_STORAGE=s3: see
+                                   s3_mirror_cases.py.
 """
 import os
 import subprocess
@@ -29,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
+import s3_mirror_cases  # noqa: E402
 from ceph_rgw import CephRgw  # noqa: E402
 from mirror import REPO_ROOT  # noqa: E402
 
@@ -47,6 +50,7 @@ def setUpModule():
     _s3 = CephRgw(work)
     unittest.addModuleCleanup(_s3.stop)
     _s3.start()
+    s3_mirror_cases.setup(_s3)
 
 
 class Gateway(unittest.TestCase):
@@ -76,6 +80,17 @@ class S3ClientEndToEnd(unittest.TestCase):
             if line.startswith("memory:") or "test cases" in line or " s: " in line))
         self.assertEqual(p.returncode, 0, f"s3_client_itest failed:\n{p.stdout[-8000:]}\n"
                                           f"{p.stderr[-4000:]}")
+
+
+# Subclassed here so that they belong to this module: unittest runs a module's
+# setUpModule/cleanups around the classes *of that module*, so classes imported
+# as they are would stop the module's gateway in between.
+class MirrorOnS3(s3_mirror_cases.MirrorOnS3):
+    pass
+
+
+class StartChecks(s3_mirror_cases.StartChecks):
+    pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,352 @@
+"""hubcache on S3 (issue 14): the local disk as L1 in front of a real bucket (L2).
+
+Imported by test_s3.py, which starts one Ceph S3 gateway (radosgw, checks SigV4
+signatures) for the module and hands it over with `setup(ceph)`; the bucket is read
+and written directly with the gateway's own signed client (ceph_rgw.CephRgw.request).
+
+  MirrorOnS3      one real upstream (docker-registry + token server) holding
+                  library/multi:1 (OCI index) and library/docker2:1 (schema2); a hubcache
+                  with REGISTRY_STORAGE=s3 on the bucket:
+    1 cold pull through it is byte-identical to a direct one, each blob fetched from
+      the upstream once, and every blob and manifest lands in the bucket (the /stats
+      copies count, and a listing of the bucket);
+    2 a second hubcache on the same bucket with an EMPTY L1 pulls both images again
+      byte-identical with ZERO upstream requests (manifests, tags, blobs all from L2),
+      and its L1 fills from L2 (the files are there afterwards);
+    3 an object in the bucket with the wrong bytes: a fresh L1's first GET of that blob
+      fails before its last byte (never a complete wrong body), the object is removed,
+      the retry is fetched from the upstream and right, and the bucket holds the right
+      bytes again;
+    4 the bucket unreachable at run time (the mirror reaches it through a TCP relay the
+      test cuts): L1 hits still served, a blob only the upstream has is served from it,
+      /readyz stays 200 with s3.available false and the error, /metrics counts S3 errors;
+      the relay restored, /readyz reports the bucket available again.
+  StartChecks     a wrong secret key, an unknown bucket, an unreachable endpoint: `hubcache
+                  serve` exits non-zero within seconds with ONE line naming the problem.
+"""
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import fixtures
+import harness
+from mirror import Mirror, hubcache_bin, clean_env, free_port, wait_until
+from upstream import Upstream
+
+CEPH = None  # set by setup(): the module's running gateway
+IMAGES = ("multi", "docker2")
+BLOB_GET = r"/v2/library/[a-z0-9]+/blobs/sha256:[0-9a-f]{64}"
+
+
+def setup(ceph):
+    global CEPH
+    CEPH = ceph
+
+
+def s3_env(endpoint=None, secret=None, bucket=None):
+    return {
+        "REGISTRY_STORAGE": "s3",
+        "REGISTRY_STORAGE_S3_BUCKET": bucket or CEPH.bucket,
+        "REGISTRY_STORAGE_S3_REGION": CEPH.region,
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": endpoint or CEPH.endpoint,
+        "REGISTRY_STORAGE_S3_ACCESSKEY": CEPH.access_key,
+        "REGISTRY_STORAGE_S3_SECRETKEY": secret or CEPH.secret_key,
+        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
+        "REGISTRY_STORAGE_S3_SECURE": "false",
+        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/mirror-tests",
+    }
+
+
+def s3_get(key):
+    """(status, body) of the object, read with the test's own signed client."""
+    r = CEPH.request("GET", f"/{CEPH.bucket}/{key}")
+    return r.status, r.body
+
+
+def s3_put(key, body):
+    return CEPH.request("PUT", f"/{CEPH.bucket}/{key}", body=body).status
+
+
+def bucket_keys(prefix):
+    """Every key under prefix (ListObjectsV2, all pages)."""
+    keys, token = [], None
+    for _ in range(100):
+        query = {"list-type": "2", "prefix": prefix}
+        if token:
+            query["continuation-token"] = token
+        r = CEPH.request("GET", f"/{CEPH.bucket}", query)
+        if r.status != 200:
+            raise RuntimeError(f"listing {prefix}: {r!r}")
+        body = r.body.decode()
+        keys += re.findall(r"<Key>([^<]+)</Key>", body)
+        m = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", body)
+        if not m:
+            return keys
+        token = m.group(1)
+    raise RuntimeError("more than 100 pages")
+
+
+def stats(mirror):
+    return harness.request(mirror.url, "GET", "/stats", timeout=10).json()
+
+
+class Relay:
+    """A TCP relay 127.0.0.1:port -> target that the test can cut and restore."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.port = free_port()
+        self.up = True
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(64)
+        self._conns = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.up = False
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+    def restore(self):
+        self.up = True
+
+    def close(self):
+        self._stop = True
+        self.cut()
+        self._sock.close()
+
+
+def skopeo_copy_all(workdir, host, image, dest):
+    harness.skopeo(workdir, [], ["copy", "--all", "--src-tls-verify=false", "--src-no-creds",
+                                 f"docker://{host}/library/{image}:1", f"dir:{dest}"],
+                   timeout=120)
+
+
+class MirrorOnS3(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cleanup = harness.module_workdir("s3-mirror")
+        cls.addClassCleanup(cleanup)
+        cls.up = Upstream(cls.work)
+        cls.addClassCleanup(cls.up.stop)
+        cls.up.start()
+        cls.images = {}
+        for name in IMAGES:
+            fixtures.push(cls.up, cls.work, name)
+            cls.images[name] = fixtures.describe(cls.up, name)
+            skopeo_copy_all(cls.work, cls.up.host, name, cls.out("direct", name))
+        cls.relay = Relay(CEPH.port)
+        cls.addClassCleanup(cls.relay.close)
+
+    @classmethod
+    def out(cls, phase, label):
+        parent = os.path.join(cls.work, "copies", phase)
+        os.makedirs(parent, exist_ok=True)
+        return os.path.join(parent, label)
+
+    def start_mirror(self, name, endpoint=None):
+        d = os.path.join(self.work, name)
+        os.makedirs(d, exist_ok=True)
+        m = Mirror(d, self.up.url, extra_args=("--tag-freshness", "1h"), env=s3_env(endpoint))
+        self.addCleanup(m.stop)
+        m.start()
+        return m
+
+    def pull_all(self, mirror, phase):
+        for name in IMAGES:
+            dest = self.out(phase, name)
+            try:
+                skopeo_copy_all(self.work, f"127.0.0.1:{mirror.port}", name, dest)
+            except harness.SkopeoError as e:
+                self.fail(f"{phase} pull of {name} failed: {e}\n{mirror.log()[-3000:]}")
+            self.assertEqual(harness.compare_dirs(self.out("direct", name), dest), [],
+                             f"{phase} pull of {name} differs from the direct pull")
+
+    def all_blobs(self):
+        blobs = {}
+        for img in self.images.values():
+            blobs.update(img.blobs)
+        return blobs
+
+    def all_manifests(self):
+        out = set()
+        for img in self.images.values():
+            out.update(img.manifests)
+        return out
+
+    def test_1_cold_pull_lands_in_the_bucket(self):
+        self.up.sync_log()
+        mark = self.up.mark()
+        m = self.start_mirror("cold")
+        self.pull_all(m, "cold")
+        self.up.sync_log()
+        for digest in self.all_blobs():
+            n = self.up.count_requests("GET", rf"/v2/library/[a-z0-9]+/blobs/{digest}",
+                                       status=200, since=mark)
+            self.assertEqual(n, 1, f"{digest} fetched from the upstream {n} times")
+        blobs = self.all_blobs()
+        wait_until(lambda: stats(m)["s3"]["copies"] >= len(blobs), 60,
+                   "every blob copied into the bucket")
+        keys = set(bucket_keys("mirror-tests/cache/"))
+        for digest in blobs:
+            hexd = digest.split(":")[1]
+            self.assertIn(f"mirror-tests/cache/blobs/sha256/{hexd[:2]}/{hexd}", keys)
+        for digest in self.all_manifests():
+            hexd = digest.split(":")[1]
+            self.assertIn(f"mirror-tests/cache/manifests/sha256/{hexd[:2]}/{hexd}", keys)
+        s = stats(m)["s3"]
+        self.assertEqual(s["copy_failures"], 0, s)
+        self.assertGreater(s["bytes_sent"], sum(blobs.values()) - 1, s)
+        type(self).cold_done = True
+
+    def test_2_empty_l1_pulls_from_the_bucket_only(self):
+        self.assertTrue(getattr(type(self), "cold_done", False), "the cold pull did not complete")
+        self.up.sync_log()
+        mark = self.up.mark()
+        m = self.start_mirror("fresh-l1")
+        self.pull_all(m, "fresh-l1")
+        self.up.sync_log()
+        upstream_requests = self.up.requests(path_regex=r"/v2/.*", since=mark)
+        self.assertEqual(upstream_requests, [],
+                         "a pull through an empty L1 on a filled bucket asked the upstream")
+        s = stats(m)["s3"]
+        self.assertGreaterEqual(s["blob_hits"], len(self.all_blobs()), s)
+        # L1 filled from L2: the blobs are local files now (each committed just
+        # after its last byte went out).
+        for digest in self.all_blobs():
+            path = harness.cache_object_path(m.root, "blob", digest)
+            wait_until(lambda: os.path.exists(path), 10, f"{digest} in L1 after a pull from L2")
+
+    def test_3_corrupt_object_is_never_served(self):
+        self.assertTrue(getattr(type(self), "cold_done", False), "the cold pull did not complete")
+        img = self.images["docker2"]
+        digest = img.layers[0]
+        hexd = digest.split(":")[1]
+        key = f"mirror-tests/cache/blobs/sha256/{hexd[:2]}/{hexd}"
+        size = img.blobs[digest]
+        self.assertEqual(s3_put(key, b"\0" * size), 200)
+        m = self.start_mirror("corrupt")
+        path = f"/v2/library/docker2/blobs/{digest}"
+        first = harness.stream_get(m.url, path, timeout=30)
+        self.assertFalse(first.complete and first.status == 200,
+                         f"a blob with wrong bytes in the bucket was answered whole: {first!r}")
+        second = harness.stream_get(m.url, path, timeout=30)
+        self.assertEqual(second.status, 200, second)
+        self.assertTrue(second.complete, second)
+        self.assertEqual(second.digest, digest)
+        def right_again():
+            status, body = s3_get(key)
+            return status == 200 and "sha256:" + harness.sha256_hex(body) == digest
+
+        wait_until(right_again, 30, "the bucket to hold the right bytes again")
+        self.assertGreaterEqual(stats(m)["s3"]["corrupt_objects"], 1)
+
+    def test_4_bucket_unreachable_degrades(self):
+        self.assertTrue(getattr(type(self), "cold_done", False), "the cold pull did not complete")
+        m = self.start_mirror("relay", endpoint=f"http://127.0.0.1:{self.relay.port}")
+        # Warm L1 with docker2 while the bucket is there.
+        skopeo_copy_all(self.work, f"127.0.0.1:{m.port}", "docker2", self.out("relay", "warm"))
+        self.relay.cut()
+        try:
+            skopeo_copy_all(self.work, f"127.0.0.1:{m.port}", "docker2",
+                            self.out("relay", "l1-hit"))
+            self.assertEqual(harness.compare_dirs(self.out("direct", "docker2"),
+                                                  self.out("relay", "l1-hit")), [])
+            # multi: not in this L1; the bucket has it but is unreachable: from the upstream.
+            skopeo_copy_all(self.work, f"127.0.0.1:{m.port}", "multi",
+                            self.out("relay", "upstream"))
+            self.assertEqual(harness.compare_dirs(self.out("direct", "multi"),
+                                                  self.out("relay", "upstream")), [])
+            r = harness.request(m.url, "GET", "/readyz", timeout=15)
+            self.assertEqual(r.status, 200, r.body[:500])
+            ready = r.json()
+            self.assertFalse(ready["s3"]["available"], ready)
+            self.assertTrue(ready["s3"]["detail"], ready)
+            metrics = harness.request(m.url, "GET", "/metrics", timeout=10).body.decode()
+            errors = [l for l in metrics.splitlines() if l.startswith("hubcache_s3_errors_total")]
+            self.assertTrue(errors and float(errors[0].split()[-1]) >= 1, errors)
+        finally:
+            self.relay.restore()
+
+        def back():
+            r = harness.request(m.url, "GET", "/readyz", timeout=15)
+            return r.status == 200 and r.json()["s3"]["available"]
+
+        wait_until(back, 30, "/readyz to report the bucket available again")
+
+
+class StartChecks(unittest.TestCase):
+    def serve_fails(self, env, expect):
+        work, cleanup = harness.module_workdir("s3-start")
+        self.addCleanup(cleanup)
+        port = free_port()
+        args = [hubcache_bin(), "serve", "--addr", f"127.0.0.1:{port}",
+                "--root", os.path.join(work, "cache"), "--upstream", "http://127.0.0.1:9"]
+        t0 = time.monotonic()
+        out = subprocess.run(args, env=clean_env(env), capture_output=True, text=True,
+                             timeout=60)
+        took = time.monotonic() - t0
+        self.assertNotEqual(out.returncode, 0, out.stderr)
+        self.assertLess(took, 30)
+        lines = [l for l in out.stderr.splitlines() if l.strip()]
+        errors = [l for l in lines if expect.lower() in l.lower()]
+        self.assertEqual(len(errors), 1, f"expected one line naming '{expect}':\n{out.stderr}")
+
+    def test_wrong_secret(self):
+        self.serve_fails(s3_env(secret="not-the-secret-key-at-all"), "signature")
+
+    def test_unknown_bucket(self):
+        self.serve_fails(s3_env(bucket="no-such-bucket-here"), "no such bucket")
+
+    def test_unreachable_endpoint(self):
+        self.serve_fails(s3_env(endpoint=f"http://127.0.0.1:{free_port()}"), "unreachable")
