@@ -20,7 +20,9 @@ and written directly with the gateway's own signed client (ceph_rgw.CephRgw.requ
     4 the bucket unreachable at run time (the mirror reaches it through a TCP relay the
       test cuts): L1 hits still served, a blob only the upstream has is served from it,
       /readyz stays 200 with s3.available false and the error, /metrics counts S3 errors;
-      the relay restored, /readyz reports the bucket available again.
+      the relay restored, /readyz reports the bucket available again;
+    5 REGISTRY_STORAGE_REDIRECT_DISABLE=false: an L1 miss the bucket has is a 307 to a
+      presigned URL a client without credentials can GET (and only for that key).
   StartChecks     a wrong secret key, an unknown bucket, an unreachable endpoint: `hubcache
                   serve` exits non-zero within seconds with ONE line naming the problem.
 """
@@ -323,6 +325,41 @@ class MirrorOnS3(unittest.TestCase):
             return r.status == 200 and r.json()["s3"]["available"]
 
         wait_until(back, 30, "/readyz to report the bucket available again")
+
+
+    def test_5_redirect_to_the_bucket(self):
+        """REGISTRY_STORAGE_REDIRECT_DISABLE=false: an L1 miss the bucket has is a 307 to a
+        presigned URL that a client without credentials can GET; a HEAD still answers the
+        size; a blob the bucket lacks is served as before."""
+        self.assertTrue(getattr(type(self), "cold_done", False), "the cold pull did not complete")
+        d = os.path.join(self.work, "redirect")
+        os.makedirs(d, exist_ok=True)
+        env = s3_env()
+        env["REGISTRY_STORAGE_REDIRECT_DISABLE"] = "false"
+        m = Mirror(d, self.up.url, extra_args=("--tag-freshness", "1h"), env=env)
+        self.addCleanup(m.stop)
+        m.start()
+        img = self.images["multi"]
+        digest = img.layers[0]
+        path = f"/v2/library/multi/blobs/{digest}"
+        head = harness.request(m.url, "HEAD", path, timeout=30)
+        self.assertEqual(head.status, 200, head)
+        self.assertEqual(int(head.header("Content-Length")), img.blobs[digest])
+        r = harness.request(m.url, "GET", path, timeout=30)
+        self.assertEqual(r.status, 307, r)
+        location = r.header("Location")
+        self.assertTrue(location.startswith(CEPH.endpoint + "/"), location)
+        self.assertIn("X-Amz-Signature=", location)
+        fetched = subprocess.run(["curl", "-sS", "--fail", location], capture_output=True,
+                                 timeout=60)
+        self.assertEqual(fetched.returncode, 0, fetched.stderr)
+        self.assertEqual("sha256:" + harness.sha256_hex(fetched.stdout), digest)
+        self.assertGreaterEqual(stats(m)["s3"]["redirects"], 1)
+        # Not a URL for any other key: tampering with the key is refused by the store.
+        other = location.replace(digest.split(":")[1], img.layers[1].split(":")[1])
+        refused = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", other],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(refused.stdout, "403", refused)
 
 
 class StartChecks(unittest.TestCase):
