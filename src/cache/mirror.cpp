@@ -100,7 +100,7 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
     for (const auto& p : m.sources_.patterns()) list += (list.empty() ? "" : ",") + p;
     Logger("cache")->info("hosted repositories: {}", list);
   }
-  if (config.upload_purge_enabled) {
+  if (config.upload_purge_enabled || m.l2_) {
     m.purge_thread_ = std::thread([&m] { m.PurgeLoop(); });
   }
   m.access_->Start();
@@ -151,7 +151,12 @@ void Mirror::PurgeLoop() {
   std::unique_lock lock(purge_mutex_);
   while (!stopping_) {
     lock.unlock();
-    uploads_->PurgeStale(config_.upload_purge_age, config_.upload_purge_dry_run);
+    if (config_.upload_purge_enabled) {
+      uploads_->PurgeStale(config_.upload_purge_age, config_.upload_purge_dry_run);
+    }
+    // Copies into the bucket follow fills, which end within fill_timeout:
+    // older multipart uploads were left by a crash.
+    if (l2_) (void)l2_->AbortStaleCopies(config_.fill_timeout * 2);
     lock.lock();
     purge_wake_.wait_for(lock, config_.upload_purge_interval, [this] { return stopping_; });
   }

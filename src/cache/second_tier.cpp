@@ -251,6 +251,24 @@ Status SecondTier::PutTag(const RepoName& repo, const std::string& tag,
   return {};
 }
 
+Result<uint64_t> SecondTier::AbortStaleCopies(std::chrono::milliseconds age) {
+  if (auto gate = Gate(); !gate) return tl::unexpected(gate.error());
+  auto pending = Timed([&] { return s3_.ListUploads("cache/"); });
+  if (!pending) return tl::unexpected(Failed(pending.error()));
+  const int64_t cutoff = UnixNowMs() - age.count();
+  uint64_t aborted = 0;
+  for (const auto& upload : *pending) {
+    if (upload.initiated_unix_ms > cutoff) continue;  // a copy may still be running
+    if (auto s = Timed([&] { return s3_.AbortUpload(upload.key, upload.upload_id); }); !s) {
+      return tl::unexpected(Failed(s.error()));
+    }
+    ++aborted;
+  }
+  stats_.stale_aborted.fetch_add(aborted, std::memory_order_relaxed);
+  if (aborted > 0) Logger("cache")->info("aborted {} abandoned S3 multipart copies", aborted);
+  return aborted;
+}
+
 Status SecondTier::DeleteBlob(const Digest& digest) {
   if (auto s = Timed([&] { return s3_.Delete(BlobKey(digest)); }); !s)
     return tl::unexpected(Failed(s.error()));

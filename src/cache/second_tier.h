@@ -73,6 +73,7 @@ struct SecondTierStats {
   std::atomic<uint64_t> corrupt_objects{0};      // bytes that did not match their digest
   std::atomic<uint64_t> skipped_unavailable{0};  // operations skipped while marked down
   std::atomic<uint64_t> redirects{0};            // clients sent to a presigned URL
+  std::atomic<uint64_t> stale_aborted{0};        // abandoned multipart copies aborted
   // Duration of each request to the bucket (a copy's multipart upload is one).
   LatencyHistogram latency;
 };
@@ -129,6 +130,10 @@ class SecondTier {
                                                      const std::string& accept_key);
   [[nodiscard]] Status PutTag(const RepoName& repo, const std::string& tag,
                               const std::string& accept_key, const TagRow& row);
+  // Aborts multipart uploads of blob copies started more than `age` ago (what
+  // a crash or a kill left in the bucket, invisible but billed); returns how
+  // many were aborted.
+  [[nodiscard]] Result<uint64_t> AbortStaleCopies(std::chrono::milliseconds age);
   // Removes a blob or a manifest (an operator's `rm`); absent is fine.
   [[nodiscard]] Status DeleteBlob(const Digest& digest);
   [[nodiscard]] Status DeleteManifest(const Digest& digest);

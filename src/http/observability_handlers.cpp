@@ -337,6 +337,7 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
     b.corrupt_objects = t.corrupt_objects;
     b.skipped_unavailable = t.skipped_unavailable;
     b.redirects = t.redirects;
+    b.stale_aborted = t.stale_aborted;
   }
 
   s.access_log_enabled = access_log_ != nullptr;

@@ -111,7 +111,8 @@ struct BucketFigures {
   uint64_t copies_dropped = 0;
   uint64_t corrupt_objects = 0;
   uint64_t skipped_unavailable = 0;
-  uint64_t redirects = 0;  // clients sent to a presigned URL
+  uint64_t redirects = 0;      // clients sent to a presigned URL
+  uint64_t stale_aborted = 0;  // abandoned multipart copies aborted
 };
 
 struct StatsSnapshot {

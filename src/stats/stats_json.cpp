@@ -63,7 +63,8 @@ json Bucket(const BucketFigures& b) {
           {"copies_dropped", b.copies_dropped},
           {"corrupt_objects", b.corrupt_objects},
           {"skipped_unavailable", b.skipped_unavailable},
-          {"redirects", b.redirects}};
+          {"redirects", b.redirects},
+          {"stale_copies_aborted", b.stale_aborted}};
 }
 
 json Hosted(const HostedFigures& h) {

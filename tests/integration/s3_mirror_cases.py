@@ -22,7 +22,9 @@ and written directly with the gateway's own signed client (ceph_rgw.CephRgw.requ
       /readyz stays 200 with s3.available false and the error, /metrics counts S3 errors;
       the relay restored, /readyz reports the bucket available again;
     5 REGISTRY_STORAGE_REDIRECT_DISABLE=false: an L1 miss the bucket has is a 307 to a
-      presigned URL a client without credentials can GET (and only for that key).
+      presigned URL a client without credentials can GET (and only for that key);
+    6 multipart copies a crash left (older than twice the fill timeout) are aborted at
+      start, younger ones left alone.
   StartChecks     a wrong secret key, an unknown bucket, an unreachable endpoint: `hubcache
                   serve` exits non-zero within seconds with ONE line naming the problem.
 """
@@ -360,6 +362,36 @@ class MirrorOnS3(unittest.TestCase):
         refused = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", other],
                                  capture_output=True, text=True, timeout=60)
         self.assertEqual(refused.stdout, "403", refused)
+
+    def test_6_abandoned_copies_are_aborted(self):
+        """A multipart upload under cache/ older than twice the fill timeout (what a crash
+        mid-copy leaves, invisible but stored) is aborted by the next start; a younger one
+        is left alone."""
+        key_old = "mirror-tests/cache/blobs/sha256/00/" + "0" * 64
+        key_new = "mirror-tests/cache/blobs/sha256/11/" + "1" * 64
+
+        def create(key):
+            r = CEPH.request("POST", f"/{CEPH.bucket}/{key}", {"uploads": ""})
+            self.assertEqual(r.status, 200, r)
+            return re.search(r"<UploadId>([^<]+)</UploadId>", r.body.decode()).group(1)
+
+        def pending():
+            r = CEPH.request("GET", f"/{CEPH.bucket}", {"uploads": "", "prefix": "mirror-tests/"})
+            self.assertEqual(r.status, 200, r)
+            return re.findall(r"<UploadId>([^<]+)</UploadId>", r.body.decode())
+
+        old = create(key_old)
+        time.sleep(2.5)  # the upload's age is the point: no condition to wait on
+        new = create(key_new)
+        d = os.path.join(self.work, "sweep")
+        os.makedirs(d, exist_ok=True)
+        m = Mirror(d, self.up.url, extra_args=("--fill-timeout", "1s"), env=s3_env())
+        self.addCleanup(m.stop)
+        m.start()
+        wait_until(lambda: old not in pending(), 20, "the abandoned upload to be aborted")
+        self.assertIn(new, pending())
+        self.assertGreaterEqual(stats(m)["s3"]["stale_copies_aborted"], 1)
+        CEPH.request("DELETE", f"/{CEPH.bucket}/{key_new}", {"uploadId": new})
 
 
 class StartChecks(unittest.TestCase):
