@@ -158,9 +158,9 @@ class Relay:
         for c in conns:
             try:
                 c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            except OSError:
+            except OSError:  # its pump ended it already
                 pass
+            c.close()
 
     def restore(self):
         self.up = True
