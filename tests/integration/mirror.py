@@ -98,10 +98,12 @@ _SANITIZER_RE = re.compile(
 class Mirror:
     """A running `hubcache serve` on 127.0.0.1."""
 
-    def __init__(self, workdir, upstream_url, extra_args=(), env=None, root=None, tls=False):
+    def __init__(self, workdir, upstream_url, extra_args=(), env=None, root=None, tls=False,
+                 port=None):
         self.workdir = workdir
         self.root = root or os.path.join(workdir, "cache")
-        self.port = free_port()
+        # port: a given one (a node started again where a balancer expects it), else free.
+        self.port = port or free_port()
         # tls: the mirror serves HTTPS (its args carry the certificate); the
         # readiness probe then does not verify it.
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"

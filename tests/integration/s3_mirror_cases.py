@@ -51,7 +51,7 @@ def setup(ceph):
     CEPH = ceph
 
 
-def s3_env(endpoint=None, secret=None, bucket=None):
+def s3_env(endpoint=None, secret=None, bucket=None, root="/mirror-tests"):
     return {
         "REGISTRY_STORAGE": "s3",
         "REGISTRY_STORAGE_S3_BUCKET": bucket or CEPH.bucket,
@@ -61,7 +61,7 @@ def s3_env(endpoint=None, secret=None, bucket=None):
         "REGISTRY_STORAGE_S3_SECRETKEY": secret or CEPH.secret_key,
         "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
         "REGISTRY_STORAGE_S3_SECURE": "false",
-        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/mirror-tests",
+        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": root,
     }
 
 
@@ -99,12 +99,15 @@ def stats(mirror):
 
 
 class Relay:
-    """A TCP relay 127.0.0.1:port -> target that the test can cut and restore."""
+    """A TCP relay 127.0.0.1:port -> target that the test can cut and restore, or slow
+    down: with `rate_bytes_s` set, each connection carries at most that many bytes per
+    second each way (read again for every 64 KiB, so it applies at once)."""
 
     def __init__(self, target_port):
         self.target = ("127.0.0.1", target_port)
         self.port = free_port()
         self.up = True
+        self.rate_bytes_s = None
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", self.port))
@@ -134,14 +137,16 @@ class Relay:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src, dst):
+    def _pump(self, src, dst):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
                 dst.sendall(data)
+                rate = self.rate_bytes_s
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         for s in (src, dst):
@@ -157,9 +162,9 @@ class Relay:
         for c in conns:
             try:
                 c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            except OSError:
+            except OSError:  # its pump ended it already
                 pass
+            c.close()
 
     def restore(self):
         self.up = True

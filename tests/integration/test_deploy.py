@@ -65,6 +65,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import fixtures  # noqa: E402
+from balancer import (HaproxyBalancer, haproxy_rules, haproxy_servers,  # noqa: E402
+                      stop_process)
 import harness  # noqa: E402
 from mirror import REPO_ROOT, Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
 from upstream import Upstream  # noqa: E402
@@ -435,36 +437,6 @@ def compose_interpolate(text, given):
             return arg
         raise AssertionError(f"${{{name}}} has no default and the test's .env lacks it")
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}", value, text)
-
-
-def haproxy_servers(text):
-    """[(name, address, the rest)] of the `server` lines of an HAProxy configuration."""
-    return re.findall(r"(?m)^[ \t]*server[ \t]+(\S+)[ \t]+(\S+)(.*)$", text)
-
-
-def haproxy_rules(text):
-    """The configuration without comments, blank lines and `server` lines."""
-    lines = [line.strip() for line in text.splitlines()]
-    return [line for line in lines if line and not line.startswith(("#", "server "))]
-
-
-def haproxy_adapted(text, port, monitor_port, node_ports):
-    """The configuration listening on loopback ports, its servers at 127.0.0.1:node_ports
-    in order (a server whose port is None is left out)."""
-    servers = iter(node_ports)
-
-    def server(m):
-        p = next(servers)
-        return "" if p is None else f"{m.group(1)}127.0.0.1:{p}{m.group(2)}"
-    text, n = re.subn(r"(?m)^([ \t]*server[ \t]+\S+[ \t]+)\S+(.*)$", server, text)
-    if n != len(node_ports):
-        raise AssertionError(f"haproxy.cfg has {n} server lines, the test {len(node_ports)}")
-    for shipped, here in ((":5000", port), (":8404", monitor_port)):
-        text, n = re.subn(rf"(?m)^([ \t]*bind[ \t]+){shipped}\b", rf"\g<1>127.0.0.1:{here}",
-                          text)
-        if n != 1:
-            raise AssertionError(f"haproxy.cfg: no `bind {shipped}` line to move to loopback")
-    return text
 
 
 def nginx_servers(text):
@@ -1018,18 +990,6 @@ server.serve_forever()
 """
 
 
-def stop_process(proc, timeout_s=10):
-    """SIGTERM to `proc` (by its pid), SIGKILL after timeout_s; then reaps it."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout_s)
-
-
 class FakeNode:
     """NODE_SCRIPT in its own process on a loopback port."""
 
@@ -1060,59 +1020,6 @@ class FakeNode:
 
     def request_lines(self):
         return read(self.log_path).splitlines() if os.path.exists(self.log_path) else []
-
-
-class HaproxyBalancer:
-    """deploy/cluster/haproxy.cfg, unchanged but for its ports and server addresses.
-    `nodes` follow its server lines; None leaves that line out."""
-    tool = "haproxy"
-
-    def __init__(self, work, nodes, tag="haproxy"):
-        self.work, self.nodes, self.proc = os.path.join(work, tag), nodes, None
-        os.makedirs(self.work)
-        self.port, self.monitor_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(self.work, "haproxy.log")
-
-    def start(self):
-        cfg = os.path.join(self.work, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write(haproxy_adapted(read(os.path.join(CLUSTER, "haproxy.cfg")), self.port,
-                                    self.monitor_port, [n and n.port for n in self.nodes]))
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=log,
-                                         stderr=log, stdin=subprocess.DEVNULL)
-        names = {n.name for n in self.nodes if n}
-        wait_until(lambda: self.proc.poll() is not None or
-                   {n for n, s in self.states().items() if s.startswith("UP")} >= names,
-                   20, "HAProxy to listen with every node UP")
-        if self.proc.poll() is not None:
-            raise AssertionError(f"haproxy exited: {read(self.log_path)[-3000:]}")
-
-    def states(self):
-        """{server name: status} from the balancer's /stats CSV; {} when it does not answer."""
-        try:
-            r = harness.request(f"http://127.0.0.1:{self.monitor_port}", "GET", "/stats;csv",
-                                timeout=5)
-        except (OSError, http.client.HTTPException):
-            return {}
-        if r.status != 200:
-            return {}
-        lines = r.body.decode().splitlines()
-        header = lines[0].lstrip("# ").split(",")
-        rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
-        return {row["svname"]: row["status"] for row in rows if row["pxname"] == "hubcache"
-                and row["svname"] not in ("BACKEND", "FRONTEND")}
-
-    def wait_out(self, node):
-        wait_until(lambda: self.states().get(node.name, "").startswith("DOWN"), 20,
-                   f"HAProxy to mark {node.name} DOWN")
-
-    def node_label(self, node):
-        return node.name  # X-Hubcache-Node: the server line's name
-
-    def stop(self):
-        stop_process(self.proc)
 
 
 class NginxBalancer:

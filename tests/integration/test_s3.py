@@ -21,6 +21,10 @@ scripts/install-deps.sh), it never skips.
                                    growth (the figures are printed).
   MirrorOnS3, StartChecks          hubcache serving with REGISTRY_STORAGE=s3: see
                                    s3_mirror_cases.py.
+  Cluster                          three nodes on the bucket behind HAProxy: 20 clients
+                                   fetch each blob from the upstream once, a node pulls
+                                   from the bucket what others fetched, a node killed
+                                   mid-run: see s3_cluster_cases.py.
 """
 import os
 import subprocess
@@ -31,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
+import s3_cluster_cases  # noqa: E402
 import s3_mirror_cases  # noqa: E402
 from ceph_rgw import CephRgw  # noqa: E402
 from mirror import REPO_ROOT  # noqa: E402
@@ -51,6 +56,7 @@ def setUpModule():
     unittest.addModuleCleanup(_s3.stop)
     _s3.start()
     s3_mirror_cases.setup(_s3)
+    s3_cluster_cases.setup(_s3)
 
 
 class Gateway(unittest.TestCase):
@@ -90,6 +96,10 @@ class MirrorOnS3(s3_mirror_cases.MirrorOnS3):
 
 
 class StartChecks(s3_mirror_cases.StartChecks):
+    pass
+
+
+class Cluster(s3_cluster_cases.Cluster):
     pass
 
 
