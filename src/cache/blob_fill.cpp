@@ -292,7 +292,8 @@ void FillManager::ReapFinishedLocked() {
 }
 
 Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo,
-                                                           const Digest& digest) {
+                                                           const Digest& digest,
+                                                           const std::string& bucket_key) {
   std::lock_guard lock(mutex_);
   ReapFinishedLocked();
   if (auto it = active_.find(digest.hex()); it != active_.end()) {
@@ -312,11 +313,14 @@ Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo,
   active_[digest.hex()] = fill;
   ++stats_.fills_started;
   uint64_t id = next_id_++;
-  threads_.emplace(id, std::thread(&FillManager::Run, this, id, repo, fill, std::move(*temp)));
+  if (!bucket_key.empty() && !l2_) return Fail(ErrorKind::kInternal, "no bucket to read from");
+  threads_.emplace(
+      id, std::thread(&FillManager::Run, this, id, repo, fill, std::move(*temp), bucket_key));
   return fill;
 }
 
-void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp) {
+void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp,
+                      std::string bucket_key) {
   auto log = Logger("cache");
   std::optional<uint64_t> total;
   StagedWriter writer(temp);
@@ -369,7 +373,8 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   // The bucket first: a blob another node (or this one before its L1 lost it)
   // fetched is not asked from the upstream again.
   std::optional<Error> l2_failure;
-  if (l2_ && l2_->Available()) {
+  const bool bucket_only = !bucket_key.empty();
+  if (bucket_only || (l2_ && l2_->Available())) {
     S3Sink l2_sink;
     l2_sink.on_size = [&](uint64_t size) {
       from_l2 = true;
@@ -377,14 +382,19 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
       return true;
     };
     l2_sink.on_data = sink.on_data;
-    auto found = l2_->StreamBlob(fill->digest(), l2_sink);
+    auto found = bucket_only ? l2_->StreamObject(bucket_key, l2_sink)
+                             : l2_->StreamBlob(fill->digest(), l2_sink);
     if (found && !*found) from_l2 = false;
+    if (bucket_only && !found) l2_failure = found.error();
+    if (bucket_only && found && !*found) {
+      l2_failure = Error{ErrorKind::kBlobUnknown, what + " is not in the S3 bucket"};
+    }
     // Bytes already went to readers: the fill cannot switch sources midway.
     if (!found && (writer.written() > 0 || write_failed)) l2_failure = found.error();
     if (!found && !l2_failure) from_l2 = false;
   }
   Result<UpstreamResponse> response = UpstreamResponse{200, {}, {}};
-  if (!from_l2) {
+  if (!from_l2 && !bucket_only) {
     response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
                                 sink, options_.fill_timeout);
   }
@@ -399,7 +409,10 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     usage_.WriteFailed();
     failure = Error{ErrorKind::kIo, "cache write failed: " + write_error.message};
   } else if (l2_failure) {
-    failure = Error{ErrorKind::kUpstreamUnavailable, "S3 read failed: " + l2_failure->message};
+    failure =
+        l2_failure->kind == ErrorKind::kBlobUnknown
+            ? *l2_failure
+            : Error{ErrorKind::kUpstreamUnavailable, "S3 read failed: " + l2_failure->message};
   } else if (!response) {
     failure = response.error();
   } else if (response->status < 200 || response->status > 299) {
@@ -412,7 +425,11 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     failure =
         Error{ErrorKind::kUpstreamInvalid, from_l2 ? "S3 object does not match the digest"
                                                    : "upstream bytes do not match the digest"};
-    if (from_l2) l2_->ReportCorrupt(SecondTier::BlobKey(fill->digest()));
+    // A cached copy is removed (the upstream has it); a hosted one is the
+    // only copy: kept for the operator, and logged.
+    if (from_l2 && !bucket_only) l2_->ReportCorrupt(SecondTier::BlobKey(fill->digest()));
+    if (bucket_only)
+      log->error("hosted blob in the S3 bucket does not match its digest key={}", bucket_key);
   }
 
   if (failure) {

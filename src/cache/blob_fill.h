@@ -106,8 +106,11 @@ class FillManager {
 
   // The fill in flight for `digest`, started now if none runs. nullptr with no
   // error means the blob is already in the store (read it from there).
+  // `bucket_key`: read the blob from that key of the bucket only, never from
+  // the upstream (a hosted blob this node has no copy of).
   [[nodiscard]] Result<std::shared_ptr<BlobFill>> StartOrJoin(const RepoName& repo,
-                                                              const Digest& digest);
+                                                              const Digest& digest,
+                                                              const std::string& bucket_key = {});
 
   // The fill in flight for `digest`, if any.
   std::shared_ptr<BlobFill> Find(const Digest& digest);
@@ -115,7 +118,8 @@ class FillManager {
   size_t active();
 
  private:
-  void Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp);
+  void Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp,
+           std::string bucket_key);
   void ReapFinishedLocked();
 
   UpstreamClient& upstream_;

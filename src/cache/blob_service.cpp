@@ -3,6 +3,7 @@
 #include <charconv>
 #include <limits>
 
+#include "cache/hosted_bucket.h"
 #include "cache/pass_through.h"
 #include "cache/second_tier.h"
 #include "cache/upstream_errors.h"
@@ -33,6 +34,25 @@ Status CheckEmptyBlob(const Digest& digest, const RepoName& repo) {
 Result<BlobRead> BlobService::OpenHosted(const RepoName& repo, const Digest& digest, bool open) {
   auto blob = hosted_.Blob(repo, digest, open);
   if (!blob) return tl::unexpected(blob.error());
+  if (blob->in_bucket) {
+    // Pushed through another node: read from the bucket through a fill (one
+    // transfer however many ask), kept in this node's L1 as a cached copy.
+    for (int round = 0; round < 2; ++round) {
+      if (auto fd = store_.OpenForRead(ObjectKind::kBlob, digest)) {
+        BlobRead read{repo,    digest, BlobSource::kHosted, blob->size, std::move(*fd), nullptr,
+                      nullptr, {}};
+        return read;
+      }
+      auto fill = fills_.StartOrJoin(repo, digest, HostedBucket::BlobKey(digest));
+      if (!fill) return tl::unexpected(fill.error());
+      if (!*fill) continue;  // it just landed in L1
+      auto total = (*fill)->WaitForHeaders(options_.wait_limit);
+      if (!total) return tl::unexpected(total.error());
+      BlobRead read{repo, digest, BlobSource::kHosted, blob->size, {}, nullptr, *fill, {}};
+      return read;
+    }
+    return Fail(ErrorKind::kInternal, "blob vanished while being served");
+  }
   BlobRead read{repo,    digest, BlobSource::kHosted, blob->size, std::move(blob->file), nullptr,
                 nullptr, {}};
   return read;
@@ -156,8 +176,9 @@ bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uin
       return read.fill && StreamFill(read, first, length, write);
     case BlobSource::kPassThrough:
       return length && StreamUpstream(read, first, *length, write);
-    case BlobSource::kHit:
     case BlobSource::kHosted:
+      return read.fill && StreamFill(read, first, length, write);  // from the bucket
+    case BlobSource::kHit:
     case BlobSource::kRedirect:
       break;
   }
@@ -180,6 +201,7 @@ bool BlobService::StreamFill(const BlobRead& read, uint64_t first, std::optional
     }
     if (n) return !length;  // the verified end: only a body of unknown length ends so
     if (!read.fill->FailedOnWrite() || !length || !read.size) return false;
+    if (read.source == BlobSource::kHosted) return false;  // never from the upstream
     // The disk failed, not the upstream: finish from the upstream, verified.
     // What the temp file holds is hashed first.
     uint64_t from = std::min(offset, read.fill->BytesWritten());

@@ -71,6 +71,17 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
     return Fail(ErrorKind::kManifestBlobUnknown,
                 "the manifest references " + **missing + ", which is not in " + repo.str());
   }
+  if (bucket_) {
+    // Answered only once every node can read it; a failure is retried by
+    // the client (the local record above is idempotent).
+    if (auto s = bucket_->PutManifest(repo, digest, bytes, described->media_type, tag); !s) {
+      return Fail(ErrorKind::kUpstreamUnavailable,
+                  "the manifest could not be stored in the S3 bucket: " + s.error().message);
+    }
+    std::lock_guard lock(mutex_);
+    if (!tag.empty())
+      bucket_tags_.insert_or_assign(Key(repo, tag), Checked<Digest>{digest, UnixNowMs()});
+  }
   stats_.push_manifests.fetch_add(1, std::memory_order_relaxed);
   if (!tag.empty()) {
     std::lock_guard lock(mutex_);
@@ -111,7 +122,79 @@ void HostedRegistry::RememberManifest(const std::string& key, const Manifest& ma
   manifest_bytes_ += manifest.bytes->size();
 }
 
+Result<Manifest> HostedRegistry::BucketManifest(const RepoName& repo, const Reference& reference) {
+  auto unavailable = [](const Error& e) {
+    return Error{ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + e.message};
+  };
+  const int64_t now = UnixNowMs();
+  std::optional<Digest> digest;
+  if (const auto* by_digest = std::get_if<Digest>(&reference)) {
+    digest = *by_digest;
+  } else {
+    const std::string& tag = std::get<Tag>(reference).str();
+    const std::string key = Key(repo, tag);
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = bucket_tags_.find(key);
+          it != bucket_tags_.end() && now - it->second.at_ms < kBucketRecheckMs) {
+        digest = it->second.value;
+      }
+    }
+    if (!digest) {
+      auto named = bucket_->TagDigest(repo, tag);
+      if (!named) return tl::unexpected(unavailable(named.error()));
+      std::lock_guard lock(mutex_);
+      if (!*named) {
+        bucket_tags_.erase(key);
+        return tl::unexpected(ManifestUnknown(repo, tag));
+      }
+      if (bucket_tags_.size() >= kMaxEntries) bucket_tags_.clear();
+      bucket_tags_.insert_or_assign(key, Checked<Digest>{**named, now});
+      digest = **named;
+    }
+  }
+  const std::string key = Key(repo, digest->str());
+  std::optional<Manifest> remembered;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = manifests_.find(key); it != manifests_.end()) {
+      remembered = it->second.manifest;
+      if (now - it->second.file_seen_ms < kBucketRecheckMs) {
+        stats_.hosted_manifest_hits.fetch_add(1, std::memory_order_relaxed);
+        return *remembered;
+      }
+    }
+  }
+  if (remembered) {
+    // The bytes are content-addressed; whether the repository still holds
+    // them is the question.
+    auto held = bucket_->HasRevision(repo, *digest);
+    if (!held) return tl::unexpected(unavailable(held.error()));
+    std::lock_guard lock(mutex_);
+    auto it = manifests_.find(key);
+    if (!*held) {
+      if (it != manifests_.end()) {
+        manifest_bytes_ -= it->second.manifest.bytes->size();
+        manifests_.erase(it);
+      }
+      return tl::unexpected(ManifestUnknown(repo, digest->str()));
+    }
+    if (it != manifests_.end()) it->second.file_seen_ms = now;
+    stats_.hosted_manifest_hits.fetch_add(1, std::memory_order_relaxed);
+    return *remembered;
+  }
+  auto stored = bucket_->GetManifest(repo, *digest);
+  if (!stored) return tl::unexpected(unavailable(stored.error()));
+  if (!*stored) return tl::unexpected(ManifestUnknown(repo, digest->str()));
+  Manifest manifest{*digest, (*stored)->media_type,
+                    std::make_shared<const std::string>(std::move((*stored)->bytes))};
+  RememberManifest(key, manifest);
+  stats_.hosted_manifest_hits.fetch_add(1, std::memory_order_relaxed);
+  return manifest;
+}
+
 Result<Manifest> HostedRegistry::GetManifest(const RepoName& repo, const Reference& reference) {
+  if (bucket_) return BucketManifest(repo, reference);
   std::string digest_text;
   if (const auto* digest = std::get_if<Digest>(&reference)) {
     digest_text = digest->str();
@@ -165,33 +248,68 @@ void HostedRegistry::ForgetRepoTagsOf(const RepoName& repo, const std::string& d
 }
 
 Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& reference) {
+  auto unavailable = [](const Error& e) {
+    return Error{ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + e.message};
+  };
   if (const auto* tag = std::get_if<Tag>(&reference)) {
     {
       std::lock_guard lock(mutex_);
       tags_.erase(Key(repo, tag->str()));
+      bucket_tags_.erase(Key(repo, tag->str()));
+    }
+    // With the bucket, it is the truth: the local index follows it.
+    bool in_bucket = false;
+    if (bucket_) {
+      auto gone = bucket_->DeleteTag(repo, tag->str());
+      if (!gone) return tl::unexpected(unavailable(gone.error()));
+      in_bucket = *gone;
     }
     auto deleted = index_.DeleteHostedTag(repo.str(), tag->str());
     if (!deleted) return tl::unexpected(deleted.error());
-    if (!*deleted) return tl::unexpected(ManifestUnknown(repo, tag->str()));
+    if (!*deleted && !in_bucket) return tl::unexpected(ManifestUnknown(repo, tag->str()));
   } else {
     const auto& digest = std::get<Digest>(reference);
     {
       std::lock_guard lock(mutex_);
       ForgetRepoTagsOf(repo, digest.str());
+      for (auto it = bucket_tags_.begin(); it != bucket_tags_.end();) {
+        it = it->second.value == digest ? bucket_tags_.erase(it) : std::next(it);
+      }
       if (auto it = manifests_.find(Key(repo, digest.str())); it != manifests_.end()) {
         manifest_bytes_ -= it->second.manifest.bytes->size();
         manifests_.erase(it);  // its key stays in manifest_order_ until it comes up
       }
     }
+    bool in_bucket = false;
+    if (bucket_) {
+      auto gone = bucket_->DeleteManifest(repo, digest);
+      if (!gone) return tl::unexpected(unavailable(gone.error()));
+      in_bucket = *gone;
+    }
     auto deleted = index_.DeleteHostedManifest(repo.str(), digest.str());
     if (!deleted) return tl::unexpected(deleted.error());
-    if (!*deleted) return tl::unexpected(ManifestUnknown(repo, digest.str()));
+    if (!*deleted && !in_bucket) return tl::unexpected(ManifestUnknown(repo, digest.str()));
   }
   stats_.hosted_deletes.fetch_add(1, std::memory_order_relaxed);
   return {};
 }
 
 Result<std::vector<std::string>> HostedRegistry::Tags(const RepoName& repo) {
+  if (bucket_) {
+    auto tags = bucket_->Tags(repo);
+    if (!tags)
+      return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + tags.error().message);
+    if (tags->empty()) {
+      auto repos = bucket_->Repositories();
+      if (!repos) {
+        return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + repos.error().message);
+      }
+      if (!std::binary_search(repos->begin(), repos->end(), repo.str())) {
+        return Fail(ErrorKind::kNameUnknown, "repository " + repo.str() + " is not known");
+      }
+    }
+    return tags;
+  }
   auto tags = index_.HostedTags(repo.str());
   if (!tags) return tl::unexpected(tags.error());
   if (tags->empty()) {
@@ -225,8 +343,49 @@ Result<std::string> HostedRegistry::Referrers(const RepoName& repo, const Digest
   return index.dump();
 }
 
+Result<HostedRegistry::OpenBlob> HostedRegistry::BucketBlob(const RepoName& repo,
+                                                            const Digest& digest, bool open) {
+  const std::string key = Key(repo, digest.str());
+  const int64_t now = UnixNowMs();
+  std::optional<uint64_t> size;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = bucket_blobs_.find(key);
+        it != bucket_blobs_.end() && now - it->second.at_ms < kBucketRecheckMs) {
+      size = it->second.value;
+    }
+  }
+  if (!size) {
+    auto linked = bucket_->LinkedBlobSize(repo, digest);
+    if (!linked) {
+      return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + linked.error().message);
+    }
+    std::lock_guard lock(mutex_);
+    if (!*linked) {
+      bucket_blobs_.erase(key);
+      return Fail(ErrorKind::kBlobUnknown, "blob " + digest.str() + " is not in " + repo.str());
+    }
+    if (bucket_blobs_.size() >= kMaxEntries) bucket_blobs_.clear();
+    bucket_blobs_.insert_or_assign(key, Checked<uint64_t>{**linked, now});
+    size = **linked;
+  }
+  OpenBlob out;
+  out.size = *size;
+  if (open) {
+    // A local copy (this node took the push) is read from disk.
+    if (auto fd = store_.OpenForRead(ObjectKind::kBlob, digest)) {
+      out.file = std::move(*fd);
+    } else {
+      out.in_bucket = true;
+    }
+  }
+  stats_.hosted_blob_hits.fetch_add(1, std::memory_order_relaxed);
+  return out;
+}
+
 Result<HostedRegistry::OpenBlob> HostedRegistry::Blob(const RepoName& repo, const Digest& digest,
                                                       bool open) {
+  if (bucket_) return BucketBlob(repo, digest, open);
   const std::string key = Key(repo, digest.str());
   std::optional<uint64_t> size;
   {
@@ -268,10 +427,23 @@ Status HostedRegistry::DeleteBlob(const RepoName& repo, const Digest& digest) {
   {
     std::lock_guard lock(mutex_);
     blob_sizes_.erase(Key(repo, digest.str()));
+    bucket_blobs_.erase(Key(repo, digest.str()));
+  }
+  bool in_bucket = false;
+  if (bucket_) {
+    auto linked = bucket_->LinkedBlobSize(repo, digest);
+    if (linked && *linked) {
+      auto s = bucket_->UnlinkBlob(repo, digest);
+      if (!s) linked = tl::unexpected(s.error());
+    }
+    if (!linked) {
+      return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + linked.error().message);
+    }
+    in_bucket = linked->has_value();
   }
   auto unlinked = index_.UnlinkHostedBlob(repo.str(), digest.str());
   if (!unlinked) return tl::unexpected(unlinked.error());
-  if (!*unlinked) {
+  if (!*unlinked && !in_bucket) {
     return Fail(ErrorKind::kBlobUnknown, "blob " + digest.str() + " is not in " + repo.str());
   }
   stats_.hosted_deletes.fetch_add(1, std::memory_order_relaxed);

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/hosted_bucket.h"
 #include "cache/manifest_service.h"
 #include "cache/stats.h"
 #include "common/result.h"
@@ -43,8 +44,18 @@ struct PushedManifestResult {
 
 class HostedRegistry {
  public:
-  HostedRegistry(BlobStore& store, IndexDb& index, CacheStats& stats, size_t max_manifest_bytes)
-      : store_(store), index_(index), stats_(stats), max_manifest_bytes_(max_manifest_bytes) {}
+  // `bucket`, when not null (REGISTRY_STORAGE=s3), is where hosted content
+  // lives for every node (cache/hosted_bucket.h): pushes are written there
+  // before they are answered, and reads take tags, manifests and blob links
+  // from there (remembered for kBucketRecheckMs), so a push through one node
+  // is served by the next.
+  HostedRegistry(BlobStore& store, IndexDb& index, CacheStats& stats, size_t max_manifest_bytes,
+                 HostedBucket* bucket = nullptr)
+      : store_(store),
+        index_(index),
+        stats_(stats),
+        max_manifest_bytes_(max_manifest_bytes),
+        bucket_(bucket) {}
 
   size_t max_manifest_bytes() const { return max_manifest_bytes_; }
 
@@ -66,7 +77,8 @@ class HostedRegistry {
 
   struct OpenBlob {
     uint64_t size = 0;
-    UniqueFd file;  // not valid for a Stat
+    UniqueFd file;           // not valid for a Stat, nor when in_bucket
+    bool in_bucket = false;  // no local copy: the bytes are read from the bucket
   };
   [[nodiscard]] Result<OpenBlob> Blob(const RepoName& repo, const Digest& digest, bool open);
   [[nodiscard]] Status DeleteBlob(const RepoName& repo, const Digest& digest);
@@ -76,6 +88,9 @@ class HostedRegistry {
     return repo.str() + '\n' + item;  // '\n' is in no name, tag or digest
   }
   Result<std::string> ResolveTag(const RepoName& repo, const Tag& tag);
+  // The same with the bucket as the truth (bucket_ set).
+  Result<Manifest> BucketManifest(const RepoName& repo, const Reference& reference);
+  Result<OpenBlob> BucketBlob(const RepoName& repo, const Digest& digest, bool open);
   void ForgetRepoTagsOf(const RepoName& repo, const std::string& digest);
   void RememberManifest(const std::string& key, const Manifest& manifest);
 
@@ -83,6 +98,7 @@ class HostedRegistry {
   IndexDb& index_;
   CacheStats& stats_;
   const size_t max_manifest_bytes_;
+  HostedBucket* const bucket_;
 
   static constexpr size_t kMemoryBudget = 16 * 1024 * 1024;  // manifest bytes
   static constexpr size_t kMaxEntries = 64 * 1024;           // tags, blob links
@@ -100,6 +116,16 @@ class HostedRegistry {
   std::list<std::string> manifest_order_;                 // oldest first; guarded by mutex_
   size_t manifest_bytes_ = 0;                             // guarded by mutex_
   std::unordered_map<std::string, uint64_t> blob_sizes_;  // repo\ndigest; guarded by mutex_
+  // With the bucket: what it said, and when (unix ms). Another node may change
+  // a tag or delete a manifest or link: asked again after kBucketRecheckMs.
+  static constexpr int64_t kBucketRecheckMs = 1'000;
+  template <typename T>
+  struct Checked {
+    T value;
+    int64_t at_ms = 0;
+  };
+  std::unordered_map<std::string, Checked<Digest>> bucket_tags_;     // guarded by mutex_
+  std::unordered_map<std::string, Checked<uint64_t>> bucket_blobs_;  // guarded by mutex_
 };
 
 }  // namespace hubcache

@@ -61,6 +61,7 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
     SecondTierOptions tier_options;
     tier_options.fill_stall = config.upstream_stall_timeout * 2;
     m.l2_ = std::make_unique<SecondTier>(*m.s3_, tier_options);
+    m.hosted_bucket_ = std::make_unique<HostedBucket>(*m.s3_);
     Logger("cache")->info(
         "S3 bucket {} at {} behind the local cache", m.s3_->options().bucket,
         m.s3_->options().endpoint.empty() ? std::string("AWS") : m.s3_->options().endpoint);
@@ -71,10 +72,12 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   auto hosted_store = BlobStore::Open(m.store_->root() / "hosted");
   if (!hosted_store) return tl::unexpected(hosted_store.error());
   m.hosted_store_ = std::move(*hosted_store);
-  m.uploads_ = std::make_unique<UploadService>(*m.hosted_store_, *m.store_, *m.index_, m.stats_);
+  m.uploads_ = std::make_unique<UploadService>(*m.hosted_store_, *m.store_, *m.index_, m.stats_,
+                                               m.hosted_bucket_.get());
   if (auto s = m.uploads_->Recover(); !s) return tl::unexpected(s.error());
   m.hosted_ = std::make_unique<HostedRegistry>(*m.hosted_store_, *m.index_, m.stats_,
-                                               ManifestOptions{}.max_manifest_bytes);
+                                               ManifestOptions{}.max_manifest_bytes,
+                                               m.hosted_bucket_.get());
   m.blobs_ = std::make_unique<BlobService>(
       m.sources_, *m.hosted_, *m.store_, *m.fills_, *m.upstream_, m.pins_, *m.access_, m.usage_,
       m.stats_,
@@ -138,7 +141,9 @@ Mirror::StorageHealth Mirror::CheckStorage() {
 Result<std::vector<std::string>> Mirror::Catalog() {
   auto cached = tag_lists_->Catalog();
   if (!cached) return tl::unexpected(cached.error());
-  auto hosted = index_->HostedRepositories();
+  // With the bucket, its catalog is the truth for hosted repositories (pushed
+  // through any node).
+  auto hosted = hosted_bucket_ ? hosted_bucket_->Repositories() : index_->HostedRepositories();
   if (!hosted) return tl::unexpected(hosted.error());
   std::vector<std::string> all;
   std::merge(cached->begin(), cached->end(), hosted->begin(), hosted->end(),

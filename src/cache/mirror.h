@@ -15,6 +15,7 @@
 #include "cache/blob_service.h"
 #include "cache/cache_lock.h"
 #include "cache/evictor.h"
+#include "cache/hosted_bucket.h"
 #include "cache/hosted_registry.h"
 #include "cache/image_listing.h"
 #include "cache/image_remover.h"
@@ -104,6 +105,7 @@ class Mirror {
   // borrow l2_, so it is declared (and outlives them) first.
   std::unique_ptr<S3Client> s3_;
   std::unique_ptr<SecondTier> l2_;
+  std::unique_ptr<HostedBucket> hosted_bucket_;  // hosted content in the bucket
   std::unique_ptr<BlobStore> hosted_store_;
   std::unique_ptr<UploadService> uploads_;
   std::unique_ptr<HostedRegistry> hosted_;

@@ -109,7 +109,7 @@ Result<std::optional<uint64_t>> SecondTier::BlobSize(const Digest& digest) {
   return size;
 }
 
-Result<bool> SecondTier::StreamBlob(const Digest& digest, S3Sink& sink) {
+Result<bool> SecondTier::StreamObject(const std::string& key, S3Sink& sink) {
   if (auto gate = Gate(); !gate) return tl::unexpected(gate.error());
   // A sink that stops (the local disk failed) is not the bucket's failure.
   bool sink_stopped = false;
@@ -118,7 +118,7 @@ Result<bool> SecondTier::StreamBlob(const Digest& digest, S3Sink& sink) {
   wrapped.on_data = [&](const char* data, size_t size) {
     return (sink_stopped = !sink.on_data(data, size)) == false;
   };
-  auto found = Timed([&] { return s3_.Get(BlobKey(digest), 0, std::nullopt, wrapped); });
+  auto found = Timed([&] { return s3_.Get(key, 0, std::nullopt, wrapped); });
   if (!found) {
     if (sink_stopped) return tl::unexpected(found.error());
     return tl::unexpected(Failed(found.error()));

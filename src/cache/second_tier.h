@@ -108,7 +108,11 @@ class SecondTier {
   // Streams a blob from the bucket to `sink` (on_size first); false when the
   // bucket does not have it. The caller verifies the bytes and calls
   // ReportCorrupt when they do not match.
-  [[nodiscard]] Result<bool> StreamBlob(const Digest& digest, S3Sink& sink);
+  [[nodiscard]] Result<bool> StreamBlob(const Digest& digest, S3Sink& sink) {
+    return StreamObject(BlobKey(digest), sink);
+  }
+  // The same for any key (hosted blobs live under hosted/: cache/hosted_bucket.h).
+  [[nodiscard]] Result<bool> StreamObject(const std::string& key, S3Sink& sink);
   void CountRedirect() { stats_.redirects.fetch_add(1, std::memory_order_relaxed); }
   // Removes an object whose bytes did not match its digest.
   void ReportCorrupt(const std::string& key);

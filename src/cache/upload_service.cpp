@@ -71,8 +71,9 @@ struct UploadService::Live {
   uint64_t hashed = 0;
 };
 
-UploadService::UploadService(BlobStore& hosted, BlobStore& cache, IndexDb& index, CacheStats& stats)
-    : hosted_(hosted), cache_(cache), index_(index), stats_(stats) {}
+UploadService::UploadService(BlobStore& hosted, BlobStore& cache, IndexDb& index, CacheStats& stats,
+                             HostedBucket* bucket)
+    : hosted_(hosted), cache_(cache), index_(index), stats_(stats), bucket_(bucket) {}
 
 std::filesystem::path UploadService::PathOf(const std::string& id) const {
   return hosted_.root() / "uploads" / id;
@@ -258,6 +259,16 @@ Result<StoredBlob> UploadService::Complete(Live& live, const UploadRow& row, con
   if (::fsync(fd.get()) != 0) {
     return Fail(WriteErrorKind(errno), "fsync of the upload: " + std::string(strerror(errno)));
   }
+  // The bucket before the index: a blob the index records is in the bucket,
+  // so every node can serve it. A failure leaves the upload for a retry.
+  if (bucket_) {
+    auto repo = RepoName::Parse(row.repo);
+    if (!repo) return tl::unexpected(repo.error());
+    if (auto s = bucket_->PutBlob(*repo, digest, fd.get(), row.offset); !s) {
+      return Fail(ErrorKind::kUpstreamUnavailable,
+                  "the blob could not be stored in the S3 bucket: " + s.error().message);
+    }
+  }
   // Linked, not renamed, under the index's lock: a crash before the commit
   // leaves the upload whole (the client's retry finishes it) beside a
   // verified file that the retry's link finds in place.
@@ -331,6 +342,15 @@ Result<std::optional<StoredBlob>> UploadService::Mount(const RepoName& repo, con
                      : index_.AnyHostedBlobSize(digest.str());
     if (!size) return tl::unexpected(size.error());
     if (!*size) return std::optional<StoredBlob>();
+    if (bucket_) {
+      auto in_bucket = bucket_->LinkExisting(repo, digest);
+      if (!in_bucket) {
+        return Fail(
+            ErrorKind::kUpstreamUnavailable,
+            "the mount could not be recorded in the S3 bucket: " + in_bucket.error().message);
+      }
+      if (!*in_bucket) return std::optional<StoredBlob>();
+    }
     auto linked = index_.LinkHostedBlob(repo.str(), digest.str());
     if (!linked) return tl::unexpected(linked.error());
     if (!*linked) return std::optional<StoredBlob>();
@@ -368,6 +388,12 @@ Result<std::optional<StoredBlob>> UploadService::Mount(const RepoName& repo, con
   UniqueFd fd(::open(temp->path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Fail(ErrorKind::kIo, "open of a mounted blob");
   if (::fsync(fd.get()) != 0) return Fail(WriteErrorKind(errno), "fsync of a mounted blob");
+  if (bucket_) {
+    if (auto s = bucket_->PutBlob(repo, digest, fd.get(), static_cast<uint64_t>(st.st_size)); !s) {
+      return Fail(ErrorKind::kUpstreamUnavailable,
+                  "the mounted blob could not be stored in the S3 bucket: " + s.error().message);
+    }
+  }
   auto added = index_.CommitHostedBlob(
       repo.str(), digest.str(), static_cast<uint64_t>(st.st_size), UnixNowMs(),
       [&] { return hosted_.CommitPath(fd.get(), temp->path(), ObjectKind::kBlob, digest); });

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "cache/hosted_bucket.h"
 #include "cache/stats.h"
 #include "common/byte_source.h"
 #include "common/result.h"
@@ -45,7 +46,11 @@ class UploadService {
  public:
   // `hosted`: the hosted repositories' store; `cache`: the mirror's, whose
   // verified blobs a mount may adopt.
-  UploadService(BlobStore& hosted, BlobStore& cache, IndexDb& index, CacheStats& stats);
+  // `bucket`, when not null (REGISTRY_STORAGE=s3), gets every committed blob
+  // and link before the index records it: a push is answered only once it is
+  // durable there (cache/hosted_bucket.h).
+  UploadService(BlobStore& hosted, BlobStore& cache, IndexDb& index, CacheStats& stats,
+                HostedBucket* bucket = nullptr);
 
   // Clears what a crash left: upload files without a row and rows without a
   // file. Call once before serving.
@@ -91,6 +96,7 @@ class UploadService {
   BlobStore& cache_;
   IndexDb& index_;
   CacheStats& stats_;
+  HostedBucket* const bucket_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Live>> live_;  // guarded by mutex_
 };

@@ -36,6 +36,7 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import s3_cluster_cases  # noqa: E402
+import s3_hosted_cases  # noqa: E402
 import s3_mirror_cases  # noqa: E402
 from ceph_rgw import CephRgw  # noqa: E402
 from mirror import REPO_ROOT  # noqa: E402
@@ -57,6 +58,7 @@ def setUpModule():
     _s3.start()
     s3_mirror_cases.setup(_s3)
     s3_cluster_cases.setup(_s3)
+    s3_hosted_cases.setup(_s3)
 
 
 class Gateway(unittest.TestCase):
@@ -100,6 +102,10 @@ class StartChecks(s3_mirror_cases.StartChecks):
 
 
 class Cluster(s3_cluster_cases.Cluster):
+    pass
+
+
+class HostedOnS3(s3_hosted_cases.HostedOnS3):
     pass
 
 

@@ -1,0 +1,137 @@
+"""Hosted (pushed) content on S3 (issue 14): pushed through one node, served by any other.
+
+Imported by test_s3.py (subclassed there so the module's one Ceph gateway serves it).
+Two hubcache nodes, A and B, each with its own local root, on the same bucket (root
+directory /hosted-tests), HUBCACHE_HOSTED=team/*, deletes enabled. No upstream content is
+involved (the upstream URL points nowhere: hosted names never reach it).
+
+  1 skopeo pushes library fixture docker2 (Docker schema2) to A as team/app:1; B, which
+    holds nothing locally, serves it: skopeo pulls it from B byte-identical to a pull
+    from A; B's tags/list and _catalog name it; B answers a blob of team/app that team/
+    other never linked with 404 BLOB_UNKNOWN;
+  2 skopeo pushes fixture multi (an OCI index, --all) to B as team/app:2: A serves it
+    byte-identical, and a node started on a fresh, empty root serves it too;
+  3 a DELETE of team/app:1's manifest by digest through B: within the nodes' recheck
+    interval A answers 404 for it and its tag, and tags/list no longer names "1".
+"""
+import os
+import unittest
+
+import fixtures
+import harness
+from mirror import Mirror, wait_until
+
+CEPH = None
+
+
+def setup(ceph):
+    global CEPH
+    CEPH = ceph
+
+
+def node_env():
+    return {
+        "REGISTRY_STORAGE": "s3",
+        "REGISTRY_STORAGE_S3_BUCKET": CEPH.bucket,
+        "REGISTRY_STORAGE_S3_REGION": CEPH.region,
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": CEPH.endpoint,
+        "REGISTRY_STORAGE_S3_ACCESSKEY": CEPH.access_key,
+        "REGISTRY_STORAGE_S3_SECRETKEY": CEPH.secret_key,
+        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
+        "REGISTRY_STORAGE_S3_SECURE": "false",
+        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/hosted-tests",
+        "HUBCACHE_HOSTED": "team/*",
+        "REGISTRY_STORAGE_DELETE_ENABLED": "true",
+    }
+
+
+class HostedOnS3(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cleanup = harness.module_workdir("s3-hosted")
+        cls.addClassCleanup(cleanup)
+        cls.a = cls.start_node("a")
+        cls.b = cls.start_node("b")
+
+    @classmethod
+    def start_node(cls, name):
+        d = os.path.join(cls.work, name)
+        os.makedirs(d, exist_ok=True)
+        m = Mirror(d, "http://127.0.0.1:9", env=node_env())
+        cls.addClassCleanup(m.stop)
+        m.start()
+        return m
+
+    def host(self, node):
+        return f"127.0.0.1:{node.port}"
+
+    def push(self, node, fixture, ref, fmt=None):
+        args = ["copy", "--all", "--dest-tls-verify=false", "--dest-no-creds"]
+        if fmt:
+            args += ["--format", fmt]
+        args += [f"oci:{fixtures.layout(fixture)}:{fixtures.LAYOUT_TAG}",
+                 f"docker://{self.host(node)}/{ref}"]
+        try:
+            harness.skopeo(self.work, [], args)
+        except harness.SkopeoError as e:
+            self.fail(f"push of {fixture} to {ref} failed: {e}\n{node.log()[-3000:]}")
+
+    def pull(self, node, ref, label):
+        dest = os.path.join(self.work, "pulls", label)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        try:
+            harness.skopeo(self.work, [], ["copy", "--all", "--src-tls-verify=false",
+                                           "--src-no-creds", f"docker://{self.host(node)}/{ref}",
+                                           f"dir:{dest}"])
+        except harness.SkopeoError as e:
+            self.fail(f"pull of {ref} ({label}) failed: {e}\n{node.log()[-3000:]}")
+        return dest
+
+    def test_1_pushed_to_one_node_served_by_another(self):
+        self.push(self.a, "docker2", "team/app:1", fmt="v2s2")
+        from_a = self.pull(self.a, "team/app:1", "1-from-a")
+        from_b = self.pull(self.b, "team/app:1", "1-from-b")
+        self.assertEqual(harness.compare_dirs(from_a, from_b), [])
+        r = harness.request(self.b.url, "GET", "/v2/team/app/tags/list", timeout=30)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("1", r.json()["tags"])
+        r = harness.request(self.b.url, "GET", "/v2/_catalog", timeout=30)
+        self.assertIn("team/app", r.json()["repositories"])
+        # A blob of team/app is not team/other's.
+        r = harness.request(self.b.url, "GET", "/v2/team/app/manifests/1",
+                            {"Accept": harness.ACCEPT_ALL}, timeout=30)
+        layer = r.json()["layers"][0]["digest"]
+        r = harness.request(self.b.url, "GET", f"/v2/team/other/blobs/{layer}", timeout=30)
+        self.assertEqual(r.status, 404, r)
+        self.assertIn("BLOB_UNKNOWN", r.error_codes())
+        type(self).digest_1 = harness.request(
+            self.a.url, "HEAD", "/v2/team/app/manifests/1", {"Accept": harness.ACCEPT_ALL},
+            timeout=30).header("Docker-Content-Digest")
+
+    def test_2_index_pushed_to_the_other_node_and_a_fresh_one(self):
+        self.push(self.b, "multi", "team/app:2")
+        from_b = self.pull(self.b, "team/app:2", "2-from-b")
+        from_a = self.pull(self.a, "team/app:2", "2-from-a")
+        self.assertEqual(harness.compare_dirs(from_b, from_a), [])
+        fresh = self.start_node("fresh")
+        from_fresh = self.pull(fresh, "team/app:2", "2-from-fresh")
+        self.assertEqual(harness.compare_dirs(from_b, from_fresh), [])
+
+    def test_3_delete_through_one_node_is_seen_by_the_other(self):
+        digest = getattr(type(self), "digest_1", None)
+        self.assertTrue(digest, "test_1 did not record the manifest's digest")
+        r = harness.request(self.b.url, "DELETE", f"/v2/team/app/manifests/{digest}", timeout=30)
+        self.assertEqual(r.status, 202, r)
+
+        def gone():
+            by_digest = harness.request(self.a.url, "GET", f"/v2/team/app/manifests/{digest}",
+                                        {"Accept": harness.ACCEPT_ALL}, timeout=30)
+            by_tag = harness.request(self.a.url, "GET", "/v2/team/app/manifests/1",
+                                     {"Accept": harness.ACCEPT_ALL}, timeout=30)
+            return by_digest.status == 404 and by_tag.status == 404
+
+        wait_until(gone, 10, "node A to see the delete made through node B")
+        r = harness.request(self.a.url, "GET", "/v2/team/app/tags/list", timeout=30)
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("1", r.json()["tags"])
+        self.assertIn("2", r.json()["tags"])
