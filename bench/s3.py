@@ -16,21 +16,27 @@ Then one untimed pass (round 0) of everything below that checks every digest
 (`--no-verify` skips it), then the timed rounds. Each round starts its servers
 fresh on free loopback ports, each under its own bucket prefix (rootdirectory
 /r<N>-hub, /r<N>-dist), stops them by pid, and alternates the order of the
-targets (odd rounds direct, hub, dist; even rounds the reverse):
+targets (odd rounds direct, fs, hub, dist; even rounds the reverse):
 
-  cold     per image: a direct pull from the upstream; a pull through hubcache
-           (REGISTRY_STORAGE=s3, empty L1, empty prefix; a mirror of the
-           upstream); a pull through the CNCF registry (`docker-registry` 2.8,
-           `storage: s3` on the same gateway, `proxy: remoteurl` the upstream,
-           `redirect: disable`). After each mirror pull, untimed, the bucket is
-           polled until it holds every object of the image (hubcache copies
-           blobs as they arrive; 2.8's proxy fetches each blob a second time in
-           the background to store it): `_settle_s`. The upstream's access log
-           gives the requests and GET bytes of each pull, settle included.
+  cold     per image: a direct pull from the upstream; a pull through hubcache on
+           its filesystem only (`fs`, no bucket: what the bucket adds); a pull
+           through hubcache on S3 (REGISTRY_STORAGE=s3, empty L1, empty prefix; a
+           mirror of the upstream); a pull through the CNCF registry
+           (`docker-registry` 2.8, `storage: s3` on the same gateway,
+           `proxy: remoteurl` the upstream, `redirect: disable`). After each
+           bucket-backed pull, untimed, the bucket is polled until it holds every
+           object of the image (hubcache copies blobs as they arrive; 2.8's proxy
+           fetches each blob a second time in the background to store it):
+           `_settle_s`. The upstream's access log gives the requests and GET bytes
+           of each pull, settle included; hubcache's access log the median time
+           of its blob answers (`_blob_p50_ms`).
   l2       both restarted: hubcache with its L1 wiped, same prefix; the CNCF
            registry with its in-memory caches gone. Per image one pull each:
            hubcache's L2 hits (L1 empty, everything from the bucket) and the
-           CNCF registry's S3 hits (its only storage is the bucket).
+           CNCF registry's S3 hits (its only storage is the bucket); and
+           `bucket_get`, the same objects read straight from the bucket by this
+           script (SigV4-signed GETs, 3 at a time, one connection each): a rough
+           ceiling of what the gateway delivers here.
   l1       the same processes again, `--l1-repeat` pulls per image (median):
            hubcache's L1 hits, the CNCF registry's repeated S3 reads.
   hit16    16 clients (`--clients`), each its own process with 3 keep-alive
@@ -40,13 +46,15 @@ targets (odd rounds direct, hub, dist; even rounds the reverse):
            same bucket prefix (fresh L1s, warmed through the balancer: from
            the bucket) behind HAProxy (deploy/cluster/haproxy.cfg, adapted to
            loopback as tests/integration/test_deploy.py does). MB/s = bytes of
-           complete responses / wall time.
+           complete responses / wall time; CPU per GB of the servers and of the
+           clients.
 
 A pull: manifest by tag (Accept of a modern client), config and layers, 3 blobs
 at a time, each on its own keep-alive connection (bench/push.py's pull_image).
 Peak RSS: VmHWM, reset (/proc/PID/clear_refs 5) before each phase; for the
 cluster the sum over its nodes. CPU: user + system seconds of the servers (and
-of the load clients) in the phase.
+of the load clients) in the phase; `gw_cpu_`: the gateway's daemons' (it runs
+on the same cores).
 
 Writes RESULTS/s3-r<N>.txt (`name value unit` lines, round 0 = the checking
 pass) and RESULTS/s3-report.md: each figure's median over the rounds, the goals
@@ -325,16 +333,35 @@ def cpu_of(servers):
     return None if any(x is None for x in v) else sum(v)
 
 
+def pid_cpu_s(pid):
+    """user + system CPU seconds of a process so far, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+GATEWAY_PIDS = []  # the S3 gateway's daemons (mon, osd, rgw): their CPU in every phase
+
+
 class Measure:
-    """Around one phase: wall seconds, the servers' summed VmHWM (reset before) and CPU."""
+    """Around one phase: wall seconds, the servers' summed VmHWM (reset before) and CPU,
+    and the S3 gateway's CPU (gw_cpu)."""
 
     def __init__(self, servers):
         self.servers = servers
+
+    def _gw(self):
+        v = [pid_cpu_s(p) for p in GATEWAY_PIDS]
+        return sum(x for x in v if x is not None)
 
     def __enter__(self):
         for s in self.servers:
             s.reset_hwm()
         self.cpu0 = cpu_of(self.servers)
+        self.gw0 = self._gw()
         self.t0 = time.monotonic()
         return self
 
@@ -342,8 +369,26 @@ class Measure:
         self.wall = time.monotonic() - self.t0
         cpu1 = cpu_of(self.servers)
         self.cpu = cpu1 - self.cpu0 if cpu1 is not None and self.cpu0 is not None else None
+        self.gw_cpu = self._gw() - self.gw0
         kb = [s.status_kb("VmHWM") for s in self.servers]
         self.hwm_mib = sum(kb) / 1024 if all(kb) else None
+
+
+def log_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def blob_durations_ms(server, shape, offset):
+    """duration_ms of the blob GETs of `shape` in hubcache's access log after `offset`."""
+    with open(os.path.join(server.dir, "access.log"), "rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    return [float(m[1]) for m in re.finditer(
+        rf"method=GET path=/v2/{re.escape(shape.repo)}/blobs/\S+ status=200 \S+ duration_ms=([0-9.]+)",
+        text)]
 
 
 def checked_pull(base, shape, verify, what):
@@ -351,6 +396,35 @@ def checked_pull(base, shape, verify, what):
     if n != shape.total:
         raise RuntimeError(f"{what}: {n} bytes, want {shape.total}")
     return caches
+
+
+def bucket_pull(s3, shape, root, verify):
+    """The image read straight from the bucket, as a pull reads it (hubcache's objects under
+    root: the manifest, then config and layers 3 at a time), each GET SigV4-signed on its
+    own connection: the gateway's own rate, what any registry that serves S3 objects
+    through itself gets at most. Returns the bytes and each blob GET's milliseconds."""
+    keys = shape.hub_keys(root)
+    wanted = [(keys[-2], shape.manifest_digest, len(shape.manifest))] + [
+        (k, d, n) for k, d, n in zip(keys[:-2], shape.blob_digests,
+                                     [len(shape.config)] + list(map(len, shape.layers)))]
+
+    ms = []
+
+    def get(item):
+        key, digest, size = item
+        t = time.monotonic()
+        r = s3.request("GET", f"/{BUCKET}/{key}", timeout=TIMEOUT)
+        expect(f"bucket GET {key}", r.status, (200,), r.body)
+        if len(r.body) != size or (verify and sha(r.body) != digest):
+            raise RuntimeError(f"bucket GET {key}: {len(r.body)} bytes or content not {digest}")
+        ms.append((time.monotonic() - t) * 1000)
+        return size
+
+    total = get(wanted[0])
+    ms.clear()
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+        total += sum(pool.map(get, wanted[1:]))
+    return total, ms
 
 
 # ---------------------------------------------------------------- the 16-client load
@@ -445,7 +519,8 @@ def load(url, shapes, clients, seconds, servers):
     wall = max(r[2] for r in out) - min(r[1] for r in out)
     nbytes = sum(r[3] for r in out)
     answers = sum(r[6] for r in out)
-    return {"MBps": nbytes / MB / wall, "wall_s": wall, "pulls": sum(r[4] for r in out),
+    return {"MBps": nbytes / MB / wall, "GB": nbytes / 1e9, "wall_s": wall,
+            "pulls": sum(r[4] for r in out),
             "errors": len(errors), "first_error": errors[0] if errors else "",
             "hit_share": sum(r[5] for r in out) / answers if answers else 0.0,
             "server_cpu_s": m.cpu, "client_cpu_s": (ru1.ru_utime + ru1.ru_stime) -
@@ -467,87 +542,115 @@ def run_round(rnd, ctx, emit):
     def dist(name):
         return DistS3(name, s3, dist_root, up.url, args.dist_bin, state)
 
-    forward = rnd % 2 == 1 or rnd == 0
+    def ordered(targets, flip=False):
+        return targets if (rnd % 2 == 1 or rnd == 0) != flip else targets[::-1]
+
     h = running.start(hub("hub"))
     d = running.start(dist("dist"))
+    # hubcache on its filesystem only (no bucket): what the bucket adds to a cold pull
+    fs = push.Hubcache("fs", "hubcache", free_ports(1)[0], state)
+    fs.bin, fs.upstream, fs.hosted, fs.extra = args.bin, up.url, "", []
+    fs.env = clean_env({})
+    running.start(fs)
 
-    # -- cold: direct, through hubcache, through the CNCF registry
-    hub_cpu = dist_cpu = 0.0
-    hub_hwm = dist_hwm = 0.0
+    # -- cold: direct, hubcache without and with the bucket, the CNCF registry
+    totals = collections.defaultdict(float)  # (target, what) -> summed over the images
+    s3_before = h.stats()["s3"]
     for shape in shapes:
-        for target in (["direct", "hub", "dist"] if forward else ["dist", "hub", "direct"]):
-            server = {"hub": h, "dist": d}.get(target)
+        for target in ordered(["direct", "fs", "hub", "dist"]):
+            server = {"hub": h, "dist": d, "fs": fs}.get(target)
+            url = server.url if server else up.url
             mark = up.window()
+            offset = log_size(os.path.join(server.dir, "access.log")) if server else 0
             with Measure([server] if server else []) as m:
-                checked_pull({"direct": up.url, "hub": h.url, "dist": d.url}[target], shape, verify,
-                             f"{target} cold {shape.name}")
+                checked_pull(url, shape, verify, f"{target} cold {shape.name}")
             key = f"{target}_{'pull' if target == 'direct' else 'cold'}_{shape.name}"
             emit(f"{key}_s", m.wall, "s")
             emit(f"{key}_MBps", shape.total / MB / m.wall, "MB/s")
-            if server:
-                t = time.monotonic()
+            emit(f"gw_cpu_{key}_s", m.gw_cpu, "s (S3 gateway CPU during the pull)")
+            t = time.monotonic()
+            if target in ("hub", "dist"):
                 if target == "hub":
                     settle = wait_bucket(hub_root.strip("/") + "/cache/", shape.hub_keys(hub_root),
                                          f"hub cold {shape.name}")
                 else:
                     settle = wait_bucket(dist_root.strip("/") + "/docker/", shape.dist_keys(dist_root),
                                          f"dist cold {shape.name}")
-                emit(f"{key}_settle_s", settle, "s (until the bucket held every object)")
-                time.sleep(max(0.0, 0.2 - (time.monotonic() - t)))  # the log's last lines
-                if target == "hub":
-                    hub_cpu, hub_hwm = hub_cpu + (m.cpu or 0), max(hub_hwm, m.hwm_mib or 0)
-                else:
-                    dist_cpu, dist_hwm = dist_cpu + (m.cpu or 0), max(dist_hwm, m.hwm_mib or 0)
+                emit(f"{key}_settle_s", settle, "s (after the pull, until the bucket held it all)")
+            time.sleep(max(0.0, 0.2 - (time.monotonic() - t)) if target in ("hub", "dist") else 0.2)
+            if target in ("hub", "fs"):  # the logs' last lines are in
+                emit(f"{key}_blob_p50_ms", statistics.median(blob_durations_ms(server, shape, offset)),
+                     "ms (median of its blob GETs, hubcache's access log)")
+            if server:
+                totals[(target, "cpu")] += m.cpu or 0
+                totals[(target, "hwm")] = max(totals[(target, "hwm")], m.hwm_mib or 0)
             n, nbytes = up.since(mark)
             emit(f"{key}_up_requests", n, "n")
             emit(f"{key}_up_bytes", nbytes, "B")
             emit(f"{key}_up_bytes_x", nbytes / shape.total, "x image")
-    emit("cpu_hub_cold_s", hub_cpu, "s (server CPU, both images)")
-    emit("cpu_dist_cold_s", dist_cpu, "s")
-    emit("rss_hub_cold_MiB", hub_hwm, "MiB")
-    emit("rss_dist_cold_MiB", dist_hwm, "MiB")
-    fetched = h.stats()["bytes"]["fetched_upstream"]
-    emit("hub_cold_stats_fetched_upstream_x", fetched / sum(s.total for s in shapes),
-         "x images (hubcache /stats)")
+    for target in ("fs", "hub", "dist"):
+        emit(f"cpu_{target}_cold_s", totals[(target, "cpu")], "s (server CPU, both images)")
+        emit(f"rss_{target}_cold_MiB", totals[(target, "hwm")], "MiB")
+    hs = h.stats()
+    emit("hub_cold_stats_fetched_upstream_x", hs["bytes"]["fetched_upstream"] /
+         sum(s.total for s in shapes), "x images (hubcache /stats)")
+    emit("hub_cold_s3_requests", hs["s3"]["requests"] - s3_before["requests"],
+         "n (hubcache's requests to the bucket, both images)")
+    emit("hub_cold_s3_p50_ms", hs["s3"]["latency_ms"]["p50"], "ms (since start)")
+    emit("hub_cold_s3_p99_ms", hs["s3"]["latency_ms"]["p99"], "ms")
+    running.stop(fs)
 
-    # -- l2: hubcache with an empty L1 on the same prefix; the CNCF registry restarted
+    # -- l2: hubcache with an empty L1 on the same prefix; the CNCF registry restarted;
+    # and the same objects read straight from the bucket
     running.stop(h)
     running.stop(d, wipe=False)
     h = running.start(hub("hub-l2"))
     d = running.start(dist("dist-s3hit"))
-    cpu = {"hub": 0.0, "dist": 0.0}
-    hwm = {"hub": 0.0, "dist": 0.0}
+    totals.clear()
     for shape in shapes:
-        for target in (["hub", "dist"] if forward else ["dist", "hub"]):
-            server = h if target == "hub" else d
+        for target in ordered(["hub", "dist", "bucket"]):
+            server = {"hub": h, "dist": d}.get(target)
             mark = up.window()
             s3_before = h.stats()["s3"] if target == "hub" else None
-            with Measure([server]) as m:
-                caches = checked_pull(server.url, shape, verify, f"{target} l2 {shape.name}")
-            key = f"hub_l2_{shape.name}" if target == "hub" else f"dist_s3hit_{shape.name}"
+            offset = log_size(os.path.join(h.dir, "access.log"))
+            with Measure([server] if server else []) as m:
+                if server:
+                    caches = checked_pull(server.url, shape, verify, f"{target} l2 {shape.name}")
+                else:
+                    _, object_ms = bucket_pull(s3, shape, hub_root, verify)
+            key = {"hub": "hub_l2", "dist": "dist_s3hit", "bucket": "bucket_get"}[target]
+            key = f"{key}_{shape.name}"
             emit(f"{key}_s", m.wall, "s")
             emit(f"{key}_MBps", shape.total / MB / m.wall, "MB/s")
+            emit(f"gw_cpu_{key}_s", m.gw_cpu, "s (S3 gateway CPU)")
+            if not server:
+                emit(f"{key}_object_p50_ms", statistics.median(object_ms),
+                     "ms (median of the blob GETs straight from the bucket)")
+                continue
             time.sleep(0.2)
             emit(f"{key}_up_requests", up.since(mark)[0], "n")
             if target == "hub":
                 s3_after = h.stats()["s3"]
                 emit(f"{key}_s3_blob_hits", s3_after["blob_hits"] - s3_before["blob_hits"],
                      f"of {len(shape.blob_digests)} blobs")
+                emit(f"{key}_s3_requests", s3_after["requests"] - s3_before["requests"], "n")
+                emit(f"{key}_blob_p50_ms", statistics.median(blob_durations_ms(h, shape, offset)),
+                     "ms (median of its blob GETs, hubcache's access log)")
                 if caches.get("hit", 0) > 1:  # the manifest by tag may be an L1 hit (just put)
                     raise RuntimeError(f"hub l2 {shape.name}: {dict(caches)}: L1 was not empty")
-            cpu[target] += m.cpu or 0
-            hwm[target] = max(hwm[target], m.hwm_mib or 0)
-    emit("cpu_hub_l2_s", cpu["hub"], "s")
-    emit("cpu_dist_s3hit_s", cpu["dist"], "s")
-    emit("rss_hub_l2_MiB", hwm["hub"], "MiB")
-    emit("rss_dist_s3hit_MiB", hwm["dist"], "MiB")
+            totals[(target, "cpu")] += m.cpu or 0
+            totals[(target, "hwm")] = max(totals[(target, "hwm")], m.hwm_mib or 0)
+    emit("cpu_hub_l2_s", totals[("hub", "cpu")], "s")
+    emit("cpu_dist_s3hit_s", totals[("dist", "cpu")], "s")
+    emit("rss_hub_l2_MiB", totals[("hub", "hwm")], "MiB")
+    emit("rss_dist_s3hit_MiB", totals[("dist", "hwm")], "MiB")
 
     # -- l1: the same processes again
     walls = collections.defaultdict(list)
-    hwm = {"hub": 0.0, "dist": 0.0}
+    totals.clear()
     for i in range(args.l1_repeat):
         for shape in shapes:
-            for target in (["hub", "dist"] if (i % 2 == 0) == forward else ["dist", "hub"]):
+            for target in ordered(["hub", "dist"], flip=i % 2 == 1):
                 server = h if target == "hub" else d
                 with Measure([server]) as m:
                     caches = checked_pull(server.url, shape, verify and i == 0,
@@ -555,21 +658,19 @@ def run_round(rnd, ctx, emit):
                 if target == "hub" and caches.get("hit", 0) != len(shape.blob_digests) + 1:
                     raise RuntimeError(f"hub l1 {shape.name}: {dict(caches)}: not all L1 hits")
                 walls[(target, shape.name)].append(m.wall)
-                hwm[target] = max(hwm[target], m.hwm_mib or 0)
+                totals[(target, "hwm")] = max(totals[(target, "hwm")], m.hwm_mib or 0)
     for shape in shapes:
         for target, key in (("hub", f"hub_l1_{shape.name}"), ("dist", f"dist_repeat_{shape.name}")):
             w = statistics.median(walls[(target, shape.name)])
             emit(f"{key}_s", w, "s")
             emit(f"{key}_MBps", shape.total / MB / w, "MB/s")
-    emit("rss_hub_l1_MiB", hwm["hub"], "MiB")
-    emit("rss_dist_repeat_MiB", hwm["dist"], "MiB")
+    emit("rss_hub_l1_MiB", totals[("hub", "hwm")], "MiB")
+    emit("rss_dist_repeat_MiB", totals[("dist", "hwm")], "MiB")
     running.stop(d, wipe=False)
 
     # -- hit16: one node, one node behind HAProxy, three nodes behind HAProxy
     seconds = args.load_seconds if rnd else min(1.0, args.load_seconds)
-    nodes = []
-    for i in range(3):
-        nodes.append(running.start(hub(f"node{i + 1}")))
+    nodes = [running.start(hub(f"node{i + 1}")) for i in range(3)]
     lb3 = running.start(Balancer("haproxy-3", nodes, state))
     lb1 = running.start(Balancer("haproxy-1", [h, None, None], state))
     mark = up.window()
@@ -584,7 +685,7 @@ def run_round(rnd, ctx, emit):
     emit("cluster_warm_s3_blob_hits", sum(n.stats()["s3"]["blob_hits"] for n in nodes) - s3_before,
          f"of {sum(len(s.blob_digests) for s in shapes)} blobs")
     targets = [("node", h.url, [h]), ("node_lb", lb1.url, [h, lb1]), ("cluster", lb3.url, nodes + [lb3])]
-    for name, url, servers in (targets if forward else targets[::-1]):
+    for name, url, servers in ordered(targets):
         r = load(url, shapes, args.clients, seconds, servers)
         log(f"round {rnd}: hit16 {name}: {r['MBps']:.0f} MB/s, {r['pulls']} pulls, "
             f"{r['errors']} errors {r['first_error']}")
@@ -594,6 +695,10 @@ def run_round(rnd, ctx, emit):
         emit(f"hit16_{name}_hit_share", r["hit_share"], "of answers X-Hubcache-Cache: hit")
         emit(f"cpu_hit16_{name}_s", r["server_cpu_s"] or 0, "s (hubcache + haproxy)")
         emit(f"client_cpu_hit16_{name}_s", r["client_cpu_s"], "s (the 16 client processes)")
+        if r["GB"]:
+            emit(f"cpu_hit16_{name}_s_per_GB", (r["server_cpu_s"] or 0) / r["GB"],
+                 "s (hubcache + haproxy CPU per GB served)")
+            emit(f"client_cpu_hit16_{name}_s_per_GB", r["client_cpu_s"] / r["GB"], "s")
         emit(f"rss_hit16_{name}_MiB", r["rss_MiB"] or 0, "MiB (hubcache + haproxy)")
         if r["errors"]:
             raise RuntimeError(f"hit16 {name}: {r['errors']} clients failed: {r['first_error']}")
@@ -645,6 +750,7 @@ def main():
         log("starting the Ceph S3 gateway (~20 s)")
         s3.start()
         s3_mirror_cases.setup(s3)
+        GATEWAY_PIDS[:] = s3.pids().values()
         log(f"gateway {s3.endpoint}, bucket {BUCKET}")
         up = Upstream("upstream", "dist", free_ports(1)[0], args.state)
         up.bin = args.dist_bin
@@ -747,36 +853,55 @@ GOALS = ([(f"L2 hits / CNCF S3 hits, {n} (MB/s)", f"hub_l2_{n}_MBps", f"dist_s3h
           for n in NAMES] +
          [("cluster (3 nodes + HAProxy) / one node, 16 clients (MB/s)", "hit16_cluster_MBps",
            "hit16_node_MBps", "", None)])
-CONTEXT = ([(f"L1 hits / L2 hits, {n} (MB/s)", f"hub_l1_{n}_MBps", f"hub_l2_{n}_MBps") for n in NAMES] +
-           [(f"L1 hits / CNCF repeated S3 reads, {n} (MB/s)", f"hub_l1_{n}_MBps",
-             f"dist_repeat_{n}_MBps") for n in NAMES] +
+CONTEXT = ([(f"hubcache without S3 cold pull / direct, {n} (time)", f"fs_cold_{n}_s", f"direct_pull_{n}_s")
+            for n in NAMES] +
+           [(f"hubcache on S3 / without, cold pull, {n} (time)", f"hub_cold_{n}_s", f"fs_cold_{n}_s")
+            for n in NAMES] +
            [(f"CNCF cold pull / direct, {n} (time)", f"dist_cold_{n}_s", f"direct_pull_{n}_s")
             for n in NAMES] +
            [(f"CNCF upstream bytes of a cold pull / image, {n}", f"dist_cold_{n}_up_bytes_x", None)
             for n in NAMES] +
+           [(f"L2 hits / the bucket read straight, {n} (MB/s)", f"hub_l2_{n}_MBps", f"bucket_get_{n}_MBps")
+            for n in NAMES] +
+           [(f"CNCF S3 hits / the bucket read straight, {n} (MB/s)", f"dist_s3hit_{n}_MBps",
+             f"bucket_get_{n}_MBps") for n in NAMES] +
+           [(f"L1 hits / L2 hits, {n} (MB/s)", f"hub_l1_{n}_MBps", f"hub_l2_{n}_MBps") for n in NAMES] +
+           [(f"L1 hits / CNCF repeated S3 reads, {n} (MB/s)", f"hub_l1_{n}_MBps",
+             f"dist_repeat_{n}_MBps") for n in NAMES] +
            [("one node behind HAProxy / one node, 16 clients (MB/s)", "hit16_node_lb_MBps",
              "hit16_node_MBps"),
             ("cluster / one node behind HAProxy, 16 clients (MB/s)", "hit16_cluster_MBps",
              "hit16_node_lb_MBps")])
 FIGURES = []  # (figure, unit): the table of medians
 for n in NAMES:
-    FIGURES += [(f"direct_pull_{n}_s", "s"), (f"hub_cold_{n}_s", "s"), (f"dist_cold_{n}_s", "s"),
+    FIGURES += [(f"direct_pull_{n}_s", "s"), (f"fs_cold_{n}_s", "s"), (f"hub_cold_{n}_s", "s"),
+                (f"dist_cold_{n}_s", "s"),
                 (f"hub_cold_{n}_settle_s", "s"), (f"dist_cold_{n}_settle_s", "s"),
+                (f"fs_cold_{n}_blob_p50_ms", "ms"), (f"hub_cold_{n}_blob_p50_ms", "ms"),
+                (f"gw_cpu_hub_cold_{n}_s", "s"), (f"gw_cpu_dist_cold_{n}_s", "s"),
                 (f"hub_cold_{n}_up_requests", "n"), (f"dist_cold_{n}_up_requests", "n"),
                 (f"hub_cold_{n}_up_bytes_x", "x"), (f"dist_cold_{n}_up_bytes_x", "x"),
                 (f"hub_l2_{n}_MBps", "MB/s"), (f"dist_s3hit_{n}_MBps", "MB/s"),
+                (f"bucket_get_{n}_MBps", "MB/s"),
+                (f"hub_l2_{n}_blob_p50_ms", "ms"), (f"bucket_get_{n}_object_p50_ms", "ms"),
+                (f"gw_cpu_hub_l2_{n}_s", "s"), (f"gw_cpu_dist_s3hit_{n}_s", "s"),
+                (f"gw_cpu_bucket_get_{n}_s", "s"),
                 (f"hub_l2_{n}_up_requests", "n"), (f"dist_s3hit_{n}_up_requests", "n"),
-                (f"hub_l2_{n}_s3_blob_hits", "n"),
+                (f"hub_l2_{n}_s3_blob_hits", "n"), (f"hub_l2_{n}_s3_requests", "n"),
                 (f"hub_l1_{n}_MBps", "MB/s"), (f"dist_repeat_{n}_MBps", "MB/s")]
-FIGURES += [("hit16_node_MBps", "MB/s"), ("hit16_node_lb_MBps", "MB/s"), ("hit16_cluster_MBps", "MB/s"),
+FIGURES += [("hub_cold_s3_requests", "n"), ("hub_cold_s3_p50_ms", "ms"), ("hub_cold_s3_p99_ms", "ms"),
+            ("hit16_node_MBps", "MB/s"), ("hit16_node_lb_MBps", "MB/s"), ("hit16_cluster_MBps", "MB/s"),
             ("hit16_node_hit_share", ""), ("hit16_cluster_hit_share", ""),
-            ("cpu_hit16_node_s", "s"), ("cpu_hit16_node_lb_s", "s"), ("cpu_hit16_cluster_s", "s"),
-            ("client_cpu_hit16_node_s", "s"), ("client_cpu_hit16_cluster_s", "s"),
+            ("cpu_hit16_node_s_per_GB", "s/GB"), ("cpu_hit16_node_lb_s_per_GB", "s/GB"),
+            ("cpu_hit16_cluster_s_per_GB", "s/GB"), ("client_cpu_hit16_node_s_per_GB", "s/GB"),
+            ("client_cpu_hit16_node_lb_s_per_GB", "s/GB"),
+            ("client_cpu_hit16_cluster_s_per_GB", "s/GB"),
             ("cluster_warm_up_requests", "n"), ("cluster_warm_s3_blob_hits", "n"),
-            ("cpu_hub_cold_s", "s"), ("cpu_dist_cold_s", "s"), ("cpu_hub_l2_s", "s"),
-            ("cpu_dist_s3hit_s", "s"),
-            ("rss_hub_cold_MiB", "MiB"), ("rss_dist_cold_MiB", "MiB"), ("rss_hub_l2_MiB", "MiB"),
-            ("rss_dist_s3hit_MiB", "MiB"), ("rss_hub_l1_MiB", "MiB"), ("rss_dist_repeat_MiB", "MiB"),
+            ("cpu_fs_cold_s", "s"), ("cpu_hub_cold_s", "s"), ("cpu_dist_cold_s", "s"),
+            ("cpu_hub_l2_s", "s"), ("cpu_dist_s3hit_s", "s"),
+            ("rss_fs_cold_MiB", "MiB"), ("rss_hub_cold_MiB", "MiB"), ("rss_dist_cold_MiB", "MiB"),
+            ("rss_hub_l2_MiB", "MiB"), ("rss_dist_s3hit_MiB", "MiB"), ("rss_hub_l1_MiB", "MiB"),
+            ("rss_dist_repeat_MiB", "MiB"),
             ("rss_hit16_node_MiB", "MiB"), ("rss_hit16_node_lb_MiB", "MiB"),
             ("rss_hit16_cluster_MiB", "MiB"), ("round_wall_s", "s")]
 
