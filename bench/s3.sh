@@ -2,7 +2,7 @@
 # hubcache on S3 beside Debian's docker-registry (distribution 2.8) on the same S3
 # gateway (issue 14), rounds alternated:
 #
-#   bench/s3.sh                         # ROUNDS=3, ~1 min a round here, + ~1 min set-up
+#   bench/s3.sh                         # ROUNDS=3: ~2.6 min here (~35 s a round)
 #   ROUNDS=1 bench/s3.sh                # a quick look
 #
 # Builds a release hubcache in build-bench/ unless HUBCACHE_BIN is given, then runs
@@ -15,7 +15,7 @@
 # s3-report.md).
 #
 # Environment: ROUNDS (3), CLIENTS (16), LOAD_SECONDS (5), L1_REPEAT (3), STATE
-# (/tmp/bench-s3; ~1.5 GiB of RAM for the gateway's memstore at most), HUBCACHE_BIN,
+# (/tmp/bench-s3; the gateway keeps the bucket in RAM: memstore, ~0.5 GiB a run), HUBCACHE_BIN,
 # DIST_BIN (/usr/bin/docker-registry), NO_VERIFY=1 (skip the untimed pass that checks
 # every digest), BUILD_JOBS (ninja -j). Needs radosgw, ceph-mon, ceph-osd,
 # ceph-common and haproxy (scripts/install-deps.sh all). Not part of the test command.
