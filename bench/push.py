@@ -404,6 +404,7 @@ class Server:
         self.root = os.path.join(self.dir, "root")
         self.url = f"http://127.0.0.1:{port}"
         self.proc = None
+        self.env = None  # the process's environment; None: this one's
 
     def command(self):
         raise NotImplementedError
@@ -415,7 +416,7 @@ class Server:
             raise RuntimeError(f"{self.name}: port {self.port} is in use")
         out = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(self.command(), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.env)
         out.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

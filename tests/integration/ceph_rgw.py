@@ -110,6 +110,10 @@ class CephRgw:
         if self.dir and not os.environ.get("HUBCACHE_KEEP_TMP"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def pids(self):
+        """{daemon name (mon, osd, rgw): pid} of the daemons running now."""
+        return {name: p.pid for name, p in self._procs.items() if p.poll() is None}
+
     def log_tail(self, name, lines=30):
         """The end of a daemon's output (mon, osd, rgw), for failure messages."""
         try:
