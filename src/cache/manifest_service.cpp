@@ -69,7 +69,7 @@ void ManifestService::RememberTag(std::string key, const TagRow& row) {
 }
 
 std::optional<TagRow> ManifestService::LookupTag(const RepoName& repo, const Tag& tag,
-                                                 const AcceptSet& accept) {
+                                                 const AcceptSet& accept, bool ask_l2) {
   std::string key = TagKey(repo, tag, accept);
   {
     std::lock_guard lock(tags_mutex_);
@@ -80,7 +80,7 @@ std::optional<TagRow> ManifestService::LookupTag(const RepoName& repo, const Tag
     RememberTag(std::move(key), **row);
     return **row;
   }
-  if (!l2_) return std::nullopt;
+  if (!l2_ || !ask_l2) return std::nullopt;
   // Another node (or this one before its L1 was lost) may have it.
   auto shared = l2_->GetTag(repo, tag.str(), accept.Key());
   if (!shared || !*shared) return std::nullopt;
@@ -239,7 +239,8 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
                                                    const AcceptSet& accept) {
   auto log = Logger("cache");
   const std::string what = repo.str() + ":" + tag.str();
-  std::optional<TagRow> row = LookupTag(repo, tag, accept);
+  // GetByTag asked the bucket just before: what it had is remembered by now.
+  std::optional<TagRow> row = LookupTag(repo, tag, accept, /*ask_l2=*/false);
   std::optional<Manifest> cached;
   if (row) {
     if (auto digest = Digest::Parse(row->digest)) cached = LoadCached(repo, *digest);

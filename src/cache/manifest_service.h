@@ -89,7 +89,9 @@ class ManifestService {
   // From L1, else from the bucket (then kept in L1).
   std::optional<Manifest> LoadCached(const RepoName& repo, const Digest& digest);
   // The tag's row: from memory, else from the index (then remembered).
-  std::optional<TagRow> LookupTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
+  // `ask_l2`: when memory and the index miss, the bucket too.
+  std::optional<TagRow> LookupTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept,
+                                  bool ask_l2 = true);
   // Writes the row to the index and to memory.
   void StoreTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept, const TagRow& row);
   void RememberTag(std::string key, const TagRow& row);
