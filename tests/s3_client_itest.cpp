@@ -198,6 +198,7 @@ TEST_CASE("Check: the bucket exists and the credentials work") {
     auto status = Client(o)->Check();
     REQUIRE_FALSE(status.has_value());
     CHECK(status.error().message == k.want);
+    CHECK(status.error().kind == ErrorKind::kConfigInvalid);
     CHECK(status.error().message.find('\n') == std::string::npos);
   }
   // Nothing listens on port 1.
@@ -209,6 +210,7 @@ TEST_CASE("Check: the bucket exists and the credentials work") {
   CHECK(unreachable.error().message == "S3 bucket '" + Env().bucket +
                                            "' at http://127.0.0.1:1: unreachable (Couldn't "
                                            "connect to server)");
+  CHECK(unreachable.error().kind == ErrorKind::kUpstreamUnavailable);
 }
 
 TEST_CASE("PutSmall, GetSmall, Head, Delete: a round trip") {

@@ -624,15 +624,14 @@ Status S3Client::Check() {
     r.query.push_back({"prefix", options_.root_directory + "/"});
   r.max_body_bytes = kMaxListBodyBytes;
   auto response = PerformIdempotent(r);
-  auto fail = [&](const std::string& what) {
-    return Fail(ErrorKind::kConfigInvalid, description_ + ": " + what);
+  auto fail = [&](const std::string& what, ErrorKind kind = ErrorKind::kConfigInvalid) {
+    return Fail(kind, description_ + ": " + what);
   };
   if (!response) {
     if (r.rc == CURLE_OK) return tl::unexpected(response.error());
-    if (IsTlsFailure(r.rc)) {
-      return fail("TLS failed (" + r.curl_detail + ")");
-    }
-    return fail(std::string("unreachable (") + curl_easy_strerror(r.rc) + ")");
+    if (IsTlsFailure(r.rc)) return fail("TLS failed (" + r.curl_detail + ")");
+    return fail(std::string("unreachable (") + curl_easy_strerror(r.rc) + ")",
+                ErrorKind::kUpstreamUnavailable);
   }
   if (response->status == 200) {
     if (auto page = ParseListObjectsV2(response->body); !page) {
@@ -654,7 +653,8 @@ Status S3Client::Check() {
     return fail("access denied (InvalidAccessKeyId: check REGISTRY_STORAGE_S3_ACCESSKEY)");
   }
   if (code == "ExpiredToken" || code == "InvalidToken" || code == "TokenRefreshRequired") {
-    return fail("access denied (" + code + ": check the session token, AWS_SESSION_TOKEN)");
+    return fail("access denied (" + code +
+                ": check REGISTRY_STORAGE_S3_SESSIONTOKEN or AWS_SESSION_TOKEN)");
   }
   if (code == "AccessDenied") {
     return fail("access denied (AccessDenied: these credentials may not list the bucket)");
@@ -669,8 +669,10 @@ Status S3Client::Check() {
         "clock skew (RequestTimeTooSkewed: this host's clock is off by more than 15 "
         "minutes)");
   }
-  return fail("HTTP " + std::to_string(response->status) +
-              (code.empty() ? "" : " (" + code + store_says + ")"));
+  return fail(
+      "HTTP " + std::to_string(response->status) +
+          (code.empty() ? "" : " (" + code + store_says + ")"),
+      response->status >= 500 ? ErrorKind::kUpstreamUnavailable : ErrorKind::kConfigInvalid);
 }
 
 Result<std::optional<uint64_t>> S3Client::Head(const std::string& key) {

@@ -139,6 +139,8 @@ class S3Client {
   //   REGISTRY_STORAGE_S3_SECRETKEY)
   //   S3 bucket 'x' at http://127.0.0.1:15070: no such bucket
   //   S3 bucket 'x' at http://127.0.0.1:1: unreachable (Couldn't connect to server)
+  // kUpstreamUnavailable when the store is unreachable or answers 5xx (it may
+  // come back), else kConfigInvalid (the settings or the bucket are wrong).
   [[nodiscard]] Status Check();
 
   // The object's size; nullopt when absent.

@@ -3,9 +3,17 @@
 // runs it against a real gateway.
 #include "upstream/s3_client.h"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstring>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -202,6 +210,172 @@ TEST_CASE("S3OptionsFrom: the configuration's settings") {
   CHECK_FALSE(o.secure);
   CHECK(o.force_path_style);
   CHECK(S3Client::Create(o).has_value());
+}
+
+// One HTTP/1.1 request as read off a socket: its head and Content-Length body.
+struct RawRequest {
+  std::string head;
+  std::string body;
+};
+
+// How a scripted server reads a request body.
+enum class BodyRead {
+  kContinue,  // answers "Expect: 100-continue" (curl sends it with every PUT), reads it
+  kWait,      // answers no 100: curl sends the body after its 1 s wait; reads it
+  kNone,      // reads the head only
+};
+
+// Reads a request; false when the peer closed or 5 s passed first.
+bool ReadRequest(int fd, RawRequest& out, BodyRead how = BodyRead::kContinue) {
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string data;
+  char buf[65536];
+  size_t end = std::string::npos;
+  while ((end = data.find("\r\n\r\n")) == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  out.head = data.substr(0, end + 4);
+  out.body = data.substr(end + 4);
+  if (how == BodyRead::kNone) return true;
+  size_t length = 0;
+  std::string lower;
+  for (char c : out.head) lower.push_back(static_cast<char>(std::tolower(c)));
+  if (size_t at = lower.find("content-length:"); at != std::string::npos) {
+    length = std::stoul(lower.substr(at + 15));
+  }
+  if (how == BodyRead::kContinue && lower.find("expect: 100-continue") != std::string::npos &&
+      out.body.size() < length) {
+    const std::string go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (::send(fd, go_on.data(), go_on.size(), MSG_NOSIGNAL) < 0) return false;
+  }
+  while (out.body.size() < length) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    out.body.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void Send(int fd, const std::string& text) {
+  CHECK(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
+}
+
+// A loopback server whose connections are each handled by a script, in order,
+// on one thread; stopped and joined when destroyed.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::function<void(int fd, int index)> script)
+      : script_(std::move(script)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listen_fd_, 8) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (int index = 0;; ++index) {
+        int fd = ::accept(listen_fd_, nullptr, nullptr);
+        if (fd < 0) return;
+        script_(fd, index);
+        ::close(fd);
+      }
+    });
+  }
+  ~ScriptedServer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);  // ends the accept
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::function<void(int, int)> script_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// A pooled connection the store closed as the next PUT went out: curl sends the
+// request again on a fresh connection, and the body must be the same bytes while
+// the reader is asked for each offset only once (it may be a pipe of a fill).
+TEST_CASE("S3Client::PutStream: a pooled connection found dead is retried, never re-read") {
+  struct Case {
+    const char* what;
+    size_t size;
+    BodyRead first_put;  // how the dying connection takes the PUT
+    bool succeeds;
+  };
+  const std::vector<Case> cases = {
+      // The usual race: closed before the 100 Continue, no body byte read yet.
+      {"closed after the head", 3'000'000, BodyRead::kNone, true},
+      // A store without 100-continue: the body went out, replayed from the buffer.
+      {"closed after a 100 KB body", 100'000, BodyRead::kWait, true},
+      // More than the replay buffer (256 KiB) went out: the PUT fails, nothing stored.
+      {"closed after a 600 KB body", 600'000, BodyRead::kWait, false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    std::string content(c.size, '\0');
+    for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 7 + i / 251);
+    std::mutex mutex;
+    std::vector<RawRequest> seen;  // guarded by mutex: every request read whole
+    std::vector<int> connection_of;
+    ScriptedServer server([&](int fd, int index) {
+      auto record = [&](const RawRequest& r) {
+        std::lock_guard lock(mutex);  // before any answer, which the test waits for
+        seen.push_back(r);
+        connection_of.push_back(index);
+      };
+      RawRequest r;
+      if (index == 0) {
+        // The HEAD that leaves a kept-alive connection in the pool...
+        if (!ReadRequest(fd, r)) return;
+        record(r);
+        Send(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        // ...then the PUT on it is closed unanswered.
+        if (ReadRequest(fd, r, c.first_put) && c.first_put != BodyRead::kNone) record(r);
+        return;
+      }
+      while (ReadRequest(fd, r)) {
+        record(r);
+        Send(fd, "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\n\r\n");
+      }
+    });
+    S3Options o = Base();
+    o.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+    o.request_timeout = std::chrono::seconds(10);
+    o.stall_timeout = std::chrono::seconds(5);
+    auto client = S3Client::Create(o);
+    REQUIRE(client.has_value());
+    REQUIRE((*client)->Head("warm").has_value());
+
+    std::vector<uint64_t> offsets;
+    S3Client::Reader reader = [&](uint64_t offset, char* out, size_t max) -> Result<size_t> {
+      offsets.push_back(offset);
+      size_t n = std::min<size_t>(max, content.size() - offset);
+      std::memcpy(out, content.data() + offset, n);
+      return n;
+    };
+    auto put = (*client)->PutStream("k", content.size(), reader, "");
+    for (size_t i = 1; i < offsets.size(); ++i) CHECK(offsets[i] > offsets[i - 1]);
+    std::lock_guard lock(mutex);
+    if (c.succeeds) {
+      REQUIRE_MESSAGE(put.has_value(), (put ? "" : put.error().message));
+      REQUIRE(seen.size() >= 2u);
+      CHECK(connection_of.back() == 1);
+      CHECK(seen.back().head.rfind("PUT /bucket/k ", 0) == 0);
+      CHECK(seen.back().body == content);
+    } else {
+      CHECK_FALSE(put.has_value());
+      CHECK(connection_of == std::vector<int>{0, 0});
+    }
+  }
 }
 
 }  // namespace
