@@ -215,8 +215,14 @@ Result<uint64_t> BlobFill::WaitVerifiedSize(std::chrono::milliseconds stall) {
   return written_;
 }
 
-void BlobFill::SetHeaders(std::optional<uint64_t> total) {
+bool BlobFill::FromBucket() {
   std::lock_guard lock(mutex_);
+  return from_bucket_;
+}
+
+void BlobFill::SetHeaders(std::optional<uint64_t> total, bool from_bucket) {
+  std::lock_guard lock(mutex_);
+  from_bucket_ = from_bucket;
   total_ = total;
   state_ = State::kStreaming;
   changed_.notify_all();
@@ -332,7 +338,7 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
     total = length;
     // Best effort: without it the writes allocate as they go.
     if (total && *total > 0) (void)::fallocate(temp.fd(), FALLOC_FL_KEEP_SIZE, 0, *total);
-    fill->SetHeaders(total);
+    fill->SetHeaders(total, from_l2);
   };
   StreamSink sink;
   sink.on_headers = [&](const UpstreamResponse& head) {

@@ -50,6 +50,9 @@ class BlobFill {
                                       std::chrono::milliseconds limit);
 
   const Digest& digest() const { return digest_; }
+  // Whether the bytes come from the S3 bucket behind the cache (then it is a
+  // hit of the cache's second tier), once WaitForHeaders returned.
+  bool FromBucket();
 
   // Waits until the fill verified and returns its size, or the error it failed
   // with (also when nothing changed for `stall`).
@@ -66,7 +69,7 @@ class BlobFill {
   friend class FillManager;
   enum class State { kStarting, kStreaming, kVerified, kFailed };
 
-  void SetHeaders(std::optional<uint64_t> total);
+  void SetHeaders(std::optional<uint64_t> total, bool from_bucket);
   void AddBytes(uint64_t n);
   void Finish(State state, Error error = {}, bool write_failed = false);
 
@@ -80,6 +83,7 @@ class BlobFill {
   uint64_t written_ = 0;            // guarded by mutex_
   Error error_;                     // guarded by mutex_
   bool write_failed_ = false;       // guarded by mutex_
+  bool from_bucket_ = false;        // guarded by mutex_
 };
 
 struct FillOptions {

@@ -96,9 +96,13 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
     }
     if (!fill) return tl::unexpected(fill.error());
     if (!*fill) continue;  // it just landed in the store
-    ++stats_.blob_misses;
     auto total = (*fill)->WaitForHeaders(options_.wait_limit);
-    if (!total) return tl::unexpected(total.error());
+    if (!total) {
+      ++stats_.blob_misses;
+      return tl::unexpected(total.error());
+    }
+    const bool from_bucket = (*fill)->FromBucket();
+    ++(from_bucket ? stats_.blob_hits : stats_.blob_misses);
     if (*total && **total == 0) {
       // The fill fails on its own (and counts it): its bytes cannot match.
       if (auto empty = CheckEmptyBlob(digest, repo); !empty) return tl::unexpected(empty.error());
@@ -112,7 +116,9 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
         return tl::unexpected(first.error());
       }
     }
-    BlobRead read{repo, digest, BlobSource::kMiss, *total, {}, nullptr, *fill, {}};
+    BlobRead read{repo,   digest, from_bucket ? BlobSource::kBucket : BlobSource::kMiss,
+                  *total, {},     nullptr,
+                  *fill,  {}};
     return read;
   }
   return Fail(ErrorKind::kInternal, "blob vanished while being served");
@@ -173,6 +179,7 @@ bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uin
                          const Writer& write) {
   switch (read.source) {
     case BlobSource::kMiss:
+    case BlobSource::kBucket:
       return read.fill && StreamFill(read, first, length, write);
     case BlobSource::kPassThrough:
       return length && StreamUpstream(read, first, *length, write);

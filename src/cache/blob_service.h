@@ -39,7 +39,9 @@ namespace hubcache {
 
 // kRedirect: the blob is in the S3 bucket behind the cache and the client is
 // sent there (REGISTRY_STORAGE_REDIRECT_DISABLE=false), with a presigned URL.
-enum class BlobSource { kHit, kMiss, kPassThrough, kHosted, kRedirect };
+// kBucket: a miss of the local cache that its S3 bucket has, streamed from a
+// fill that reads the bucket (a hit of the second tier).
+enum class BlobSource { kHit, kMiss, kPassThrough, kHosted, kRedirect, kBucket };
 
 // What to send for one blob request. Move-only: it owns the open file and the
 // pin of a hit, and shares the fill of a miss.
@@ -50,7 +52,7 @@ struct BlobRead {
   std::optional<uint64_t> size;      // unknown only for a fill without a length
   UniqueFd file;                     // kHit, kHosted (GET): the verified file
   std::unique_ptr<PinSet::Pin> pin;  // kHit: keeps the evictor off it
-  std::shared_ptr<BlobFill> fill;    // kMiss
+  std::shared_ptr<BlobFill> fill;    // kMiss, kBucket (and kHosted read from the bucket)
   std::string location;              // kRedirect: the presigned URL (never log it)
 };
 

@@ -69,8 +69,9 @@ const char* BlobSourceName(BlobSource source) {
       return "pass-through";
     case BlobSource::kHosted:
       return "hosted";
-    case BlobSource::kRedirect:
-      return "hit";  // the cache's bucket has it; the client fetches it from there
+    case BlobSource::kRedirect:  // the cache's bucket has it; the client fetches it there
+    case BlobSource::kBucket:    // the cache's bucket has it; streamed from there
+      return "hit";
   }
   return "hit";
 }

@@ -268,8 +268,13 @@ class MirrorOnS3(unittest.TestCase):
         upstream_requests = self.up.requests(path_regex=r"/v2/.*", since=mark)
         self.assertEqual(upstream_requests, [],
                          "a pull through an empty L1 on a filled bucket asked the upstream")
-        s = stats(m)["s3"]
+        full = stats(m)
+        s = full["s3"]
         self.assertGreaterEqual(s["blob_hits"], len(self.all_blobs()), s)
+        # Served from the cache's second tier: hits, not misses, in the figures.
+        blob = full["requests"]["blob"]
+        self.assertEqual(blob["misses"], 0, blob)
+        self.assertGreaterEqual(blob["hits"], len(self.all_blobs()), blob)
         # L1 filled from L2: the blobs are local files now (each committed just
         # after its last byte went out).
         for digest in self.all_blobs():
