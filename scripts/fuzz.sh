@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the libFuzzer targets (fuzz/*_fuzz.cpp) with clang, ASan and UBSan in
-# build-fuzz/ (-Dfuzz=true), then runs each for FUZZ_SECONDS (default 15) over a
+# build-fuzz/ (-Dfuzz=true), then runs each for FUZZ_SECONDS (default 10) over a
 # temp copy of its committed seeds, fuzz/corpus/<target>/, so what the fuzzer
 # finds never grows the repository. FUZZ_JOBS targets run at once (default: the
 # number of CPUs).
@@ -30,7 +30,7 @@ if [ "${1:-}" = --run-one ]; then
   rc=0
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "build-fuzz/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-15}" -timeout=10 \
+    "build-fuzz/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t-" \
     "$corpus" >"$log" 2>&1 || rc=$?
   elapsed=$(($(date +%s) - start))
@@ -79,4 +79,4 @@ if [ "$failed" != 0 ]; then
   echo "fuzz: $failed of $(wc -l <build-fuzz/results.txt) targets found problems"
   exit 1
 fi
-echo "fuzz: all $(wc -l <build-fuzz/results.txt) targets clean for ${FUZZ_SECONDS:-15}s each"
+echo "fuzz: all $(wc -l <build-fuzz/results.txt) targets clean for ${FUZZ_SECONDS:-10}s each"
