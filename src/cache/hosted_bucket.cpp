@@ -16,10 +16,6 @@ constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
 constexpr size_t kListPage = 1000;
 constexpr size_t kMaxListPages = 1000;  // a million keys: bound on one listing
 
-std::string Sharded(const char* prefix, const Digest& digest) {
-  return prefix + digest.hex().substr(0, 2) + "/" + digest.hex();
-}
-
 std::string RepoPrefix(const RepoName& repo) { return "hosted/repositories/" + repo.str() + "/"; }
 
 std::optional<uint64_t> ParseSize(const std::string& text) {
@@ -32,11 +28,11 @@ std::optional<uint64_t> ParseSize(const std::string& text) {
 }  // namespace
 
 std::string HostedBucket::BlobKey(const Digest& digest) {
-  return Sharded("hosted/blobs/sha256/", digest);
+  return "hosted/blobs/sha256/" + digest.sharded();
 }
 
 std::string HostedBucket::ManifestKey(const Digest& digest) {
-  return Sharded("hosted/manifests/sha256/", digest);
+  return "hosted/manifests/sha256/" + digest.sharded();
 }
 
 std::string HostedBucket::LayerKey(const RepoName& repo, const Digest& digest) {

@@ -8,17 +8,6 @@
 #include "common/sha256.h"
 
 namespace hubcache {
-namespace {
-
-std::string ShardedKey(const char* prefix, const Digest& digest) {
-  std::string key = prefix;
-  key += digest.hex().substr(0, 2);
-  key += '/';
-  key += digest.hex();
-  return key;
-}
-
-}  // namespace
 
 SecondTier::SecondTier(S3Client& s3, SecondTierOptions options) : s3_(s3), options_(options) {
   for (size_t i = 0; i < std::max<size_t>(options_.copy_workers, 1); ++i) {
@@ -39,11 +28,11 @@ SecondTier::~SecondTier() {
 }
 
 std::string SecondTier::BlobKey(const Digest& digest) {
-  return ShardedKey("cache/blobs/sha256/", digest);
+  return "cache/blobs/sha256/" + digest.sharded();
 }
 
 std::string SecondTier::ManifestKey(const Digest& digest) {
-  return ShardedKey("cache/manifests/sha256/", digest);
+  return "cache/manifests/sha256/" + digest.sharded();
 }
 
 std::string SecondTier::TagKey(const RepoName& repo, const std::string& tag,

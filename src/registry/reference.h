@@ -45,6 +45,8 @@ class Digest {
   static Digest FromHex(std::string hex) { return Digest(std::move(hex)); }  // hex from Sha256
   std::string str() const { return "sha256:" + hex_; }
   const std::string& hex() const { return hex_; }
+  // "<first 2 hex>/<64 hex>": how stores shard objects by digest.
+  std::string sharded() const { return hex_.substr(0, 2) + "/" + hex_; }
   bool operator==(const Digest& other) const = default;
   auto operator<=>(const Digest& other) const = default;
 

@@ -68,7 +68,7 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const std::filesystem::path& 
 
 std::filesystem::path BlobStore::PathOf(ObjectKind kind, const Digest& digest) const {
   const char* dir = kind == ObjectKind::kBlob ? "blobs" : "manifests";
-  return root_ / dir / "sha256" / digest.hex().substr(0, 2) / digest.hex();
+  return root_ / dir / "sha256" / digest.sharded();
 }
 
 std::optional<uint64_t> BlobStore::SizeOf(ObjectKind kind, const Digest& digest) const {
