@@ -15,6 +15,11 @@
 namespace hubcache {
 namespace {
 
+// A request to the bucket failed: the client may retry (503).
+Error BucketUnavailable(const Error& e) {
+  return Error{ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + e.message};
+}
+
 Error ManifestUnknown(const RepoName& repo, const std::string& what) {
   return Error{ErrorKind::kManifestUnknown, "manifest " + what + " is not in " + repo.str()};
 }
@@ -123,9 +128,6 @@ void HostedRegistry::RememberManifest(const std::string& key, const Manifest& ma
 }
 
 Result<Manifest> HostedRegistry::BucketManifest(const RepoName& repo, const Reference& reference) {
-  auto unavailable = [](const Error& e) {
-    return Error{ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + e.message};
-  };
   const int64_t now = UnixNowMs();
   std::optional<Digest> digest;
   if (const auto* by_digest = std::get_if<Digest>(&reference)) {
@@ -142,7 +144,7 @@ Result<Manifest> HostedRegistry::BucketManifest(const RepoName& repo, const Refe
     }
     if (!digest) {
       auto named = bucket_->TagDigest(repo, tag);
-      if (!named) return tl::unexpected(unavailable(named.error()));
+      if (!named) return tl::unexpected(BucketUnavailable(named.error()));
       std::lock_guard lock(mutex_);
       if (!*named) {
         bucket_tags_.erase(key);
@@ -169,7 +171,7 @@ Result<Manifest> HostedRegistry::BucketManifest(const RepoName& repo, const Refe
     // The bytes are content-addressed; whether the repository still holds
     // them is the question.
     auto held = bucket_->HasRevision(repo, *digest);
-    if (!held) return tl::unexpected(unavailable(held.error()));
+    if (!held) return tl::unexpected(BucketUnavailable(held.error()));
     std::lock_guard lock(mutex_);
     auto it = manifests_.find(key);
     if (!*held) {
@@ -184,7 +186,7 @@ Result<Manifest> HostedRegistry::BucketManifest(const RepoName& repo, const Refe
     return *remembered;
   }
   auto stored = bucket_->GetManifest(repo, *digest);
-  if (!stored) return tl::unexpected(unavailable(stored.error()));
+  if (!stored) return tl::unexpected(BucketUnavailable(stored.error()));
   if (!*stored) return tl::unexpected(ManifestUnknown(repo, digest->str()));
   Manifest manifest{*digest, (*stored)->media_type,
                     std::make_shared<const std::string>(std::move((*stored)->bytes))};
@@ -248,9 +250,6 @@ void HostedRegistry::ForgetRepoTagsOf(const RepoName& repo, const std::string& d
 }
 
 Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& reference) {
-  auto unavailable = [](const Error& e) {
-    return Error{ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + e.message};
-  };
   if (const auto* tag = std::get_if<Tag>(&reference)) {
     {
       std::lock_guard lock(mutex_);
@@ -261,7 +260,7 @@ Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& ref
     bool in_bucket = false;
     if (bucket_) {
       auto gone = bucket_->DeleteTag(repo, tag->str());
-      if (!gone) return tl::unexpected(unavailable(gone.error()));
+      if (!gone) return tl::unexpected(BucketUnavailable(gone.error()));
       in_bucket = *gone;
     }
     auto deleted = index_.DeleteHostedTag(repo.str(), tag->str());
@@ -283,7 +282,7 @@ Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& ref
     bool in_bucket = false;
     if (bucket_) {
       auto gone = bucket_->DeleteManifest(repo, digest);
-      if (!gone) return tl::unexpected(unavailable(gone.error()));
+      if (!gone) return tl::unexpected(BucketUnavailable(gone.error()));
       in_bucket = *gone;
     }
     auto deleted = index_.DeleteHostedManifest(repo.str(), digest.str());
@@ -297,12 +296,11 @@ Status HostedRegistry::DeleteManifest(const RepoName& repo, const Reference& ref
 Result<std::vector<std::string>> HostedRegistry::Tags(const RepoName& repo) {
   if (bucket_) {
     auto tags = bucket_->Tags(repo);
-    if (!tags)
-      return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + tags.error().message);
+    if (!tags) return tl::unexpected(BucketUnavailable(tags.error()));
     if (tags->empty()) {
       auto repos = bucket_->Repositories();
       if (!repos) {
-        return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + repos.error().message);
+        return tl::unexpected(BucketUnavailable(repos.error()));
       }
       if (!std::binary_search(repos->begin(), repos->end(), repo.str())) {
         return Fail(ErrorKind::kNameUnknown, "repository " + repo.str() + " is not known");
@@ -358,7 +356,7 @@ Result<HostedRegistry::OpenBlob> HostedRegistry::BucketBlob(const RepoName& repo
   if (!size) {
     auto linked = bucket_->LinkedBlobSize(repo, digest);
     if (!linked) {
-      return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + linked.error().message);
+      return tl::unexpected(BucketUnavailable(linked.error()));
     }
     std::lock_guard lock(mutex_);
     if (!*linked) {
@@ -437,7 +435,7 @@ Status HostedRegistry::DeleteBlob(const RepoName& repo, const Digest& digest) {
       if (!s) linked = tl::unexpected(s.error());
     }
     if (!linked) {
-      return Fail(ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + linked.error().message);
+      return tl::unexpected(BucketUnavailable(linked.error()));
     }
     in_bucket = linked->has_value();
   }
