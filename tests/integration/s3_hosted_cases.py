@@ -80,9 +80,7 @@ class HostedOnS3(unittest.TestCase):
         dest = os.path.join(self.work, "pulls", label)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         try:
-            harness.skopeo(self.work, [], ["copy", "--all", "--src-tls-verify=false",
-                                           "--src-no-creds", f"docker://{self.host(node)}/{ref}",
-                                           f"dir:{dest}"])
+            harness.skopeo_copy(self.work, self.host(node), ref, dest)
         except harness.SkopeoError as e:
             self.fail(f"pull of {ref} ({label}) failed: {e}\n{node.log()[-3000:]}")
         return dest
