@@ -258,11 +258,29 @@ Status BlobFill::HashPrefix(uint64_t n, Sha256& hasher) {
 }
 
 void BlobFill::Finish(State state, Error error, bool write_failed) {
-  std::lock_guard lock(mutex_);
-  state_ = state;
-  error_ = std::move(error);
-  write_failed_ = write_failed;
-  changed_.notify_all();
+  std::vector<std::function<void(bool)>> done;
+  {
+    std::lock_guard lock(mutex_);
+    state_ = state;
+    error_ = std::move(error);
+    write_failed_ = write_failed;
+    done.swap(on_finish_);
+    changed_.notify_all();
+  }
+  for (auto& fn : done) fn(state == State::kVerified);
+}
+
+void BlobFill::OnFinish(std::function<void(bool verified)> done) {
+  bool verified = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::kVerified && state_ != State::kFailed) {
+      on_finish_.push_back(std::move(done));
+      return;
+    }
+    verified = state_ == State::kVerified;
+  }
+  done(verified);
 }
 
 FillManager::~FillManager() {
@@ -308,18 +326,35 @@ Result<std::shared_ptr<BlobFill>> FillManager::StartOrJoin(const RepoName& repo,
   }
   // A fill that just finished renamed its file before leaving active_.
   if (store_.SizeOf(ObjectKind::kBlob, digest)) return std::shared_ptr<BlobFill>();
-  if (stopping_) return Fail(ErrorKind::kUpstreamUnavailable, "shutting down");
+  return StartLocked(repo, digest, bucket_key, /*prefetch=*/false);
+}
 
+Result<std::shared_ptr<BlobFill>> FillManager::StartPrefetch(const RepoName& repo,
+                                                             const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  ReapFinishedLocked();
+  if (active_.count(digest.hex()) || store_.SizeOf(ObjectKind::kBlob, digest)) {
+    return std::shared_ptr<BlobFill>();
+  }
+  return StartLocked(repo, digest, {}, /*prefetch=*/true);
+}
+
+Result<std::shared_ptr<BlobFill>> FillManager::StartLocked(const RepoName& repo,
+                                                           const Digest& digest,
+                                                           const std::string& bucket_key,
+                                                           bool prefetch) {
+  if (stopping_) return Fail(ErrorKind::kUpstreamUnavailable, "shutting down");
+  if (!bucket_key.empty() && !l2_) return Fail(ErrorKind::kInternal, "no bucket to read from");
   auto temp = store_.CreateTemp();
   if (!temp) return tl::unexpected(temp.error());
   UniqueFd read_fd(::open(temp->path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!read_fd.valid())
     return Fail(ErrorKind::kIo, std::string("open temp: ") + std::strerror(errno));
   auto fill = std::make_shared<BlobFill>(digest, std::move(read_fd));
+  fill->prefetched_ = prefetch;
   active_[digest.hex()] = fill;
   ++stats_.fills_started;
   uint64_t id = next_id_++;
-  if (!bucket_key.empty() && !l2_) return Fail(ErrorKind::kInternal, "no bucket to read from");
   threads_.emplace(
       id, std::thread(&FillManager::Run, this, id, repo, fill, std::move(*temp), bucket_key));
   return fill;

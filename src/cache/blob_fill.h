@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +66,12 @@ class BlobFill {
   // Feeds bytes [0, n) of the temp file to `hasher` (n <= bytes written).
   [[nodiscard]] Status HashPrefix(uint64_t n, Sha256& hasher);
 
+  // Whether the prefetcher started this fill (cache/prefetcher.h).
+  bool prefetched() const { return prefetched_; }
+  // Runs `done` once the fill verified or failed (at once if it has), on the
+  // thread that finished it, with nothing locked.
+  void OnFinish(std::function<void(bool verified)> done);
+
  private:
   friend class FillManager;
   enum class State { kStarting, kStreaming, kVerified, kFailed };
@@ -78,12 +85,14 @@ class BlobFill {
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  State state_ = State::kStarting;  // guarded by mutex_
-  std::optional<uint64_t> total_;   // guarded by mutex_
-  uint64_t written_ = 0;            // guarded by mutex_
-  Error error_;                     // guarded by mutex_
-  bool write_failed_ = false;       // guarded by mutex_
-  bool from_bucket_ = false;        // guarded by mutex_
+  State state_ = State::kStarting;                    // guarded by mutex_
+  std::optional<uint64_t> total_;                     // guarded by mutex_
+  uint64_t written_ = 0;                              // guarded by mutex_
+  Error error_;                                       // guarded by mutex_
+  bool write_failed_ = false;                         // guarded by mutex_
+  bool from_bucket_ = false;                          // guarded by mutex_
+  std::vector<std::function<void(bool)>> on_finish_;  // guarded by mutex_
+  bool prefetched_ = false;                           // set before the fill is shared
 };
 
 struct FillOptions {
@@ -116,6 +125,11 @@ class FillManager {
                                                               const Digest& digest,
                                                               const std::string& bucket_key = {});
 
+  // For the prefetcher: a new fill of `digest`, marked prefetched; nullptr
+  // with no error when the blob is in the store or a fill of it runs already.
+  [[nodiscard]] Result<std::shared_ptr<BlobFill>> StartPrefetch(const RepoName& repo,
+                                                                const Digest& digest);
+
   // The fill in flight for `digest`, if any.
   std::shared_ptr<BlobFill> Find(const Digest& digest);
 
@@ -125,6 +139,9 @@ class FillManager {
   void Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill, TempFile temp,
            std::string bucket_key);
   void ReapFinishedLocked();
+  // Starts a fill; mutex_ held, nothing in flight for the digest.
+  Result<std::shared_ptr<BlobFill>> StartLocked(const RepoName& repo, const Digest& digest,
+                                                const std::string& bucket_key, bool prefetch);
 
   UpstreamClient& upstream_;
   BlobStore& store_;

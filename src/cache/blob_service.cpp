@@ -96,6 +96,7 @@ Result<BlobRead> BlobService::Open(const RepoName& repo, const Digest& digest) {
     }
     if (!fill) return tl::unexpected(fill.error());
     if (!*fill) continue;  // it just landed in the store
+    if ((*fill)->prefetched()) ++stats_.prefetch_joined;
     auto total = (*fill)->WaitForHeaders(options_.wait_limit);
     if (!total) {
       ++stats_.blob_misses;

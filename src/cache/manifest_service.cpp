@@ -102,7 +102,8 @@ void ManifestService::StoreTag(const RepoName& repo, const Tag& tag, const Accep
   if (l2_) (void)l2_->PutTag(repo, tag.str(), accept.Key(), row);  // it counts and logs
 }
 
-std::optional<Manifest> ManifestService::LoadCached(const RepoName& repo, const Digest& digest) {
+std::optional<Manifest> ManifestService::LoadCached(const RepoName& repo, const Digest& digest,
+                                                    bool* from_bucket) {
   if (auto local = LoadLocal(digest)) return local;
   if (!l2_) return std::nullopt;
   auto shared = l2_->GetManifest(digest);
@@ -114,6 +115,7 @@ std::optional<Manifest> ManifestService::LoadCached(const RepoName& repo, const 
                           digest.str(), s.error().message);
   }
   tracker_.Touch(EntryKind::kManifest, digest.str());
+  if (from_bucket) *from_bucket = true;
   return manifest;
 }
 
@@ -181,9 +183,11 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
     return ManifestResult{*local, ManifestSource::kCache};
   }
   return flights_.Do("d|" + digest.hex(), [&]() -> Result<ManifestResult> {
-    if (auto cached = LoadCached(repo, digest)) {
+    bool from_bucket = false;
+    if (auto cached = LoadCached(repo, digest, &from_bucket)) {
       ++stats_.manifest_hits;
-      return ManifestResult{*cached, ManifestSource::kCache};
+      return ManifestResult{*cached,
+                            from_bucket ? ManifestSource::kBucket : ManifestSource::kCache};
     }
     ++stats_.manifest_misses;
     const std::string what = repo.str() + "@" + digest.str();
@@ -225,9 +229,11 @@ Result<ManifestResult> ManifestService::GetByTag(const RepoName& repo, const Tag
   auto row = LookupTag(repo, tag, accept);
   if (row && UnixNowMs() - row->checked_at_ms < options_.tag_freshness.count()) {
     if (auto digest = Digest::Parse(row->digest)) {
-      if (auto cached = LoadCached(repo, *digest)) {
+      bool from_bucket = false;
+      if (auto cached = LoadCached(repo, *digest, &from_bucket)) {
         ++stats_.manifest_hits;
-        return ManifestResult{*cached, ManifestSource::kCache};
+        return ManifestResult{*cached,
+                              from_bucket ? ManifestSource::kBucket : ManifestSource::kCache};
       }
     }
   }

@@ -40,7 +40,9 @@ struct Manifest {
   std::shared_ptr<const std::string> bytes;  // the exact upstream bytes
 };
 
-enum class ManifestSource { kCache, kUpstream, kStale, kHosted };
+// kBucket: not in the local cache, read from the S3 bucket behind it (a hit
+// of the second tier).
+enum class ManifestSource { kCache, kUpstream, kStale, kHosted, kBucket };
 
 struct ManifestResult {
   Manifest manifest;
@@ -86,8 +88,9 @@ class ManifestService {
   Result<ManifestResult> ResolveTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   Result<ManifestResult> FetchTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept);
   std::optional<Manifest> LoadLocal(const Digest& digest);
-  // From L1, else from the bucket (then kept in L1).
-  std::optional<Manifest> LoadCached(const RepoName& repo, const Digest& digest);
+  // From L1, else from the bucket (then kept in L1; `from_bucket` says so).
+  std::optional<Manifest> LoadCached(const RepoName& repo, const Digest& digest,
+                                     bool* from_bucket = nullptr);
   // The tag's row: from memory, else from the index (then remembered).
   // `ask_l2`: when memory and the index miss, the bucket too.
   std::optional<TagRow> LookupTag(const RepoName& repo, const Tag& tag, const AcceptSet& accept,

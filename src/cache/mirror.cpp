@@ -86,6 +86,14 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
           // REGISTRY_STORAGE_REDIRECT_DISABLE=false: L2 hits are redirects.
           m.l2_ && !config.storage_redirect_disable ? kRedirectValidity : std::chrono::seconds(0)},
       m.l2_.get());
+  // With redirects, blobs the bucket holds go to clients straight from it:
+  // a prefetch would read them into L1 for nothing.
+  const bool redirecting = m.l2_ && !config.storage_redirect_disable;
+  m.prefetcher_ = std::make_unique<Prefetcher>(
+      *m.fills_, *m.store_,
+      PrefetchOptions{config.PrefetchEnabled() && !redirecting,
+                      static_cast<size_t>(config.prefetch_max_fills), config.prefetch_max_bytes,
+                      config.cache_max_size_bytes / 2});
   ManifestOptions manifest_options;
   manifest_options.tag_freshness = config.tag_freshness;
   m.manifests_ =

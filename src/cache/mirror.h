@@ -21,6 +21,7 @@
 #include "cache/image_remover.h"
 #include "cache/manifest_service.h"
 #include "cache/pins.h"
+#include "cache/prefetcher.h"
 #include "cache/second_tier.h"
 #include "cache/stats.h"
 #include "cache/tag_list_service.h"
@@ -48,6 +49,7 @@ class Mirror {
   UpstreamClient& upstream() { return *upstream_; }
   FillManager& fills() { return *fills_; }
   BlobService& blobs() { return *blobs_; }
+  Prefetcher& prefetcher() { return *prefetcher_; }
   ManifestService& manifests() { return *manifests_; }
   TagListService& tag_lists() { return *tag_lists_; }
   AccessTracker& access() { return *access_; }
@@ -117,7 +119,8 @@ class Mirror {
   std::unique_ptr<Evictor> evictor_;
   // Last: a fill thread still running wakes evictor_ through usage_'s listener.
   std::unique_ptr<FillManager> fills_;
-  std::unique_ptr<BlobService> blobs_;  // borrows fills_, hosted_ and the rest
+  std::unique_ptr<BlobService> blobs_;      // borrows fills_, hosted_ and the rest
+  std::unique_ptr<Prefetcher> prefetcher_;  // borrows fills_ and store_
   // The abandoned-upload purge (REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_*).
   std::mutex purge_mutex_;
   std::condition_variable purge_wake_;

@@ -28,6 +28,7 @@ struct CacheStats {
   std::atomic<uint64_t> blob_misses{0};
   std::atomic<uint64_t> fills_started{0};
   std::atomic<uint64_t> fills_joined{0};
+  std::atomic<uint64_t> prefetch_joined{0};  // client GETs that joined a prefetch fill
   std::atomic<uint64_t> fills_failed{0};
   std::atomic<uint64_t> upstream_errors{0};
   std::atomic<uint64_t> cache_write_errors{0};

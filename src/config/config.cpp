@@ -655,6 +655,39 @@ const std::vector<Setting>& AllSettings() {
                         "--storage-redirect-disable/REGISTRY_STORAGE_REDIRECT_DISABLE", v);
        },
        Field(&Config::storage_redirect_disable)},
+      {{"--prefetch", "HUBCACHE_PREFETCH",
+        "true: a GET of an image manifest the cache lacks starts fetching its layers at once; "
+        "auto: true with filesystem storage, false with s3 (a cluster) (default auto)"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "auto" && v != "true" && v != "false") {
+           return Fail(
+               ErrorKind::kConfigInvalid,
+               "--prefetch/HUBCACHE_PREFETCH: expected auto, true or false, got '" + v + "'");
+         }
+         c.prefetch = v;
+         return {};
+       },
+       Field(&Config::prefetch)},
+      {{"--prefetch-max-fills", "HUBCACHE_PREFETCH_MAX_FILLS",
+        "blobs prefetched at once (default 6)"},
+       [](Config& c, const std::string& v) {
+         return SetCount(c.prefetch_max_fills, "--prefetch-max-fills/HUBCACHE_PREFETCH_MAX_FILLS",
+                         v, 1, 64);
+       },
+       Field(&Config::prefetch_max_fills)},
+      {{"--prefetch-max-bytes", "HUBCACHE_PREFETCH_MAX_BYTES",
+        "announced bytes of prefetched blobs in flight (default 512MiB)"},
+       [](Config& c, const std::string& v) -> Status {
+         auto size = ParseByteSize(v);
+         if (!size || *size == 0) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--prefetch-max-bytes/HUBCACHE_PREFETCH_MAX_BYTES: " +
+                           (size ? std::string("must be above 0") : size.error().message));
+         }
+         c.prefetch_max_bytes = *size;
+         return {};
+       },
+       Field(&Config::prefetch_max_bytes)},
   };
   return settings;
 }

@@ -129,6 +129,19 @@ struct Config {
   // false: clients are redirected to a presigned URL of the store. (The CNCF
   // registry's default is false: it redirects.)
   bool storage_redirect_disable = true;
+  // Prefetch on manifest (cache/prefetcher.h): a GET of an image manifest the
+  // cache did not hold starts fetching its config and layers at once, at most
+  // prefetch_max_fills at a time and prefetch_max_bytes of them in flight.
+  // "auto": on with filesystem storage, off with s3 (nodes behind a balancer
+  // that sends each blob to its home node: a prefetch on the manifest's node
+  // would fetch blobs the balancer sends elsewhere); "true", "false".
+  std::string prefetch = "auto";
+  int prefetch_max_fills = 6;
+  uint64_t prefetch_max_bytes = 512ULL * 1024 * 1024;
+
+  bool PrefetchEnabled() const {
+    return prefetch == "true" || (prefetch == "auto" && storage != "s3");
+  }
 };
 
 // One configurable setting, for --help and the configuration reference.

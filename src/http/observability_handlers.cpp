@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "http/dashboard_page.h"
+#include "registry/hubcache_headers.h"
 #include "registry/reference.h"
 #include "registry/routes.h"
 #include "stats/prometheus.h"
@@ -177,7 +178,7 @@ void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httpli
   RequestRecord record;
   if (trace.active) record.duration = std::chrono::steady_clock::now() - trace.start;
   record.status = res.status;
-  record.cache = ParseCacheResult(res.get_header_value("X-Hubcache-Cache"));
+  record.cache = ParseCacheResult(res.get_header_value(kCacheHeader));
   // Streamed bodies were counted as they went; a plain body is written whole
   // (httplib writes none for HEAD).
   record.body_bytes = trace.body_bytes + (req.method == "HEAD" ? 0 : res.body.size());
@@ -308,6 +309,9 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
   h.push_digest_mismatches = cs.push_digest_mismatches;
   h.push_refused = cs.push_refused;
   h.deletes = cs.hosted_deletes;
+
+  s.prefetch = mirror_.prefetcher().Figures();
+  s.prefetch.joined = cs.prefetch_joined;
 
   if (SecondTier* l2 = mirror_.l2()) {
     BucketFigures& b = s.bucket;

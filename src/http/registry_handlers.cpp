@@ -4,6 +4,7 @@
 
 #include "common/strings.h"
 #include "http/responses.h"
+#include "registry/hubcache_headers.h"
 #include "registry/media_types.h"
 #include "registry/pagination.h"
 #include "registry/range.h"
@@ -11,8 +12,6 @@
 
 namespace hubcache {
 namespace {
-
-constexpr const char* kCacheHeader = "X-Hubcache-Cache";
 
 // All values of a repeatable header, comma-joined.
 std::string JoinedHeader(const httplib::Request& req, const char* name) {
@@ -48,6 +47,7 @@ bool MatchesEtag(const std::string& if_none_match, const std::string& digest) {
 const char* SourceName(ManifestSource source) {
   switch (source) {
     case ManifestSource::kCache:
+    case ManifestSource::kBucket:
       return "hit";
     case ManifestSource::kUpstream:
       return "miss";
@@ -206,6 +206,11 @@ void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& 
   }();
   if (!result) return WriteError(res, result.error());
   const auto& manifest = result->manifest;
+  // A GET of an image manifest the cache lacked: its blobs come next.
+  if (!hosted && req.method == "GET" && req.get_header_value(kPrefetchHeader) != "off" &&
+      mirror_.prefetcher().ShouldPrefetch(*result)) {
+    mirror_.prefetcher().Enqueue(*repo, manifest);
+  }
   const std::string digest = manifest.digest.str();
   res.set_header("Docker-Content-Digest", digest);
   res.set_header("ETag", "\"" + digest + "\"");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/strings.h"
+#include "registry/hubcache_headers.h"
 #include "registry/media_types.h"
 
 namespace hubcache {
@@ -71,7 +72,7 @@ struct MirrorSession::Transfer {
       t->reply.content_type = value;
     } else if (name == "docker-content-digest") {
       t->reply.digest = value;
-    } else if (name == "x-hubcache-cache") {
+    } else if (name == ToLower(kCacheHeader)) {
       t->reply.cache = ToLower(value);
     } else if (name == "content-length") {
       char* end = nullptr;
@@ -159,6 +160,8 @@ Result<MirrorReply> MirrorSession::Perform(const std::string& path, Transfer& tr
   curl_slist* headers = nullptr;
   if (!transfer.is_blob) {
     headers = curl_slist_append(headers, ("Accept: " + AcceptSet::All().UpstreamHeader()).c_str());
+    // This run fetches the blobs itself, and counts what it fetched.
+    headers = curl_slist_append(headers, (std::string(kPrefetchHeader) + ": off").c_str());
   }
   char error_buffer[CURL_ERROR_SIZE] = {0};
   const long stall_s = std::max<long>(1, static_cast<long>(options_.stall_timeout.count() / 1000));

@@ -32,9 +32,9 @@
 #include <vector>
 
 #include "common/result.h"
-#include "prewarm/manifest_walk.h"
 #include "prewarm/mirror_session.h"
 #include "registry/image_ref.h"
+#include "registry/manifest_walk.h"
 
 namespace hubcache {
 

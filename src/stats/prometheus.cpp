@@ -228,6 +228,21 @@ std::string PrometheusText(const StatsSnapshot& s) {
           h.push_refused);
   Counter(w, "hosted_deletes_total", "Hosted manifests and tags deleted.", h.deletes);
 
+  {
+    const PrefetchFigures& p = s.prefetch;
+    Gauge(w, "prefetch_active", "Blobs being prefetched after a manifest GET.", p.active);
+    Gauge(w, "prefetch_bytes_in_flight", "Announced bytes of the blobs being prefetched.",
+          p.bytes_in_flight);
+    Gauge(w, "prefetch_queued", "Blobs waiting for a prefetch slot.", p.queued);
+    Counter(w, "prefetch_started_total", "Blob fills started by prefetch.", p.started);
+    Counter(w, "prefetch_skipped_total", "Blobs not prefetched: cached or already being fetched.",
+            p.skipped);
+    Counter(w, "prefetch_dropped_total",
+            "Blobs not prefetched: queue full, or the cache could not take a file.", p.dropped);
+    Counter(w, "prefetch_failed_total", "Prefetch fills that failed or could not start.", p.failed);
+    Counter(w, "prefetch_joined_total", "Client blob GETs that joined a prefetch fill.", p.joined);
+  }
+
   if (const BucketFigures& b = s.bucket; b.configured) {
     Gauge(w, "s3_available", "1 while the S3 bucket (L2) is used; 0 while marked down.",
           b.available ? 1 : 0);

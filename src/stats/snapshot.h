@@ -115,6 +115,24 @@ struct BucketFigures {
   uint64_t stale_aborted = 0;  // abandoned multipart copies aborted
 };
 
+// Prefetch on manifest (cache/prefetcher.h).
+struct PrefetchFigures {
+  bool enabled = false;
+  uint64_t max_fills = 0;
+  uint64_t max_bytes = 0;
+  uint64_t active = 0;           // prefetch fills running now
+  uint64_t bytes_in_flight = 0;  // their announced sizes
+  uint64_t queued = 0;           // blobs waiting for a slot
+  uint64_t peak_active = 0;      // the most ever at once
+  uint64_t peak_bytes = 0;
+  uint64_t manifests = 0;  // manifests whose blobs were queued
+  uint64_t started = 0;    // fills the prefetcher started
+  uint64_t skipped = 0;    // blobs cached or already being fetched
+  uint64_t dropped = 0;    // not queued (queue full) or dropped (cache not writable)
+  uint64_t failed = 0;     // fills it started that failed, or could not start
+  uint64_t joined = 0;     // client GETs that joined a prefetch fill
+};
+
 struct StatsSnapshot {
   std::string version;
   int64_t now_ms = 0;
@@ -177,6 +195,7 @@ struct StatsSnapshot {
 
   HostedFigures hosted;
   BucketFigures bucket;
+  PrefetchFigures prefetch;
 
   bool admin_enabled = false;
 

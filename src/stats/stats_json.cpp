@@ -67,6 +67,23 @@ json Bucket(const BucketFigures& b) {
           {"stale_copies_aborted", b.stale_aborted}};
 }
 
+json Prefetch(const PrefetchFigures& p) {
+  return {{"enabled", p.enabled},
+          {"max_fills", p.max_fills},
+          {"max_bytes", p.max_bytes},
+          {"active", p.active},
+          {"bytes_in_flight", p.bytes_in_flight},
+          {"queued", p.queued},
+          {"peak_active", p.peak_active},
+          {"peak_bytes", p.peak_bytes},
+          {"manifests", p.manifests},
+          {"started", p.started},
+          {"skipped", p.skipped},
+          {"dropped", p.dropped},
+          {"failed", p.failed},
+          {"joined", p.joined}};
+}
+
 json Hosted(const HostedFigures& h) {
   json list = nullptr;
   if (h.repository_list_known) {
@@ -202,6 +219,7 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
       {"hosted", Hosted(s.hosted)},
       // The S3 bucket behind the local cache (L2); null without one.
       {"s3", Bucket(s.bucket)},
+      {"prefetch", Prefetch(s.prefetch)},
       {"access_log",
        {{"enabled", s.access_log_enabled},
         {"format", s.access_log_format},

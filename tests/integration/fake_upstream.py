@@ -35,7 +35,8 @@ like a failing load balancer). Modes:
   slow             body throttled to `rate` bytes/s (default 512 KiB/s); every body
                    mode also takes `rate`, e.g. a trickled truncate
   stall            sends `after` bytes (default N/2), then hangs until
-                   release_stalls(), stop(), or `max_s` seconds (default 60)
+                   release_stalls(), stop(), or `max_s` seconds (default 60); with
+                   resume=True a release sends the rest (a slow upstream, not a cut)
   hold             blobs only: the body in chunked framing under the Content-Length
                    the mirror trusts (so the response stays open after its last byte):
                    `after` bytes (default N-1), then waits for release_stalls(); sends
@@ -649,7 +650,13 @@ class FakeRegistry:
                         time.sleep(min(ahead, 1.0))
         if sent < n:
             if mode == "stall":
-                stall_release.wait(timeout=float(fault.params.get("max_s", 60)))
+                released = stall_release.wait(timeout=float(fault.params.get("max_s", 60)))
+                if released and fault.params.get("resume"):
+                    for chunk in obj.body.chunks(start + sent, end):
+                        h.wfile.write(chunk)
+                        with self._lock:
+                            self._sent[ref] = self._sent.get(ref, 0) + len(chunk)
+                    return
             if mode == "error_midstream":
                 h.server.mark_reset(h.connection)
             h.close_connection = True

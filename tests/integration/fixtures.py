@@ -4,6 +4,7 @@
   library/docker2:1  one image pushed with `--format v2s2` (Docker schema2 media types), 2+1 MiB
   library/big100:1   one image with a single 100 MiB incompressible layer
   library/lru1..8:1  eight images of two distinct layers each (7 MiB + 3 MiB), for eviction
+  library/many12:1   one image of twelve 256 KiB layers (prefetch)
   library/sharea:1, library/shareb:1
                      two images whose first layer (2 MiB) is the same blob; the second
                      layers (1 MiB, 512 KiB) are their own
@@ -47,6 +48,7 @@ SPECS = {
     "multi": ([("amd64", None, [1 * MiB, 2 * MiB]), ("arm64", "v8", [3 * MiB])], True, None),
     "docker2": ([("amd64", None, [2 * MiB, 1 * MiB])], False, "v2s2"),
     "big100": ([("amd64", None, [100 * MiB])], False, None),
+    "many12": ([("amd64", None, [256 * 1024] * 12)], False, None),
     "sharea": ([("amd64", None, [("base", 2 * MiB), 1 * MiB])], False, None),
     "shareb": ([("amd64", None, [("base", 2 * MiB), 512 * 1024])], False, None),
 }

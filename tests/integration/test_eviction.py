@@ -45,7 +45,10 @@ CAP_BYTES = 25 * MiB
 WATERMARK = 0.9  # hubcache's default --cache-low-watermark
 IMAGES = [f"lru{i}" for i in range(1, 9)]
 ADMIN_TOKEN = "eviction-test-admin-token"
+# Without prefetch: the pulls fill one blob after another, so each eviction pass ends
+# in a state of the cache's own (prefetch fills run beside the passes: test_prefetch.py).
 MIRROR_ARGS = ("--cache-max-size", "25MiB", "--access-flush-interval", "200ms",
+               "--prefetch", "false",
                "--min-free", "0%",  # no free-disk trigger: only the cap decides here
                "--admin-token", ADMIN_TOKEN)  # /admin/images tells the accounted cache size
 MIN_SPACING_S = 0.004

@@ -64,8 +64,10 @@ class Figures(unittest.TestCase):
         cls.mirrored = cls.fake.add_image("stats/mirrored", "1", layer_bytes=b"m" * 40_000)
         d = os.path.join(S.work, "figures")
         os.makedirs(d)
+        # Without prefetch: the mirrored pull's outcomes are named request by request.
         cls.m = Mirror(d, cls.fake.url, extra_args=(
-            "--hosted", "team/*", "--admin-token", ADMIN_TOKEN, "--access-log", "off"))
+            "--hosted", "team/*", "--admin-token", ADMIN_TOKEN, "--access-log", "off",
+            "--prefetch", "false"))
         cls.addClassCleanup(cls.m.stop)
         cls.m.start()
         cls.pull_mirrored()

@@ -781,5 +781,55 @@ TEST_CASE("LoadConfig: S3 keys and region from the AWS variables") {
   CHECK(flag->s3_region == "us-west-2");
 }
 
+TEST_CASE("LoadConfig: prefetch settings") {
+  auto defaults = LoadConfig({}, {});
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->prefetch == "auto");
+  CHECK(defaults->PrefetchEnabled());  // filesystem storage
+  CHECK(defaults->prefetch_max_fills == 6);
+  CHECK(defaults->prefetch_max_bytes == uint64_t{512} << 20);
+
+  struct Case {
+    std::string storage;
+    std::string prefetch;
+    bool enabled;
+  };
+  const std::vector<Case> cases = {
+      {"filesystem", "auto", true}, {"filesystem", "false", false}, {"filesystem", "true", true},
+      {"s3", "auto", false},        {"s3", "true", true},           {"s3", "false", false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.storage);
+    CAPTURE(c.prefetch);
+    Config config;
+    config.storage = c.storage;
+    config.prefetch = c.prefetch;
+    CHECK(config.PrefetchEnabled() == c.enabled);
+  }
+
+  auto set = LoadConfig({{"HUBCACHE_PREFETCH", "false"},
+                         {"HUBCACHE_PREFETCH_MAX_FILLS", "2"},
+                         {"HUBCACHE_PREFETCH_MAX_BYTES", "64MiB"}},
+                        {});
+  REQUIRE(set.has_value());
+  CHECK_FALSE(set->PrefetchEnabled());
+  CHECK(set->prefetch_max_fills == 2);
+  CHECK(set->prefetch_max_bytes == uint64_t{64} << 20);
+
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"HUBCACHE_PREFETCH", "yes"},         {"HUBCACHE_PREFETCH", ""},
+      {"HUBCACHE_PREFETCH_MAX_FILLS", "0"}, {"HUBCACHE_PREFETCH_MAX_FILLS", "65"},
+      {"HUBCACHE_PREFETCH_MAX_BYTES", "0"}, {"HUBCACHE_PREFETCH_MAX_BYTES", "lots"},
+  };
+  for (const auto& [name, value] : refused) {
+    CAPTURE(name);
+    CAPTURE(value);
+    auto config = LoadConfig({{name, value}}, {});
+    REQUIRE_FALSE(config.has_value());
+    CHECK(config.error().message.find(name) != std::string::npos);
+    CHECK(config.error().message.find('\n') == std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace hubcache

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "prewarm/image_list.h"
-#include "prewarm/manifest_walk.h"
 #include "prewarm/report.h"
+#include "registry/manifest_walk.h"
 #include "registry/media_types.h"
 
 namespace hubcache {

@@ -1,4 +1,4 @@
-#include "prewarm/manifest_walk.h"
+#include "registry/manifest_walk.h"
 
 #include <nlohmann/json.hpp>
 

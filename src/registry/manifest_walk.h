@@ -1,5 +1,5 @@
 #pragma once
-// What a pre-warm needs to know about a manifest: the children of an index
+// What a manifest references (for pre-warm and prefetch): the children of an index
 // (with their platforms) and the blobs of an image manifest (config, then
 // layers). Pure functions over the manifest bytes; thread-safe.
 
