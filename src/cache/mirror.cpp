@@ -161,17 +161,33 @@ Result<std::vector<std::string>> Mirror::Catalog() {
 }
 
 void Mirror::PurgeLoop() {
+  using Clock = std::chrono::steady_clock;
+  auto uploads_due = Clock::now();
+  auto trim_due = Clock::now();
+  const bool trimming = l2_ && config_.l2_max_size_bytes > 0;
   std::unique_lock lock(purge_mutex_);
   while (!stopping_) {
     lock.unlock();
-    if (config_.upload_purge_enabled) {
-      uploads_->PurgeStale(config_.upload_purge_age, config_.upload_purge_dry_run);
+    const auto now = Clock::now();
+    if (now >= uploads_due) {
+      if (config_.upload_purge_enabled) {
+        uploads_->PurgeStale(config_.upload_purge_age, config_.upload_purge_dry_run);
+      }
+      // Copies into the bucket follow fills, which end within fill_timeout:
+      // older multipart uploads were left by a crash.
+      if (l2_) (void)l2_->AbortStaleCopies(config_.fill_timeout * 2);
+      uploads_due = now + config_.upload_purge_interval;
     }
-    // Copies into the bucket follow fills, which end within fill_timeout:
-    // older multipart uploads were left by a crash.
-    if (l2_) (void)l2_->AbortStaleCopies(config_.fill_timeout * 2);
+    if (trimming && now >= trim_due) {
+      if (auto trimmed = l2_->Trim(config_.l2_max_size_bytes, config_.cache_low_watermark);
+          !trimmed) {
+        Logger("cache")->warn("S3 cache not trimmed error=\"{}\"", trimmed.error().message);
+      }
+      trim_due = now + config_.l2_trim_interval;
+    }
+    const auto next = trimming ? std::min(uploads_due, trim_due) : uploads_due;
     lock.lock();
-    purge_wake_.wait_for(lock, config_.upload_purge_interval, [this] { return stopping_; });
+    purge_wake_.wait_until(lock, next, [this] { return stopping_; });
   }
 }
 

@@ -1,5 +1,7 @@
 #include "cache/second_tier.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "cache/blob_fill.h"
@@ -256,6 +258,50 @@ Result<uint64_t> SecondTier::AbortStaleCopies(std::chrono::milliseconds age) {
   stats_.stale_aborted.fetch_add(aborted, std::memory_order_relaxed);
   if (aborted > 0) Logger("cache")->info("aborted {} abandoned S3 multipart copies", aborted);
   return aborted;
+}
+
+Result<SecondTier::TrimReport> SecondTier::Trim(uint64_t max_bytes, double low_watermark) {
+  if (auto gate = Gate(); !gate) return tl::unexpected(gate.error());
+  std::vector<S3Client::ListedObject> objects;
+  TrimReport report;
+  for (const char* prefix : {"cache/blobs/", "cache/manifests/"}) {
+    std::string continuation;
+    do {
+      auto page = Timed([&] { return s3_.List(prefix, 1000, &continuation); });
+      if (!page) return tl::unexpected(Failed(page.error()));
+      for (auto& object : *page) {
+        report.bytes += object.size;
+        objects.push_back(std::move(object));
+      }
+    } while (!continuation.empty() && objects.size() < kMaxTrimListing);
+  }
+  report.objects = objects.size();
+  stats_.cache_bytes.store(report.bytes, std::memory_order_relaxed);
+  stats_.cache_objects.store(report.objects, std::memory_order_relaxed);
+  stats_.measured_at_ms.store(UnixNowMs(), std::memory_order_relaxed);
+  if (max_bytes == 0 || report.bytes <= max_bytes) return report;
+
+  const auto target = static_cast<uint64_t>(static_cast<double>(max_bytes) * low_watermark);
+  std::sort(objects.begin(), objects.end(),
+            [](const auto& a, const auto& b) { return a.modified_unix_ms < b.modified_unix_ms; });
+  uint64_t held = report.bytes;
+  for (const auto& object : objects) {
+    if (held <= target) break;
+    if (auto s = Timed([&] { return s3_.Delete(object.key); }); !s) {
+      (void)Failed(s.error());
+      break;
+    }
+    held -= object.size;
+    ++report.removed;
+    report.removed_bytes += object.size;
+  }
+  stats_.cache_bytes.store(held, std::memory_order_relaxed);
+  stats_.cache_objects.store(report.objects - report.removed, std::memory_order_relaxed);
+  stats_.trimmed_objects.fetch_add(report.removed, std::memory_order_relaxed);
+  stats_.trimmed_bytes.fetch_add(report.removed_bytes, std::memory_order_relaxed);
+  Logger("cache")->info("S3 cache trimmed objects={} bytes={} held={} cap={}", report.removed,
+                        report.removed_bytes, held, max_bytes);
+  return report;
 }
 
 Status SecondTier::DeleteBlob(const Digest& digest) {

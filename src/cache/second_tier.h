@@ -74,6 +74,12 @@ struct SecondTierStats {
   std::atomic<uint64_t> skipped_unavailable{0};  // operations skipped while marked down
   std::atomic<uint64_t> redirects{0};            // clients sent to a presigned URL
   std::atomic<uint64_t> stale_aborted{0};        // abandoned multipart copies aborted
+  // The cap on cache/ (Trim): what the last look found, and what was removed.
+  std::atomic<uint64_t> cache_bytes{0};  // blobs and manifests under cache/, last measured
+  std::atomic<uint64_t> cache_objects{0};
+  std::atomic<int64_t> measured_at_ms{0};  // 0 = never
+  std::atomic<uint64_t> trimmed_objects{0};
+  std::atomic<uint64_t> trimmed_bytes{0};
   // Duration of each request to the bucket (a copy's multipart upload is one).
   LatencyHistogram latency;
 };
@@ -138,6 +144,22 @@ class SecondTier {
   // a crash or a kill left in the bucket, invisible but billed); returns how
   // many were aborted.
   [[nodiscard]] Result<uint64_t> AbortStaleCopies(std::chrono::milliseconds age);
+  // Holds the cached blobs and manifests under `max_bytes` (HUBCACHE_L2_MAX_SIZE):
+  // lists cache/blobs/ and cache/manifests/ and, when they hold more, removes
+  // the oldest written first until they hold at most low_watermark of it. S3
+  // keeps no access time: age is the write time (hot blobs also sit in the
+  // nodes' L1s; one trimmed here is fetched again once). Tag records stay (one
+  // pointing at a trimmed manifest is a miss). Never touches hosted/: pushed
+  // content is the only copy. Lists at most kMaxTrimListing objects a pass.
+  struct TrimReport {
+    uint64_t objects = 0;  // listed
+    uint64_t bytes = 0;
+    uint64_t removed = 0;
+    uint64_t removed_bytes = 0;
+  };
+  static constexpr size_t kMaxTrimListing = 2'000'000;
+  [[nodiscard]] Result<TrimReport> Trim(uint64_t max_bytes, double low_watermark);
+
   // Removes a blob or a manifest (an operator's `rm`); absent is fine.
   [[nodiscard]] Status DeleteBlob(const Digest& digest);
   [[nodiscard]] Status DeleteManifest(const Digest& digest);

@@ -655,6 +655,26 @@ const std::vector<Setting>& AllSettings() {
                         "--storage-redirect-disable/REGISTRY_STORAGE_REDIRECT_DISABLE", v);
        },
        Field(&Config::storage_redirect_disable)},
+      {{"--l2-max-size", "HUBCACHE_L2_MAX_SIZE",
+        "cap on the mirror's objects in the S3 bucket (hosted content never counts); 0 = none, "
+        "left to the bucket's lifecycle rules (default 0)"},
+       [](Config& c, const std::string& v) -> Status {
+         auto size = ParseByteSize(v);
+         if (!size) {
+           return Fail(ErrorKind::kConfigInvalid,
+                       "--l2-max-size/HUBCACHE_L2_MAX_SIZE: " + size.error().message);
+         }
+         c.l2_max_size_bytes = *size;
+         return {};
+       },
+       Field(&Config::l2_max_size_bytes)},
+      {{"--l2-trim-interval", "HUBCACHE_L2_TRIM_INTERVAL",
+        "how often the S3 bucket's size is checked against --l2-max-size (default 10m)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.l2_trim_interval, "--l2-trim-interval/HUBCACHE_L2_TRIM_INTERVAL", v,
+                            false);
+       },
+       Field(&Config::l2_trim_interval)},
       {{"--prefetch", "HUBCACHE_PREFETCH",
         "true: a GET of an image manifest the cache lacks starts fetching its layers at once; "
         "auto: true with filesystem storage, false with s3 (a cluster) (default auto)"},

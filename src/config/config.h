@@ -129,6 +129,11 @@ struct Config {
   // false: clients are redirected to a presigned URL of the store. (The CNCF
   // registry's default is false: it redirects.)
   bool storage_redirect_disable = true;
+  // The cap on what the mirror keeps in the bucket (cache/ only, never hosted
+  // content): 0 = none, left to the bucket's lifecycle rules. Checked every
+  // l2_trim_interval; trimmed oldest-written first to cache_low_watermark.
+  uint64_t l2_max_size_bytes = 0;
+  std::chrono::milliseconds l2_trim_interval{600'000};
   // Prefetch on manifest (cache/prefetcher.h): a GET of an image manifest the
   // cache did not hold starts fetching its config and layers at once, at most
   // prefetch_max_fills at a time and prefetch_max_bytes of them in flight.

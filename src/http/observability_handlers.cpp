@@ -342,6 +342,12 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
     b.skipped_unavailable = t.skipped_unavailable;
     b.redirects = t.redirects;
     b.stale_aborted = t.stale_aborted;
+    b.max_bytes = mirror_.config().l2_max_size_bytes;
+    b.cache_bytes = t.cache_bytes;
+    b.cache_objects = t.cache_objects;
+    b.measured_at_ms = t.measured_at_ms;
+    b.trimmed_objects = t.trimmed_objects;
+    b.trimmed_bytes = t.trimmed_bytes;
   }
 
   s.access_log_enabled = access_log_ != nullptr;

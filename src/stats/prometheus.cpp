@@ -270,6 +270,16 @@ std::string PrometheusText(const StatsSnapshot& s) {
     Counter(w, "s3_corrupt_objects_total",
             "Objects in the S3 bucket that did not match their digest (removed).",
             b.corrupt_objects);
+    Gauge(w, "s3_cache_max_bytes", "HUBCACHE_L2_MAX_SIZE (0: no cap, lifecycle rules).",
+          b.max_bytes);
+    if (b.measured_at_ms) {
+      Gauge(w, "s3_cache_bytes", "Bytes of cached blobs and manifests in the bucket, last checked.",
+            b.cache_bytes);
+    }
+    Counter(w, "s3_trimmed_objects_total", "Cached objects removed from the bucket by its cap.",
+            b.trimmed_objects);
+    Counter(w, "s3_trimmed_bytes_total", "Bytes removed from the bucket by its cap.",
+            b.trimmed_bytes);
     Counter(w, "s3_redirects_total",
             "Blob GETs answered with a redirect to a presigned URL of the S3 bucket.", b.redirects);
   }

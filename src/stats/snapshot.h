@@ -113,6 +113,13 @@ struct BucketFigures {
   uint64_t skipped_unavailable = 0;
   uint64_t redirects = 0;      // clients sent to a presigned URL
   uint64_t stale_aborted = 0;  // abandoned multipart copies aborted
+  // HUBCACHE_L2_MAX_SIZE (0: none) and what the last check found under cache/.
+  uint64_t max_bytes = 0;
+  uint64_t cache_bytes = 0;
+  uint64_t cache_objects = 0;
+  int64_t measured_at_ms = 0;  // 0: never measured
+  uint64_t trimmed_objects = 0;
+  uint64_t trimmed_bytes = 0;
 };
 
 // Prefetch on manifest (cache/prefetcher.h).

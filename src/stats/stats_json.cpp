@@ -64,7 +64,13 @@ json Bucket(const BucketFigures& b) {
           {"corrupt_objects", b.corrupt_objects},
           {"skipped_unavailable", b.skipped_unavailable},
           {"redirects", b.redirects},
-          {"stale_copies_aborted", b.stale_aborted}};
+          {"stale_copies_aborted", b.stale_aborted},
+          {"max_bytes", b.max_bytes},
+          {"cache_bytes", b.measured_at_ms ? json(b.cache_bytes) : json(nullptr)},
+          {"cache_objects", b.measured_at_ms ? json(b.cache_objects) : json(nullptr)},
+          {"measured_at_ms", b.measured_at_ms ? json(b.measured_at_ms) : json(nullptr)},
+          {"trimmed_objects", b.trimmed_objects},
+          {"trimmed_bytes", b.trimmed_bytes}};
 }
 
 json Prefetch(const PrefetchFigures& p) {

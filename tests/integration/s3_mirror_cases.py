@@ -24,7 +24,10 @@ and written directly with the gateway's own signed client (ceph_rgw.CephRgw.requ
     5 REGISTRY_STORAGE_REDIRECT_DISABLE=false: an L1 miss the bucket has is a 307 to a
       presigned URL a client without credentials can GET (and only for that key);
     6 multipart copies a crash left (older than twice the fill timeout) are aborted at
-      start, younger ones left alone.
+      start, younger ones left alone;
+    7 HUBCACHE_L2_MAX_SIZE: a node started on a bucket whose cache/ holds more trims it,
+      oldest written first, to the low watermark; hosted/ objects and tag records are
+      untouched; the trimmed images pull again byte-identical (from the upstream).
   StartChecks     a wrong secret key, an unknown bucket, an unreachable endpoint: `hubcache
                   serve` exits non-zero within seconds with ONE line naming the problem.
 """
@@ -90,6 +93,28 @@ def bucket_keys(prefix):
         m = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", body)
         if not m:
             return keys
+        token = m.group(1)
+    raise RuntimeError("more than 100 pages")
+
+
+def bucket_objects(prefix):
+    """{key: (size, LastModified text)} of every object under prefix (all pages)."""
+    out, token = {}, None
+    for _ in range(100):
+        query = {"list-type": "2", "prefix": prefix}
+        if token:
+            query["continuation-token"] = token
+        r = CEPH.request("GET", f"/{CEPH.bucket}", query)
+        if r.status != 200:
+            raise RuntimeError(f"listing {prefix}: {r!r}")
+        body = r.body.decode()
+        for c in re.findall(r"<Contents>(.*?)</Contents>", body, re.S):
+            key = re.search(r"<Key>([^<]+)</Key>", c).group(1)
+            out[key] = (int(re.search(r"<Size>(\d+)</Size>", c).group(1)),
+                        re.search(r"<LastModified>([^<]+)</LastModified>", c).group(1))
+        m = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", body)
+        if not m:
+            return out
         token = m.group(1)
     raise RuntimeError("more than 100 pages")
 
@@ -401,6 +426,59 @@ class MirrorOnS3(unittest.TestCase):
         self.assertIn(new, pending())
         self.assertGreaterEqual(stats(m)["s3"]["stale_copies_aborted"], 1)
         CEPH.request("DELETE", f"/{CEPH.bucket}/{key_new}", {"uploadId": new})
+
+
+    def test_7_cap_trims_the_oldest_cached_objects_only(self):
+        root = "/cap-tests"
+        cap = 4 * 1024 * 1024
+        d = os.path.join(self.work, "cap-fill")
+        os.makedirs(d)
+        filler = Mirror(d, self.up.url, env=s3_env(root=root))
+        filler.start()
+        try:
+            self.pull_all(filler, "cap-fill")
+            want = len(self.all_blobs())
+            wait_until(lambda: stats(filler)["s3"]["copies"] >= want, 60, "every blob copied")
+        finally:
+            filler.stop()
+        # Pushed content (the only copy) and tag records share the root: never trimmed.
+        hosted_key = "cap-tests/hosted/blobs/sha256/ab/" + "ab" * 32
+        hosted_body = os.urandom(3 * 1024 * 1024)
+        self.assertEqual(s3_put(hosted_key, hosted_body), 200)
+        tags_before = bucket_keys("cap-tests/cache/tags/")
+        self.assertTrue(tags_before)
+        cached = {}
+        for kind in ("blobs", "manifests"):
+            cached.update(bucket_objects(f"cap-tests/cache/{kind}/"))
+        total = sum(size for size, _ in cached.values())
+        self.assertGreater(total, cap, "the images must not fit under the cap")
+
+        d = os.path.join(self.work, "cap-trim")
+        os.makedirs(d)
+        env = dict(s3_env(root=root), HUBCACHE_L2_MAX_SIZE="4MiB", HUBCACHE_L2_TRIM_INTERVAL="1h")
+        m = Mirror(d, self.up.url, env=env)
+        self.addCleanup(m.stop)
+        m.start()  # the first check runs at start
+        s3 = wait_until(lambda: (lambda s: s if s["trimmed_objects"] else None)(stats(m)["s3"]),
+                        30, "the bucket to be trimmed")
+        after = {}
+        for kind in ("blobs", "manifests"):
+            after.update(bucket_objects(f"cap-tests/cache/{kind}/"))
+        held = sum(size for size, _ in after.values())
+        self.assertLessEqual(held, cap * 0.9)
+        self.assertEqual(s3["max_bytes"], cap)
+        self.assertEqual(s3["cache_bytes"], held)
+        removed = set(cached) - set(after)
+        self.assertEqual(len(removed), s3["trimmed_objects"])
+        self.assertEqual(sum(cached[k][0] for k in removed), s3["trimmed_bytes"])
+        # Oldest written first: nothing kept is older than anything removed (ISO 8601
+        # times of one clock compare as text).
+        self.assertLessEqual(max(cached[k][1] for k in removed),
+                             min(cached[k][1] for k in after), (removed, after))
+        self.assertEqual(s3_get(hosted_key), (200, hosted_body))
+        self.assertEqual(bucket_keys("cap-tests/cache/tags/"), tags_before)
+        # What was trimmed is fetched again: both images still pull byte-identical.
+        self.pull_all(m, "cap-after")
 
 
 class StartChecks(unittest.TestCase):

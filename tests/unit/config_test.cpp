@@ -831,5 +831,28 @@ TEST_CASE("LoadConfig: prefetch settings") {
   }
 }
 
+TEST_CASE("LoadConfig: the S3 cache cap") {
+  auto defaults = LoadConfig({}, {});
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->l2_max_size_bytes == 0);  // none: the bucket's lifecycle rules
+  CHECK(defaults->l2_trim_interval == milliseconds(600'000));
+  auto set =
+      LoadConfig({{"HUBCACHE_L2_MAX_SIZE", "2TiB"}, {"HUBCACHE_L2_TRIM_INTERVAL", "1m"}}, {});
+  REQUIRE(set.has_value());
+  CHECK(set->l2_max_size_bytes == uint64_t{2} << 40);
+  CHECK(set->l2_trim_interval == milliseconds(60'000));
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"HUBCACHE_L2_MAX_SIZE", "lots"},
+                                                        {"HUBCACHE_L2_MAX_SIZE", "-1GiB"},
+                                                        {"HUBCACHE_L2_TRIM_INTERVAL", "0"},
+                                                        {"HUBCACHE_L2_TRIM_INTERVAL", "soon"}}) {
+    CAPTURE(name);
+    CAPTURE(value);
+    auto config = LoadConfig({{name, value}}, {});
+    REQUIRE_FALSE(config.has_value());
+    CHECK(config.error().message.find(name) != std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace hubcache
