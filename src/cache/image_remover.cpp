@@ -1,5 +1,7 @@
 #include "cache/image_remover.h"
 
+#include "cache/second_tier.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +44,10 @@ Status ImageRemover::DeleteManifest(const std::string& digest, uint64_t size,
                                     RemovalReport& report) {
   auto parsed = Digest::Parse(digest);
   if (!parsed) return {};
+  // The bucket first: should it fail, the L1 copy is still there to retry.
+  if (l2_ != nullptr) {
+    if (auto s = l2_->DeleteManifest(*parsed); !s) return s;
+  }
   if (manifests_ != nullptr) manifests_->Forget(*parsed);
   if (auto s = index_.DeleteManifest(digest); !s) return s;
   ::unlink(store_.PathOf(ObjectKind::kManifest, *parsed).c_str());
@@ -54,6 +60,9 @@ Status ImageRemover::DeleteManifest(const std::string& digest, uint64_t size,
 Status ImageRemover::DeleteBlob(const std::string& digest, uint64_t size, RemovalReport& report) {
   auto parsed = Digest::Parse(digest);
   if (!parsed) return {};
+  if (l2_ != nullptr) {
+    if (auto s = l2_->DeleteBlob(*parsed); !s) return s;
+  }
   if (auto s = index_.DeleteBlob(digest); !s) return s;
   ::unlink(store_.PathOf(ObjectKind::kBlob, *parsed).c_str());
   if (usage_ != nullptr) usage_->Removed(size);
@@ -73,6 +82,9 @@ Result<RemovalReport> ImageRemover::RemoveImage(const RepoName& repo, const Refe
       return Fail(ErrorKind::kManifestUnknown, repo.str() + ":" + tag->str() + " is not cached");
     }
     roots = *digests;
+    if (l2_ != nullptr) {
+      if (auto s = l2_->DeleteTag(repo, tag->str()); !s) return tl::unexpected(s.error());
+    }
     if (auto s = index_.DeleteTag(repo.str(), tag->str()); !s) return tl::unexpected(s.error());
     if (manifests_ != nullptr) manifests_->ForgetTag(repo, *tag);
   } else {
@@ -134,6 +146,17 @@ Result<RemovalReport> ImageRemover::RemoveBlob(const Digest& digest) {
   RemovalReport report;
   auto entry = index_.FindEntry(EntryKind::kBlob, digest.str());
   if (!entry) return tl::unexpected(entry.error());
+  if (!*entry && l2_ != nullptr) {
+    // Not in this node's L1, but maybe in the bucket.
+    auto size = l2_->BlobSize(digest);
+    if (!size) return tl::unexpected(size.error());
+    if (*size) {
+      if (auto s = l2_->DeleteBlob(digest); !s) return tl::unexpected(s.error());
+      report.blobs = 1;
+      report.bytes = **size;
+      return report;
+    }
+  }
   if (!*entry) return Fail(ErrorKind::kBlobUnknown, digest.str() + " is not cached");
   if (auto s = DeleteBlob(digest.str(), (*entry)->size, report); !s)
     return tl::unexpected(s.error());

@@ -122,11 +122,12 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
 Mirror::~Mirror() { Shutdown(); }
 
 Result<RemovalReport> Mirror::RemoveImage(const RepoName& repo, const Reference& reference) {
-  return ImageRemover(*index_, *store_, manifests_.get(), &usage_).RemoveImage(repo, reference);
+  return ImageRemover(*index_, *store_, manifests_.get(), &usage_, l2_.get())
+      .RemoveImage(repo, reference);
 }
 
 Result<RemovalReport> Mirror::RemoveBlob(const Digest& digest) {
-  return ImageRemover(*index_, *store_, manifests_.get(), &usage_).RemoveBlob(digest);
+  return ImageRemover(*index_, *store_, manifests_.get(), &usage_, l2_.get()).RemoveBlob(digest);
 }
 
 Mirror::StorageHealth Mirror::CheckStorage() {

@@ -310,6 +310,24 @@ Status SecondTier::DeleteBlob(const Digest& digest) {
   return {};
 }
 
+Status SecondTier::DeleteTag(const RepoName& repo, const std::string& tag) {
+  if (auto gate = Gate(); !gate) return gate;
+  const std::string prefix = TagKey(repo, tag, "x");
+  const std::string dir = prefix.substr(0, prefix.size() - 1);  // ".../_tags/<tag>/"
+  std::string continuation;
+  for (int page = 0; page < 100; ++page) {
+    auto listed = Timed([&] { return s3_.List(dir, 1000, &continuation); });
+    if (!listed) return tl::unexpected(Failed(listed.error()));
+    for (const auto& object : *listed) {
+      if (auto s = Timed([&] { return s3_.Delete(object.key); }); !s) {
+        return tl::unexpected(Failed(s.error()));
+      }
+    }
+    if (continuation.empty()) return {};
+  }
+  return {};
+}
+
 Status SecondTier::DeleteManifest(const Digest& digest) {
   if (auto s = Timed([&] { return s3_.Delete(ManifestKey(digest)); }); !s)
     return tl::unexpected(Failed(s.error()));

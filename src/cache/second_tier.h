@@ -163,6 +163,8 @@ class SecondTier {
   // Removes a blob or a manifest (an operator's `rm`); absent is fine.
   [[nodiscard]] Status DeleteBlob(const Digest& digest);
   [[nodiscard]] Status DeleteManifest(const Digest& digest);
+  // Removes a tag's records (every Accept's); none is fine.
+  [[nodiscard]] Status DeleteTag(const RepoName& repo, const std::string& tag);
 
   const SecondTierStats& stats() const { return stats_; }
   S3Client& client() { return s3_; }

@@ -27,7 +27,10 @@ and written directly with the gateway's own signed client (ceph_rgw.CephRgw.requ
       start, younger ones left alone;
     7 HUBCACHE_L2_MAX_SIZE: a node started on a bucket whose cache/ holds more trims it,
       oldest written first, to the low watermark; hosted/ objects and tag records are
-      untouched; the trimmed images pull again byte-identical (from the upstream).
+      untouched; the trimmed images pull again byte-identical (from the upstream);
+    8 the admin API's removal of an image takes its manifest, its blobs and its tag
+      records from the bucket too (a fresh L1 then fetches them from the upstream, once
+      each), and of a blob this node never held, from the bucket alone.
   StartChecks     a wrong secret key, an unknown bucket, an unreachable endpoint: `hubcache
                   serve` exits non-zero within seconds with ONE line naming the problem.
 """
@@ -479,6 +482,63 @@ class MirrorOnS3(unittest.TestCase):
         self.assertEqual(bucket_keys("cap-tests/cache/tags/"), tags_before)
         # What was trimmed is fetched again: both images still pull byte-identical.
         self.pull_all(m, "cap-after")
+
+
+    def test_8_admin_removal_reaches_the_bucket(self):
+        token = "s3-admin-token-0123456789"
+        root = "/rm-tests"
+
+        def node(name):
+            d = os.path.join(self.work, name)
+            os.makedirs(d)
+            m = Mirror(d, self.up.url, extra_args=("--admin-token", token), env=s3_env(root=root))
+            self.addCleanup(m.stop)
+            m.start()
+            return m
+
+        def admin_delete(m, path):
+            return harness.request(m.url, "DELETE", path, {"Authorization": f"Bearer {token}"})
+
+        a = node("rm-a")
+        self.pull_all(a, "rm-a")
+        wait_until(lambda: stats(a)["s3"]["copies"] >= len(self.all_blobs()), 60,
+                   "every blob copied")
+        d2 = self.images["docker2"]
+        blob_key = lambda d: "rm-tests/cache/blobs/sha256/" + d[7:9] + "/" + d[7:]  # noqa: E731
+        man_key = lambda d: "rm-tests/cache/manifests/sha256/" + d[7:9] + "/" + d[7:]  # noqa: E731
+        tags = "rm-tests/cache/tags/library/docker2/_tags/1/"
+        self.assertTrue(bucket_keys(tags))
+        for digest in d2.blobs:
+            self.assertEqual(s3_get(blob_key(digest))[0], 200)
+
+        r = admin_delete(a, "/admin/images/library/docker2:1")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["blobs_removed"], len(d2.blobs), r.json())
+        for digest in d2.blobs:
+            self.assertEqual(s3_get(blob_key(digest))[0], 404, digest)
+        for digest in d2.manifests:
+            self.assertEqual(s3_get(man_key(digest))[0], 404, digest)
+        self.assertEqual(bucket_keys(tags), [])
+
+        # A blob node b never held: removed from the bucket alone.
+        b = node("rm-b")
+        multi_blob = next(iter(self.images["multi"].blobs))
+        self.assertEqual(s3_get(blob_key(multi_blob))[0], 200)
+        r = admin_delete(b, f"/admin/blobs/{multi_blob}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(s3_get(blob_key(multi_blob))[0], 404)
+
+        # What was removed comes from the upstream again, once per blob.
+        self.up.sync_log()
+        mark = self.up.mark()
+        c = node("rm-c")
+        dest = self.out("rm-c", "docker2")
+        skopeo_copy_all(self.work, f"127.0.0.1:{c.port}", "docker2", dest)
+        self.assertEqual(harness.compare_dirs(self.out("direct", "docker2"), dest), [])
+        self.up.sync_log()
+        for digest in d2.blobs:
+            self.assertEqual(self.up.count_requests(
+                "GET", rf"/v2/library/docker2/blobs/{digest}", status="2xx", since=mark), 1, digest)
 
 
 class StartChecks(unittest.TestCase):
