@@ -46,6 +46,13 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
   } else {
     tag = std::get<Tag>(reference).str();
   }
+  if (bucket_) {
+    // Taking over from another node (it took the blob uploads, then left the
+    // cluster): what the bucket links to the repository is there, whatever
+    // this node's index knows. Such blobs and child manifests are checked
+    // against the bucket here and left out of the local record's check.
+    if (auto s = KeepOnlyLocalReferences(repo, *described); !s) return tl::unexpected(s.error());
+  }
   HostedManifestRow row{repo.str(),
                         digest.str(),
                         described->media_type,
@@ -94,6 +101,48 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
     tags_[Key(repo, tag)] = digest.str();
   }
   return PushedManifestResult{digest, described->subject};
+}
+
+Status HostedRegistry::KeepOnlyLocalReferences(const RepoName& repo, PushedManifest& described) {
+  std::vector<std::string> blobs;
+  std::vector<uint64_t> sizes;
+  for (size_t i = 0; i < described.blobs.size(); ++i) {
+    const std::string& blob = described.blobs[i];
+    auto local = index_.HostedBlobSize(repo.str(), blob);
+    if (!local) return tl::unexpected(local.error());
+    auto parsed = Digest::Parse(blob);
+    if (!*local && parsed) {
+      auto linked = bucket_->LinkedBlobSize(repo, *parsed);
+      if (!linked) return tl::unexpected(BucketUnavailable(linked.error()));
+      if (*linked) {
+        if (i < described.blob_sizes.size() && **linked != described.blob_sizes[i]) {
+          return Fail(ErrorKind::kManifestInvalid, "the manifest gives " + blob + " a size of " +
+                                                       std::to_string(described.blob_sizes[i]) +
+                                                       " bytes; it has " +
+                                                       std::to_string(**linked));
+        }
+        continue;  // in the bucket: not this node's to check
+      }
+    }
+    blobs.push_back(blob);
+    if (i < described.blob_sizes.size()) sizes.push_back(described.blob_sizes[i]);
+  }
+  std::vector<std::string> manifests;
+  for (const std::string& child : described.manifests) {
+    auto local = index_.GetHostedManifest(repo.str(), child);
+    if (!local) return tl::unexpected(local.error());
+    auto parsed = Digest::Parse(child);
+    if (!*local && parsed) {
+      auto held = bucket_->HasRevision(repo, *parsed);
+      if (!held) return tl::unexpected(BucketUnavailable(held.error()));
+      if (*held) continue;
+    }
+    manifests.push_back(child);
+  }
+  described.blobs = std::move(blobs);
+  described.blob_sizes = std::move(sizes);
+  described.manifests = std::move(manifests);
+  return {};
 }
 
 Result<std::string> HostedRegistry::ResolveTag(const RepoName& repo, const Tag& tag) {

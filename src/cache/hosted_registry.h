@@ -32,6 +32,7 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "index/index_db.h"
+#include "registry/pushed_manifest.h"
 #include "registry/reference.h"
 #include "store/blob_store.h"
 
@@ -92,6 +93,10 @@ class HostedRegistry {
   Result<Manifest> BucketManifest(const RepoName& repo, const Reference& reference);
   Result<OpenBlob> BucketBlob(const RepoName& repo, const Digest& digest, bool open);
   void ForgetRepoTagsOf(const RepoName& repo, const std::string& digest);
+  // With the bucket: drops from `described` the blobs and child manifests this
+  // node's index lacks but the bucket links to `repo` (checking their sizes),
+  // so the local record checks only what this node holds.
+  Status KeepOnlyLocalReferences(const RepoName& repo, PushedManifest& described);
   void RememberManifest(const std::string& key, const Manifest& manifest);
 
   BlobStore& store_;

@@ -12,13 +12,18 @@ involved (the upstream URL points nowhere: hosted names never reach it).
   2 skopeo pushes fixture multi (an OCI index, --all) to B as team/app:2: A serves it
     byte-identical, and a node started on a fresh, empty root serves it too;
   3 a DELETE of team/app:1's manifest by digest through B: within the nodes' recheck
-    interval A answers 404 for it and its tag, and tags/list no longer names "1".
+    interval A answers 404 for it and its tag, and tags/list no longer names "1";
+  4 a takeover: the blobs of team/takeover uploaded through A, A stopped, the manifest
+    PUT through B (the balancer's next node for that name) is accepted, and a fresh node
+    serves the image byte for byte; a manifest naming a blob no node took is still
+    refused with MANIFEST_BLOB_UNKNOWN.
 """
 import os
 import unittest
 
 import fixtures
 import harness
+import hosted_push
 from mirror import Mirror, wait_until
 
 CEPH = None
@@ -133,3 +138,29 @@ class HostedOnS3(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertNotIn("1", r.json()["tags"])
         self.assertIn("2", r.json()["tags"])
+
+    def test_4_manifest_put_after_the_uploading_node_left(self):
+        image = hosted_push.make_image("takeover", [os.urandom(300_000), os.urandom(70_000)])
+        gone = self.start_node("takeover-a")
+        for digest, data in image["blobs"].items():
+            self.assertEqual(hosted_push.upload_blob(gone.url, "team/takeover", data), digest)
+        gone.stop()
+        got = hosted_push.put_manifest(self.b.url, "team/takeover", "1", image["manifest"])
+        self.assertEqual(got, image["digest"])
+        fresh = self.start_node("takeover-fresh")
+        r = harness.request(fresh.url, "GET", "/v2/team/takeover/manifests/1",
+                            {"Accept": harness.ACCEPT_ALL}, timeout=30)
+        self.assertEqual((r.status, r.body), (200, image["manifest"]), r)
+        for digest, data in image["blobs"].items():
+            r = harness.request(fresh.url, "GET", f"/v2/team/takeover/blobs/{digest}", timeout=30)
+            self.assertEqual((r.status, r.body == data), (200, True), (digest, r))
+
+        stray = hosted_push.make_image("stray", [os.urandom(1000)])
+        for digest, data in stray["blobs"].items():
+            if data is stray["config"]:
+                hosted_push.upload_blob(self.b.url, "team/takeover", data)
+        r = harness.request(self.b.url, "PUT", "/v2/team/takeover/manifests/stray",
+                            {"Content-Type": harness.MEDIA_OCI_MANIFEST}, stray["manifest"],
+                            timeout=30)
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("MANIFEST_BLOB_UNKNOWN", r.error_codes())
