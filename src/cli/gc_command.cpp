@@ -1,18 +1,66 @@
 // hubcache gc [--root DIR] [--verify] [--dry-run] [--delete-untagged]
 // [--grace DURATION]: reconciles the index with the files, optionally
 // re-hashing every object; sweeps hosted blobs no manifest references
-// (cache/hosted_gc.h); and reports what it freed.
+// (cache/hosted_gc.h), and with REGISTRY_STORAGE=s3 in the environment those
+// of the bucket (cache/hosted_bucket_gc.h); and reports what it freed.
 
 #include <cstdio>
 
+#include "cache/hosted_bucket_gc.h"
 #include "cache/hosted_gc.h"
 #include "cache/image_listing.h"
 #include "cache/reconcile.h"
 #include "cli/cache_args.h"
 #include "cli/command.h"
+#include "common/human_units.h"
 #include "config/config.h"
+#include "upstream/s3_client.h"
 
 namespace hubcache {
+
+namespace {
+
+// With REGISTRY_STORAGE=s3 (the server's environment), the hosted content in
+// the bucket too: the durable copy every node reads.
+int CollectInBucket(const HostedGcOptions& hosted_options) {
+  auto env = ProcessEnvironment();
+  if (auto it = env.find("REGISTRY_STORAGE"); it == env.end() || it->second != "s3") {
+    return kExitOk;
+  }
+  auto config = LoadConfig(env, {});
+  if (!config) {
+    std::fprintf(stderr, "hubcache gc: %s\n", config.error().message.c_str());
+    return kExitUsage;
+  }
+  auto s3 = S3Client::Create(S3OptionsFrom(*config));
+  if (!s3) {
+    std::fprintf(stderr, "hubcache gc: %s\n", s3.error().message.c_str());
+    return kExitUsage;
+  }
+  if (auto s = (*s3)->Check(); !s) {
+    std::fprintf(stderr, "hubcache gc: %s\n", s.error().message.c_str());
+    return kExitFailure;
+  }
+  BucketGcOptions options;
+  options.dry_run = hosted_options.dry_run;
+  options.grace = hosted_options.grace;
+  auto report = CollectBucketGarbage(
+      **s3, options, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  if (!report) {
+    std::fprintf(stderr, "hubcache gc: S3 bucket: %s\n", report.error().message.c_str());
+    return kExitFailure;
+  }
+  std::printf("bucket %s: %s%s %s (%llu blobs, %llu links); %llu manifests, %llu blobs seen\n",
+              (*s3)->options().bucket.c_str(), options.dry_run ? "dry run: " : "",
+              options.dry_run ? "would free" : "freed", HumanBytes(report->bytes_freed).c_str(),
+              static_cast<unsigned long long>(report->blobs_removed),
+              static_cast<unsigned long long>(report->links_removed),
+              static_cast<unsigned long long>(report->manifests),
+              static_cast<unsigned long long>(report->blobs));
+  return kExitOk;
+}
+
+}  // namespace
 
 int RunGc(const std::vector<std::string>& raw_args) {
   // --grace takes a value; the other options are switches.
@@ -100,6 +148,7 @@ int RunGc(const std::vector<std::string>& raw_args) {
       static_cast<unsigned long long>(totals ? totals->repositories : 0),
       static_cast<unsigned long long>(totals ? totals->blobs : 0),
       HumanBytes(totals ? totals->bytes : 0).c_str());
+  if (int status = CollectInBucket(hosted_options); status != kExitOk) return status;
   std::printf(
       "cache: %llu entries, %s%s\n", static_cast<unsigned long long>(report->entries),
       HumanBytes(report->bytes).c_str(),

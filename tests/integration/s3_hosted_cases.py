@@ -16,7 +16,11 @@ involved (the upstream URL points nowhere: hosted names never reach it).
   4 a takeover: the blobs of team/takeover uploaded through A, A stopped, the manifest
     PUT through B (the balancer's next node for that name) is accepted, and a fresh node
     serves the image byte for byte; a manifest naming a blob no node took is still
-    refused with MANIFEST_BLOB_UNKNOWN.
+    refused with MANIFEST_BLOB_UNKNOWN;
+  5 `hubcache gc` with REGISTRY_STORAGE=s3: after a manifest is deleted, its blobs (and an
+    upload no manifest names) stay while younger than --grace, a dry run only names them,
+    then they go from the bucket with their links; a tagged image's blobs stay and a fresh
+    node pulls it.
 """
 import os
 import unittest
@@ -24,7 +28,7 @@ import unittest
 import fixtures
 import harness
 import hosted_push
-from mirror import Mirror, wait_until
+from mirror import Mirror, run_cli, wait_until
 
 CEPH = None
 
@@ -164,3 +168,54 @@ class HostedOnS3(unittest.TestCase):
                             timeout=30)
         self.assertEqual(r.status, 400, r)
         self.assertIn("MANIFEST_BLOB_UNKNOWN", r.error_codes())
+
+    def test_5_gc_sweeps_the_bucket(self):
+        repo = "team/gc"
+        gone = hosted_push.make_image("gc-gone", [os.urandom(200_000), os.urandom(50_000)])
+        kept = hosted_push.make_image("gc-kept", [os.urandom(120_000)])
+        hosted_push.push_image(self.a.url, repo, "gone", gone)
+        hosted_push.push_image(self.a.url, repo, "keep", kept)
+        stray = hosted_push.upload_blob(self.a.url, repo, os.urandom(30_000))
+        r = harness.request(self.a.url, "DELETE", f"/v2/{repo}/manifests/{gone['digest']}",
+                            timeout=30)
+        self.assertEqual(r.status, 202, r)
+
+        def key(digest):
+            return f"hosted-tests/hosted/blobs/sha256/{digest[7:9]}/{digest[7:]}"
+
+        def present(digest):
+            return CEPH.request("HEAD", f"/{CEPH.bucket}/{key(digest)}").status == 200
+
+        def link(digest):
+            k = f"hosted-tests/hosted/repositories/{repo}/_layers/sha256/{digest[7:]}"
+            return CEPH.request("HEAD", f"/{CEPH.bucket}/{k}").status == 200
+
+        garbage = [*gone["blobs"], stray]
+        self.assertTrue(all(present(d) and link(d) for d in garbage))
+
+        def gc(*args):
+            p = run_cli("gc", "--root", self.a.root, *args, env=node_env())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout
+
+        out = gc("--grace", "1h")
+        self.assertIn("freed 0 B (0 blobs, 0 links)", out)
+        out = gc("--grace", "0s", "--dry-run")
+        for d in garbage:
+            self.assertIn(f"would remove bucket blob {d}", out)
+        self.assertTrue(all(present(d) for d in garbage))
+        out = gc("--grace", "0s")
+        for d in garbage:
+            self.assertIn(f"removed bucket blob {d}", out)
+            self.assertFalse(present(d), d)
+            self.assertFalse(link(d), d)
+        for d in kept["blobs"]:
+            self.assertNotIn(d, out)
+            self.assertTrue(present(d) and link(d), d)
+        fresh = self.start_node("gc-fresh")
+        r = harness.request(fresh.url, "GET", f"/v2/{repo}/manifests/keep",
+                            {"Accept": harness.ACCEPT_ALL}, timeout=30)
+        self.assertEqual((r.status, r.body), (200, kept["manifest"]), r)
+        for digest, data in kept["blobs"].items():
+            r = harness.request(fresh.url, "GET", f"/v2/{repo}/blobs/{digest}", timeout=30)
+            self.assertEqual((r.status, r.body == data), (200, True), digest)
