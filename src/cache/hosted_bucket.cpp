@@ -1,5 +1,7 @@
 #include "cache/hosted_bucket.h"
 
+#include <nlohmann/json.hpp>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,9 +98,16 @@ Status HostedBucket::UnlinkBlob(const RepoName& repo, const Digest& digest) {
 
 Status HostedBucket::PutManifest(const RepoName& repo, const Digest& digest,
                                  const std::string& bytes, const std::string& media_type,
-                                 const std::string& tag) {
+                                 const std::string& tag, const std::optional<Digest>& subject,
+                                 const std::string& descriptor) {
   if (auto s = s3_.PutSmall(ManifestKey(digest), bytes, media_type); !s) return s;
   if (auto s = s3_.PutSmall(RevisionKey(repo, digest), digest.str(), "text/plain"); !s) return s;
+  if (subject) {
+    if (auto s = s3_.PutSmall(ReferrerKey(repo, *subject, digest), descriptor, "application/json");
+        !s) {
+      return s;
+    }
+  }
   if (!tag.empty()) {
     if (auto s = s3_.PutSmall(TagKey(repo, tag), digest.str(), "text/plain"); !s) return s;
   }
@@ -173,9 +182,46 @@ Result<bool> HostedBucket::DeleteTag(const RepoName& repo, const std::string& ta
   return true;
 }
 
+std::string HostedBucket::ReferrerKey(const RepoName& repo, const Digest& subject,
+                                      const Digest& digest) {
+  return RepoPrefix(repo) + "_manifests/referrers/sha256/" + subject.hex() + "/sha256/" +
+         digest.hex();
+}
+
+Result<std::vector<std::string>> HostedBucket::Referrers(const RepoName& repo,
+                                                         const Digest& subject) {
+  const std::string prefix =
+      RepoPrefix(repo) + "_manifests/referrers/sha256/" + subject.hex() + "/";
+  auto keys = ListAll(prefix);
+  if (!keys) return tl::unexpected(keys.error());
+  std::vector<std::string> out;
+  for (const auto& key : *keys) {
+    auto body = s3_.GetSmall(prefix + key, 64 * 1024);
+    if (!body) return tl::unexpected(body.error());
+    if (*body) out.push_back(std::move(**body));
+  }
+  return out;
+}
+
 Result<bool> HostedBucket::DeleteManifest(const RepoName& repo, const Digest& digest) {
   auto held = HasRevision(repo, digest);
   if (!held) return tl::unexpected(held.error());
+  // Its referrer entry first (the subject is in the manifest's bytes).
+  if (*held) {
+    auto bytes = s3_.GetSmall(ManifestKey(digest), kMaxManifestBytes);
+    if (!bytes) return tl::unexpected(bytes.error());
+    if (*bytes) {
+      auto json = nlohmann::json::parse(**bytes, nullptr, false);
+      if (json.is_object() && json.contains("subject") && json["subject"].is_object() &&
+          json["subject"].value("digest", nlohmann::json()).is_string()) {
+        if (auto subject = Digest::Parse(json["subject"]["digest"].get<std::string>())) {
+          if (auto s = s3_.Delete(ReferrerKey(repo, *subject, digest)); !s) {
+            return tl::unexpected(s.error());
+          }
+        }
+      }
+    }
+  }
   // Tags first: a tag never names a revision that is gone.
   auto tags = Tags(repo);
   if (!tags) return tl::unexpected(tags.error());

@@ -12,6 +12,10 @@
 //   hosted/repositories/<repo>/_manifests/revisions/sha256/<hex>
 //                                                          ... holds the manifest
 //   hosted/repositories/<repo>/_manifests/tags/<tag>       the tag (body: the digest)
+//   hosted/repositories/<repo>/_manifests/referrers/sha256/<subject hex>/sha256/<hex>
+//                                                          a manifest whose subject is
+//                                                          that one (body: its descriptor
+//                                                          for the referrers API, JSON)
 //   hosted/catalog/<repo>                                  the repository exists
 //
 // Writes order bytes before the links that name them, so a reader that finds
@@ -43,6 +47,7 @@ class HostedBucket {
   static std::string RevisionKey(const RepoName& repo, const Digest& digest);
   static std::string TagKey(const RepoName& repo, const std::string& tag);
   static std::string CatalogKey(const RepoName& repo);
+  static std::string ReferrerKey(const RepoName& repo, const Digest& subject, const Digest& digest);
 
   // The blob's bytes from `fd` (a verified, synced file of `size` bytes),
   // unless the bucket already has them; then the repository's link.
@@ -54,11 +59,16 @@ class HostedBucket {
                                                                const Digest& digest);
   [[nodiscard]] Status UnlinkBlob(const RepoName& repo, const Digest& digest);
 
-  // A pushed manifest: bytes, the repository's revision, the tag ("" = none),
-  // the catalog entry.
+  // A pushed manifest: bytes, the repository's revision, with a subject its
+  // referrer entry (`descriptor`, JSON), the tag ("" = none), the catalog entry.
   [[nodiscard]] Status PutManifest(const RepoName& repo, const Digest& digest,
                                    const std::string& bytes, const std::string& media_type,
-                                   const std::string& tag);
+                                   const std::string& tag,
+                                   const std::optional<Digest>& subject = {},
+                                   const std::string& descriptor = {});
+  // The descriptors (JSON) of the manifests of `repo` whose subject is `subject`.
+  [[nodiscard]] Result<std::vector<std::string>> Referrers(const RepoName& repo,
+                                                           const Digest& subject);
   struct StoredManifest {
     std::string bytes;
     std::string media_type;

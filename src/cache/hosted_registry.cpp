@@ -20,6 +20,17 @@ Error BucketUnavailable(const Error& e) {
   return Error{ErrorKind::kUpstreamUnavailable, "the S3 bucket: " + e.message};
 }
 
+// A manifest as the referrers API lists it.
+nlohmann::json ReferrerDescriptor(const HostedManifestRow& row) {
+  nlohmann::json descriptor = {
+      {"mediaType", row.media_type}, {"digest", row.digest}, {"size", row.size}};
+  if (!row.artifact_type.empty()) descriptor["artifactType"] = row.artifact_type;
+  if (!row.annotations.empty()) {
+    descriptor["annotations"] = nlohmann::json::parse(row.annotations, nullptr, false);
+  }
+  return descriptor;
+}
+
 Error ManifestUnknown(const RepoName& repo, const std::string& what) {
   return Error{ErrorKind::kManifestUnknown, "manifest " + what + " is not in " + repo.str()};
 }
@@ -86,7 +97,11 @@ Result<PushedManifestResult> HostedRegistry::PutManifest(const RepoName& repo,
   if (bucket_) {
     // Answered only once every node can read it; a failure is retried by
     // the client (the local record above is idempotent).
-    if (auto s = bucket_->PutManifest(repo, digest, bytes, described->media_type, tag); !s) {
+    std::optional<Digest> subject;
+    if (auto parsed = Digest::Parse(row.subject)) subject = *parsed;
+    if (auto s = bucket_->PutManifest(repo, digest, bytes, described->media_type, tag, subject,
+                                      ReferrerDescriptor(row).dump());
+        !s) {
       return Fail(ErrorKind::kUpstreamUnavailable,
                   "the manifest could not be stored in the S3 bucket: " + s.error().message);
     }
@@ -371,18 +386,26 @@ Result<std::vector<std::string>> HostedRegistry::Tags(const RepoName& repo) {
 
 Result<std::string> HostedRegistry::Referrers(const RepoName& repo, const Digest& subject,
                                               const std::string& artifact_type) {
-  auto rows = index_.HostedReferrers(repo.str(), subject.str());
-  if (!rows) return tl::unexpected(rows.error());
   nlohmann::json manifests = nlohmann::json::array();
-  for (const auto& row : *rows) {
-    if (!artifact_type.empty() && row.artifact_type != artifact_type) continue;
-    nlohmann::json descriptor = {
-        {"mediaType", row.media_type}, {"digest", row.digest}, {"size", row.size}};
-    if (!row.artifact_type.empty()) descriptor["artifactType"] = row.artifact_type;
-    if (!row.annotations.empty()) {
-      descriptor["annotations"] = nlohmann::json::parse(row.annotations, nullptr, false);
+  if (bucket_) {
+    // Pushed through any node: the bucket's referrer entries.
+    auto found = bucket_->Referrers(repo, subject);
+    if (!found) return tl::unexpected(BucketUnavailable(found.error()));
+    for (const auto& text : *found) {
+      auto descriptor = nlohmann::json::parse(text, nullptr, false);
+      if (!descriptor.is_object()) continue;
+      if (!artifact_type.empty() && descriptor.value("artifactType", "") != artifact_type) {
+        continue;
+      }
+      manifests.push_back(std::move(descriptor));
     }
-    manifests.push_back(std::move(descriptor));
+  } else {
+    auto rows = index_.HostedReferrers(repo.str(), subject.str());
+    if (!rows) return tl::unexpected(rows.error());
+    for (const auto& row : *rows) {
+      if (!artifact_type.empty() && row.artifact_type != artifact_type) continue;
+      manifests.push_back(ReferrerDescriptor(row));
+    }
   }
   nlohmann::json index = {{"schemaVersion", 2},
                           {"mediaType", std::string(kOciIndex)},

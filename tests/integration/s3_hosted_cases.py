@@ -20,8 +20,12 @@ involved (the upstream URL points nowhere: hosted names never reach it).
   5 `hubcache gc` with REGISTRY_STORAGE=s3: after a manifest is deleted, its blobs (and an
     upload no manifest names) stay while younger than --grace, a dry run only names them,
     then they go from the bucket with their links; a tagged image's blobs stay and a fresh
-    node pulls it.
+    node pulls it;
+  6 the referrers API across nodes: an artifact whose subject is an image pushed through
+    A is pushed through B; A lists it (also filtered by its artifactType; another type
+    lists nothing); deleted through A, B lists nothing.
 """
+import json
 import os
 import unittest
 
@@ -219,3 +223,41 @@ class HostedOnS3(unittest.TestCase):
         for digest, data in kept["blobs"].items():
             r = harness.request(fresh.url, "GET", f"/v2/{repo}/blobs/{digest}", timeout=30)
             self.assertEqual((r.status, r.body == data), (200, True), digest)
+
+    def test_6_referrers_across_nodes(self):
+        repo = "team/ref"
+        image = hosted_push.make_image("ref-subject", [os.urandom(40_000)])
+        hosted_push.push_image(self.a.url, repo, "1", image)
+        empty = b"{}"
+        sig = os.urandom(500)
+        for data in (empty, sig):
+            hosted_push.upload_blob(self.b.url, repo, data)
+        kind = "application/vnd.example.signature"
+        artifact = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": harness.MEDIA_OCI_MANIFEST,
+            "artifactType": kind,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": hosted_push.sha256(empty), "size": len(empty)},
+            "layers": [{"mediaType": "application/octet-stream",
+                        "digest": hosted_push.sha256(sig), "size": len(sig)}],
+            "subject": {"mediaType": harness.MEDIA_OCI_MANIFEST, "digest": image["digest"],
+                        "size": len(image["manifest"])},
+            "annotations": {"org.example.by": "test"},
+        }).encode()
+        digest = hosted_push.put_manifest(self.b.url, repo, hosted_push.sha256(artifact), artifact)
+
+        def listed(node, query=""):
+            r = harness.request(node.url, "GET", f"/v2/{repo}/referrers/{image['digest']}{query}",
+                                timeout=30)
+            self.assertEqual(r.status, 200, r)
+            return r.json()["manifests"]
+
+        want = [{"mediaType": harness.MEDIA_OCI_MANIFEST, "digest": digest, "size": len(artifact),
+                 "artifactType": kind, "annotations": {"org.example.by": "test"}}]
+        self.assertEqual(listed(self.a), want)
+        self.assertEqual(listed(self.a, f"?artifactType={kind}"), want)
+        self.assertEqual(listed(self.a, "?artifactType=application/vnd.other"), [])
+        r = harness.request(self.a.url, "DELETE", f"/v2/{repo}/manifests/{digest}", timeout=30)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(listed(self.b), [])

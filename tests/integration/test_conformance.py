@@ -11,6 +11,10 @@ image manifest, fixtures.py); a hubcache mirrors it; the suite's binary
 runs with OCI_TEST_PULL=1 against the mirror, given that image as existing content (a mirror is
 read-only, so the suite's own push setup is off). Every pull spec that runs must pass.
 
+Hosted on S3 (issue 14): the four groups again against a hubcache with REGISTRY_STORAGE=s3 on a
+real Ceph S3 gateway (ceph_rgw.py, started for that class), where every push lands in the bucket
+and every read of hosted content is answered from it.
+
 When ../shared/tools/oci-conformance/ is absent the module says so and exits 77 (skip): the one
 skip scripts/test.sh allows (scripts/tally.py); in CI the suite is always there. A directory
 without the binary, or a suite that ran nothing, is a failure.
@@ -24,6 +28,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import harness  # noqa: E402
+from ceph_rgw import CephRgw  # noqa: E402
 from mirror import Mirror, free_port as harness_free_port  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
@@ -99,6 +104,35 @@ class ConformanceHosted(unittest.TestCase):
                             headers={"Authorization": harness.basic_auth("reader",
                                                                          "reader-secret-1")})
         self.assertEqual((r.status, r.error_codes()), (403, ["DENIED"]), r)
+
+
+class ConformanceHostedOnS3(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cleanup = harness.module_workdir("conformance-s3")
+        cls.addClassCleanup(cleanup)
+        cls.s3 = CephRgw(cls.work)
+        cls.addClassCleanup(cls.s3.stop)
+        cls.s3.start()
+
+    def test_all_groups_on_s3(self):
+        s3 = self.s3
+        env = {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": s3.bucket,
+               "REGISTRY_STORAGE_S3_REGION": s3.region,
+               "REGISTRY_STORAGE_S3_REGIONENDPOINT": s3.endpoint,
+               "REGISTRY_STORAGE_S3_ACCESSKEY": s3.access_key,
+               "REGISTRY_STORAGE_S3_SECRETKEY": s3.secret_key,
+               "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true", "REGISTRY_STORAGE_S3_SECURE": "false",
+               "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/conformance"}
+        dead_upstream = f"http://127.0.0.1:{harness_free_port()}"
+        m = Mirror(self.work, dead_upstream,
+                   extra_args=["--hosted", "conformance/*", "--delete-enabled", "true"], env=env)
+        self.addCleanup(m.stop)
+        m.start()
+        ran = run_suite(self, self.work, "hosted-s3", dict(ALL_GROUPS, OCI_ROOT_URL=m.url))
+        self.assertGreaterEqual(ran, 75, "all four groups run")
+        r = s3.request("GET", f"/{s3.bucket}", {"list-type": "2", "prefix": "conformance/hosted/"})
+        self.assertIn(b"<Key>conformance/hosted/", r.body, "nothing was pushed to the bucket")
 
 
 class ConformancePull(unittest.TestCase):
