@@ -99,7 +99,7 @@ void ManifestService::StoreTag(const RepoName& repo, const Tag& tag, const Accep
     Logger("cache")->warn("tag not written to the index tag={}:{} error=\"{}\"", repo.str(),
                           tag.str(), s.error().message);
   }
-  if (l2_) (void)l2_->PutTag(repo, tag.str(), accept.Key(), row);  // it counts and logs
+  if (l2_) l2_->QueueTag(repo, tag.str(), accept.Key(), row);  // after the manifest
 }
 
 std::optional<Manifest> ManifestService::LoadCached(const RepoName& repo, const Digest& digest,
@@ -154,10 +154,10 @@ void ManifestService::Remember(const Manifest& manifest) {
 
 Status ManifestService::Store(const RepoName& repo, const Manifest& manifest, bool to_l2) {
   Remember(manifest);
-  // The bucket first: a tag record written after this points at a manifest
-  // every node can read.
+  // Queued before the tag record: the bucket's writer keeps the order, so a
+  // tag record there names a manifest every node can read.
   if (l2_ && to_l2) {
-    (void)l2_->PutManifest(manifest.digest, *manifest.bytes, manifest.media_type);
+    l2_->QueueManifest(manifest.digest, *manifest.bytes, manifest.media_type);
   }
   bool fresh = !store_.SizeOf(ObjectKind::kManifest, manifest.digest);
   if (fresh) {

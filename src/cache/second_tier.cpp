@@ -15,9 +15,20 @@ SecondTier::SecondTier(S3Client& s3, SecondTierOptions options) : s3_(s3), optio
   for (size_t i = 0; i < std::max<size_t>(options_.copy_workers, 1); ++i) {
     workers_.emplace_back([this] { CopyLoop(); });
   }
+  writer_ = std::thread([this] { WriteLoop(); });
 }
 
 SecondTier::~SecondTier() {
+  {
+    // Queued manifests and tag records are small: they may finish first.
+    std::unique_lock lock(mutex_);
+    writes_changed_.wait_for(lock, kDrainLimit, [this] { return writes_.empty() && !writing_; });
+    stop_writes_ = true;
+    stats_.writes_dropped.fetch_add(writes_.size(), std::memory_order_relaxed);
+    writes_.clear();
+  }
+  writes_changed_.notify_all();
+  writer_.join();
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -197,13 +208,51 @@ Result<std::optional<SecondTier::StoredManifest>> SecondTier::GetManifest(const 
   return std::optional<StoredManifest>(StoredManifest{std::move(**bytes), content_type});
 }
 
-Status SecondTier::PutManifest(const Digest& digest, const std::string& bytes,
+void SecondTier::QueueManifest(const Digest& digest, const std::string& bytes,
                                const std::string& media_type) {
-  if (auto gate = Gate(); !gate) return gate;
-  if (auto s = Timed([&] { return s3_.PutSmall(ManifestKey(digest), bytes, media_type); }); !s) {
-    return tl::unexpected(Failed(s.error()));
+  Queue(Write{ManifestKey(digest), bytes, media_type});
+}
+
+void SecondTier::Queue(Write write) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_writes_ || writes_.size() >= kMaxQueuedWrites || !Available()) {
+      stats_.writes_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    writes_.push_back(std::move(write));
   }
-  return {};
+  writes_changed_.notify_all();
+}
+
+size_t SecondTier::pending_writes() const {
+  std::lock_guard lock(mutex_);
+  return writes_.size() + (writing_ ? 1 : 0);
+}
+
+void SecondTier::WriteLoop() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    writes_changed_.wait(lock, [this] { return stop_writes_ || !writes_.empty(); });
+    if (stop_writes_) return;
+    Write write = std::move(writes_.front());
+    writes_.pop_front();
+    writing_ = true;
+    lock.unlock();
+    if (auto gate = Gate(); !gate) {
+      stats_.writes_dropped.fetch_add(1, std::memory_order_relaxed);
+    } else if (auto s =
+                   Timed([&] { return s3_.PutSmall(write.key, write.body, write.content_type); });
+               !s) {
+      (void)Failed(s.error());
+      stats_.writes_dropped.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      stats_.writes.fetch_add(1, std::memory_order_relaxed);
+    }
+    lock.lock();
+    writing_ = false;
+    writes_changed_.notify_all();
+  }
 }
 
 Result<std::optional<TagRow>> SecondTier::GetTag(const RepoName& repo, const std::string& tag,
@@ -228,18 +277,11 @@ Result<std::optional<TagRow>> SecondTier::GetTag(const RepoName& repo, const std
   return std::optional<TagRow>(std::move(row));
 }
 
-Status SecondTier::PutTag(const RepoName& repo, const std::string& tag,
+void SecondTier::QueueTag(const RepoName& repo, const std::string& tag,
                           const std::string& accept_key, const TagRow& row) {
-  if (auto gate = Gate(); !gate) return gate;
   nlohmann::json json = {
       {"digest", row.digest}, {"media_type", row.media_type}, {"checked_at_ms", row.checked_at_ms}};
-  if (auto s = Timed([&] {
-        return s3_.PutSmall(TagKey(repo, tag, accept_key), json.dump(), "application/json");
-      });
-      !s) {
-    return tl::unexpected(Failed(s.error()));
-  }
-  return {};
+  Queue(Write{TagKey(repo, tag, accept_key), json.dump(), "application/json"});
 }
 
 Result<uint64_t> SecondTier::AbortStaleCopies(std::chrono::milliseconds age) {

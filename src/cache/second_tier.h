@@ -22,7 +22,9 @@
 //
 // Thread-safe. Borrows the S3 client and the stats (both outlive it); owns its
 // copy workers, joined by the destructor (queued copies are dropped: the blob
-// stays in L1 and is fetched again by a node that needs it).
+// stays in L1 and is fetched again by a node that needs it), and the writer
+// of manifests and tag records, which the destructor lets finish for up to
+// kDrainLimit.
 
 #include <atomic>
 #include <condition_variable>
@@ -74,6 +76,8 @@ struct SecondTierStats {
   std::atomic<uint64_t> skipped_unavailable{0};  // operations skipped while marked down
   std::atomic<uint64_t> redirects{0};            // clients sent to a presigned URL
   std::atomic<uint64_t> stale_aborted{0};        // abandoned multipart copies aborted
+  std::atomic<uint64_t> writes{0};               // manifests and tag records written
+  std::atomic<uint64_t> writes_dropped{0};       // not written (queue full, down, shutdown)
   // The cap on cache/ (Trim): what the last look found, and what was removed.
   std::atomic<uint64_t> cache_bytes{0};  // blobs and manifests under cache/, last measured
   std::atomic<uint64_t> cache_objects{0};
@@ -134,12 +138,21 @@ class SecondTier {
   };
   // A manifest by digest, verified against it; nullopt when absent.
   [[nodiscard]] Result<std::optional<StoredManifest>> GetManifest(const Digest& digest);
-  [[nodiscard]] Status PutManifest(const Digest& digest, const std::string& bytes,
-                                   const std::string& media_type);
+  // Queues a verified manifest's write into the bucket: it runs behind the
+  // answer to the client, on one writer thread that keeps the order of the
+  // queue (a manifest before the tag record naming it). Dropped (counted) while
+  // the bucket is marked down or kMaxQueuedWrites wait.
+  void QueueManifest(const Digest& digest, const std::string& bytes, const std::string& media_type);
   [[nodiscard]] Result<std::optional<TagRow>> GetTag(const RepoName& repo, const std::string& tag,
                                                      const std::string& accept_key);
-  [[nodiscard]] Status PutTag(const RepoName& repo, const std::string& tag,
-                              const std::string& accept_key, const TagRow& row);
+  // Queues a tag record's write, after everything queued before it.
+  void QueueTag(const RepoName& repo, const std::string& tag, const std::string& accept_key,
+                const TagRow& row);
+  // Writes queued and not yet done (or being done).
+  size_t pending_writes() const;
+  static constexpr size_t kMaxQueuedWrites = 4096;
+  // How long the destructor lets queued writes finish before dropping them.
+  static constexpr std::chrono::milliseconds kDrainLimit{5'000};
   // Aborts multipart uploads of blob copies started more than `age` ago (what
   // a crash or a kill left in the bucket, invisible but billed); returns how
   // many were aborted.
@@ -185,6 +198,13 @@ class SecondTier {
   }
   void CopyLoop();
   void Copy(const std::shared_ptr<BlobFill>& fill);
+  struct Write {
+    std::string key;
+    std::string body;
+    std::string content_type;
+  };
+  void Queue(Write write);
+  void WriteLoop();
 
   S3Client& s3_;
   const SecondTierOptions options_;
@@ -199,6 +219,11 @@ class SecondTier {
   std::atomic<bool> stop_copies_{false};
   std::condition_variable wake_;
   std::vector<std::thread> workers_;
+  std::deque<Write> writes_;  // guarded by mutex_
+  bool writing_ = false;      // the writer holds one; guarded by mutex_
+  bool stop_writes_ = false;  // guarded by mutex_
+  std::condition_variable writes_changed_;
+  std::thread writer_;
 };
 
 }  // namespace hubcache

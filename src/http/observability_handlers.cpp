@@ -342,6 +342,9 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
     b.skipped_unavailable = t.skipped_unavailable;
     b.redirects = t.redirects;
     b.stale_aborted = t.stale_aborted;
+    b.writes = t.writes;
+    b.writes_pending = l2->pending_writes();
+    b.writes_dropped = t.writes_dropped;
     b.max_bytes = mirror_.config().l2_max_size_bytes;
     b.cache_bytes = t.cache_bytes;
     b.cache_objects = t.cache_objects;

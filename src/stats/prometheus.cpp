@@ -270,6 +270,13 @@ std::string PrometheusText(const StatsSnapshot& s) {
     Counter(w, "s3_corrupt_objects_total",
             "Objects in the S3 bucket that did not match their digest (removed).",
             b.corrupt_objects);
+    Counter(w, "s3_record_writes_total",
+            "Manifests and tag records written into the S3 bucket behind the answers.", b.writes);
+    Gauge(w, "s3_record_writes_pending", "Manifests and tag records queued for the S3 bucket.",
+          b.writes_pending);
+    Counter(w, "s3_record_writes_dropped_total",
+            "Manifests and tag records not written (queue full, bucket marked down, shutdown).",
+            b.writes_dropped);
     Gauge(w, "s3_cache_max_bytes", "HUBCACHE_L2_MAX_SIZE (0: no cap, lifecycle rules).",
           b.max_bytes);
     if (b.measured_at_ms) {

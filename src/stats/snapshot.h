@@ -113,6 +113,9 @@ struct BucketFigures {
   uint64_t skipped_unavailable = 0;
   uint64_t redirects = 0;      // clients sent to a presigned URL
   uint64_t stale_aborted = 0;  // abandoned multipart copies aborted
+  uint64_t writes = 0;         // manifests and tag records written behind the answers
+  uint64_t writes_pending = 0;
+  uint64_t writes_dropped = 0;
   // HUBCACHE_L2_MAX_SIZE (0: none) and what the last check found under cache/.
   uint64_t max_bytes = 0;
   uint64_t cache_bytes = 0;

@@ -243,7 +243,8 @@ class Cluster(unittest.TestCase):
         # Each node copies into the bucket exactly what it filled.
         def copied():
             now = {n.name: stats(n)["s3"] for n in self.nodes}
-            return now if all(now[name]["copies"] >= started[name] for name in now) else None
+            return now if all(now[name]["copies"] >= started[name] and
+                              now[name]["writes_pending"] == 0 for name in now) else None
         s3 = wait_until(copied, 60, "every fill copied into the bucket")
         for name, s in s3.items():
             self.assertEqual((s["copies"], s["copy_failures"], s["copies_dropped"]),

@@ -126,6 +126,15 @@ def stats(mirror):
     return harness.request(mirror.url, "GET", "/stats", timeout=10).json()
 
 
+def wait_in_bucket(mirror, blobs, what="every blob copied into the bucket"):
+    """Waits until the mirror copied `blobs` blobs into the bucket and wrote every manifest
+    and tag record it queued (those go behind the answers)."""
+    def done():
+        s3 = stats(mirror)["s3"]
+        return s3 if s3["copies"] >= blobs and s3["writes_pending"] == 0 else None
+    return wait_until(done, 60, what)
+
+
 class Relay:
     """A TCP relay 127.0.0.1:port -> target that the test can cut and restore, or slow
     down: with `rate_bytes_s` set, each connection carries at most that many bytes per
@@ -271,8 +280,7 @@ class MirrorOnS3(unittest.TestCase):
                                        status=200, since=mark)
             self.assertEqual(n, 1, f"{digest} fetched from the upstream {n} times")
         blobs = self.all_blobs()
-        wait_until(lambda: stats(m)["s3"]["copies"] >= len(blobs), 60,
-                   "every blob copied into the bucket")
+        wait_in_bucket(m, len(blobs))
         keys = set(bucket_keys("mirror-tests/cache/"))
         for digest in blobs:
             hexd = digest.split(":")[1]
@@ -441,7 +449,7 @@ class MirrorOnS3(unittest.TestCase):
         try:
             self.pull_all(filler, "cap-fill")
             want = len(self.all_blobs())
-            wait_until(lambda: stats(filler)["s3"]["copies"] >= want, 60, "every blob copied")
+            wait_in_bucket(filler, want)
         finally:
             filler.stop()
         # Pushed content (the only copy) and tag records share the root: never trimmed.
@@ -501,8 +509,7 @@ class MirrorOnS3(unittest.TestCase):
 
         a = node("rm-a")
         self.pull_all(a, "rm-a")
-        wait_until(lambda: stats(a)["s3"]["copies"] >= len(self.all_blobs()), 60,
-                   "every blob copied")
+        wait_in_bucket(a, len(self.all_blobs()))
         d2 = self.images["docker2"]
         blob_key = lambda d: "rm-tests/cache/blobs/sha256/" + d[7:9] + "/" + d[7:]  # noqa: E731
         man_key = lambda d: "rm-tests/cache/manifests/sha256/" + d[7:9] + "/" + d[7:]  # noqa: E731
