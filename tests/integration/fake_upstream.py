@@ -337,29 +337,35 @@ class FakeRegistry:
         with self._lock:
             self._tags[(name, tag)] = digest
 
-    def add_image(self, name, tag="latest", layer_bytes=None, config_bytes=None):
-        """Registers config + one layer + a Docker v2 manifest tagged `tag`.
+    def add_image(self, name, tag="latest", layer_bytes=None, config_bytes=None, layers=None):
+        """Registers config + one layer (or `layers`, bytes each) + a Docker v2 manifest
+        tagged `tag`.
 
-        Returns dict(manifest=bytes, manifest_digest, config_digest, layer_digest, layer=bytes).
+        Returns dict(manifest=bytes, manifest_digest, config_digest, config, layer_digest,
+        layer=bytes (the first layer's), layer_digests=[...]).
         """
-        layer = layer_bytes if layer_bytes is not None else random.Random(name).randbytes(300_000)
+        if layers is None:
+            layers = [layer_bytes if layer_bytes is not None
+                      else random.Random(name).randbytes(300_000)]
         config = config_bytes if config_bytes is not None else json.dumps(
             {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
              "name": name}).encode()
         cd = self.add_blob(name, config, "application/vnd.docker.container.image.v1+json")
-        ld = self.add_blob(name, layer, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        lds = [self.add_blob(name, layer, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+               for layer in layers]
         manifest = json.dumps({
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
                        "size": len(config), "digest": cd},
             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(layer), "digest": ld}],
+                        "size": len(layer), "digest": ld} for layer, ld in zip(layers, lds)],
         }, indent=3).encode()
         md = self.add_manifest(name, manifest, "application/vnd.docker.distribution.manifest.v2+json",
                                tags=(tag,))
         return {"manifest": manifest, "manifest_digest": md, "config_digest": cd,
-                "config": config, "layer_digest": ld, "layer": layer}
+                "config": config, "layer_digest": lds[0], "layer": layers[0],
+                "layer_digests": lds}
 
     # ---- faults ----------------------------------------------------------------------------
     def set_fault(self, ref, mode, times=None, **params):

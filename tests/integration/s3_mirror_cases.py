@@ -81,25 +81,6 @@ def s3_put(key, body):
     return CEPH.request("PUT", f"/{CEPH.bucket}/{key}", body=body).status
 
 
-def bucket_keys(prefix):
-    """Every key under prefix (ListObjectsV2, all pages)."""
-    keys, token = [], None
-    for _ in range(100):
-        query = {"list-type": "2", "prefix": prefix}
-        if token:
-            query["continuation-token"] = token
-        r = CEPH.request("GET", f"/{CEPH.bucket}", query)
-        if r.status != 200:
-            raise RuntimeError(f"listing {prefix}: {r!r}")
-        body = r.body.decode()
-        keys += re.findall(r"<Key>([^<]+)</Key>", body)
-        m = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", body)
-        if not m:
-            return keys
-        token = m.group(1)
-    raise RuntimeError("more than 100 pages")
-
-
 def bucket_objects(prefix):
     """{key: (size, LastModified text)} of every object under prefix (all pages)."""
     out, token = {}, None
@@ -120,6 +101,11 @@ def bucket_objects(prefix):
             return out
         token = m.group(1)
     raise RuntimeError("more than 100 pages")
+
+
+def bucket_keys(prefix):
+    """Every key under prefix, in key order."""
+    return list(bucket_objects(prefix))
 
 
 def stats(mirror):

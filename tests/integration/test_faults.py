@@ -586,11 +586,14 @@ class StatusFaultTest(MirrorTestCase):
     def test_revoked_token_is_renewed(self):
         """A cached token the upstream now refuses (expired early) leads to a new token, not an error."""
         img = self.fake.add_image(REPO)
+        # A blob no manifest names: the manifest's own may be prefetched before the revoke.
+        other = random.Random("revoked").randbytes(100_000)
+        other_digest = self.fake.add_blob(REPO, other)
         m = self.start_mirror()
         self.assert_serves(self.get_manifest(m, "latest"), img["manifest"], img["manifest_digest"])
         tokens_before = len(self.fake.requests(path_contains="/token"))
         self.fake.revoke_tokens()
-        self.assert_serves(self.get_blob(m, img["layer_digest"]), img["layer"], img["layer_digest"])
+        self.assert_serves(self.get_blob(m, other_digest), other, other_digest)
         self.assertGreater(len(self.fake.requests(path_contains="/token")), tokens_before,
                            "no new token was fetched")
 

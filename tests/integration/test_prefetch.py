@@ -15,7 +15,6 @@ waits; a client GET of a layer being prefetched joins that fill (one upstream GE
 HUBCACHE_PREFETCH=false nothing is fetched before it is asked for.
 Every test uses its own images, so none depends on another having run.
 """
-import json
 import os
 import sys
 import threading
@@ -154,27 +153,6 @@ class PrefetchRealUpstream(unittest.TestCase):
         settled(self.mirror, 0)
 
 
-def manifest_of(fake, repo, tag, layers):
-    """Registers `layers` (bytes each) with a config as one Docker v2 image on the fake;
-    returns (config digest, layer digests)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "name": repo,
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    cd = fake.add_blob(repo, config, "application/vnd.docker.container.image.v1+json")
-    lds = [fake.add_blob(repo, layer, "application/vnd.docker.image.rootfs.diff.tar.gzip")
-           for layer in layers]
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                   "size": len(config), "digest": cd},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": len(layer), "digest": d} for layer, d in zip(layers, lds)],
-    }).encode()
-    fake.add_manifest(repo, manifest, "application/vnd.docker.distribution.manifest.v2+json",
-                      tags=(tag,))
-    return cd, lds
-
-
 class PrefetchHeldBodies(unittest.TestCase):
     def setUp(self):
         self.work, cleanup = harness.module_workdir("prefetch-fake")
@@ -197,7 +175,8 @@ class PrefetchHeldBodies(unittest.TestCase):
 
     def test_caps_hold_while_bodies_are_held_and_clients_join(self):
         layers = [bytes([i]) * (200_000 + i) for i in range(6)]
-        cd, lds = manifest_of(self.fake, "pf/held", "1", layers)
+        img = self.fake.add_image("pf/held", "1", layers=layers)
+        cd, lds = img["config_digest"], img["layer_digests"]
         for d in lds:
             self.fake.set_fault(d, "stall", after=1000, max_s=30, resume=True)
         m = self.start_mirror({"HUBCACHE_PREFETCH_MAX_FILLS": "2"})
@@ -234,7 +213,8 @@ class PrefetchHeldBodies(unittest.TestCase):
             self.assertEqual(self.blob_requests(d), 1, d)
 
     def test_disabled_fetches_nothing_before_it_is_asked(self):
-        cd, lds = manifest_of(self.fake, "pf/off", "1", [b"x" * 50_000])
+        img = self.fake.add_image("pf/off", "1", layers=[b"x" * 50_000])
+        cd, lds = img["config_digest"], img["layer_digests"]
         m = self.start_mirror({"HUBCACHE_PREFETCH": "false"})
         r = harness.request(m.url, "GET", "/v2/pf/off/manifests/1", {"Accept": harness.ACCEPT_ALL})
         self.assertEqual(r.status, 200, r)
