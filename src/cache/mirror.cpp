@@ -90,10 +90,9 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   // a prefetch would read them into L1 for nothing.
   const bool redirecting = m.l2_ && !config.storage_redirect_disable;
   m.prefetcher_ = std::make_unique<Prefetcher>(
-      *m.fills_, *m.store_,
-      PrefetchOptions{config.PrefetchEnabled() && !redirecting,
-                      static_cast<size_t>(config.prefetch_max_fills), config.prefetch_max_bytes,
-                      config.cache_max_size_bytes / 2});
+      *m.fills_, PrefetchOptions{config.PrefetchEnabled() && !redirecting,
+                                 static_cast<size_t>(config.prefetch_max_fills),
+                                 config.prefetch_max_bytes, config.cache_max_size_bytes / 2});
   ManifestOptions manifest_options;
   manifest_options.tag_freshness = config.tag_freshness;
   m.manifests_ =

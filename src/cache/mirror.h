@@ -120,7 +120,7 @@ class Mirror {
   // Last: a fill thread still running wakes evictor_ through usage_'s listener.
   std::unique_ptr<FillManager> fills_;
   std::unique_ptr<BlobService> blobs_;      // borrows fills_, hosted_ and the rest
-  std::unique_ptr<Prefetcher> prefetcher_;  // borrows fills_ and store_
+  std::unique_ptr<Prefetcher> prefetcher_;  // borrows fills_
   // The abandoned-upload purge (REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_*).
   std::mutex purge_mutex_;
   std::condition_variable purge_wake_;

@@ -9,10 +9,9 @@
 namespace hubcache {
 
 struct Prefetcher::State {
-  State(FillManager& f, BlobStore& s, PrefetchOptions o) : fills(f), store(s), options(o) {}
+  State(FillManager& f, PrefetchOptions o) : fills(f), options(o) {}
 
   FillManager& fills;
-  BlobStore& store;
   const PrefetchOptions options;
 
   mutable std::mutex mutex;
@@ -25,8 +24,8 @@ struct Prefetcher::State {
   PrefetchFigures counts;        // the counters; guarded by mutex
 };
 
-Prefetcher::Prefetcher(FillManager& fills, BlobStore& store, PrefetchOptions options)
-    : state_(std::make_shared<State>(fills, store, options)) {}
+Prefetcher::Prefetcher(FillManager& fills, PrefetchOptions options)
+    : state_(std::make_shared<State>(fills, options)) {}
 
 Prefetcher::~Prefetcher() {
   std::lock_guard lock(state_->mutex);
@@ -39,8 +38,7 @@ bool Prefetcher::ShouldPrefetch(const ManifestResult& result) const {
   if (result.source != ManifestSource::kUpstream && result.source != ManifestSource::kBucket) {
     return false;
   }
-  const std::string& type = result.manifest.media_type;
-  return type == kOciManifest || type == kDockerManifestV2;
+  return IsImageManifestMediaType(result.manifest.media_type);
 }
 
 void Prefetcher::Enqueue(const RepoName& repo, const Manifest& manifest) {

@@ -15,11 +15,10 @@
 // Blobs already in the store or being fetched are skipped, never fetched twice.
 //
 // Thread-safe: Enqueue runs on request threads, completions on fill threads.
-// Borrows the FillManager and the store (both outlive it). Its state is shared
+// Borrows the FillManager (it outlives it; it checks the store itself). Its state is shared
 // with the completions of fills it started, so a fill that finishes after the
 // Prefetcher is gone finds it stopped and does nothing.
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -29,7 +28,6 @@
 #include "cache/manifest_service.h"
 #include "registry/reference.h"
 #include "stats/snapshot.h"
-#include "store/blob_store.h"
 
 namespace hubcache {
 
@@ -46,7 +44,7 @@ class Prefetcher {
  public:
   static constexpr size_t kMaxQueued = 4096;
 
-  Prefetcher(FillManager& fills, BlobStore& store, PrefetchOptions options);
+  Prefetcher(FillManager& fills, PrefetchOptions options);
   ~Prefetcher();  // stops starting fills; those running go on
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;

@@ -21,12 +21,6 @@ bool IsPlatformWord(std::string_view s) {
   return true;
 }
 
-bool IsIndexType(std::string_view type) { return type == kOciIndex || type == kDockerManifestList; }
-
-bool IsImageType(std::string_view type) {
-  return type == kOciManifest || type == kDockerManifestV2;
-}
-
 Result<Descriptor> ParseDescriptor(const nlohmann::json& j, const char* what) {
   if (!j.is_object()) return Fail(ErrorKind::kManifestInvalid, std::string(what) + " is no object");
   auto digest_it = j.find("digest");
@@ -99,8 +93,9 @@ bool PlatformMatches(const Platform& wanted, const Platform& entry) {
 
 Result<ParsedManifest> ParseManifest(std::string_view media_type, std::string_view body) {
   std::string type = BareMediaType(media_type);
-  if (!IsIndexType(type) && !IsImageType(type)) type = DetectManifestMediaType(body);
-  if (!IsIndexType(type) && !IsImageType(type)) {
+  if (!IsIndexMediaType(type) && !IsImageManifestMediaType(type))
+    type = DetectManifestMediaType(body);
+  if (!IsIndexMediaType(type) && !IsImageManifestMediaType(type)) {
     return Fail(ErrorKind::kManifestInvalid,
                 "unsupported manifest type '" + (type.empty() ? std::string(media_type) : type) +
                     "' (only Docker schema 2 and OCI manifests and indexes)");
@@ -109,7 +104,7 @@ Result<ParsedManifest> ParseManifest(std::string_view media_type, std::string_vi
   if (!doc.is_object()) return Fail(ErrorKind::kManifestInvalid, "manifest is not a JSON object");
 
   ParsedManifest out;
-  if (IsIndexType(type)) {
+  if (IsIndexMediaType(type)) {
     out.is_index = true;
     auto it = doc.find("manifests");
     if (it == doc.end() || !it->is_array()) {

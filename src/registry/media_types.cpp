@@ -126,9 +126,7 @@ Result<std::string> CheckManifest(std::string_view body, std::string_view conten
   const std::string declared = BareMediaType(content_type);
   const bool generic = declared.empty() || declared == "application/json" ||
                        declared == "text/plain" || declared == "application/octet-stream";
-  auto is_list = [](std::string_view t) { return t == kOciIndex || t == kDockerManifestList; };
-  auto is_image = [](std::string_view t) { return t == kOciManifest || t == kDockerManifestV2; };
-  if (!generic && !is_list(declared) && !is_image(declared)) {
+  if (!generic && !IsIndexMediaType(declared) && !IsImageManifestMediaType(declared)) {
     return invalid("Content-Type " + declared + " is not a manifest type");
   }
 
@@ -153,16 +151,18 @@ Result<std::string> CheckManifest(std::string_view body, std::string_view conten
   if (const auto* media_type = field("mediaType"); media_type != nullptr) {
     if (!media_type->is_string()) return invalid("mediaType is not a string");
     type = media_type->get<std::string>();
-    if (!is_list(type) && !is_image(type)) return invalid("mediaType " + type + " is unknown");
+    if (!IsIndexMediaType(type) && !IsImageManifestMediaType(type))
+      return invalid("mediaType " + type + " is unknown");
   } else if (list_shape && config == nullptr) {
-    type = is_list(declared) ? declared : std::string(kOciIndex);
+    type = IsIndexMediaType(declared) ? declared : std::string(kOciIndex);
   } else if (image_shape && manifests == nullptr) {
-    type = is_image(declared) ? declared : std::string(kOciManifest);
+    type = IsImageManifestMediaType(declared) ? declared : std::string(kOciManifest);
   } else {
     return invalid("no mediaType, and the fields are neither an index's nor a manifest's");
   }
-  if (is_list(type) && !list_shape) return invalid(type + " without a manifests array");
-  if (is_image(type) && !image_shape) return invalid(type + " without a config and layers");
+  if (IsIndexMediaType(type) && !list_shape) return invalid(type + " without a manifests array");
+  if (IsImageManifestMediaType(type) && !image_shape)
+    return invalid(type + " without a config and layers");
   if (!generic && declared != type) {
     return invalid("Content-Type " + declared + " but the body is a " + type);
   }

@@ -42,6 +42,15 @@ class AcceptSet {
   uint8_t bits_;
 };
 
+// Whether a media type is an index (OCI index, Docker manifest list), or an
+// image manifest (OCI, Docker schema 2).
+inline bool IsIndexMediaType(std::string_view type) {
+  return type == kOciIndex || type == kDockerManifestList;
+}
+inline bool IsImageManifestMediaType(std::string_view type) {
+  return type == kOciManifest || type == kDockerManifestV2;
+}
+
 // The media type of a manifest body: its "mediaType" field, or a guess from its
 // structure for old manifests that omit it. Empty when the bytes are not JSON.
 std::string DetectManifestMediaType(std::string_view body);
