@@ -48,12 +48,16 @@ std::string SecondTier::ManifestKey(const Digest& digest) {
   return "cache/manifests/sha256/" + digest.sharded();
 }
 
+std::string SecondTier::TagPrefix(const RepoName& repo, const std::string& tag) {
+  // Repository components never start with '_', so "_tags" cannot be part of
+  // a name.
+  return "cache/tags/" + repo.str() + "/_tags/" + tag + "/";
+}
+
 std::string SecondTier::TagKey(const RepoName& repo, const std::string& tag,
                                const std::string& accept_key) {
-  // Repository components never start with '_', so "_tags" cannot be part of
-  // a name; the accept key is a comma list of short words.
-  return "cache/tags/" + repo.str() + "/_tags/" + tag + "/" +
-         (accept_key.empty() ? std::string("any") : accept_key);
+  // The accept key is a comma list of short words.
+  return TagPrefix(repo, tag) + (accept_key.empty() ? std::string("any") : accept_key);
 }
 
 SecondTier::Health SecondTier::health() const {
@@ -354,8 +358,7 @@ Status SecondTier::DeleteBlob(const Digest& digest) {
 
 Status SecondTier::DeleteTag(const RepoName& repo, const std::string& tag) {
   if (auto gate = Gate(); !gate) return gate;
-  const std::string prefix = TagKey(repo, tag, "x");
-  const std::string dir = prefix.substr(0, prefix.size() - 1);  // ".../_tags/<tag>/"
+  const std::string dir = TagPrefix(repo, tag);
   std::string continuation;
   for (int page = 0; page < 100; ++page) {
     auto listed = Timed([&] { return s3_.List(dir, 1000, &continuation); });

@@ -99,6 +99,8 @@ class SecondTier {
   static std::string ManifestKey(const Digest& digest);
   static std::string TagKey(const RepoName& repo, const std::string& tag,
                             const std::string& accept_key);
+  // What every record of the tag's key starts with (its Accept's follows).
+  static std::string TagPrefix(const RepoName& repo, const std::string& tag);
 
   struct Health {
     bool available = true;
