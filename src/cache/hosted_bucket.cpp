@@ -1,7 +1,5 @@
 #include "cache/hosted_bucket.h"
 
-#include <nlohmann/json.hpp>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,11 +8,11 @@
 #include <cstring>
 
 #include "common/sha256.h"
+#include "registry/pushed_manifest.h"
 
 namespace hubcache {
 namespace {
 
-constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
 constexpr size_t kListPage = 1000;
 constexpr size_t kMaxListPages = 1000;  // a million keys: bound on one listing
 
@@ -208,13 +206,13 @@ Result<bool> HostedBucket::DeleteManifest(const RepoName& repo, const Digest& di
   if (!held) return tl::unexpected(held.error());
   // Its referrer entry first (the subject is in the manifest's bytes).
   if (*held) {
-    auto bytes = s3_.GetSmall(ManifestKey(digest), kMaxManifestBytes);
+    std::string media_type;
+    auto bytes = s3_.GetSmall(ManifestKey(digest), kMaxManifestBytes, &media_type);
     if (!bytes) return tl::unexpected(bytes.error());
     if (*bytes) {
-      auto json = nlohmann::json::parse(**bytes, nullptr, false);
-      if (json.is_object() && json.contains("subject") && json["subject"].is_object() &&
-          json["subject"].value("digest", nlohmann::json()).is_string()) {
-        if (auto subject = Digest::Parse(json["subject"]["digest"].get<std::string>())) {
+      auto described = DescribePushedManifest(**bytes, media_type);
+      if (described && !described->subject.empty()) {
+        if (auto subject = Digest::Parse(described->subject)) {
           if (auto s = s3_.Delete(ReferrerKey(repo, *subject, digest)); !s) {
             return tl::unexpected(s.error());
           }

@@ -39,6 +39,9 @@ namespace hubcache {
 
 class HostedBucket {
  public:
+  // Manifests larger than this are neither stored nor read back.
+  static constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
+
   explicit HostedBucket(S3Client& s3) : s3_(s3) {}
 
   static std::string BlobKey(const Digest& digest);

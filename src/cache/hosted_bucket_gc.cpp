@@ -16,7 +16,6 @@ namespace {
 
 constexpr size_t kListPage = 1000;
 constexpr size_t kMaxObjects = 2'000'000;  // bound on one listing
-constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
 
 Result<std::vector<S3Client::ListedObject>> ListAll(S3Client& s3, const std::string& prefix) {
   std::vector<S3Client::ListedObject> out;
@@ -65,7 +64,8 @@ Result<BucketGcReport> CollectBucketGarbage(S3Client& s3, const BucketGcOptions&
   }
   std::set<std::string> referenced;
   for (const auto& hex : revisions) {
-    auto body = s3.GetSmall(HostedBucket::ManifestKey(Digest::FromHex(hex)), kMaxManifestBytes);
+    auto body = s3.GetSmall(HostedBucket::ManifestKey(Digest::FromHex(hex)),
+                            HostedBucket::kMaxManifestBytes);
     if (!body) return tl::unexpected(body.error());
     if (!*body) continue;  // a revision whose bytes are gone references nothing
     ++report.manifests;
