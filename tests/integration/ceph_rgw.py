@@ -75,6 +75,21 @@ class CephRgw:
                 "S3_SECRET_KEY": self.secret_key, "S3_BUCKET": self.bucket,
                 "S3_REGION": self.region}
 
+    def storage_env(self, root, secret=None, endpoint=None, bucket=None):
+        """The REGISTRY_STORAGE_* settings of a hubcache on this gateway's bucket under
+        `root` (a wrong `secret`, another `endpoint` or `bucket` for the failure tests)."""
+        return {
+            "REGISTRY_STORAGE": "s3",
+            "REGISTRY_STORAGE_S3_BUCKET": bucket or self.bucket,
+            "REGISTRY_STORAGE_S3_REGION": self.region,
+            "REGISTRY_STORAGE_S3_REGIONENDPOINT": endpoint or self.endpoint,
+            "REGISTRY_STORAGE_S3_ACCESSKEY": self.access_key,
+            "REGISTRY_STORAGE_S3_SECRETKEY": secret or self.secret_key,
+            "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
+            "REGISTRY_STORAGE_S3_SECURE": "false",
+            "REGISTRY_STORAGE_S3_ROOTDIRECTORY": root,
+        }
+
     def start(self, timeout_s=120):
         missing = [t for t in TOOLS if shutil.which(t) is None]
         if missing:

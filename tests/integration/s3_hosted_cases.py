@@ -43,19 +43,10 @@ def setup(ceph):
 
 
 def node_env():
-    return {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_STORAGE_S3_BUCKET": CEPH.bucket,
-        "REGISTRY_STORAGE_S3_REGION": CEPH.region,
-        "REGISTRY_STORAGE_S3_REGIONENDPOINT": CEPH.endpoint,
-        "REGISTRY_STORAGE_S3_ACCESSKEY": CEPH.access_key,
-        "REGISTRY_STORAGE_S3_SECRETKEY": CEPH.secret_key,
-        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
-        "REGISTRY_STORAGE_S3_SECURE": "false",
-        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/hosted-tests",
+    return dict(CEPH.storage_env("/hosted-tests"), **{
         "HUBCACHE_HOSTED": "team/*",
         "REGISTRY_STORAGE_DELETE_ENABLED": "true",
-    }
+    })
 
 
 class HostedOnS3(unittest.TestCase):

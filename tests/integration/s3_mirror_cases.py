@@ -58,17 +58,7 @@ def setup(ceph):
 
 
 def s3_env(endpoint=None, secret=None, bucket=None, root="/mirror-tests"):
-    return {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_STORAGE_S3_BUCKET": bucket or CEPH.bucket,
-        "REGISTRY_STORAGE_S3_REGION": CEPH.region,
-        "REGISTRY_STORAGE_S3_REGIONENDPOINT": endpoint or CEPH.endpoint,
-        "REGISTRY_STORAGE_S3_ACCESSKEY": CEPH.access_key,
-        "REGISTRY_STORAGE_S3_SECRETKEY": secret or CEPH.secret_key,
-        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
-        "REGISTRY_STORAGE_S3_SECURE": "false",
-        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": root,
-    }
+    return CEPH.storage_env(root, secret=secret, endpoint=endpoint, bucket=bucket)
 
 
 def s3_get(key):

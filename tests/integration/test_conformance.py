@@ -117,13 +117,7 @@ class ConformanceHostedOnS3(unittest.TestCase):
 
     def test_all_groups_on_s3(self):
         s3 = self.s3
-        env = {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_BUCKET": s3.bucket,
-               "REGISTRY_STORAGE_S3_REGION": s3.region,
-               "REGISTRY_STORAGE_S3_REGIONENDPOINT": s3.endpoint,
-               "REGISTRY_STORAGE_S3_ACCESSKEY": s3.access_key,
-               "REGISTRY_STORAGE_S3_SECRETKEY": s3.secret_key,
-               "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true", "REGISTRY_STORAGE_S3_SECURE": "false",
-               "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "/conformance"}
+        env = s3.storage_env("/conformance")
         dead_upstream = f"http://127.0.0.1:{harness_free_port()}"
         m = Mirror(self.work, dead_upstream,
                    extra_args=["--hosted", "conformance/*", "--delete-enabled", "true"], env=env)
