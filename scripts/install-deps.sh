@@ -7,7 +7,8 @@ set -eu
 
 # doctest-dev is a build package: `meson setup` configures the unit tests too.
 BUILD_PKGS="build-essential pkg-config meson ninja-build libcurl4-openssl-dev libcpp-httplib-dev
-libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev doctest-dev"
+libssl-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libexpected-dev doctest-dev
+libyaml-cpp-dev"
 TEST_PKGS="docker-registry skopeo python3 python3-jwt python3-cryptography curl jq
 openssl clang-format prometheus chromium nodejs"
 # htpasswd -B makes the client-auth users of test_security and test_prewarm.

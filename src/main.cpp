@@ -17,7 +17,10 @@ void PrintHelp() {
   std::printf(
       "  hubcache --help     this text\n"
       "  hubcache --version  the version\n\n"
-      "Settings of serve (flags win over the environment variables):\n");
+      "hubcache serve [CONFIG.yml] [FLAGS...]: CONFIG.yml (else $REGISTRY_CONFIGURATION_PATH)\n"
+      "is the CNCF registry's config.yml, hubcache's own settings under `hubcache:`.\n\n"
+      "Settings of serve (flags win over the environment variables, which win over\n"
+      "the configuration file):\n");
   hubcache::PrintSettingsHelp();
 }
 

@@ -9,8 +9,15 @@ Result<CacheArgs> ParseCacheArgs(const std::vector<std::string>& args,
                                  const std::set<std::string>& allowed) {
   CacheArgs out;
   auto env = ProcessEnvironment();
-  auto it = env.find("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY");
-  out.root = it != env.end() && !it->second.empty() ? it->second : "./data";
+  if (env.count(kConfigPathEnv) != 0) {
+    // The server's configuration file names the root (the environment still wins).
+    auto config = LoadConfig(env, {});
+    if (!config) return tl::unexpected(config.error());
+    out.root = config->root_dir;
+  } else {
+    auto it = env.find("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY");
+    out.root = it != env.end() && !it->second.empty() ? it->second : "./data";
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--root" || a.rfind("--root=", 0) == 0) {

@@ -1,7 +1,8 @@
 #pragma once
 // Argument handling shared by the offline cache commands (gc, ls, rm): the
-// cache root (--root, else REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY, else
-// ./data), boolean switches, and positional arguments.
+// cache root (--root, else REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY, else the
+// configuration file REGISTRY_CONFIGURATION_PATH names, else ./data), boolean
+// switches, and positional arguments.
 
 #include <filesystem>
 #include <memory>

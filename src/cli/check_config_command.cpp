@@ -22,11 +22,14 @@ namespace {
 
 void PrintUsage(FILE* out) {
   std::fprintf(out,
-               "Usage: hubcache check-config [--env-file FILE] [--json] [SERVE FLAGS...]\n"
+               "Usage: hubcache check-config [CONFIG.yml] [--env-file FILE] [--json] [SERVE "
+               "FLAGS...]\n"
                "       hubcache check-config --env-example\n"
-               "Validates the configuration `hubcache serve` would run with (environment, then\n"
-               "FILE, then flags) and prints each setting's effective value; passwords and\n"
-               "tokens are masked. Exit 0 when valid, 2 when not (one line on stderr).\n"
+               "Validates the configuration `hubcache serve` would run with (CONFIG.yml or\n"
+               "$REGISTRY_CONFIGURATION_PATH, then the environment, then FILE, then flags) and\n"
+               "prints each setting's effective value, what the configuration file set and\n"
+               "what in it was ignored; passwords and tokens are masked. Exit 0 when valid,\n"
+               "2 when not (one line on stderr).\n"
                "  --env-file FILE  KEY=VALUE lines over the environment (the systemd\n"
                "                   EnvironmentFile / compose env_file syntax)\n"
                "  --json           the settings as a JSON array\n"
@@ -126,8 +129,32 @@ void PrintTable(const std::vector<SettingValue>& rows,
                 s.value.empty() ? "(empty)" : s.value.c_str());
   }
   for (const auto& h : headers) {
-    std::printf("* %-42s %-28s %s\n", (kHttpHeadersEnvPrefix + h.name).c_str(), "(env only)",
+    std::printf("* %-42s %-28s %s\n", (kHttpHeadersEnvPrefix + h.name).c_str(), "(no flag)",
                 ShowHeaderValues(h.values).c_str());
+  }
+}
+
+// What the configuration file gave: each key taken (and whether a variable
+// overrides it), the upstreams it lists, and the keys hubcache does not use.
+void PrintFileReport(FILE* out, const Config& config,
+                     const std::map<std::string, std::string>& env) {
+  if (config.config_file.empty()) return;
+  std::fprintf(out, "configuration file %s: %zu settings taken, %zu upstreams, %zu keys ignored\n",
+               config.config_file.c_str(), config.file_values.size(), config.upstreams.size(),
+               config.file_ignored.size());
+  for (const auto& v : config.file_values) {
+    std::fprintf(out, "  took    %s (line %d) as %s%s\n", v.key.c_str(), v.line, v.env.c_str(),
+                 env.count(v.env) != 0 ? " (the environment's value wins)" : "");
+  }
+  for (const auto& u : config.upstreams) {
+    std::string rules;
+    for (const auto& p : u.allow) rules += " allow " + p;
+    for (const auto& p : u.deny) rules += " deny " + p;
+    std::fprintf(out, "  mirror  %s from %s%s%s\n", u.name.c_str(), u.url.c_str(),
+                 u.username.empty() ? "" : " (with credentials)", rules.c_str());
+  }
+  for (const auto& k : config.file_ignored) {
+    std::fprintf(out, "  ignored %s (line %d): not a hubcache setting\n", k.key.c_str(), k.line);
   }
 }
 
@@ -182,7 +209,8 @@ int RunCheckConfig(const std::vector<std::string>& args) {
   // not happen.
   for (const auto& [name, value] : env) {
     bool ours = StartsWith(name, "REGISTRY_") || StartsWith(name, "HUBCACHE_");
-    if (ours && known_env.count(name) == 0 && !StartsWith(name, kHttpHeadersEnvPrefix)) {
+    if (ours && known_env.count(name) == 0 && !StartsWith(name, kHttpHeadersEnvPrefix) &&
+        name != kConfigPathEnv) {
       std::fprintf(stderr, "hubcache: note: %s is set but is not a hubcache setting (ignored)\n",
                    name.c_str());
     }
@@ -190,8 +218,10 @@ int RunCheckConfig(const std::vector<std::string>& args) {
   auto rows = Describe(*config);
   if (as_json) {
     PrintJson(rows, config->http_headers);
+    PrintFileReport(stderr, *config, env);
   } else {
     PrintTable(rows, config->http_headers);
+    PrintFileReport(stdout, *config, env);
   }
   return kExitOk;
 }

@@ -1,8 +1,9 @@
 // hubcache gc [--root DIR] [--verify] [--dry-run] [--delete-untagged]
 // [--grace DURATION]: reconciles the index with the files, optionally
 // re-hashing every object; sweeps hosted blobs no manifest references
-// (cache/hosted_gc.h), and with REGISTRY_STORAGE=s3 in the environment those
-// of the bucket (cache/hosted_bucket_gc.h); and reports what it freed.
+// (cache/hosted_gc.h), and with s3 storage configured (REGISTRY_STORAGE=s3, or
+// in the file REGISTRY_CONFIGURATION_PATH names) those of the bucket
+// (cache/hosted_bucket_gc.h); and reports what it freed.
 
 #include <cstdio>
 
@@ -24,14 +25,15 @@ namespace {
 // the bucket too: the durable copy every node reads.
 int CollectInBucket(const HostedGcOptions& hosted_options) {
   auto env = ProcessEnvironment();
-  if (auto it = env.find("REGISTRY_STORAGE"); it == env.end() || it->second != "s3") {
-    return kExitOk;
-  }
+  auto it = env.find("REGISTRY_STORAGE");
+  bool maybe_s3 = (it != env.end() && it->second == "s3") || env.count(kConfigPathEnv) != 0;
+  if (!maybe_s3) return kExitOk;
   auto config = LoadConfig(env, {});
   if (!config) {
     std::fprintf(stderr, "hubcache gc: %s\n", config.error().message.c_str());
     return kExitUsage;
   }
+  if (config->storage != "s3") return kExitOk;
   auto s3 = S3Client::Create(S3OptionsFrom(*config));
   if (!s3) {
     std::fprintf(stderr, "hubcache gc: %s\n", s3.error().message.c_str());

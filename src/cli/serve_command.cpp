@@ -50,6 +50,14 @@ int RunServe(const std::vector<std::string>& args) {
   }
   SetLogLevel(config->log_level);
   auto log = Logger("main");
+  if (!config->config_file.empty()) {
+    log->info("configuration file {}: {} settings, {} upstreams", config->config_file,
+              config->file_values.size(), config->upstreams.size());
+    for (const auto& k : config->file_ignored) {
+      log->warn("configuration file {}: {} (line {}) is not a hubcache setting: ignored",
+                config->config_file, k.key, k.line);
+    }
+  }
 
   // Signals are taken by one thread with sigwait, so block them everywhere first.
   sigset_t signals;

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "registry/repo_sources.h"
 
 extern char** environ;
@@ -791,28 +793,45 @@ Result<double> ParseFraction(const std::string& text) {
 }
 
 Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0 || digits > 12) {
+  // One number and unit ("90s"), a bare number of seconds, or Go's compound
+  // form as the CNCF registry's config.yml writes it ("1h30m", "24h0m0s").
+  auto bad = [&] {
     return Fail(ErrorKind::kConfigInvalid,
                 "expected a duration like 30s, 5m, 1h or 250ms, got '" + text + "'");
+  };
+  if (text.empty() || text.size() > 40) return bad();
+  int64_t total = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t digits = 0;
+    while (pos + digits < text.size() && IsDigit(text[pos + digits])) ++digits;
+    if (digits == 0 || digits > 12) return bad();
+    int64_t n = std::stoll(text.substr(pos, digits));
+    pos += digits;
+    size_t unit_end = pos;
+    while (unit_end < text.size() && !IsDigit(text[unit_end])) ++unit_end;
+    std::string unit = text.substr(pos, unit_end - pos);
+    pos = unit_end;
+    int64_t ms_per_unit;
+    if (unit.empty()) {
+      if (digits != text.size()) return bad();  // only alone: "1h30" is a mistake
+      ms_per_unit = 1000;
+    } else if (unit == "s") {
+      ms_per_unit = 1000;
+    } else if (unit == "ms") {
+      ms_per_unit = 1;
+    } else if (unit == "m") {
+      ms_per_unit = 60'000;
+    } else if (unit == "h") {
+      ms_per_unit = 3'600'000;
+    } else {
+      return Fail(ErrorKind::kConfigInvalid,
+                  "unknown duration unit in '" + text + "' (use ms, s, m or h)");
+    }
+    if (n > (int64_t{1} << 50) / ms_per_unit) return bad();
+    total += n * ms_per_unit;
   }
-  int64_t n = std::stoll(text.substr(0, digits));
-  std::string unit = text.substr(digits);
-  int64_t ms_per_unit;
-  if (unit.empty() || unit == "s") {
-    ms_per_unit = 1000;
-  } else if (unit == "ms") {
-    ms_per_unit = 1;
-  } else if (unit == "m") {
-    ms_per_unit = 60'000;
-  } else if (unit == "h") {
-    ms_per_unit = 3'600'000;
-  } else {
-    return Fail(ErrorKind::kConfigInvalid,
-                "unknown duration unit in '" + text + "' (use ms, s, m or h)");
-  }
-  return std::chrono::milliseconds(n * ms_per_unit);
+  return std::chrono::milliseconds(total);
 }
 
 std::map<std::string, std::string> ProcessEnvironment() {
@@ -825,6 +844,92 @@ std::map<std::string, std::string> ProcessEnvironment() {
   return env;
 }
 
+namespace {
+
+// The settings whose value is a comma-separated list (a YAML sequence in the file).
+const std::set<std::string> kListSettings = {"REGISTRY_HTTP_TLS_CLIENTCAS", "HUBCACHE_ADMIN_USERS",
+                                             "HUBCACHE_HOSTED", "HUBCACHE_PUSH_USERS"};
+
+const SettingNames& FileSettingNames() {
+  static const SettingNames names = [] {
+    SettingNames out;
+    for (const auto& s : AllSettings()) out.all.insert(s.info.env);
+    out.lists = kListSettings;
+    return out;
+  }();
+  return names;
+}
+
+// "path:line: key: " for a value the file gave, to put before its error.
+std::string FileOrigin(const std::string& path, const FileValue& v) {
+  return path + ":" + std::to_string(v.line) + ": " + v.key + ": ";
+}
+
+// One hubcache.upstreams entry, checked.
+Result<UpstreamConfig> LoadUpstream(const std::string& path, const FileUpstream& entry,
+                                    const Config& config) {
+  UpstreamConfig out;
+  out.tag_freshness = config.tag_freshness;
+  auto fail = [&](const FileValue& v, const std::string& message) -> Status {
+    return Fail(ErrorKind::kConfigInvalid, FileOrigin(path, v) + message);
+  };
+  auto check_patterns = [&](const FileValue& v, std::vector<std::string>& into) -> Status {
+    into = SplitList(v.value);
+    for (const auto& p : into) {
+      if (auto s = CheckRepoPattern(p); !s) return fail(v, s.error().message);
+    }
+    return {};
+  };
+  for (const auto& v : entry.fields) {
+    Status s;
+    if (v.env == "name") {
+      if (!IsRegistryHostName(v.value)) {
+        s = fail(v, "expected a registry name like ghcr.io or registry.example:5000, got '" +
+                        v.value + "'");
+      } else if (v.value == "docker.io" || v.value == "registry-1.docker.io" ||
+                 v.value == "index.docker.io") {
+        s = fail(v, "Docker Hub is the default upstream: set it with proxy.remoteurl");
+      }
+      out.name = v.value;
+    } else if (v.env == "url") {
+      if (!IsHttpUrlWithHost(v.value)) {
+        s = fail(v, "expected an http:// or https:// URL, got '" + v.value + "'");
+      }
+      out.url = v.value;
+      while (out.url.size() > 8 && out.url.back() == '/') out.url.pop_back();
+    } else if (v.env == "username") {
+      out.username = v.value;
+    } else if (v.env == "password") {
+      out.password = v.value;
+    } else if (v.env == "ca") {
+      if (!std::ifstream(v.value).good()) s = fail(v, "cannot read '" + v.value + "'");
+      out.ca = v.value;
+    } else if (v.env == "insecure") {
+      s = SetBool(out.insecure, "insecure", v.value);
+      if (!s) s = fail(v, s.error().message);
+    } else if (v.env == "tag_freshness") {
+      s = SetDuration(out.tag_freshness, "tag_freshness", v.value, true);
+      if (!s) s = fail(v, s.error().message);
+    } else if (v.env == "allow") {
+      s = check_patterns(v, out.allow);
+    } else if (v.env == "deny") {
+      s = check_patterns(v, out.deny);
+    }
+    if (!s) return tl::unexpected(s.error());
+  }
+  std::string where = path + ":" + std::to_string(entry.line) + ": hubcache.upstreams: ";
+  if (out.name.empty() || out.url.empty()) {
+    return Fail(ErrorKind::kConfigInvalid, where + "each upstream needs a name and a url");
+  }
+  if (out.username.empty() != out.password.empty()) {
+    return Fail(ErrorKind::kConfigInvalid,
+                where + out.name + ": username and password go together");
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
                           const std::vector<std::string>& args) {
   Config config;
@@ -832,26 +937,21 @@ Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
     auto it = env.find(name);
     return it == env.end() ? std::string() : it->second;
   };
-  // The AWS SDKs' region variables, under REGISTRY_STORAGE_S3_REGION and the flag.
-  for (const char* name : {"AWS_DEFAULT_REGION", "AWS_REGION"}) {
-    if (std::string region = env_value(name); !region.empty()) {
-      if (region.find_first_of(": \t\r\n/") != std::string::npos) {
-        return Fail(ErrorKind::kConfigInvalid,
-                    std::string(name) + ": not a region: '" + region + "'");
-      }
-      config.s3_region = region;
-    }
-  }
-  for (const auto& s : AllSettings()) {
-    if (auto it = env.find(s.info.env); it != env.end()) {
-      if (auto status = s.set(config, it->second); !status) return tl::unexpected(status.error());
-    }
-  }
-  auto headers = LoadConfiguredHeaders(env);
-  if (!headers) return tl::unexpected(headers.error());
-  config.http_headers = std::move(*headers);
+  // The command line first: its flags are applied last, but it names the file.
+  std::vector<std::pair<const Setting*, std::string>> flags;
+  std::string file_path = env_value(kConfigPathEnv);
+  bool file_from_args = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
+    if (!arg.empty() && arg[0] != '-') {
+      if (file_from_args) {
+        return Fail(ErrorKind::kConfigInvalid,
+                    "more than one configuration file: '" + file_path + "' and '" + arg + "'");
+      }
+      file_path = arg;
+      file_from_args = true;
+      continue;
+    }
     std::string value;
     bool has_value = false;
     if (size_t eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
@@ -870,8 +970,65 @@ Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
       }
       value = args[++i];
     }
-    if (auto status = match->set(config, value); !status) return tl::unexpected(status.error());
+    flags.emplace_back(match, value);
   }
+
+  // The file's settings under the environment's: a variable that is set wins.
+  std::map<std::string, std::string> merged = env;
+  std::map<std::string, const FileValue*> from_file;
+  ConfigFile file;
+  if (!file_path.empty()) {
+    auto read = ReadConfigFile(file_path, FileSettingNames());
+    if (!read) return tl::unexpected(read.error());
+    file = std::move(*read);
+    for (const auto& v : file.values) {
+      if (env.count(v.env) != 0) continue;
+      merged[v.env] = v.value;
+      from_file[v.env] = &v;
+    }
+  }
+
+  // The AWS SDKs' region variables, under REGISTRY_STORAGE_S3_REGION and the flag.
+  for (const char* name : {"AWS_DEFAULT_REGION", "AWS_REGION"}) {
+    if (std::string region = env_value(name); !region.empty()) {
+      if (region.find_first_of(": \t\r\n/") != std::string::npos) {
+        return Fail(ErrorKind::kConfigInvalid,
+                    std::string(name) + ": not a region: '" + region + "'");
+      }
+      config.s3_region = region;
+    }
+  }
+  for (const auto& s : AllSettings()) {
+    if (auto it = merged.find(s.info.env); it != merged.end()) {
+      if (auto status = s.set(config, it->second); !status) {
+        auto origin = from_file.find(s.info.env);
+        if (origin == from_file.end()) return tl::unexpected(status.error());
+        return Fail(ErrorKind::kConfigInvalid,
+                    FileOrigin(file.path, *origin->second) + status.error().message);
+      }
+    }
+  }
+  auto headers = LoadConfiguredHeaders(merged);
+  if (!headers) return tl::unexpected(headers.error());
+  config.http_headers = std::move(*headers);
+  for (const auto& [setting, value] : flags) {
+    if (auto status = setting->set(config, value); !status) return tl::unexpected(status.error());
+  }
+  // The other upstreams, after the settings they default from (tag freshness).
+  std::set<std::string> upstream_names;
+  for (const auto& entry : file.upstreams) {
+    auto upstream = LoadUpstream(file.path, entry, config);
+    if (!upstream) return tl::unexpected(upstream.error());
+    if (!upstream_names.insert(upstream->name).second) {
+      return Fail(ErrorKind::kConfigInvalid, file.path + ":" + std::to_string(entry.line) +
+                                                 ": hubcache.upstreams: '" + upstream->name +
+                                                 "' is listed twice");
+    }
+    config.upstreams.push_back(std::move(*upstream));
+  }
+  config.config_file = file.path;
+  config.file_values = file.values;
+  config.file_ignored = file.ignored;
   if (config.tls_certificate.empty() != config.tls_key.empty()) {
     return Fail(ErrorKind::kConfigInvalid,
                 "REGISTRY_HTTP_TLS_CERTIFICATE and REGISTRY_HTTP_TLS_KEY go together: set both or "

@@ -1,7 +1,9 @@
 #pragma once
 // The mirror's configuration: every setting with its default, loaded from the
-// environment (the CNCF registry's REGISTRY_* names, plus HUBCACHE_* for what
-// the registry has no name for) and then from command-line flags, which win.
+// CNCF registry's config.yml when one is given (config/config_file.h), then
+// from the environment (the registry's REGISTRY_* names, plus HUBCACHE_* for
+// what the registry has no name for), then from command-line flags: each wins
+// over the one before, as in the CNCF registry.
 
 #include <chrono>
 #include <cstdint>
@@ -10,9 +12,27 @@
 #include <vector>
 
 #include "common/result.h"
+#include "config/config_file.h"
 #include "config/http_headers.h"
 
 namespace hubcache {
+
+// A registry mirrored besides Docker Hub (hubcache.upstreams in the file).
+struct UpstreamConfig {
+  // What clients call it: containerd's ?ns= value and the path prefix
+  // /v2/<name>/<repository>/... ("ghcr.io", "registry.k8s.io", "host:5000").
+  std::string name;
+  std::string url;  // "https://ghcr.io"
+  std::string username;
+  std::string password;
+  std::string ca;  // PEM bundle to verify its TLS with; empty = the system's
+  bool insecure = false;
+  std::chrono::milliseconds tag_freshness{60'000};
+  // Repository patterns (registry/repo_sources.h syntax, no library/ rule):
+  // empty allow = every repository; deny wins over allow.
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
+};
 
 struct Config {
   // Where clients connect: "host:port", ":port" means all interfaces.
@@ -144,6 +164,14 @@ struct Config {
   int prefetch_max_fills = 6;
   uint64_t prefetch_max_bytes = 512ULL * 1024 * 1024;
 
+  // The other registries mirrored (only from the file's hubcache.upstreams).
+  std::vector<UpstreamConfig> upstreams;
+  // The configuration file read (empty: none), what it set and what in it
+  // hubcache does not use; for check-config and the log at start.
+  std::string config_file;
+  std::vector<FileValue> file_values;
+  std::vector<IgnoredKey> file_ignored;
+
   bool PrefetchEnabled() const {
     return prefetch == "true" || (prefetch == "auto" && storage != "s3");
   }
@@ -171,8 +199,14 @@ inline constexpr const char* kMaskedValue = "********";
 // Every setting of `config`, in the order of Settings(); safe to print.
 std::vector<SettingValue> Describe(const Config& config);
 
+// The environment variable naming the configuration file when the command
+// line gives none (as the CNCF registry's).
+inline constexpr const char* kConfigPathEnv = "REGISTRY_CONFIGURATION_PATH";
+
 // Builds the Config for `serve` from an environment map and the arguments after
-// the subcommand. Errors name the offending setting in one line.
+// the subcommand: flags, and at most one configuration file path (else the one
+// kConfigPathEnv names). Errors name the offending setting in one line; from
+// the file, with its path, line and key.
 [[nodiscard]] Result<Config> LoadConfig(const std::map<std::string, std::string>& env,
                                         const std::vector<std::string>& args);
 

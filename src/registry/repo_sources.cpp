@@ -41,6 +41,21 @@ RepoSource RepoSources::Of(const RepoName& repo) const {
   return RepoSource::kMirrored;
 }
 
+bool IsRegistryHostName(std::string_view name) {
+  if (name == "localhost") return true;
+  if (name.empty() || name.size() > 253 || name.find('.') == std::string_view::npos) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  // Labels of [a-z0-9] joined by single '.' or runs of '-'.
+  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  for (size_t i = 1; i < name.size(); ++i) {
+    char c = name[i];
+    if (alnum(c) || c == '-') continue;
+    if (c == '.' && name[i - 1] != '.' && name[i - 1] != '-') continue;
+    return false;
+  }
+  return name.find(".-") == std::string_view::npos;
+}
+
 bool MatchRepoPattern(std::string_view pattern, std::string_view name) {
   // Iterative glob with one backtrack point: linear in practice, no recursion.
   size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;

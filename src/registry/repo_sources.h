@@ -40,6 +40,11 @@ class RepoSources {
   std::vector<std::string> patterns_;
 };
 
+// Whether `name` can name a registry in a repository path: a path component of
+// the name grammar (lower-case, no port) holding a '.', or "localhost"; the
+// rule Docker uses to tell a registry from a Docker Hub namespace.
+bool IsRegistryHostName(std::string_view name);
+
 // Glob match of `name` against `pattern` where '*' matches any run (also '/').
 bool MatchRepoPattern(std::string_view pattern, std::string_view name);
 

@@ -50,7 +50,12 @@ TEST_CASE("ParseDuration") {
       {"-1", false},
       {"+1s", false},
       {"1.5s", false},
-      {"1m30s", false},
+      {"1m30s", true, 90'000},  // Go's compound form, as config.yml files write it
+      {"24h0m0s", true, 86'400'000},
+      {"1h1m1s1ms", true, 3'661'001},
+      {"1h30", false},
+      {"30s1h", true, 3'630'000},
+      {"1hh", false},
       {"1e3", false},
       {"0x10", false},
       {"1000000000000", false},  // more than 12 digits
