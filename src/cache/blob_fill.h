@@ -30,7 +30,7 @@
 #include "index/index_db.h"
 #include "registry/reference.h"
 #include "store/blob_store.h"
-#include "upstream/upstream_client.h"
+#include "upstream/upstream_set.h"
 
 namespace hubcache {
 
@@ -104,7 +104,7 @@ class FillManager {
   // `l2`, when not null, is the bucket behind the cache (cache/second_tier.h):
   // a fill reads the blob from there when it has it, else from the upstream
   // while a copy into the bucket follows. Borrowed; it outlives the manager.
-  FillManager(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
+  FillManager(UpstreamSet& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
               CacheUsage& usage, FillOptions options, SecondTier* l2 = nullptr)
       : upstream_(upstream),
         store_(store),
@@ -143,7 +143,7 @@ class FillManager {
   Result<std::shared_ptr<BlobFill>> StartLocked(const RepoName& repo, const Digest& digest,
                                                 const std::string& bucket_key, bool prefetch);
 
-  UpstreamClient& upstream_;
+  UpstreamSet& upstream_;
   BlobStore& store_;
   IndexDb& index_;
   CacheStats& stats_;

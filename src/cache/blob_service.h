@@ -33,7 +33,7 @@
 #include "registry/reference.h"
 #include "registry/repo_sources.h"
 #include "store/blob_store.h"
-#include "upstream/upstream_client.h"
+#include "upstream/upstream_set.h"
 
 namespace hubcache {
 
@@ -72,7 +72,7 @@ class BlobService {
   using Writer = std::function<bool(const char* data, size_t size)>;
 
   BlobService(const RepoSources& sources, HostedRegistry& hosted, BlobStore& store,
-              FillManager& fills, UpstreamClient& upstream, PinSet& pins, AccessTracker& access,
+              FillManager& fills, UpstreamSet& upstream, PinSet& pins, AccessTracker& access,
               CacheUsage& usage, CacheStats& stats, BlobServiceOptions options,
               SecondTier* l2 = nullptr)
       : sources_(sources),
@@ -111,7 +111,7 @@ class BlobService {
   HostedRegistry& hosted_;
   BlobStore& store_;
   FillManager& fills_;
-  UpstreamClient& upstream_;
+  UpstreamSet& upstream_;
   PinSet& pins_;
   AccessTracker& access_;
   CacheUsage& usage_;

@@ -227,7 +227,7 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
 Result<ManifestResult> ManifestService::GetByTag(const RepoName& repo, const Tag& tag,
                                                  const AcceptSet& accept) {
   auto row = LookupTag(repo, tag, accept);
-  if (row && UnixNowMs() - row->checked_at_ms < options_.tag_freshness.count()) {
+  if (row && UnixNowMs() - row->checked_at_ms < upstream_.TagFreshness(repo).count()) {
     if (auto digest = Digest::Parse(row->digest)) {
       bool from_bucket = false;
       if (auto cached = LoadCached(repo, *digest, &from_bucket)) {

@@ -30,7 +30,7 @@
 #include "registry/media_types.h"
 #include "registry/reference.h"
 #include "store/blob_store.h"
-#include "upstream/upstream_client.h"
+#include "upstream/upstream_set.h"
 
 namespace hubcache {
 
@@ -49,8 +49,9 @@ struct ManifestResult {
   ManifestSource source = ManifestSource::kCache;
 };
 
+// How long a tag is served without asking comes from its upstream
+// (UpstreamSet::TagFreshness).
 struct ManifestOptions {
-  std::chrono::milliseconds tag_freshness{60'000};
   size_t memory_budget_bytes = 32 * 1024 * 1024;  // manifests kept in memory
   size_t max_manifest_bytes = 4 * 1024 * 1024;    // larger upstream manifests are refused
   size_t max_tags_in_memory = 16 * 1024;          // tag -> digest entries kept in memory
@@ -61,7 +62,7 @@ class ManifestService {
   // `l2`, when not null, is the bucket behind the cache (cache/second_tier.h):
   // manifests and tag records missing locally are looked up there before the
   // upstream, and what the upstream sends is written there too. Borrowed.
-  ManifestService(UpstreamClient& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
+  ManifestService(UpstreamSet& upstream, BlobStore& store, IndexDb& index, CacheStats& stats,
                   CacheUsage& usage, AccessTracker& tracker, ManifestOptions options,
                   SecondTier* l2 = nullptr)
       : upstream_(upstream),
@@ -102,7 +103,7 @@ class ManifestService {
   Status Store(const RepoName& repo, const Manifest& manifest, bool to_l2 = true);
   void Remember(const Manifest& manifest);
 
-  UpstreamClient& upstream_;
+  UpstreamSet& upstream_;
   BlobStore& store_;
   IndexDb& index_;
   CacheStats& stats_;

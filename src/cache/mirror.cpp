@@ -2,6 +2,7 @@
 
 #include "cache/reconcile.h"
 #include "common/log.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <iterator>
@@ -15,6 +16,17 @@ namespace {
 constexpr std::chrono::seconds kRedirectValidity{20 * 60};
 
 }  // namespace
+
+std::vector<MirroredRegistry> Mirror::MirroredRegistries(const Config& config) {
+  std::vector<MirroredRegistry> out;
+  for (const auto& u : config.upstreams) {
+    // host[:port] of the URL (validated by the configuration): ?ns= may name it so.
+    std::string authority = u.url.substr(u.url.find("://") + 3);
+    authority = ToLower(authority.substr(0, authority.find('/')));
+    out.push_back(MirroredRegistry{u.name, authority, u.allow, u.deny});
+  }
+  return out;
+}
 
 Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   std::unique_ptr<Mirror> mirror(new Mirror(config));
@@ -36,19 +48,9 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   Logger("cache")->info("cache opened: {}", report->Summary());
   mirror->usage_.Reset(report->bytes);
 
-  UpstreamOptions upstream_options;
-  upstream_options.base_url = config.upstream_url;
-  upstream_options.username = config.upstream_username;
-  upstream_options.password = config.upstream_password;
-  upstream_options.ca_file = config.upstream_ca;
-  upstream_options.insecure = config.upstream_insecure;
-  upstream_options.connect_timeout = config.upstream_connect_timeout;
-  upstream_options.stall_timeout = config.upstream_stall_timeout;
-  upstream_options.request_timeout =
-      config.upstream_connect_timeout + 2 * config.upstream_stall_timeout;
-  auto upstream = UpstreamClient::Create(upstream_options);
-  if (!upstream) return tl::unexpected(upstream.error());
-  mirror->upstream_ = std::move(*upstream);
+  auto upstreams = UpstreamSet::Create(config, mirror->sources_);
+  if (!upstreams) return tl::unexpected(upstreams.error());
+  mirror->upstreams_ = std::move(*upstreams);
 
   auto& m = *mirror;
   if (config.storage == "s3") {
@@ -67,7 +69,7 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
         m.s3_->options().endpoint.empty() ? std::string("AWS") : m.s3_->options().endpoint);
   }
   m.access_ = std::make_unique<AccessTracker>(*m.index_, config.access_flush_interval);
-  m.fills_ = std::make_unique<FillManager>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
+  m.fills_ = std::make_unique<FillManager>(*m.upstreams_, *m.store_, *m.index_, m.stats_, m.usage_,
                                            FillOptions{config.fill_timeout}, m.l2_.get());
   auto hosted_store = BlobStore::Open(m.store_->root() / "hosted");
   if (!hosted_store) return tl::unexpected(hosted_store.error());
@@ -79,7 +81,7 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
                                                ManifestOptions{}.max_manifest_bytes,
                                                m.hosted_bucket_.get());
   m.blobs_ = std::make_unique<BlobService>(
-      m.sources_, *m.hosted_, *m.store_, *m.fills_, *m.upstream_, m.pins_, *m.access_, m.usage_,
+      m.sources_, *m.hosted_, *m.store_, *m.fills_, *m.upstreams_, m.pins_, *m.access_, m.usage_,
       m.stats_,
       BlobServiceOptions{
           config.upstream_connect_timeout + config.upstream_stall_timeout, config.fill_timeout,
@@ -94,11 +96,10 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
                                  static_cast<size_t>(config.prefetch_max_fills),
                                  config.prefetch_max_bytes, config.cache_max_size_bytes / 2});
   ManifestOptions manifest_options;
-  manifest_options.tag_freshness = config.tag_freshness;
   m.manifests_ =
-      std::make_unique<ManifestService>(*m.upstream_, *m.store_, *m.index_, m.stats_, m.usage_,
+      std::make_unique<ManifestService>(*m.upstreams_, *m.store_, *m.index_, m.stats_, m.usage_,
                                         *m.access_, manifest_options, m.l2_.get());
-  m.tag_lists_ = std::make_unique<TagListService>(*m.upstream_, *m.index_, m.stats_);
+  m.tag_lists_ = std::make_unique<TagListService>(*m.upstreams_, *m.index_, m.stats_);
   m.evictor_ = std::make_unique<Evictor>(
       *m.index_, *m.store_, m.pins_, *m.access_, m.usage_, *m.manifests_, m.stats_,
       EvictionOptions{config.cache_max_size_bytes, config.cache_low_watermark,

@@ -33,7 +33,7 @@
 #include "registry/repo_sources.h"
 #include "store/blob_store.h"
 #include "upstream/s3_client.h"
-#include "upstream/upstream_client.h"
+#include "upstream/upstream_set.h"
 
 namespace hubcache {
 
@@ -46,7 +46,8 @@ class Mirror {
 
   BlobStore& store() { return *store_; }
   IndexDb& index() { return *index_; }
-  UpstreamClient& upstream() { return *upstream_; }
+  // Every upstream; upstreams().docker_hub() is REGISTRY_PROXY_REMOTEURL's.
+  UpstreamSet& upstreams() { return *upstreams_; }
   FillManager& fills() { return *fills_; }
   BlobService& blobs() { return *blobs_; }
   Prefetcher& prefetcher() { return *prefetcher_; }
@@ -91,7 +92,9 @@ class Mirror {
   void Shutdown();
 
  private:
-  explicit Mirror(Config config) : config_(std::move(config)), sources_(config_.hosted) {}
+  explicit Mirror(Config config)
+      : config_(std::move(config)), sources_(config_.hosted, MirroredRegistries(config_)) {}
+  static std::vector<MirroredRegistry> MirroredRegistries(const Config& config);
   void PurgeLoop();
 
   Config config_;
@@ -102,7 +105,7 @@ class Mirror {
   std::unique_ptr<CacheLock> lock_;
   std::unique_ptr<BlobStore> store_;
   std::unique_ptr<IndexDb> index_;
-  std::unique_ptr<UpstreamClient> upstream_;
+  std::unique_ptr<UpstreamSet> upstreams_;
   // The bucket (L2) and its client, when configured; the services below
   // borrow l2_, so it is declared (and outlives them) first.
   std::unique_ptr<S3Client> s3_;

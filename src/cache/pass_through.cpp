@@ -4,8 +4,8 @@
 
 namespace hubcache {
 
-Status StreamFromUpstream(UpstreamClient& upstream, const PassThroughRequest& request,
-                          Sha256& hasher, const std::function<bool(const char*, size_t)>& write) {
+Status StreamFromUpstream(UpstreamSet& upstream, const PassThroughRequest& request, Sha256& hasher,
+                          const std::function<bool(const char*, size_t)>& write) {
   uint64_t position = request.from;  // next byte of the blob to arrive
   bool skip_to_from = false;         // the upstream ignored Range and sent it all
   bool held = false;                 // the window's last byte, kept until verified

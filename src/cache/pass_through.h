@@ -14,7 +14,7 @@
 #include "common/result.h"
 #include "common/sha256.h"
 #include "registry/reference.h"
-#include "upstream/upstream_client.h"
+#include "upstream/upstream_set.h"
 
 namespace hubcache {
 
@@ -30,7 +30,7 @@ struct PassThroughRequest {
 
 // Streams and verifies; `write` gets the window's bytes in order. Fails (and
 // the caller cuts the response) on any upstream error or digest mismatch.
-[[nodiscard]] Status StreamFromUpstream(UpstreamClient& upstream, const PassThroughRequest& request,
+[[nodiscard]] Status StreamFromUpstream(UpstreamSet& upstream, const PassThroughRequest& request,
                                         Sha256& hasher,
                                         const std::function<bool(const char*, size_t)>& write);
 

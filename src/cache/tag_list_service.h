@@ -11,13 +11,13 @@
 #include "common/single_flight.h"
 #include "index/index_db.h"
 #include "registry/reference.h"
-#include "upstream/upstream_client.h"
+#include "upstream/upstream_set.h"
 
 namespace hubcache {
 
 class TagListService {
  public:
-  TagListService(UpstreamClient& upstream, IndexDb& index, CacheStats& stats)
+  TagListService(UpstreamSet& upstream, IndexDb& index, CacheStats& stats)
       : upstream_(upstream), index_(index), stats_(stats) {}
 
   // All tags of `repo`, sorted and unique.
@@ -28,7 +28,7 @@ class TagListService {
  private:
   Result<std::vector<std::string>> FetchUpstream(const RepoName& repo);
 
-  UpstreamClient& upstream_;
+  UpstreamSet& upstream_;
   IndexDb& index_;
   CacheStats& stats_;
   SingleFlight<Result<std::vector<std::string>>> flights_;

@@ -117,7 +117,7 @@ int RunServe(const std::vector<std::string>& args) {
     std::string host = config->http_addr.substr(0, config->http_addr.rfind(':'));
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);
-    (*mirror)->upstream().SetOwnListener(host, static_cast<uint16_t>(server.port()));
+    (*mirror)->upstreams().SetOwnListener(host, static_cast<uint16_t>(server.port()));
   }
   log->info("listening addr={} port={} upstream={} root={}", config->http_addr, server.port(),
             config->upstream_url, config->root_dir);

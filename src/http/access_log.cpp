@@ -61,14 +61,16 @@ std::string FormatAccessRecord(const AccessRecord& r, AccessLogFormat format) {
         {"status", r.status},
         {"bytes", r.bytes},
         {"duration_ms", std::round(r.duration_ms * 1000.0) / 1000.0},
-        {"cache", r.cache.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.cache)}};
+        {"cache", r.cache.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.cache)},
+        {"registry", r.registry.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.registry)}};
     // Paths are client bytes: never let invalid UTF-8 throw.
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return fmt::format(
-      "{} client={} method={} path={} status={} bytes={} duration_ms={:.3f} cache={}",
+      "{} client={} method={} path={} status={} bytes={} duration_ms={:.3f} cache={} "
+      "registry={}",
       Rfc3339Ms(r.time_ms), TextSafe(r.client), TextSafe(r.method), TextSafe(r.target), r.status,
-      r.bytes, r.duration_ms, TextSafe(r.cache));
+      r.bytes, r.duration_ms, TextSafe(r.cache), TextSafe(r.registry));
 }
 
 Result<std::unique_ptr<AccessLog>> AccessLog::Open(const std::string& destination,

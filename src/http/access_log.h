@@ -38,13 +38,16 @@ struct AccessRecord {
   uint64_t bytes = 0;  // body bytes sent
   double duration_ms = 0;
   std::string cache;  // "hit", "miss", "stale" or "" (not a cacheable object)
+  // Where the repository's content comes from: "docker.io", "ghcr.io", ...,
+  // "hosted"; "" for a request that names no repository.
+  std::string registry;
 };
 
 // One line, without the trailing newline. Text:
 //   2026-01-02T15:04:05.123Z client=127.0.0.1 method=GET path=/v2/ status=200 bytes=2
-//   duration_ms=0.41 cache=-
+//   duration_ms=0.41 cache=- registry=-
 // JSON: {"time":"...","client":"...","method":"GET","path":"/v2/","status":200,
-//   "bytes":2,"duration_ms":0.41,"cache":null}
+//   "bytes":2,"duration_ms":0.41,"cache":null,"registry":null}
 // Text fields never contain a space, quote or control byte: such bytes in the
 // path are percent-encoded, so one line is always one record.
 std::string FormatAccessRecord(const AccessRecord& record, AccessLogFormat format);

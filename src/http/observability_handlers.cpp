@@ -186,8 +186,21 @@ void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httpli
 
   Route route;
   record.route = ClassifyPath(req.path, &route);
+  // The repository as the registry handlers keyed it (?ns= applied), and
+  // where its content comes from.
+  std::optional<RepoName> repo;
+  std::string registry;
+  if (!route.name.empty()) {
+    std::string name = route.name;
+    if (req.has_param("ns")) {
+      if (auto q = mirror_.sources().QualifyForNs(req.get_param_value("ns"), name)) name = *q;
+    }
+    if (auto parsed = RepoName::Parse(name)) {
+      registry = mirror_.sources().RegistryOf(*parsed);
+      repo = std::move(*parsed);
+    }
+  }
   if (record.route == RouteClass::kManifest || record.route == RouteClass::kBlob) {
-    auto repo = RepoName::Parse(route.name);
     // Every request to a hosted repository (errors, pushes, deletes too) is
     // hosted: none of them is the mirror's hit, miss or error.
     if (repo && mirror_.sources().IsHosted(*repo)) record.cache = CacheResult::kHosted;
@@ -206,6 +219,7 @@ void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httpli
     line.bytes = record.body_bytes;
     line.duration_ms = std::chrono::duration<double, std::milli>(record.duration).count();
     if (record.cache != CacheResult::kNone) line.cache = CacheResultName(record.cache);
+    line.registry = std::move(registry);
     access_log_->Submit(std::move(line));
   }
 }
@@ -213,7 +227,7 @@ void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httpli
 StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
   const Config& config = mirror_.config();
   CacheStats& cs = mirror_.stats();
-  const UpstreamCounters& up = mirror_.upstream().counters();
+  const UpstreamCounters& up = mirror_.upstreams().docker_hub().counters();
   StatsSnapshot s;
   s.version = HUBCACHE_VERSION;
   s.now_ms = UnixNowMs();
@@ -255,17 +269,28 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
   s.cache_write_errors = cs.cache_write_errors;
 
   const char* methods[] = {"GET", "HEAD"};
-  for (size_t m = 0; m < up.by_method_status.size(); ++m) {
-    for (size_t code = 0; code < up.by_method_status[m].size(); ++code) {
-      if (uint64_t n = up.by_method_status[m][code]; n > 0)
-        s.upstream_requests.push_back(UpstreamStatusCount{methods[m], static_cast<int>(code), n});
+  UpstreamSet& upstreams = mirror_.upstreams();
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    const UpstreamCounters& c = upstreams.client(i).counters();
+    const std::string& registry = upstreams.name(i);
+    for (size_t m = 0; m < c.by_method_status.size(); ++m) {
+      for (size_t code = 0; code < c.by_method_status[m].size(); ++code) {
+        if (uint64_t n = c.by_method_status[m][code]; n > 0) {
+          s.upstream_requests.push_back(
+              UpstreamStatusCount{registry, methods[m], static_cast<int>(code), n});
+        }
+      }
     }
+    s.upstreams.push_back(StatsSnapshot::Upstream{registry, upstreams.url(i), c.token_fetches,
+                                                  c.transport_errors, c.connections_refused,
+                                                  c.bytes_received});
+    s.upstream_token_fetches += c.token_fetches;
+    s.upstream_transport_errors += c.transport_errors;
+    s.upstream_connections_refused += c.connections_refused;
+    s.upstream_bytes_received += c.bytes_received;
   }
-  s.upstream_token_fetches = up.token_fetches;
-  s.upstream_transport_errors = up.transport_errors;
-  s.upstream_connections_refused = up.connections_refused;
   s.upstream_errors = cs.upstream_errors;
-  s.upstream_bytes_received = up.bytes_received;
+  // Docker Hub's pull limit.
   if (int64_t v = up.ratelimit_limit; v >= 0) s.ratelimit_limit = v;
   if (int64_t v = up.ratelimit_remaining; v >= 0) s.ratelimit_remaining = v;
   s.ratelimit_seen_ms = up.ratelimit_seen_ms;
@@ -559,7 +584,8 @@ void ObservabilityHandlers::ProbeLoop() {
     probe_wanted_ = false;
     lock.unlock();
 
-    UpstreamClient::Reachability probe = mirror_.upstream().ProbeReachable(kProbeTimeout);
+    UpstreamClient::Reachability probe =
+        mirror_.upstreams().docker_hub().ProbeReachable(kProbeTimeout);
     UpstreamCheck check;
     check.reachable = probe.reachable;
     check.status = probe.status;

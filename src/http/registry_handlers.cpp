@@ -133,14 +133,28 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
     return WriteError(res, Error{ErrorKind::kNameUnknown, "not found: " + req.path});
   }
   // containerd names the registry an image belongs to in ?ns= ("docker.io" for
-  // Docker Hub). This mirror serves Docker Hub alone: a repository of another
-  // registry is unknown here, never answered with Docker Hub's of that name.
+  // Docker Hub): a mirrored registry's repositories are keyed "<registry>/<name>"
+  // here, the form path-prefix clients send. Any other registry is unknown,
+  // never answered with Docker Hub's repository of that name.
   if (!route.name.empty()) {
-    for (size_t i = 0; i < req.get_param_value_count("ns"); ++i) {
-      if (ToLower(req.get_param_value("ns", i)) != "docker.io") {
-        return WriteError(
-            res, Error{ErrorKind::kNameUnknown, "this mirror serves docker.io only, not ns=" +
-                                                    req.get_param_value("ns", i)});
+    const size_t ns_count = req.get_param_value_count("ns");
+    for (size_t i = 1; i < ns_count; ++i) {
+      if (req.get_param_value("ns", i) != req.get_param_value("ns", 0)) {
+        return WriteError(res, Error{ErrorKind::kNameUnknown, "ns= names two registries"});
+      }
+    }
+    if (ns_count > 0) {
+      auto qualified = mirror_.sources().QualifyForNs(req.get_param_value("ns", 0), route.name);
+      if (!qualified) return WriteError(res, qualified.error());
+      route.name = std::move(*qualified);
+    }
+    // A name of a registry not mirrored here (or outside its allow list) is
+    // refused before anything is looked up: not even a cached blob is served
+    // under it.
+    if (auto repo = RepoName::Parse(route.name); repo) {
+      RepoRoute where = mirror_.sources().Route(*repo);
+      if (where.source == RepoSource::kRefused) {
+        return WriteError(res, Error{ErrorKind::kNameUnknown, where.reason});
       }
     }
   }

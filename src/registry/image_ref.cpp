@@ -3,6 +3,7 @@
 #include <array>
 
 #include "common/strings.h"
+#include "registry/repo_sources.h"
 
 namespace hubcache {
 namespace {
@@ -72,12 +73,17 @@ Result<ImageRef> ParseImageRef(std::string_view text) {
         return Fail(ErrorKind::kNameInvalid,
                     "repository name '" + std::string(rest) + "' must be lower-case");
       }
-      if (!IsDockerHubHost(first)) {
-        return Fail(ErrorKind::kNameInvalid, "registry '" + std::string(first) +
-                                                 "' is not Docker Hub (this mirror serves only "
-                                                 "docker.io images)");
+      if (IsDockerHubHost(first)) {
+        rest.remove_prefix(slash + 1);
+      } else if (!IsRegistryHostName(first)) {
+        // host:port cannot be a component of the repository path the mirror is asked for.
+        return Fail(ErrorKind::kNameInvalid,
+                    "registry '" + std::string(first) +
+                        "' cannot be named in a mirror path (a port, or not a lower-case host "
+                        "name): give it a name in hubcache.upstreams and use that");
       }
-      rest.remove_prefix(slash + 1);
+      // Another registry's image keeps its registry as the first component:
+      // the mirror routes "ghcr.io/owner/app" to ghcr.io (registry/repo_sources.h).
     }
   }
 

@@ -9,10 +9,14 @@
 //   nginx@sha256:<hex>                -> library/nginx@sha256:<hex>
 //   nginx:1.25@sha256:<hex>           -> library/nginx:1.25@sha256:<hex> (the digest wins)
 //
-// The mirror serves Docker Hub only, so a reference naming another registry
-// (quay.io/..., localhost:5000/..., ghcr.io/...) is refused with a message that
-// says so. The domain rule is Docker's: the first path component is a registry
-// host when it holds a '.' or ':', is "localhost", or has an upper-case letter.
+//   ghcr.io/owner/app:1               -> ghcr.io/owner/app:1 (another registry's
+//                                        image, as the mirror names it; whether it
+//                                        is mirrored is the mirror's answer)
+//
+// The domain rule is Docker's: the first path component is a registry host
+// when it holds a '.' or ':', is "localhost", or has an upper-case letter. A
+// host with a port (localhost:5000/...) cannot be a path component of the
+// mirror's names and is refused with a message that says so.
 // Pure functions; thread-safe.
 
 #include <optional>

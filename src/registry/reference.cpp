@@ -43,6 +43,12 @@ bool IsHexLower(std::string_view s) {
 
 }  // namespace
 
+Result<RepoName> RepoName::ParseRemote(std::string_view raw) {
+  auto parsed = Parse(raw);
+  if (!parsed) return parsed;
+  return RepoName(std::string(raw));
+}
+
 Result<RepoName> RepoName::Parse(std::string_view raw) {
   if (raw.empty()) return Fail(ErrorKind::kNameInvalid, "repository name is empty");
   if (raw.size() > kMaxNameLength) {

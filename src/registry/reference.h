@@ -17,6 +17,9 @@ namespace hubcache {
 class RepoName {
  public:
   [[nodiscard]] static Result<RepoName> Parse(std::string_view raw);
+  // The same grammar without the library/ rule: a name as a registry other
+  // than Docker Hub knows it ("pause" on registry.k8s.io is "pause").
+  [[nodiscard]] static Result<RepoName> ParseRemote(std::string_view raw);
   const std::string& str() const { return value_; }
   bool operator==(const RepoName& other) const = default;
   auto operator<=>(const RepoName& other) const = default;

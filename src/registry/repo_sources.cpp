@@ -1,5 +1,7 @@
 #include "registry/repo_sources.h"
 
+#include "common/strings.h"
+
 namespace hubcache {
 
 Status CheckRepoPattern(std::string_view pattern) {
@@ -24,7 +26,9 @@ Status CheckRepoPattern(std::string_view pattern) {
   return {};
 }
 
-RepoSources::RepoSources(const std::vector<std::string>& hosted_patterns) {
+RepoSources::RepoSources(const std::vector<std::string>& hosted_patterns,
+                         std::vector<MirroredRegistry> registries)
+    : registries_(std::move(registries)) {
   for (const auto& p : hosted_patterns) {
     if (p != "*" && p.find('/') == std::string::npos) {
       patterns_.push_back("library/" + p);
@@ -34,11 +38,71 @@ RepoSources::RepoSources(const std::vector<std::string>& hosted_patterns) {
   }
 }
 
-RepoSource RepoSources::Of(const RepoName& repo) const {
+RepoRoute RepoSources::Route(const RepoName& repo) const {
+  RepoRoute route;
+  const std::string& name = repo.str();
   for (const auto& p : patterns_) {
-    if (MatchRepoPattern(p, repo.str())) return RepoSource::kHosted;
+    if (MatchRepoPattern(p, name)) {
+      route.source = RepoSource::kHosted;
+      return route;
+    }
   }
-  return RepoSource::kMirrored;
+  size_t slash = name.find('/');
+  std::string_view first = std::string_view(name).substr(0, slash);
+  if (slash == std::string::npos || !IsRegistryHostName(first)) {
+    route.remote = name;
+    return route;
+  }
+  std::string_view rest = std::string_view(name).substr(slash + 1);
+  for (size_t i = 0; i < registries_.size(); ++i) {
+    const MirroredRegistry& r = registries_[i];
+    if (r.name != first) continue;
+    bool allowed = r.allow.empty();
+    for (const auto& p : r.allow) allowed = allowed || MatchRepoPattern(p, rest);
+    for (const auto& p : r.deny) allowed = allowed && !MatchRepoPattern(p, rest);
+    if (!allowed) {
+      route.source = RepoSource::kRefused;
+      route.reason = "repository " + std::string(rest) + " of " + r.name +
+                     " is not mirrored here (the registry's allow/deny rules)";
+      return route;
+    }
+    route.upstream = i + 1;
+    route.remote = std::string(rest);
+    return route;
+  }
+  route.source = RepoSource::kRefused;
+  route.reason = "registry " + std::string(first) + " is not mirrored here";
+  return route;
+}
+
+const std::string& RepoSources::RegistryName(size_t upstream) const {
+  static const std::string kDockerHub = kDockerHubRegistry;
+  return upstream == 0 || upstream > registries_.size() ? kDockerHub
+                                                        : registries_[upstream - 1].name;
+}
+
+std::string RepoSources::RegistryOf(const RepoName& repo) const {
+  RepoRoute route = Route(repo);
+  switch (route.source) {
+    case RepoSource::kHosted:
+      return "hosted";
+    case RepoSource::kRefused:
+      return "refused";
+    case RepoSource::kMirrored:
+      break;
+  }
+  return RegistryName(route.upstream);
+}
+
+Result<std::string> RepoSources::QualifyForNs(std::string_view ns, const std::string& raw) const {
+  // containerd sends "docker.io" for Docker Hub's images, nothing else.
+  std::string lower = ToLower(ns);
+  if (lower == kDockerHubRegistry) return raw;
+  for (const auto& r : registries_) {
+    if (lower == r.name || lower == r.authority) return r.name + "/" + raw;
+  }
+  return Fail(ErrorKind::kNameUnknown,
+              "registry " + std::string(ns) + " (ns=) is not mirrored here");
 }
 
 bool IsRegistryHostName(std::string_view name) {

@@ -292,26 +292,35 @@ std::string PrometheusText(const StatsSnapshot& s) {
   }
 
   w.Family("upstream_requests_total", "counter",
-           "HTTP requests to the upstream by method and status (code none: no response).");
+           "HTTP requests to each upstream registry by method and status (code none: no "
+           "response).");
   for (const auto& u : s.upstream_requests) {
     w.Sample("upstream_requests_total",
-             {{"method", u.method}, {"code", u.status == 0 ? "none" : std::to_string(u.status)}},
+             {{"registry", u.registry},
+              {"method", u.method},
+              {"code", u.status == 0 ? "none" : std::to_string(u.status)}},
              u.count);
   }
-  Counter(w, "upstream_token_fetches_total", "Bearer tokens requested from the upstream's realm.",
-          s.upstream_token_fetches);
-  Counter(w, "upstream_transport_errors_total",
-          "Upstream requests that got no HTTP response (DNS, connect, TLS, timeout).",
-          s.upstream_transport_errors);
-  Counter(w, "upstream_connections_refused_total",
-          "Connections not opened: a redirect or token realm pointed at an internal address "
-          "or at hubcache itself.",
-          s.upstream_connections_refused);
+  auto per_upstream = [&](const char* name, const char* help,
+                          uint64_t StatsSnapshot::Upstream::*field) {
+    w.Family(name, "counter", help);
+    for (const auto& u : s.upstreams) w.Sample(name, {{"registry", u.registry}}, u.*field);
+  };
+  per_upstream("upstream_token_fetches_total",
+               "Bearer tokens requested from each upstream's realm.",
+               &StatsSnapshot::Upstream::token_fetches);
+  per_upstream("upstream_transport_errors_total",
+               "Upstream requests that got no HTTP response (DNS, connect, TLS, timeout).",
+               &StatsSnapshot::Upstream::transport_errors);
+  per_upstream("upstream_connections_refused_total",
+               "Connections not opened: a redirect or token realm pointed at an internal "
+               "address or at hubcache itself.",
+               &StatsSnapshot::Upstream::connections_refused);
   Counter(w, "upstream_errors_total",
           "Upstream failures the cache met: transport errors, 5xx, 429, bad bytes.",
           s.upstream_errors);
-  Counter(w, "upstream_received_bytes_total", "Body bytes received from the upstream.",
-          s.upstream_bytes_received);
+  per_upstream("upstream_received_bytes_total", "Body bytes received from each upstream.",
+               &StatsSnapshot::Upstream::bytes_received);
   if (s.ratelimit_limit) {
     w.Family("upstream_ratelimit_limit", "gauge",
              "The last RateLimit-Limit the upstream sent (Docker Hub pulls per window).");

@@ -27,8 +27,9 @@ struct KindCounts {
 };
 
 struct UpstreamStatusCount {
-  std::string method;  // "GET", "HEAD"
-  int status = 0;      // HTTP status; 0 = no response (transport error)
+  std::string registry;  // "docker.io", "ghcr.io", ...
+  std::string method;    // "GET", "HEAD"
+  int status = 0;        // HTTP status; 0 = no response (transport error)
   uint64_t count = 0;
 };
 
@@ -185,6 +186,16 @@ struct StatsSnapshot {
   uint64_t cache_write_errors = 0;
 
   std::vector<UpstreamStatusCount> upstream_requests;
+  // Each upstream's own counters; the upstream_* totals below are their sums.
+  struct Upstream {
+    std::string registry;  // "docker.io", "ghcr.io", ...
+    std::string url;
+    uint64_t token_fetches = 0;
+    uint64_t transport_errors = 0;
+    uint64_t connections_refused = 0;
+    uint64_t bytes_received = 0;
+  };
+  std::vector<Upstream> upstreams;
   uint64_t upstream_token_fetches = 0;
   uint64_t upstream_transport_errors = 0;
   uint64_t upstream_connections_refused = 0;  // redirects/realms to refused addresses

@@ -141,8 +141,21 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
   json upstream_requests = json::array();
   uint64_t upstream_total = 0;
   for (const auto& u : s.upstream_requests) {
-    upstream_requests.push_back({{"method", u.method}, {"status", u.status}, {"count", u.count}});
+    upstream_requests.push_back(
+        {{"registry", u.registry}, {"method", u.method}, {"status", u.status}, {"count", u.count}});
     upstream_total += u.count;
+  }
+  json registries = json::array();
+  for (const auto& u : s.upstreams) {
+    uint64_t requests = 0;
+    for (const auto& r : s.upstream_requests) requests += r.registry == u.registry ? r.count : 0;
+    registries.push_back({{"registry", u.registry},
+                          {"url", u.url},
+                          {"requests_total", requests},
+                          {"token_fetches", u.token_fetches},
+                          {"transport_errors", u.transport_errors},
+                          {"connections_refused", u.connections_refused},
+                          {"bytes_received", u.bytes_received}});
   }
 
   json rejected = json::object();
@@ -213,6 +226,7 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
       {"upstream",
        {{"requests", upstream_requests},
         {"requests_total", upstream_total},
+        {"registries", registries},
         {"token_fetches", s.upstream_token_fetches},
         {"transport_errors", s.upstream_transport_errors},
         {"connections_refused", s.upstream_connections_refused},

@@ -247,8 +247,8 @@ def layout(name, timeout_s=300):
     return final
 
 
-def push(upstream, workdir, name, tags=(LAYOUT_TAG,)):
-    """Pushes fixture `name` to upstream as library/NAME:TAG for each tag."""
+def push(upstream, workdir, name, tags=(LAYOUT_TAG,), repo=None):
+    """Pushes fixture `name` to upstream as REPO:TAG (default library/NAME) for each tag."""
     src = layout(name)
     fmt = SPECS[name][2]
     for tag in tags:
@@ -256,7 +256,8 @@ def push(upstream, workdir, name, tags=(LAYOUT_TAG,)):
                 "--dest-creds", f"{PUSH_USER}:{PUSH_PASSWORD}"]
         if fmt:
             args += ["--format", fmt]
-        args += [f"oci:{src}:{LAYOUT_TAG}", f"docker://{upstream.host}/library/{name}:{tag}"]
+        args += [f"oci:{src}:{LAYOUT_TAG}",
+                 f"docker://{upstream.host}/{repo or 'library/' + name}:{tag}"]
         harness.skopeo(workdir, [], args)
 
 
@@ -279,8 +280,8 @@ class Image:
         return len(self.raw)
 
 
-def describe(upstream, name, tag=LAYOUT_TAG):
-    repo = f"library/{name}"
+def describe(upstream, name, tag=LAYOUT_TAG, repo=None):
+    repo = repo or f"library/{name}"
     img = Image(repo, tag)
 
     def get(ref):

@@ -72,7 +72,7 @@ def table_rows(stdout):
     """image -> the rest of its row in the summary table."""
     rows = {}
     for line in stdout.splitlines():
-        m = re.match(r"^(library/\S+)\s+(.*)$", line)
+        m = re.match(r"^([a-z0-9.]+/\S+)\s+(.*)$", line)
         if m:
             rows[m.group(1)] = m.group(2)
     return rows
@@ -273,23 +273,28 @@ class Prewarm(unittest.TestCase):
             f.write("# line 1: a comment\n"
                     "docker2:1\n"                       # 2: good
                     "Not A Reference\n"                 # 3: malformed
-                    "quay.io/coreos/etcd:v3.5\n"        # 4: another registry
+                    "localhost:5000/coreos/etcd:v3.5\n"  # 4: a registry with a port
                     "nope:1\n"                          # 5: unknown tag
                     "\n"
                     "alpine:-bad\n"                     # 7: malformed tag
-                    f"pinned@{self.images['pinned'].digest}\n")  # 8: good
+                    f"pinned@{self.images['pinned'].digest}\n"  # 8: good
+                    "quay.io/coreos/etcd:v3.5\n")       # 9: a registry not mirrored here
         r = run_prewarm(["--url", mirror.url, "-f", path])
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        for line, text in ((3, "Not A Reference"), (4, "quay.io/coreos/etcd:v3.5"),
+        for line, text in ((3, "Not A Reference"), (4, "localhost:5000/coreos/etcd:v3.5"),
                            (7, "alpine:-bad")):
             self.assertRegex(r.stderr, rf"line {line}: '{re.escape(text)}': .+ \(skipped\)")
-        self.assertIn("is not Docker Hub", r.stderr)
-        self.assertNotRegex(r.stderr, r"line [12568]:")
+        self.assertIn("cannot be named in a mirror path", r.stderr)
+        self.assertNotRegex(r.stderr, r"line [125689]:")
         self.assertIn("3 malformed entries skipped (line 3, line 4, line 7)", r.stdout)
         rows = table_rows(r.stdout)
         self.assertTrue(rows["library/docker2:1"].endswith("ok"), r.stdout)
         self.assertTrue(rows[self.pinned_ref].endswith("ok"), r.stdout)
         self.assertRegex(rows["library/nope:1"], r"failed: unknown tag: .*404", r.stdout)
+        # Another registry's image is the mirror's to refuse: it mirrors Docker Hub only.
+        self.assertIn("quay.io/coreos/etcd:v3.5", rows, r.stdout + r.stderr)
+        self.assertRegex(rows["quay.io/coreos/etcd:v3.5"], r"failed: .*not mirrored here",
+                         r.stdout)
         self.assert_cached(mirror, "docker2")
         self.assert_cached(mirror, "pinned")
 

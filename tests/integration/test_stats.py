@@ -361,10 +361,12 @@ class KnownSequence(unittest.TestCase):
         self.assertAlmostEqual(metric(mt, "hubcache_hit_ratio", by="requests"), 0.4)
         for (method, status), n in e["upstream"].items():
             code = "none" if status == 0 else str(status)
-            self.assertEqual(metric(mt, "hubcache_upstream_requests_total", method=method,
-                                    code=code), n, (method, code))
-        self.assertEqual(metric(mt, "hubcache_upstream_transport_errors_total"), 3)
-        self.assertEqual(metric(mt, "hubcache_upstream_token_fetches_total"), 2)
+            self.assertEqual(metric(mt, "hubcache_upstream_requests_total", registry="docker.io",
+                                    method=method, code=code), n, (method, code))
+        self.assertEqual(metric(mt, "hubcache_upstream_transport_errors_total",
+                                registry="docker.io"), 3)
+        self.assertEqual(metric(mt, "hubcache_upstream_token_fetches_total",
+                                registry="docker.io"), 2)
         for repo, nbytes, requests in e["top"]:
             self.assertEqual(metric(mt, "hubcache_repository_served_bytes_total",
                                     repository=repo), nbytes)

@@ -55,13 +55,21 @@ class AccessLine:
 
 
 class Upstream:
-    def __init__(self, workdir):
-        self.dir = os.path.join(workdir, "upstream")
+    """auth="token" (Docker Hub's Bearer dance, the default) or "basic" (htpasswd: every
+    request needs PUSH_USER's credentials, as a private registry wants them); `name` is
+    the directory under workdir, so that two upstreams can share one."""
+
+    def __init__(self, workdir, auth="token", name="upstream"):
+        if auth not in ("token", "basic"):
+            raise ValueError(f"auth must be token or basic, not {auth!r}")
+        self.auth = auth
+        self.dir = os.path.join(workdir, name)
         self.storage = os.path.join(self.dir, "storage")
         os.makedirs(self.storage, exist_ok=True)
         self.key = os.path.join(self.dir, "key.pem")
         self.cert = os.path.join(self.dir, "cert.pem")
         self.config = os.path.join(self.dir, "config.yml")
+        self.htpasswd = os.path.join(self.dir, "htpasswd")
         self.access_log = os.path.join(self.dir, "access.log")
         self.app_log = os.path.join(self.dir, "registry.log")
         self.token_log = os.path.join(self.dir, "token.log")
@@ -94,6 +102,26 @@ class Upstream:
                         "-subj", "/CN=hubcache-test-token-signer"],
                        check=True, capture_output=True, timeout=60)
 
+    def _auth_config(self):
+        if self.auth == "basic":
+            if not os.path.exists(self.htpasswd):
+                line = subprocess.run(["htpasswd", "-Bbn", PUSH_USER, PUSH_PASSWORD],
+                                      check=True, capture_output=True, text=True, timeout=60)
+                with open(self.htpasswd, "w") as f:
+                    f.write(line.stdout.strip() + "\n")
+            return f"""auth:
+  htpasswd:
+    realm: hubcache-test-basic
+    path: {self.htpasswd}
+"""
+        return f"""auth:
+  token:
+    realm: {self.token_url}/token
+    service: {SERVICE}
+    issuer: {ISSUER}
+    rootcertbundle: {self.cert}
+"""
+
     def _write_config(self):
         with open(self.config, "w") as f:
             f.write(f"""version: 0.1
@@ -114,13 +142,7 @@ http:
 health:
   storagedriver:
     enabled: false
-auth:
-  token:
-    realm: {self.token_url}/token
-    service: {SERVICE}
-    issuer: {ISSUER}
-    rootcertbundle: {self.cert}
-""")
+{self._auth_config()}""")
 
     def _open(self, path):
         f = open(path, "ab")
@@ -166,7 +188,8 @@ auth:
     def start(self, timeout_s=30):
         """Starts both processes (again on the same ports after stop()); waits for 401 on /v2/."""
         try:
-            self._start_token_server(timeout_s)
+            if self.auth == "token":
+                self._start_token_server(timeout_s)
             reuse = self.port is not None
             for _ in range(3):  # a fresh free port can be taken by someone else in between
                 if not reuse:
@@ -304,7 +327,12 @@ auth:
 
     def request(self, method, path, headers=None, creds=None, timeout=60, body=None):
         """A request straight to the registry, doing the Bearer dance on a 401 (anonymous
-        unless creds=(user, password)). Marked as the tests' own in the logs."""
+        unless creds=(user, password)); with basic auth, as creds or else the push user.
+        Marked as the tests' own in the logs."""
+        if self.auth == "basic":
+            h = dict(headers or {})
+            h["Authorization"] = harness.basic_auth(*(creds or (PUSH_USER, PUSH_PASSWORD)))
+            return harness.request(self.url, method, path, h, body, timeout=timeout)
         r = harness.request(self.url, method, path, headers, body, timeout=timeout)
         challenge = harness.bearer_challenge(r.header("WWW-Authenticate"))
         if r.status != 401 or challenge is None or "scope" not in challenge:

@@ -45,6 +45,7 @@ AccessRecord Sample() {
   r.bytes = 1234;
   r.duration_ms = 12.3456;
   r.cache = "hit";
+  r.registry = "docker.io";
   return r;
 }
 
@@ -59,7 +60,7 @@ TEST_CASE("FormatAccessRecord text: one key=value line") {
   CHECK(FormatAccessRecord(Sample(), AccessLogFormat::kText) ==
         "2026-01-02T15:04:05.123Z client=127.0.0.1 method=GET "
         "path=/v2/library/alpine/blobs/sha256:abc status=200 bytes=1234 duration_ms=12.346 "
-        "cache=hit");
+        "cache=hit registry=docker.io");
   AccessRecord odd = Sample();
   odd.target = "/a b\"c\n\\d\x01\xff";
   odd.cache = "";

@@ -23,7 +23,7 @@ TEST_CASE("ParseImageList keeps good lines, reports bad ones by line number, ski
       "alpine:3.19\n"
       "   bitnami/redis:7.2   # cache\n"
       "Bad_Image\n"
-      "quay.io/coreos/etcd:v3.5\n"
+      "localhost:5000/coreos/etcd:v3.5\n"
       "docker.io/library/alpine:3.19\n"  // the same image again: kept once
       "nginx@" +
       D('a') +
@@ -47,7 +47,7 @@ TEST_CASE("ParseImageList keeps good lines, reports bad ones by line number, ski
   CHECK(list.errors[0].text == "Bad_Image");
   CHECK(list.errors[0].message.find("lower-case") != std::string::npos);
   CHECK(list.errors[1].where == "line 6");
-  CHECK(list.errors[1].message.find("not Docker Hub") != std::string::npos);
+  CHECK(list.errors[1].message.find("cannot be named in a mirror path") != std::string::npos);
   CHECK(list.errors[2].where == "line 9");
   CHECK(ListErrorLine(list.errors[2]).rfind("line 9: 'alpine:': invalid tag", 0) == 0);
 }

@@ -148,7 +148,10 @@ StatsSnapshot SampleSnapshot() {
   s.cache_size_bytes = 1000;
   s.cache_blobs = 3;
   s.cache_manifests = 2;
-  s.upstream_requests = {{"GET", 200, 4}, {"HEAD", 0, 1}};
+  s.upstream_requests = {
+      {"docker.io", "GET", 200, 4}, {"docker.io", "HEAD", 0, 1}, {"ghcr.io", "GET", 200, 2}};
+  s.upstreams = {{"docker.io", "https://registry-1.docker.io", 3, 1, 0, 700},
+                 {"ghcr.io", "https://ghcr.io", 1, 0, 0, 70}};
   s.ratelimit_limit = 100;
   s.ratelimit_remaining = 76;
   s.ratelimit_seen_ms = 1'500'000;
@@ -202,8 +205,14 @@ TEST_CASE("StatsJson has the documented shape") {
   CHECK(j["bytes"]["saved"] == 300);
   CHECK(j["bytes"]["fetched_upstream"] == 150);
   CHECK(j["cache"]["entries"] == 5);
-  CHECK(j["upstream"]["requests_total"] == 5);
+  CHECK(j["upstream"]["requests_total"] == 7);
   CHECK(j["upstream"]["requests"][1]["status"] == 0);
+  CHECK(j["upstream"]["requests"][2]["registry"] == "ghcr.io");
+  REQUIRE(j["upstream"]["registries"].size() == 2);
+  CHECK(j["upstream"]["registries"][1]["registry"] == "ghcr.io");
+  CHECK(j["upstream"]["registries"][1]["requests_total"] == 2);
+  CHECK(j["upstream"]["registries"][0]["requests_total"] == 5);
+  CHECK(j["upstream"]["registries"][0]["bytes_received"] == 700);
   CHECK(j["upstream"]["ratelimit"]["remaining"] == 76);
   CHECK(j["top_repositories"][0]["repository"] == "library/alpine");
   CHECK(j["repositories"][0]["tags"][0]["tag"] == "3.20");
@@ -263,8 +272,12 @@ TEST_CASE("PrometheusText is valid exposition with the hubcache_ prefix") {
   CHECK(text.find("hubcache_served_bytes_total{source=\"cache\"} 350\n") != std::string::npos);
   CHECK(text.find("hubcache_bandwidth_saved_bytes 300\n") != std::string::npos);
   CHECK(text.find("hubcache_cache_size_bytes 1000\n") != std::string::npos);
-  CHECK(text.find("hubcache_upstream_requests_total{method=\"HEAD\",code=\"none\"} 1\n") !=
+  CHECK(text.find("hubcache_upstream_received_bytes_total{registry=\"ghcr.io\"} 70\n") !=
         std::string::npos);
+  CHECK(text.find("hubcache_upstream_token_fetches_total{registry=\"docker.io\"} 3\n") !=
+        std::string::npos);
+  CHECK(text.find("hubcache_upstream_requests_total{registry=\"docker.io\",method=\"HEAD\","
+                  "code=\"none\"} 1\n") != std::string::npos);
   CHECK(text.find("hubcache_upstream_ratelimit_remaining 76\n") != std::string::npos);
   CHECK(text.find("hubcache_hosted_bytes 5000\n") != std::string::npos);
   CHECK(text.find("hubcache_hosted_blobs 4\n") != std::string::npos);
