@@ -4,10 +4,12 @@ configuration reference, each checked the way an operator would use it.
   ContainerdPull   Debian's containerd, started here as root with its own root, state dir,
                    socket and a minimal config (CRI and the btrfs/zfs/devmapper/aufs snapshotters
                    off), pulls docker.io/library/multi:1 (OCI index) and docker2:1 (schema2) with
-                   `ctr images pull --hosts-dir`, through a hubcache in front of the test upstream.
-                   The hosts dir holds docker.io/hosts.toml derived from deploy/hosts.toml: the
-                   shipped host entry (its capabilities) with the mirror's URL, `server` = the local
-                   upstream (never the internet). Asserts the mirror answered with ?ns=docker.io,
+                   `ctr images pull --hosts-dir`, through a hubcache in front of the test upstream,
+                   and ghcr.io/team/sharea:1 from a second (basic-auth) upstream the mirror's
+                   config.yml lists as ghcr.io. The hosts dir holds docker.io/ and ghcr.io/
+                   hosts.toml derived from deploy/certs.d: the shipped host entry (its
+                   capabilities) with the mirror's URL, `server` = the local upstream (never
+                   the internet). Asserts the mirror answered with ?ns=docker.io (ns=ghcr.io),
                    the upstream saw no request from containerd itself, the image digest is the
                    fixture's and it unpacked; a second pull after deleting the content is served
                    from the cache. Skipped (exit 77 for the module, after the other tests ran)
@@ -18,8 +20,9 @@ configuration reference, each checked the way an operator would use it.
                    only settings check-config accepts; every package the Dockerfile installs
                    exists in Debian's archive, its runtime packages provide every library the
                    binary links, and its HEALTHCHECK command passes against a running mirror and
-                   fails against a stopped one; daemon.json, hosts.toml and registries.conf parse
-                   into what their clients read; env.example is exactly `check-config
+                   fails against a stopped one; daemon.json, certs.d/*/hosts.toml,
+                   registries.conf and config.yml parse into what their clients read and name
+                   the same mirror and registries; env.example is exactly `check-config
                    --env-example` and validates. The cluster (deploy/cluster/,
                    deploy/kubernetes/cluster.yaml): `haproxy -c` on haproxy.cfg and on the
                    Kubernetes ConfigMap's copy (which differs from it in its server lines
@@ -69,7 +72,7 @@ from balancer import (HaproxyBalancer, haproxy_rules, haproxy_servers,  # noqa: 
                       stop_process)
 import harness  # noqa: E402
 from mirror import REPO_ROOT, Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
 
 DEPLOY = os.path.join(REPO_ROOT, "deploy")
 README = os.path.join(REPO_ROOT, "README.md")
@@ -77,8 +80,8 @@ SECRET = "pa55-Wörd_that-must-NEVER-show-9f3c"
 SKIPPED = []  # reasons a part of this module could not run here
 
 
-def deploy_path(name):
-    return os.path.join(DEPLOY, name)
+def deploy_path(*names):
+    return os.path.join(DEPLOY, *names)
 
 
 def read(path):
@@ -246,11 +249,22 @@ class ContainerdPull(unittest.TestCase):
         cls.up = Upstream(cls.work)
         cls.addClassCleanup(cls.up.stop)
         cls.up.start()
+        # A second registry, ghcr.io as the node knows it, here a basic-auth registry on
+        # loopback that the mirror's config.yml lists under hubcache.upstreams.
+        cls.ghcr = Upstream(cls.work, auth="basic", name="ghcr")
+        cls.addClassCleanup(cls.ghcr.stop)
+        cls.ghcr.start()
+        fixtures.push(cls.ghcr, cls.work, "sharea", repo="team/sharea")
+        cls.ghcr_img = fixtures.describe(cls.ghcr, "sharea", repo="team/sharea")
         cls.img = {}
         for name in cls.IMAGES:
             fixtures.push(cls.up, cls.work, name)
             cls.img[name] = fixtures.describe(cls.up, name)
-        cls.mirror = Mirror(cls.work, cls.up.url)
+        config = os.path.join(cls.work, "config.yml")
+        with open(config, "w") as f:
+            f.write(f"hubcache:\n  upstreams:\n    - name: ghcr.io\n      url: {cls.ghcr.url}\n"
+                    f"      username: {PUSH_USER}\n      password: {PUSH_PASSWORD}\n")
+        cls.mirror = Mirror(cls.work, cls.up.url, extra_args=[config])
         cls.addClassCleanup(cls.mirror.stop)
         cls.mirror.start()
         cls.ctrd = Containerd(os.path.join(cls.work, "containerd"))
@@ -259,23 +273,29 @@ class ContainerdPull(unittest.TestCase):
         if reason:
             SKIPPED.append(reason)
             raise unittest.SkipTest(reason)
+        # The shipped certs.d, each hosts.toml's server pointed at the loopback upstream
+        # (nothing leaves the machine) and its mirror host at this hubcache.
         cls.hosts_dir = os.path.join(cls.work, "certs.d")
-        os.makedirs(os.path.join(cls.hosts_dir, "docker.io"))
-        cls.hosts_toml = derived_hosts_toml(read(deploy_path("hosts.toml")), cls.up.url,
-                                            cls.mirror.url)
-        with open(os.path.join(cls.hosts_dir, "docker.io", "hosts.toml"), "w") as f:
-            f.write(cls.hosts_toml)
+        cls.hosts_toml = {}
+        for registry, server in (("docker.io", cls.up.url), ("ghcr.io", cls.ghcr.url)):
+            os.makedirs(os.path.join(cls.hosts_dir, registry))
+            cls.hosts_toml[registry] = derived_hosts_toml(
+                read(deploy_path("certs.d", registry, "hosts.toml")), server, cls.mirror.url)
+            with open(os.path.join(cls.hosts_dir, registry, "hosts.toml"), "w") as f:
+                f.write(cls.hosts_toml[registry])
 
-    def pull(self, name):
+    def pull_ref(self, ref):
         r = self.ctrd.ctr("images", "pull", "--snapshotter", self.ctrd.snapshotter,
-                          "--hosts-dir", self.hosts_dir, f"docker.io/library/{name}:1",
-                          timeout=180)
+                          "--hosts-dir", self.hosts_dir, ref, timeout=180)
         self.assertEqual(r.returncode, 0,
-                         f"ctr pull {name} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n"
+                         f"ctr pull {ref} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n"
                          f"hosts.toml:\n{self.hosts_toml}\nmirror log:\n{self.mirror.log()[-3000:]}")
 
-    def image_digest(self, name):
-        ref = f"docker.io/library/{name}:1"
+    def pull(self, name):
+        self.pull_ref(f"docker.io/library/{name}:1")
+
+    def image_digest(self, name, ref=None):
+        ref = ref or f"docker.io/library/{name}:1"
         for line in self.ctrd.ctr("images", "ls").stdout.splitlines():
             fields = line.split()
             if fields and fields[0] == ref:
@@ -286,8 +306,23 @@ class ContainerdPull(unittest.TestCase):
         """The mirror's access-log targets for library/NAME."""
         return re.findall(rf"path=(/v2/library/{name}/\S+)", self.mirror.log())
 
+    def test_pull_from_another_registry_through_its_hosts_toml(self):
+        ref = "ghcr.io/team/sharea:1"
+        since = self.ghcr.mark()
+        self.pull_ref(ref)
+        self.assertEqual(self.image_digest(None, ref), self.ghcr_img.digest)
+        targets = re.findall(r"path=(/v2/team/sharea/\S+) status=200 .* registry=ghcr.io",
+                             self.mirror.log())
+        self.assertTrue(any("/manifests/1?ns=ghcr.io" in t for t in targets), targets)
+        self.assertTrue(any("/blobs/sha256:" in t for t in targets), targets)
+        self.ghcr.sync_log()
+        lines = self.ghcr.requests(since=since)
+        self.assertEqual([l for l in lines if "containerd" in l.ua], [],
+                         "containerd went to the registry itself: the mirror failed")
+        self.assertTrue([l for l in lines if l.ua.startswith("hubcache/")])
+
     def test_pull_through_the_shipped_hosts_toml(self):
-        self.assertNotIn("registry-1.docker.io", self.hosts_toml)
+        self.assertNotIn("registry-1.docker.io", self.hosts_toml["docker.io"])
         for name in self.IMAGES:
             with self.subTest(image=name):
                 since = self.up.mark()
@@ -897,16 +932,40 @@ class DeployFiles(unittest.TestCase):
         for url in daemon["registry-mirrors"]:
             if url.startswith("http://"):
                 self.assertIn(url[len("http://"):], insecure, "plain HTTP needs insecure-registries")
-        hosts = tomllib.loads(read(deploy_path("hosts.toml")))
-        self.assertEqual(hosts["server"], "https://registry-1.docker.io")
-        ((host, entry),) = hosts["host"].items()
-        self.assertEqual(sorted(entry["capabilities"]), ["pull", "resolve"])
-        self.assertIn("/etc/containerd/certs.d/docker.io/hosts.toml", read(deploy_path("hosts.toml")))
+        # One hosts.toml per registry, each naming the same mirror; every registry but
+        # Docker Hub is an upstream of deploy/config.yml and a path-prefix mirror of
+        # deploy/registries.conf.
+        import yaml
+        registries = sorted(os.listdir(deploy_path("certs.d")))
+        self.assertIn("docker.io", registries)
+        config = yaml.safe_load(read(deploy_path("config.yml")))
+        upstreams = {u["name"]: u["url"] for u in config["hubcache"]["upstreams"]}
         reg = tomllib.loads(read(deploy_path("registries.conf")))
-        (docker,) = [r for r in reg["registry"] if r["prefix"] == "docker.io"]
+        by_prefix = {r["prefix"]: r for r in reg["registry"]}
+        mirror_hosts = set()
+        for registry in registries:
+            text = read(deploy_path("certs.d", registry, "hosts.toml"))
+            hosts = tomllib.loads(text)
+            self.assertIn(f"/etc/containerd/certs.d/{registry}/hosts.toml", text)
+            ((host, entry),) = hosts["host"].items()
+            self.assertEqual(sorted(entry["capabilities"]), ["pull", "resolve"])
+            mirror_hosts.add(host.split("://", 1)[1])
+            if registry == "docker.io":
+                self.assertEqual(hosts["server"], "https://registry-1.docker.io")
+                continue
+            self.assertEqual(hosts["server"], f"https://{registry}")
+            self.assertEqual(upstreams.get(registry), f"https://{registry}")
+            self.assertEqual([m["location"] for m in by_prefix[registry]["mirror"]],
+                             [f"{host.split('://', 1)[1]}/{registry}"])
+        self.assertEqual(set(upstreams), set(registries) - {"docker.io"})
+        docker = by_prefix["docker.io"]
         self.assertEqual(docker["location"], "registry-1.docker.io")
         self.assertTrue(docker["mirror"] and all(m["location"] for m in docker["mirror"]))
-        mirror_hosts = {host.split("://", 1)[1]} | {m["location"] for m in docker["mirror"]}
+        mirror_hosts |= {m["location"] for m in docker["mirror"]}
+        # The shipped config.yml is valid and hubcache uses every key of it.
+        r = check_config(deploy_path("config.yml"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"{len(upstreams)} upstreams, 0 keys ignored", r.stdout)
         mirror_hosts |= {u.split("://", 1)[1] for u in daemon["registry-mirrors"]}
         self.assertEqual(len(mirror_hosts), 1, f"the files name different mirrors: {mirror_hosts}")
 
