@@ -133,7 +133,8 @@ tr.hosted-tag td:first-child { padding-left: 24px; }
         <dt>no response (connect, TLS, timeout)</dt><dd data-stat="upstream.transport_errors"></dd>
         <dt>cache write errors</dt><dd data-stat="cache.write_errors"></dd>
       </dl>
-      <table id="upstream-status"><thead><tr><th>method</th><th>status</th><th>requests</th></tr></thead><tbody></tbody></table>
+      <table id="upstream-registries"><thead><tr><th>registry</th><th>requests</th><th>bytes received</th><th>no response</th></tr></thead><tbody></tbody></table>
+      <table id="upstream-status"><thead><tr><th>registry</th><th>method</th><th>status</th><th>requests</th></tr></thead><tbody></tbody></table>
     </div>
   </section>
 
@@ -247,12 +248,19 @@ function renderFigures(s) {
 }
 
 function renderUpstream(s) {
-  const rows = s.upstream.requests.map(r => el("tr", { "data-method": r.method, "data-status": String(r.status) },
+  const registries = s.upstream.registries.map(r => el("tr", { "data-registry": r.registry, title: r.url },
+    el("td", {}, r.registry),
+    el("td", { "data-value": String(r.requests_total) }, fmtInt(r.requests_total)),
+    el("td", { "data-value": String(r.bytes_received) }, fmtBytes(r.bytes_received)),
+    el("td", {}, fmtInt(r.transport_errors))));
+  fillBody(document.getElementById("upstream-registries"), registries, "no upstream", 4);
+  const rows = s.upstream.requests.map(r => el("tr", { "data-registry": r.registry, "data-method": r.method, "data-status": String(r.status) },
+    el("td", {}, r.registry),
     el("td", {}, r.method),
     el("td", {}, el("span", { class: "pill" + (r.status === 0 || r.status >= 500 || r.status === 429 ? " bad" : "") },
        r.status === 0 ? "no response" : String(r.status))),
     el("td", {}, fmtInt(r.count))));
-  fillBody(document.getElementById("upstream-status"), rows, "no upstream requests yet", 3);
+  fillBody(document.getElementById("upstream-status"), rows, "no upstream requests yet", 4);
 }
 
 function renderTop(s) {

@@ -78,9 +78,15 @@ async function readPage(page) {
       repository: r.dataset.repo,
       bytes: r.lastElementChild.dataset.value,
     }));
+    const registries = [...document.querySelectorAll("#upstream-registries tr[data-registry]")].map((r) => ({
+      registry: r.dataset.registry,
+      requests: r.children[1].dataset.value,
+      bytes: r.children[2].dataset.value,
+    }));
     const chart = document.getElementById("chart");
     return {
       figures,
+      registries,
       repos,
       hosted,
       hostedVisible: !document.getElementById("hosted").hidden,
@@ -129,6 +135,14 @@ function compare(shown, s) {
   const top = s.top_repositories.map((r) => ({ repository: r.repository, bytes: String(r.bytes_served) }));
   if (JSON.stringify(shown.top) !== JSON.stringify(top)) {
     diffs.push(`top repositories: page ${JSON.stringify(shown.top)}, /stats ${JSON.stringify(top)}`);
+  }
+  const registries = s.upstream.registries.map((r) => ({
+    registry: r.registry,
+    requests: String(r.requests_total),
+    bytes: String(r.bytes_received),
+  }));
+  if (JSON.stringify(shown.registries) !== JSON.stringify(registries)) {
+    diffs.push(`upstream registries: page ${JSON.stringify(shown.registries)}, /stats ${JSON.stringify(registries)}`);
   }
   return diffs;
 }
