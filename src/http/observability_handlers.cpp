@@ -144,19 +144,29 @@ void ObservabilityHandlers::ServeReady(httplib::Response& res) {
   const std::string& writable_detail = storage.writable_detail;
   const bool index_ok = storage.index_ok;
   const std::string& index_detail = storage.index_detail;
-  UpstreamCheck up = CheckUpstream(kReadyzProbeWait);
+  std::vector<UpstreamCheck> checks = CheckUpstreams(kReadyzProbeWait);
   const bool ready = writable && index_ok;
+  auto check_json = [](const UpstreamCheck& up) {
+    return nlohmann::ordered_json{{"reachable", up.reachable ? nlohmann::ordered_json(*up.reachable)
+                                                             : nlohmann::ordered_json(nullptr)},
+                                  {"required", false},
+                                  {"status", up.status},
+                                  {"detail", up.detail},
+                                  {"checked_at_ms", up.checked_ms}};
+  };
+  // "upstream" is Docker Hub's; "registries" every upstream's, by name.
+  nlohmann::ordered_json registries = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < checks.size(); ++i) {
+    nlohmann::ordered_json entry = {{"registry", mirror_.upstreams().name(i)}};
+    entry.update(check_json(checks[i]));
+    registries.push_back(std::move(entry));
+  }
   nlohmann::ordered_json doc = {
       {"ready", ready},
       {"cache_writable", {{"ok", writable}, {"detail", writable_detail}}},
       {"index", {{"ok", index_ok}, {"detail", index_detail}}},
-      {"upstream",
-       {{"reachable",
-         up.reachable ? nlohmann::ordered_json(*up.reachable) : nlohmann::ordered_json(nullptr)},
-        {"required", false},
-        {"status", up.status},
-        {"detail", up.detail},
-        {"checked_at_ms", up.checked_ms}}},
+      {"upstream", check_json(checks.front())},
+      {"registries", std::move(registries)},
   };
   // The bucket behind the cache: while it is down, hits come from the local
   // disk and misses from the upstream, so it does not make the mirror unready.
@@ -560,21 +570,23 @@ Result<ObservabilityHandlers::HostedInventory> ObservabilityHandlers::BuildHoste
   return inv;
 }
 
-ObservabilityHandlers::UpstreamCheck ObservabilityHandlers::CheckUpstream(
+std::vector<ObservabilityHandlers::UpstreamCheck> ObservabilityHandlers::CheckUpstreams(
     std::chrono::milliseconds wait) {
   std::unique_lock lock(probe_mutex_);
-  const int64_t age_ms = UnixNowMs() - upstream_.checked_ms;
-  if (upstream_.checked_ms == 0 ||
+  const int64_t age_ms = UnixNowMs() - checked_ms_;
+  if (checked_ms_ == 0 ||
       age_ms >= std::chrono::duration_cast<std::chrono::milliseconds>(kUpstreamCheckTtl).count()) {
-    const int64_t before = upstream_.checked_ms;
+    const int64_t before = checked_ms_;
     probe_wanted_ = true;
     probe_changed_.notify_all();
-    probe_changed_.wait_for(lock, wait, [&] { return upstream_.checked_ms != before; });
+    probe_changed_.wait_for(lock, wait, [&] { return checked_ms_ != before; });
   }
-  return upstream_;
+  std::vector<UpstreamCheck> out = upstreams_;
+  out.resize(mirror_.upstreams().size());  // never checked yet: reachable unknown
+  return out;
 }
 
-// Whether the upstream answers HTTP at all (UpstreamClient::ProbeReachable),
+// Whether each upstream answers HTTP at all (UpstreamClient::ProbeReachable),
 // on this thread so that a probe never holds up a /readyz past its wait.
 void ObservabilityHandlers::ProbeLoop() {
   std::unique_lock lock(probe_mutex_);
@@ -584,16 +596,21 @@ void ObservabilityHandlers::ProbeLoop() {
     probe_wanted_ = false;
     lock.unlock();
 
-    UpstreamClient::Reachability probe =
-        mirror_.upstreams().docker_hub().ProbeReachable(kProbeTimeout);
-    UpstreamCheck check;
-    check.reachable = probe.reachable;
-    check.status = probe.status;
-    check.detail = std::move(probe.detail);
-    check.checked_ms = UnixNowMs();
+    UpstreamSet& upstreams = mirror_.upstreams();
+    std::vector<UpstreamCheck> checks;
+    for (size_t i = 0; i < upstreams.size(); ++i) {
+      UpstreamClient::Reachability probe = upstreams.client(i).ProbeReachable(kProbeTimeout);
+      UpstreamCheck check;
+      check.reachable = probe.reachable;
+      check.status = probe.status;
+      check.detail = std::move(probe.detail);
+      check.checked_ms = UnixNowMs();
+      checks.push_back(std::move(check));
+    }
 
     lock.lock();
-    upstream_ = check;
+    upstreams_ = std::move(checks);
+    checked_ms_ = UnixNowMs();
     probe_changed_.notify_all();
   }
 }

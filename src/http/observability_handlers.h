@@ -97,7 +97,8 @@ class ObservabilityHandlers {
   // Moves with every change to hosted content this process makes.
   uint64_t HostedGeneration() const;
   HistorySample TakeSample();
-  UpstreamCheck CheckUpstream(std::chrono::milliseconds wait);
+  // Every upstream's last check, Docker Hub's first (UpstreamSet order).
+  std::vector<UpstreamCheck> CheckUpstreams(std::chrono::milliseconds wait);
   void ProbeLoop();
 
   Mirror& mirror_;
@@ -119,9 +120,10 @@ class ObservabilityHandlers {
 
   std::mutex probe_mutex_;
   std::condition_variable probe_changed_;
-  UpstreamCheck upstream_;       // guarded by probe_mutex_
-  bool probe_wanted_ = false;    // guarded by probe_mutex_
-  bool probe_stopping_ = false;  // guarded by probe_mutex_
+  std::vector<UpstreamCheck> upstreams_;  // guarded by probe_mutex_
+  int64_t checked_ms_ = 0;                // when the last round ended; guarded likewise
+  bool probe_wanted_ = false;             // guarded by probe_mutex_
+  bool probe_stopping_ = false;           // guarded by probe_mutex_
   std::thread prober_;
 
   // Last: its thread samples the members above.

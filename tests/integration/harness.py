@@ -171,6 +171,28 @@ def compare_dirs(a, b):
     return diffs
 
 
+def make_cert(directory, name):
+    """A self-signed certificate for 127.0.0.1 (and its key), as PEM files."""
+    cert, key = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                    "-days", "2", "-keyout", key, "-out", cert, "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def write_htpasswd(path, *users, cost=None):
+    """An htpasswd file of bcrypt entries (htpasswd -B) for (user, password) pairs."""
+    lines = []
+    for user, password in users:
+        argv = ["htpasswd", "-Bbn"] + (["-C", str(cost)] if cost else []) + [user, password]
+        lines.append(subprocess.run(argv, check=True, capture_output=True, text=True,
+                                    timeout=60).stdout.strip())
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def module_workdir(prefix):
     """A fresh temp dir; kept when HUBCACHE_KEEP_TMP is set (for debugging)."""
     d = tempfile.mkdtemp(prefix=f"hubcache-{prefix}-")

@@ -36,17 +36,8 @@ def setUpModule():
     unittest.addModuleCleanup(S.up.stop)
     S.up.start()
     fixtures.push(S.up, S.work, "docker2")
-    S.cert = os.path.join(S.work, "domain.crt")
-    S.key = os.path.join(S.work, "domain.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                    "-days", "2", "-keyout", S.key, "-out", S.cert, "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    S.htpasswd = os.path.join(S.work, "htpasswd")
-    line = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True,
-                          capture_output=True, text=True, timeout=60).stdout.strip()
-    with open(S.htpasswd, "w") as f:
-        f.write(line + "\n")
+    S.cert, S.key = harness.make_cert(S.work, "domain")
+    S.htpasswd = harness.write_htpasswd(os.path.join(S.work, "htpasswd"), (USER, PASSWORD))
     S.port = free_port()
     S.root = os.path.join(S.work, "registry-data")
     S.config = os.path.join(S.work, "config.yml")

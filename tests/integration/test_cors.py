@@ -56,8 +56,7 @@ class Cors(unittest.TestCase):
         fixtures.push(cls.up, cls.work, "docker2")
         cls.image = fixtures.describe(cls.up, "docker2")
         cls.htpasswd = os.path.join(cls.work, "htpasswd")
-        subprocess.run(["htpasswd", "-B", "-b", "-c", cls.htpasswd, USER, PASSWORD],
-                       check=True, capture_output=True, timeout=60)
+        harness.write_htpasswd(cls.htpasswd, (USER, PASSWORD))
         os.makedirs(os.path.join(cls.work, "m"))
         cls.mirror = Mirror(os.path.join(cls.work, "m"), cls.up.url, env={
             **CORS_ENV,

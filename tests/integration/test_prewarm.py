@@ -39,7 +39,7 @@ sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
-from test_security import make_cert  # noqa: E402
+from harness import make_cert  # noqa: E402
 from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
 
 PREWARM_TIMEOUT_S = 90
@@ -417,8 +417,7 @@ class Prewarm(unittest.TestCase):
                              "htpasswd (apache2-utils) is not installed: scripts/install-deps.sh all")
         cert, key = make_cert(self.work, "prewarm-mirror")
         htpasswd = os.path.join(self.work, "prewarm-htpasswd")
-        subprocess.run(["htpasswd", "-B", "-b", "-c", htpasswd, "puller", "pull-secret"],
-                       check=True, capture_output=True, timeout=30)
+        harness.write_htpasswd(htpasswd, ("puller", "pull-secret"))
         token = "prewarm-test-admin-token"
         mirror = self.start_mirror(
             "locked", ["--prewarm-file", self.list_path, "--admin-token", token], tls=True,

@@ -17,7 +17,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import harness  # noqa: E402
-from harness import ACCEPT_ALL, basic_auth, compare_dirs, request, skopeo  # noqa: E402
+from harness import ACCEPT_ALL, compare_dirs, request, skopeo  # noqa: E402
 from mirror import Mirror, free_port, run_cli  # noqa: E402
 from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
 
@@ -219,6 +219,18 @@ class Registries(unittest.TestCase):
         names = {i["repository"] for i in json.loads(ls.stdout)}
         self.assertIn(f"{GHCR}/team/shareb", names)
         self.assertIn("library/sharea", names)
+
+    def test_6b_readyz_checks_every_registry(self):
+        r = self.get("/readyz")
+        self.assertEqual(r.status, 200, r)
+        doc = r.json()
+        checks = {c["registry"]: c for c in doc["registries"]}
+        self.assertEqual(set(checks), {"docker.io", GHCR})
+        for name, check in checks.items():
+            # /v2/ answers 401 without credentials on both: reachable.
+            self.assertIs(check["reachable"], True, (name, check))
+            self.assertEqual(check["status"], 401, (name, check))
+        self.assertEqual(doc["upstream"]["status"], checks["docker.io"]["status"])
 
     def test_7_check_config_reports_the_upstreams(self):
         r = run_cli("check-config", S.config)

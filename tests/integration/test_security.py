@@ -34,16 +34,6 @@ PULL_USER, PULL_PASSWORD = "puller", "pull-secret-1"
 ADMIN_USER, ADMIN_PASSWORD = "boss", "admin-secret-2"
 
 
-def make_cert(directory, name):
-    """A self-signed certificate for 127.0.0.1 (and its key), as PEM files."""
-    cert, key = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                    "-days", "2", "-keyout", key, "-out", cert, "-subj", f"/CN={name}",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
 def basic(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -95,12 +85,10 @@ class Security(unittest.TestCase):
         cls.up.start()
         fixtures.push(cls.up, cls.work, "docker2")
         cls.image = fixtures.describe(cls.up, "docker2")
-        cls.cert, cls.key = make_cert(cls.work, "mirror")
+        cls.cert, cls.key = harness.make_cert(cls.work, "mirror")
         cls.htpasswd = os.path.join(cls.work, "htpasswd")
-        subprocess.run(["htpasswd", "-B", "-b", "-c", cls.htpasswd, PULL_USER, PULL_PASSWORD],
-                       check=True, capture_output=True)
-        subprocess.run(["htpasswd", "-B", "-b", cls.htpasswd, ADMIN_USER, ADMIN_PASSWORD],
-                       check=True, capture_output=True)
+        harness.write_htpasswd(cls.htpasswd, (PULL_USER, PULL_PASSWORD),
+                               (ADMIN_USER, ADMIN_PASSWORD))
         os.makedirs(os.path.join(cls.work, "m"))
         cls.mirror = Mirror(os.path.join(cls.work, "m"), cls.up.url, tls=True, env={
             "REGISTRY_HTTP_TLS_CERTIFICATE": cls.cert,
@@ -180,7 +168,7 @@ class Security(unittest.TestCase):
 
     def test_sighup_reloads_certificate_without_dropping_connections(self):
         before = peer_certificate(self.mirror.port)
-        new_cert, new_key = make_cert(self.work, "rotated")
+        new_cert, new_key = harness.make_cert(self.work, "rotated")
         shutil.copy(new_cert, self.cert)
         shutil.copy(new_key, self.key)
         # A connection opened before the reload keeps working across it.
@@ -211,8 +199,7 @@ class Credentials(unittest.TestCase):
         cls.htpasswd = os.path.join(cls.work, "htpasswd")
         # -C 10: a bcrypt check takes tens of ms, far above a request's own cost, so the
         # timing test sees the difference an unknown user would make.
-        subprocess.run(["htpasswd", "-B", "-C", "10", "-b", "-c", cls.htpasswd, PULL_USER,
-                        PULL_PASSWORD], check=True, capture_output=True, timeout=60)
+        harness.write_htpasswd(cls.htpasswd, (PULL_USER, PULL_PASSWORD), cost=10)
 
     def mirror(self):
         d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
@@ -300,7 +287,7 @@ class UpstreamTrust(unittest.TestCase):
         import threading
         cls.work, cleanup = harness.module_workdir("security-upstream")
         cls.addClassCleanup(cleanup)
-        cls.cert, cls.key = make_cert(cls.work, "upstream")
+        cls.cert, cls.key = harness.make_cert(cls.work, "upstream")
 
         class NotFound(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -390,8 +377,8 @@ class StartupRefusals(unittest.TestCase):
                               env=full, capture_output=True, text=True, timeout=30)
 
     def test_bad_tls_and_htpasswd_files_stop_the_start(self):
-        cert, key = make_cert(self.work, "a")
-        other_cert, other_key = make_cert(self.work, "b")
+        cert, key = harness.make_cert(self.work, "a")
+        other_cert, other_key = harness.make_cert(self.work, "b")
         junk = os.path.join(self.work, "junk.pem")
         with open(junk, "w") as f:
             f.write("not a pem\n")

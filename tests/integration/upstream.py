@@ -105,10 +105,7 @@ class Upstream:
     def _auth_config(self):
         if self.auth == "basic":
             if not os.path.exists(self.htpasswd):
-                line = subprocess.run(["htpasswd", "-Bbn", PUSH_USER, PUSH_PASSWORD],
-                                      check=True, capture_output=True, text=True, timeout=60)
-                with open(self.htpasswd, "w") as f:
-                    f.write(line.stdout.strip() + "\n")
+                harness.write_htpasswd(self.htpasswd, (PUSH_USER, PUSH_PASSWORD))
             return f"""auth:
   htpasswd:
     realm: hubcache-test-basic
