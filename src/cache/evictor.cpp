@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include "cache/manifest_service.h"
+#include "common/clock.h"
 #include "common/log.h"
+
+#include <algorithm>
 
 namespace hubcache {
 
@@ -30,6 +33,10 @@ void Evictor::Wake() {
 }
 
 void Evictor::Loop() {
+  // The age limit is looked at a few times per limit, at most once a minute.
+  const auto expiry_every = std::clamp<std::chrono::milliseconds>(
+      options_.max_unused / 4, std::chrono::seconds(1), std::chrono::seconds(60));
+  auto next_expiry = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || woken_; });
@@ -39,6 +46,11 @@ void Evictor::Loop() {
     // Passes are bounded; keep going while they make progress and work remains.
     while (BytesToFree() > 0) {
       if (RunPass().entries == 0) break;
+    }
+    if (options_.max_unused.count() > 0 && std::chrono::steady_clock::now() >= next_expiry) {
+      while (RunExpiry().entries == kMaxRemovalsPerPass) {
+      }
+      next_expiry = std::chrono::steady_clock::now() + expiry_every;
     }
     lock.lock();
   }
@@ -65,6 +77,30 @@ uint64_t Evictor::BytesToFree() const {
   return need;
 }
 
+bool Evictor::Remove(const CacheEntry& entry) {
+  auto digest = Digest::Parse(entry.digest);
+  if (!digest) return false;
+  bool blob = entry.kind == EntryKind::kBlob;
+  if (pins_.IsPinned((blob ? "b:" : "m:") + digest->hex())) return false;
+  if (blob) {
+    if (auto s = index_.DeleteBlob(entry.digest); !s) return false;
+  } else {
+    manifests_.Forget(*digest);
+    if (auto s = index_.DeleteManifest(entry.digest); !s) return false;
+  }
+  ::unlink(store_.PathOf(blob ? ObjectKind::kBlob : ObjectKind::kManifest, *digest).c_str());
+  usage_.Removed(entry.size);
+  return true;
+}
+
+void Evictor::Report(const EvictionResult& result, const char* reason) {
+  if (result.entries == 0) return;
+  stats_.evictions += result.entries;
+  stats_.evicted_bytes += result.bytes;
+  Logger("cache")->info("evicted entries={} bytes={} cache_bytes={} reason={}", result.entries,
+                        result.bytes, usage_.bytes(), reason);
+}
+
 EvictionResult Evictor::RunPass() {
   EvictionResult result;
   uint64_t need = BytesToFree();
@@ -78,26 +114,33 @@ EvictionResult Evictor::RunPass() {
   }
   for (const auto& entry : *candidates) {
     if (result.bytes >= need || result.entries >= kMaxRemovalsPerPass) break;
-    auto digest = Digest::Parse(entry.digest);
-    if (!digest) continue;
-    bool blob = entry.kind == EntryKind::kBlob;
-    if (pins_.IsPinned((blob ? "b:" : "m:") + digest->hex())) continue;
-    if (blob) {
-      if (auto s = index_.DeleteBlob(entry.digest); !s) continue;
-    } else {
-      manifests_.Forget(*digest);
-      if (auto s = index_.DeleteManifest(entry.digest); !s) continue;
-    }
-    ::unlink(store_.PathOf(blob ? ObjectKind::kBlob : ObjectKind::kManifest, *digest).c_str());
-    usage_.Removed(entry.size);
+    if (!Remove(entry)) continue;
     ++result.entries;
     result.bytes += entry.size;
   }
-  if (result.entries > 0) {
-    stats_.evictions += result.entries;
-    stats_.evicted_bytes += result.bytes;
-    Logger("cache")->info("evicted entries={} bytes={} cache_bytes={}", result.entries,
-                          result.bytes, usage_.bytes());
+  Report(result, "size");
+  return result;
+}
+
+EvictionResult Evictor::RunExpiry() {
+  EvictionResult result;
+  if (options_.max_unused.count() <= 0) return result;
+  tracker_.Flush();  // an entry served a moment ago is not unused
+  const int64_t before = UnixNowMs() - options_.max_unused.count();
+  auto candidates = index_.UnusedSince(before, kMaxRemovalsPerPass);
+  if (!candidates) {
+    Logger("cache")->warn("expiry: cannot list entries error=\"{}\"", candidates.error().message);
+    return result;
+  }
+  for (const auto& entry : *candidates) {
+    if (!Remove(entry)) continue;
+    ++result.entries;
+    result.bytes += entry.size;
+  }
+  Report(result, "ttl");
+  // A full batch means there may be more: the caller runs again.
+  if (candidates->size() == kMaxRemovalsPerPass && result.entries < kMaxRemovalsPerPass) {
+    result.entries = 0;  // pinned ones filled the batch: stop until the next round
   }
   return result;
 }

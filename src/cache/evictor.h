@@ -1,6 +1,8 @@
 #pragma once
 // Keeps the cache under its byte cap and the disk above its free-space floor
-// by removing least-recently-used blobs and manifests ("used" = last served).
+// by removing least-recently-used blobs and manifests ("used" = last served),
+// and, with an age limit (REGISTRY_PROXY_TTL), removes those unused for longer.
+// Only the mirror's cache: hosted (pushed) content is never in its tables.
 //
 // Runs on its own thread, woken when the cache grows or a write fails, and
 // once a second to look at free disk space. Each pass flushes pending last-use
@@ -29,6 +31,8 @@ struct EvictionOptions {
   uint64_t max_size_bytes = 0;  // 0 = no cap
   double low_watermark = 0.90;  // of max_size_bytes
   double min_free_fraction = 0.05;
+  // Entries not used for this long are removed whatever the size; 0 = never.
+  std::chrono::milliseconds max_unused{0};
 };
 
 struct EvictionResult {
@@ -58,6 +62,8 @@ class Evictor {
 
   // One bounded pass, if one is due. Public for tests and for `gc`.
   EvictionResult RunPass();
+  // One bounded pass over entries unused for longer than max_unused.
+  EvictionResult RunExpiry();
 
   static constexpr size_t kMaxRemovalsPerPass = 256;
 
@@ -65,6 +71,9 @@ class Evictor {
   void Loop();
   // Bytes to free now (0 when within limits).
   uint64_t BytesToFree() const;
+  // Removes one entry (index row, then file) unless it is pinned.
+  bool Remove(const CacheEntry& entry);
+  void Report(const EvictionResult& result, const char* reason);
 
   IndexDb& index_;
   BlobStore& store_;

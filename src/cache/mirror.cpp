@@ -103,7 +103,7 @@ Result<std::unique_ptr<Mirror>> Mirror::Open(const Config& config) {
   m.evictor_ = std::make_unique<Evictor>(
       *m.index_, *m.store_, m.pins_, *m.access_, m.usage_, *m.manifests_, m.stats_,
       EvictionOptions{config.cache_max_size_bytes, config.cache_low_watermark,
-                      config.min_free_fraction});
+                      config.min_free_fraction, config.proxy_ttl});
   m.usage_.SetListener([evictor = m.evictor_.get()] { evictor->Wake(); });
 
   if (m.sources_.any_hosted()) {

@@ -204,6 +204,12 @@ const std::vector<Setting>& AllSettings() {
          return {};
        },
        SecretField(&Config::upstream_password)},
+      {{"--proxy-ttl", "REGISTRY_PROXY_TTL",
+        "remove cached content not used for this long, e.g. 168h; 0 = never (default 0s)"},
+       [](Config& c, const std::string& v) {
+         return SetDuration(c.proxy_ttl, "--proxy-ttl/REGISTRY_PROXY_TTL", v, true);
+       },
+       Field(&Config::proxy_ttl)},
       {{"--root", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "cache directory (default ./data)"},
        [](Config& c, const std::string& v) -> Status {
          if (v.empty()) {

@@ -46,6 +46,9 @@ struct Config {
   std::string root_dir = "./data";
   // error | warn | info | debug
   std::string log_level = "info";
+  // Cached (mirrored) content not used for this long is removed, whatever the
+  // size (the CNCF registry's proxy.ttl, REGISTRY_PROXY_TTL); 0 = never.
+  std::chrono::milliseconds proxy_ttl{0};
   // A cached tag is served without asking the upstream for this long.
   std::chrono::milliseconds tag_freshness{60'000};
   // Bound on TCP+TLS connection setup to the upstream.

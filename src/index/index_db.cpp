@@ -382,6 +382,26 @@ Result<std::vector<CacheEntry>> IndexDb::LeastRecentlyUsed(size_t limit) {
   return out;
 }
 
+Result<std::vector<CacheEntry>> IndexDb::UnusedSince(int64_t before_ms, size_t limit) {
+  std::lock_guard lock(mutex_);
+  Statement s(*statements_,
+              "SELECT 0, digest, size, last_access_ms FROM blobs WHERE last_access_ms < ?1 "
+              "UNION ALL "
+              "SELECT 1, digest, size, last_access_ms FROM manifests WHERE last_access_ms < ?1 "
+              "ORDER BY 4 ASC LIMIT ?2");
+  if (!s.ok()) return tl::unexpected(DbError(db_, "unused since"));
+  s.Bind(1, before_ms);
+  s.Bind(2, static_cast<int64_t>(limit));
+  std::vector<CacheEntry> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back(CacheEntry{s.Int(0) == 0 ? EntryKind::kBlob : EntryKind::kManifest, s.Text(1),
+                             static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "unused since"));
+  return out;
+}
+
 Result<std::vector<CacheEntry>> IndexDb::AllEntries() {
   return LeastRecentlyUsed(static_cast<size_t>(INT64_MAX));
 }

@@ -143,6 +143,9 @@ class IndexDb {
   // manifests. Manifests go last because they are tiny and fetching one again
   // costs a Docker Hub pull, while a blob's bytes are what the cap is about.
   [[nodiscard]] Result<std::vector<CacheEntry>> LeastRecentlyUsed(size_t limit);
+  // Entries last used before `before_ms` (blobs and manifests alike), oldest
+  // first, at most `limit`: what an age limit removes (REGISTRY_PROXY_TTL).
+  [[nodiscard]] Result<std::vector<CacheEntry>> UnusedSince(int64_t before_ms, size_t limit);
   // Every indexed entry (for reconciliation with the files).
   [[nodiscard]] Result<std::vector<CacheEntry>> AllEntries();
   [[nodiscard]] Result<uint64_t> TotalBytes();

@@ -1392,11 +1392,13 @@ class CheckConfig(unittest.TestCase):
     def test_registry_settings_hubcache_does_not_read_are_noted(self):
         r = check_config(env={"REGISTRY_STORAGE_DELETE_ENABLED": "true",
                               "REGISTRY_PROXY_TTL": "168h",
+                              "REGISTRY_HTTP_SECRET": "s",
                               "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR": "inmemory"})
         self.assertEqual(r.returncode, 0, r.stderr)
-        # REGISTRY_STORAGE_DELETE_ENABLED is read (hosted repositories' deletes).
+        # REGISTRY_STORAGE_DELETE_ENABLED is read (hosted repositories' deletes), and
+        # REGISTRY_PROXY_TTL (the age limit of cached content).
         self.assertEqual(sorted(unknown_names(r.stderr)),
-                         ["REGISTRY_PROXY_TTL", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR"])
+                         ["REGISTRY_HTTP_SECRET", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR"])
 
 
 # -- README ---------------------------------------------------------------------------------

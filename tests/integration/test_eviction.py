@@ -381,6 +381,36 @@ class SlowReader(threading.Thread):
             self.started_body.set()
 
 
+class TtlExpiry(unittest.TestCase):
+    def test_content_unused_for_the_ttl_goes_and_used_content_stays(self):
+        """REGISTRY_PROXY_TTL (proxy.ttl): the two images fit under the cap, so only the
+        age limit removes."""
+        d = os.path.join(_work, "ttl")
+        os.makedirs(d)
+        mirror = Mirror(d, _up.url, extra_args=MIRROR_ARGS, env={"REGISTRY_PROXY_TTL": "3s"})
+        self.addCleanup(mirror.stop)
+        mirror.start()
+        p = Puller(self, mirror)
+        old, kept = _images["lru1"], _images["lru2"]
+        p.image("lru1")
+        p.image("lru2")
+        self.assertTrue(set(old.blobs) <= blobs_present(mirror.root))
+        # lru2 is read every half second, lru1 never again: after the limit and an
+        # expiry round (at most a quarter of the limit later), lru1 alone is gone.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline and set(old.blobs) & blobs_present(mirror.root):
+            p.image("lru2", expect="hit")
+            time.sleep(0.5)
+        present = blobs_present(mirror.root)
+        self.assertEqual(set(old.blobs) & present, set(), "unused blobs outlived the TTL")
+        self.assertNotIn(old.digest, manifests_present(mirror.root))
+        self.assertTrue(set(kept.blobs) <= present, "blobs in use were expired")
+        self.assertIn(kept.digest, manifests_present(mirror.root))
+        self.assertRegex(mirror.log(), r"evicted entries=\d+ bytes=\d+ cache_bytes=\d+ reason=ttl")
+        # What went pulls again, from the upstream.
+        p.image("lru1", expect="miss")
+
+
 class PinnedBlob(unittest.TestCase):
     def test_slow_reader_pins_its_blob(self):
         d = os.path.join(_work, "pinned")
