@@ -125,7 +125,9 @@ def skopeo_env(workdir):
     env = dict(os.environ)
     env.update(REGISTRY_AUTH_FILE=auth, CONTAINERS_REGISTRIES_CONF=regconf,
                HOME=d, XDG_RUNTIME_DIR=d, DOCKER_CONFIG=d)
-    return env, ["--policy", policy]
+    # skopeo reads registries.conf from its flag, not from CONTAINERS_REGISTRIES_CONF
+    # (which podman and buildah honour): both, so no host file is ever read.
+    return env, ["--policy", policy, "--registries-conf", regconf]
 
 
 def skopeo(workdir, global_args, cmd_args, timeout=240):

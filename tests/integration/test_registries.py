@@ -2,8 +2,8 @@
 
 Two real upstreams, both Debian's docker-registry on loopback:
   * "hub": Docker Hub's token auth, the default upstream (proxy.remoteurl);
-  * "ghcr.test": htpasswd basic auth, listed under hubcache.upstreams with credentials
-    and allow/deny rules.
+  * "ghcr.io" (as clients name it; it listens on loopback): htpasswd basic auth, listed
+    under hubcache.upstreams with credentials and allow/deny rules.
 Pulls are routed by containerd's ?ns= and by the path prefix /v2/ghcr.test/..., are
 byte-identical to direct pulls, a layer both registries hold is fetched and stored once,
 and a name of a registry that is not configured (or outside its rules) is refused with
@@ -12,16 +12,17 @@ no outbound connection, which both upstreams' access logs show.
 import json
 import os
 import sys
+import tomllib
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from harness import ACCEPT_ALL, compare_dirs, request, skopeo  # noqa: E402
-from mirror import Mirror, free_port, run_cli  # noqa: E402
+from mirror import REPO_ROOT, Mirror, free_port, run_cli  # noqa: E402
 from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
 
-GHCR = "ghcr.test"
+GHCR = "ghcr.io"  # as the node names it; here a loopback registry
 
 
 class S:
@@ -231,6 +232,36 @@ class Registries(unittest.TestCase):
             self.assertIs(check["reachable"], True, (name, check))
             self.assertEqual(check["status"], 401, (name, check))
         self.assertEqual(doc["upstream"]["status"], checks["docker.io"]["status"])
+
+    def test_6c_podman_style_clients_use_the_shipped_path_prefix_mirror(self):
+        """deploy/registries.conf's ghcr.io entry, its mirror host made this hubcache and its
+        location the loopback registry: skopeo (containers/image, as podman and CRI-O) pulls
+        ghcr.io/team/shareb:1 through /v2/ghcr.io/... and never goes to the registry itself."""
+        shipped = tomllib.loads(open(os.path.join(REPO_ROOT, "deploy", "registries.conf")).read())
+        (entry,) = [r for r in shipped["registry"] if r["prefix"] == GHCR]
+        (mirror_entry,) = entry["mirror"]
+        self.assertEqual(mirror_entry["location"], f"mirror.example:5000/{GHCR}")
+        host = S.mirror.url.split("//")[1]
+        conf = os.path.join(S.work, "skopeo-config", "registries.conf")
+        with open(conf, "w") as f:
+            f.write(f'[[registry]]\nprefix = "{GHCR}"\nlocation = "{S.ghcr.host}"\n'
+                    f'insecure = true\n\n[[registry.mirror]]\n'
+                    f'location = "{mirror_entry["location"].replace("mirror.example:5000", host)}"\n'
+                    f'insecure = true\n')
+        self.addCleanup(lambda: open(conf, "w").close())
+        _, mark = sync_both()
+        dest = os.path.join(S.work, "b-podman")
+        skopeo(S.work, [], ["copy", "--src-no-creds", f"docker://{GHCR}/team/shareb:1",
+                            f"dir:{dest}"])
+        self.assertRegex(S.mirror.log(), rf"path=/v2/{GHCR}/team/shareb/manifests/1 status=200")
+        S.ghcr.sync_log()
+        self.assertEqual([l for l in S.ghcr.requests(since=mark) if "skopeo" in l.ua], [],
+                         "the client went to the registry itself: the mirror failed")
+        direct = os.path.join(S.work, "b-podman-direct")
+        skopeo(S.work, [], ["copy", "--src-tls-verify=false", "--src-creds",
+                            f"{PUSH_USER}:{PUSH_PASSWORD}", f"docker://{S.ghcr.host}/team/shareb:1",
+                            f"dir:{direct}"])
+        self.assertEqual(compare_dirs(dest, direct), [])
 
     def test_7_check_config_reports_the_upstreams(self):
         r = run_cli("check-config", S.config)
