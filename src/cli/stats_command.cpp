@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "config/config.h"
 #include "stats/stats_table.h"
+#include "upstream/curl_easy.h"
 
 namespace hubcache {
 namespace {
@@ -95,8 +96,8 @@ int RunStats(const std::vector<std::string>& args) {
   if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) url = "http://" + url;
   while (url.size() > 8 && url.back() == '/') url.pop_back();
 
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL* h = curl_easy_init();
+  CurlEasy easy = NewCurlEasy();
+  CURL* h = easy.get();
   if (h == nullptr) {
     std::fprintf(stderr, "hubcache stats: cannot initialise libcurl\n");
     return kExitFailure;
@@ -116,7 +117,6 @@ int RunStats(const std::vector<std::string>& args) {
   CURLcode rc = curl_easy_perform(h);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(h);
   if (rc != CURLE_OK) {
     std::fprintf(stderr, "hubcache stats: cannot reach %s: %s\n", target.c_str(),
                  error[0] ? error : curl_easy_strerror(rc));

@@ -4,26 +4,20 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "common/strings.h"
 #include "registry/hubcache_headers.h"
 #include "registry/media_types.h"
+#include "upstream/curl_easy.h"
 
 namespace hubcache {
 namespace {
 
 constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
 constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
-
-void InitCurlOnce() {
-  static const bool initialised = [] {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return true;
-  }();
-  (void)initialised;
-}
 
 const nlohmann::json* FirstError(const nlohmann::json& doc) {
   if (!doc.is_object()) return nullptr;
@@ -44,9 +38,12 @@ struct MirrorSession::Transfer {
   bool too_large = false;
   uint64_t body_bytes = 0;
 
+  std::map<std::string, std::string> headers;  // of the current response
+
   static size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     auto* t = static_cast<Transfer*>(user);
     std::string_view line(data, size * n);
+    AddResponseHeaderLine(line, t->headers);
     if (StartsWith(line, "HTTP/")) {
       // A new response (after a 100 Continue, say): start over.
       t->reply = MirrorReply{};
@@ -56,32 +53,24 @@ struct MirrorSession::Transfer {
       }
       return size * n;
     }
-    std::string_view trimmed = TrimSpaces(line);
-    if (trimmed.empty()) {
-      if (t->reply.status != 100) {
-        t->head_done = true;
-        if (t->is_blob && t->reply.status == 200 && t->on_head) (*t->on_head)(t->reply);
-      }
-      return size * n;
+    if (!TrimSpaces(line).empty() || t->reply.status == 100) return size * n;
+    // The end of the head: what the session reports of it.
+    auto header = [&](const std::string& name) {
+      auto it = t->headers.find(name);
+      return it == t->headers.end() ? std::string() : it->second;
+    };
+    t->reply.content_type = header("content-type");
+    t->reply.digest = header("docker-content-digest");
+    t->reply.cache = ToLower(header(ToLower(kCacheHeader)));
+    const std::string length = header("content-length");
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(length.c_str(), &end, 10);
+    if (!length.empty() && end != length.c_str() && *end == '\0') {
+      t->reply.content_length = v;
+      t->reply.has_content_length = true;
     }
-    size_t colon = trimmed.find(':');
-    if (colon == std::string_view::npos) return size * n;
-    std::string name = ToLower(trimmed.substr(0, colon));
-    std::string value(TrimSpaces(trimmed.substr(colon + 1)));
-    if (name == "content-type") {
-      t->reply.content_type = value;
-    } else if (name == "docker-content-digest") {
-      t->reply.digest = value;
-    } else if (name == ToLower(kCacheHeader)) {
-      t->reply.cache = ToLower(value);
-    } else if (name == "content-length") {
-      char* end = nullptr;
-      unsigned long long v = std::strtoull(value.c_str(), &end, 10);
-      if (end != value.c_str() && *end == '\0') {
-        t->reply.content_length = v;
-        t->reply.has_content_length = true;
-      }
-    }
+    t->head_done = true;
+    if (t->is_blob && t->reply.status == 200 && t->on_head) (*t->on_head)(t->reply);
     return size * n;
   }
 
@@ -126,8 +115,7 @@ std::string MirrorReply::ErrorMessage() const {
 
 MirrorSession::MirrorSession(SessionOptions options, const std::atomic<bool>& cancel)
     : options_(std::move(options)), cancel_(cancel) {
-  InitCurlOnce();
-  handle_ = curl_easy_init();
+  handle_ = NewCurlEasy().release();
 }
 
 MirrorSession::~MirrorSession() {
@@ -151,7 +139,7 @@ Result<MirrorReply> MirrorSession::GetBlob(
 }
 
 Result<MirrorReply> MirrorSession::Perform(const std::string& path, Transfer& transfer) {
-  if (handle_ == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
+  if (handle_ == nullptr) return Fail(ErrorKind::kInternal, "libcurl cannot start a transfer");
   if (cancel_.load()) return Fail(ErrorKind::kUpstreamUnavailable, "canceled");
   auto* h = static_cast<CURL*>(handle_);
   transfer.cancel = &cancel_;

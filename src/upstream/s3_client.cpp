@@ -14,6 +14,7 @@
 #include "common/strings.h"
 #include "config/config.h"
 #include "upstream/connect_guard.h"
+#include "upstream/curl_easy.h"
 #include "upstream/s3_signing.h"
 #include "upstream/s3_xml.h"
 
@@ -35,10 +36,6 @@ constexpr int kAttempts = 3;
 constexpr const char* kDefaultContentType = "application/octet-stream";
 
 enum class Op { kHead, kGet, kPut, kDelete, kList, kMultipart };
-
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
 
 bool IsTlsFailure(CURLcode rc) {
   return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
@@ -229,20 +226,8 @@ struct Transfer {
   bool aborted = false;
 };
 
-size_t OnHeaderLine(char* data, size_t size, size_t n, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  std::string_view line(data, size * n);
-  if (StartsWith(line, "HTTP/")) {
-    t->headers->clear();  // a new response (after 100 Continue)
-    return size * n;
-  }
-  size_t colon = line.find(':');
-  if (colon != std::string_view::npos) {
-    std::string name = ToLower(TrimSpaces(line.substr(0, colon)));
-    std::string value(TrimSpaces(line.substr(colon + 1)));
-    auto [it, inserted] = t->headers->emplace(name, value);
-    if (!inserted) it->second += ", " + value;
-  }
+size_t OnS3HeaderLine(char* data, size_t size, size_t n, void* user) {
+  AddResponseHeaderLine(std::string_view(data, size * n), *static_cast<Transfer*>(user)->headers);
   return size * n;
 }
 
@@ -292,7 +277,7 @@ bool StartDownload(DownloadState& d, long status, const std::map<std::string, st
 
 // A 2xx body streamed to the download sink, or kept (bounded); an error body
 // is kept up to kMaxErrorBodyBytes, the rest dropped.
-size_t OnBodyData(char* data, size_t size, size_t n, void* user) {
+size_t OnS3BodyData(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t bytes = size * n;
   t->counters->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
@@ -341,35 +326,7 @@ size_t OnBodyData(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
-// Idle curl easy handles; each keeps its own connection cache, so taking one
-// from the pool usually means taking a live connection to the store.
-struct S3Client::HandlePool {
-  std::mutex mutex;
-  std::vector<CURL*> idle;  // guarded by mutex
-
-  CURL* Acquire() {
-    {
-      std::lock_guard lock(mutex);
-      if (!idle.empty()) {
-        CURL* h = idle.back();
-        idle.pop_back();
-        return h;
-      }
-    }
-    return curl_easy_init();
-  }
-  void Release(CURL* h) {
-    curl_easy_reset(h);  // keeps live connections
-    std::lock_guard lock(mutex);
-    idle.push_back(h);
-  }
-  ~HandlePool() {
-    for (CURL* h : idle) curl_easy_cleanup(h);
-  }
-};
-
 Result<std::unique_ptr<S3Client>> S3Client::Create(S3Options options) {
-  static CurlGlobal global;
   auto invalid = [](const std::string& why) { return Fail(ErrorKind::kConfigInvalid, why); };
   const std::string& b = options.bucket;
   if (b.empty() || b.size() > 255 || !std::all_of(b.begin(), b.end(), [](char c) {
@@ -445,7 +402,7 @@ S3Client::S3Client(S3Options options, std::unique_ptr<Endpoint> endpoint)
     : options_(std::move(options)),
       endpoint_(std::move(endpoint)),
       description_("S3 bucket '" + options_.bucket + "' at " + endpoint_->display),
-      handles_(std::make_unique<HandlePool>()) {}
+      handles_(std::make_unique<CurlHandlePool>()) {}
 
 S3Client::~S3Client() = default;
 
@@ -470,7 +427,7 @@ std::string S3Client::Url(const std::string& full_key, const std::string& query)
 
 Result<S3Client::Response> S3Client::Perform(Request& r) {
   CURL* h = handles_->Acquire();
-  if (h == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
+  if (h == nullptr) return Fail(ErrorKind::kInternal, "libcurl cannot start a transfer");
   Response response;
   Transfer t{h, &counters_, r.download, r.max_body_bytes, &response.headers, &response.body};
 
@@ -528,9 +485,9 @@ Result<S3Client::Response> S3Client::Perform(Request& r) {
     counters_.bytes_sent.fetch_add(r.body.size(), std::memory_order_relaxed);
   }
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeaderLine);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnS3HeaderLine);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBodyData);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnS3BodyData);
 
   const auto started = std::chrono::steady_clock::now();
   CURLcode rc = curl_easy_perform(h);

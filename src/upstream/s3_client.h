@@ -53,6 +53,8 @@
 
 namespace hubcache {
 
+class CurlHandlePool;  // upstream/curl_easy.h
+
 struct Config;
 
 struct S3Options {
@@ -227,7 +229,6 @@ class S3Client {
   struct Endpoint;
   struct Request;
   struct Response;
-  struct HandlePool;
 
   S3Client(S3Options options, std::unique_ptr<Endpoint> endpoint);
 
@@ -255,7 +256,7 @@ class S3Client {
   const S3Options options_;
   std::unique_ptr<Endpoint> endpoint_;
   std::string description_;
-  std::unique_ptr<HandlePool> handles_;
+  std::unique_ptr<CurlHandlePool> handles_;
   S3Counters counters_;
 };
 

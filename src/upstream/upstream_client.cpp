@@ -11,6 +11,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "upstream/curl_easy.h"
 
 namespace hubcache {
 namespace {
@@ -122,19 +123,8 @@ struct TransferContext {
 };
 
 size_t OnHeaderLine(char* data, size_t size, size_t n, void* user) {
-  auto* c = static_cast<TransferContext*>(user);
-  std::string_view line(data, size * n);
-  if (StartsWith(line, "HTTP/")) {
-    c->response.headers.clear();  // a new response (after 100 Continue)
-    return size * n;
-  }
-  size_t colon = line.find(':');
-  if (colon != std::string_view::npos) {
-    std::string name = ToLower(TrimSpaces(line.substr(0, colon)));
-    std::string value(TrimSpaces(line.substr(colon + 1)));
-    auto [it, inserted] = c->response.headers.emplace(name, value);
-    if (!inserted) it->second += ", " + value;
-  }
+  AddResponseHeaderLine(std::string_view(data, size * n),
+                        static_cast<TransferContext*>(user)->response.headers);
   return size * n;
 }
 
@@ -182,10 +172,6 @@ int64_t RateLimitValue(const std::string& header) {
   return ec == std::errc() && ptr != header.data() ? v : -1;
 }
 
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
-
 }  // namespace
 
 struct UpstreamClient::Request {
@@ -198,35 +184,7 @@ struct UpstreamClient::Request {
   std::chrono::milliseconds total_timeout{0};
 };
 
-// Idle curl easy handles; each keeps its own connection cache, so taking one
-// from the pool usually means taking a live connection to the upstream.
-struct UpstreamClient::HandlePool {
-  std::mutex mutex;
-  std::vector<CURL*> idle;  // guarded by mutex
-
-  CURL* Acquire() {
-    {
-      std::lock_guard lock(mutex);
-      if (!idle.empty()) {
-        CURL* h = idle.back();
-        idle.pop_back();
-        return h;
-      }
-    }
-    return curl_easy_init();
-  }
-  void Release(CURL* h) {
-    curl_easy_reset(h);  // keeps live connections
-    std::lock_guard lock(mutex);
-    idle.push_back(h);
-  }
-  ~HandlePool() {
-    for (CURL* h : idle) curl_easy_cleanup(h);
-  }
-};
-
 Result<std::unique_ptr<UpstreamClient>> UpstreamClient::Create(UpstreamOptions options) {
-  static CurlGlobal global;
   if (Origin(options.base_url).empty()) {
     return Fail(ErrorKind::kConfigInvalid, "upstream URL is not a valid URL: " + options.base_url);
   }
@@ -234,7 +192,7 @@ Result<std::unique_ptr<UpstreamClient>> UpstreamClient::Create(UpstreamOptions o
 }
 
 UpstreamClient::UpstreamClient(UpstreamOptions options)
-    : options_(std::move(options)), handles_(std::make_unique<HandlePool>()) {}
+    : options_(std::move(options)), handles_(std::make_unique<CurlHandlePool>()) {}
 
 UpstreamClient::~UpstreamClient() = default;
 
@@ -330,7 +288,7 @@ Result<UpstreamResponse> UpstreamClient::FollowRedirects(Request& request,
 Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std::string& url,
                                                      const std::string& authorization) {
   CURL* h = handles_->Acquire();
-  if (h == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
+  if (h == nullptr) return Fail(ErrorKind::kInternal, "libcurl cannot start a transfer");
   TransferContext ctx;
   ctx.handle = h;
   ctx.connect.guard = &guard_;
@@ -445,7 +403,7 @@ Result<std::string> UpstreamClient::AuthorizationFor(const std::string& scope) {
 Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
                                                const std::string& scope) {
   CURL* h = handles_->Acquire();
-  if (h == nullptr) return Fail(ErrorKind::kInternal, "curl_easy_init failed");
+  if (h == nullptr) return Fail(ErrorKind::kInternal, "libcurl cannot start a transfer");
   std::string url = challenge.Param("realm");
   url += url.find('?') == std::string::npos ? '?' : '&';
   auto append_param = [&](const char* name, const std::string& value) {
@@ -539,7 +497,8 @@ void UpstreamClient::ApplyTlsOptions(void* handle) const {
 UpstreamClient::Reachability UpstreamClient::ProbeReachable(
     std::chrono::milliseconds timeout) const {
   Reachability out;
-  CURL* h = curl_easy_init();
+  CurlEasy easy = NewCurlEasy();
+  CURL* h = easy.get();
   if (h == nullptr) {
     out.detail = "cannot start a transfer";
     return out;
@@ -559,7 +518,6 @@ UpstreamClient::Reachability UpstreamClient::ProbeReachable(
   CURLcode rc = curl_easy_perform(h);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(h);
   out.status = static_cast<int>(status);
   out.reachable = rc == CURLE_OK && status > 0 && status < 500;
   if (rc != CURLE_OK) {

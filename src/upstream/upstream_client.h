@@ -33,6 +33,8 @@
 
 namespace hubcache {
 
+class CurlHandlePool;  // upstream/curl_easy.h
+
 struct UpstreamOptions {
   std::string base_url;  // "https://registry-1.docker.io", no trailing slash
   std::string username;  // empty = anonymous
@@ -122,7 +124,6 @@ class UpstreamClient {
 
  private:
   struct Request;
-  struct HandlePool;
 
   explicit UpstreamClient(UpstreamOptions options);
 
@@ -146,7 +147,7 @@ class UpstreamClient {
   void ApplyTlsOptions(void* handle) const;
 
   const UpstreamOptions options_;
-  std::unique_ptr<HandlePool> handles_;
+  std::unique_ptr<CurlHandlePool> handles_;
   TokenCache tokens_;
   UpstreamCounters counters_;
   ConnectGuard guard_;

@@ -1,0 +1,58 @@
+#include "upstream/curl_easy.h"
+
+#include "common/strings.h"
+
+namespace hubcache {
+
+namespace {
+
+void InitCurlOnce() {
+  static const bool initialised = [] {
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  }();
+  (void)initialised;
+}
+
+}  // namespace
+
+CurlEasy NewCurlEasy() {
+  InitCurlOnce();
+  return CurlEasy(curl_easy_init());
+}
+
+CurlHandlePool::~CurlHandlePool() {
+  for (CURL* h : idle_) curl_easy_cleanup(h);
+}
+
+CURL* CurlHandlePool::Acquire() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      CURL* h = idle_.back();
+      idle_.pop_back();
+      return h;
+    }
+  }
+  return NewCurlEasy().release();
+}
+
+void CurlHandlePool::Release(CURL* handle) {
+  curl_easy_reset(handle);  // keeps live connections
+  std::lock_guard lock(mutex_);
+  idle_.push_back(handle);
+}
+
+void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::string>& headers) {
+  if (StartsWith(line, "HTTP/")) {
+    headers.clear();
+    return;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return;
+  std::string name = ToLower(TrimSpaces(line.substr(0, colon)));
+  std::string value(TrimSpaces(line.substr(colon + 1)));
+  auto [it, inserted] = headers.emplace(name, value);
+  if (!inserted) it->second += ", " + value;
+}
+
+}  // namespace hubcache

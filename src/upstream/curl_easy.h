@@ -1,0 +1,55 @@
+#pragma once
+// The one home of what every libcurl transfer in hubcache shares:
+// curl_global_init, run exactly once before the first handle; easy handles,
+// owned (CurlEasy) or lent from a pool with their live connections
+// (CurlHandlePool); and the parsing of response header lines.
+//
+// Thread-safety: NewCurlEasy and CurlHandlePool are safe from any thread; one
+// easy handle is used by one thread at a time (libcurl's rule). A CurlEasy owns
+// its handle; a pool owns its idle handles, and a handle Acquire()d belongs to
+// the caller until it is Release()d.
+
+#include <curl/curl.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hubcache {
+
+struct CurlEasyDeleter {
+  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+};
+using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
+
+// A new easy handle, libcurl initialised first; null when libcurl cannot make one.
+CurlEasy NewCurlEasy();
+
+class CurlHandlePool {
+ public:
+  CurlHandlePool() = default;
+  ~CurlHandlePool();
+  CurlHandlePool(const CurlHandlePool&) = delete;
+  CurlHandlePool& operator=(const CurlHandlePool&) = delete;
+
+  // An idle handle (usually with a live connection), else a new one; null when
+  // libcurl cannot make one.
+  CURL* Acquire();
+  // Resets the handle's options (its connections stay) and keeps it.
+  void Release(CURL* handle);
+
+ private:
+  std::mutex mutex_;
+  std::vector<CURL*> idle_;  // guarded by mutex_
+};
+
+// One header line of a response (as CURLOPT_HEADERFUNCTION receives it) into
+// `headers`: names lower-cased, values trimmed, a repeated name's values joined
+// by ", ". A status line ("HTTP/...") begins a new response (after 100
+// Continue, or a redirect curl follows) and clears what came before.
+void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::string>& headers);
+
+}  // namespace hubcache
