@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 namespace {
@@ -436,8 +437,8 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   }
   Result<UpstreamResponse> response = UpstreamResponse{200, {}, {}};
   if (!from_l2 && !bucket_only) {
-    response = upstream_.Stream(repo, "/v2/" + repo.str() + "/blobs/" + fill->digest().str(), {},
-                                sink, options_.fill_timeout);
+    response =
+        upstream_.Stream(repo, BlobPath(repo, fill->digest()), {}, sink, options_.fill_timeout);
   }
   if (!write_failed) {
     if (auto s = writer.Flush(); !s) fail_write(s.error());

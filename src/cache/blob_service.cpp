@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/mapped_buffer.h"
 #include "common/sha256.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 namespace {
@@ -153,8 +154,7 @@ Result<BlobRead> BlobService::Stat(const RepoName& repo, const Digest& digest) {
 }
 
 Result<uint64_t> BlobService::UpstreamSize(const RepoName& repo, const Digest& digest) {
-  auto response =
-      upstream_.Fetch("HEAD", &repo, "/v2/" + repo.str() + "/blobs/" + digest.str(), {}, 64 * 1024);
+  auto response = upstream_.Fetch("HEAD", &repo, BlobPath(repo, digest), {}, 64 * 1024);
   if (!response) return tl::unexpected(response.error());
   if (response->status != 200) {
     if (response->status != 404) ++stats_.upstream_errors;

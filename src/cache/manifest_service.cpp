@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 namespace {
@@ -191,9 +192,9 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
     }
     ++stats_.manifest_misses;
     const std::string what = repo.str() + "@" + digest.str();
-    auto response = upstream_.Fetch(
-        "GET", &repo, "/v2/" + repo.str() + "/manifests/" + digest.str(),
-        {"Accept: " + AcceptSet::All().UpstreamHeader()}, options_.max_manifest_bytes);
+    auto response = upstream_.Fetch("GET", &repo, ManifestPath(repo, digest.str()),
+                                    {"Accept: " + AcceptSet::All().UpstreamHeader()},
+                                    options_.max_manifest_bytes);
     if (!response) {
       ++stats_.upstream_errors;
       return tl::unexpected(response.error());
@@ -255,7 +256,7 @@ Result<ManifestResult> ManifestService::ResolveTag(const RepoName& repo, const T
 
   // Revalidate: a HEAD tells whether the tag still points at what we hold.
   ++stats_.tag_revalidations;
-  auto head = upstream_.Fetch("HEAD", &repo, "/v2/" + repo.str() + "/manifests/" + tag.str(),
+  auto head = upstream_.Fetch("HEAD", &repo, ManifestPath(repo, tag.str()),
                               {"Accept: " + accept.UpstreamHeader()}, 64 * 1024);
   std::optional<Error> failure;
   if (!head) {
@@ -296,7 +297,7 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
   ++stats_.manifest_misses;
   const std::string what = repo.str() + ":" + tag.str();
   auto response =
-      upstream_.Fetch("GET", &repo, "/v2/" + repo.str() + "/manifests/" + tag.str(),
+      upstream_.Fetch("GET", &repo, ManifestPath(repo, tag.str()),
                       {"Accept: " + accept.UpstreamHeader()}, options_.max_manifest_bytes);
   if (!response) {
     ++stats_.upstream_errors;

@@ -1,6 +1,7 @@
 #include "cache/pass_through.h"
 
 #include "cache/upstream_errors.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 
@@ -52,9 +53,8 @@ Status StreamFromUpstream(UpstreamSet& upstream, const PassThroughRequest& reque
   std::vector<std::string> headers;
   if (request.from > 0) headers.push_back("Range: bytes=" + std::to_string(request.from) + "-");
   const std::string what = request.repo->str() + "@" + request.digest->str();
-  auto response = upstream.Stream(*request.repo,
-                                  "/v2/" + request.repo->str() + "/blobs/" + request.digest->str(),
-                                  headers, sink, request.timeout);
+  auto response = upstream.Stream(*request.repo, BlobPath(*request.repo, *request.digest), headers,
+                                  sink, request.timeout);
   if (!response) return tl::unexpected(response.error());
   if (response->status != 200 && response->status != 206) {
     return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kBlobUnknown, what));

@@ -8,6 +8,7 @@
 #include "cache/upstream_errors.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 namespace {
@@ -56,7 +57,7 @@ Result<std::vector<std::string>> TagListService::Tags(const RepoName& repo) {
 
 Result<std::vector<std::string>> TagListService::FetchUpstream(const RepoName& repo) {
   std::vector<std::string> tags;
-  std::string path = "/v2/" + repo.str() + "/tags/list";
+  std::string path = TagsListPath(repo);
   for (int page = 0; page < kMaxPages && !path.empty(); ++page) {
     auto response =
         upstream_.Fetch("GET", &repo, path, {"Accept: application/json"}, kMaxPageBytes);

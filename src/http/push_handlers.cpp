@@ -2,12 +2,13 @@
 
 #include "common/strings.h"
 #include "http/responses.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 namespace {
 
 std::string UploadLocation(const RepoName& repo, const std::string& id) {
-  return "/v2/" + repo.str() + "/blobs/uploads/" + id;
+  return UploadPath(repo, id);
 }
 
 // The Range header of an upload holding `offset` bytes: "0-<last byte>", and
@@ -27,7 +28,7 @@ void AnswerUpload(httplib::Response& res, const RepoName& repo, const UploadStat
 
 void AnswerBlobCreated(httplib::Response& res, const RepoName& repo, const Digest& digest) {
   res.status = 201;
-  res.set_header("Location", "/v2/" + repo.str() + "/blobs/" + digest.str());
+  res.set_header("Location", BlobPath(repo, digest));
   res.set_header("Docker-Content-Digest", digest.str());
   res.set_content("", "text/plain");
 }
@@ -195,7 +196,7 @@ void PushHandlers::PutManifest(const httplib::Request& req, httplib::Response& r
       *repo, *reference, req.get_header_value("Content-Type"), std::move(*bytes));
   if (!pushed) return WriteError(res, pushed.error());
   res.status = 201;
-  res.set_header("Location", "/v2/" + repo->str() + "/manifests/" + pushed->digest.str());
+  res.set_header("Location", ManifestPath(*repo, pushed->digest.str()));
   res.set_header("Docker-Content-Digest", pushed->digest.str());
   if (!pushed->subject.empty()) res.set_header("OCI-Subject", pushed->subject);
   res.set_content("", "text/plain");

@@ -279,7 +279,7 @@ void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& 
   auto tags = mirror_.sources().IsHosted(*repo) ? mirror_.hosted().Tags(*repo)
                                                 : mirror_.tag_lists().Tags(*repo);
   if (!tags) return WriteError(res, tags.error());
-  WritePage(req, res, "/v2/" + repo->str() + "/tags/list", *tags, "tags", &repo->str());
+  WritePage(req, res, TagsListPath(*repo), *tags, "tags", &repo->str());
 }
 
 void RegistryHandlers::Catalog(const httplib::Request& req, httplib::Response& res) {

@@ -11,6 +11,7 @@
 #include "common/strings.h"
 #include "registry/hubcache_headers.h"
 #include "registry/media_types.h"
+#include "registry/routes.h"
 #include "upstream/curl_easy.h"
 
 namespace hubcache {
@@ -124,7 +125,7 @@ MirrorSession::~MirrorSession() {
 
 Result<MirrorReply> MirrorSession::GetManifest(const RepoName& repo, const std::string& reference) {
   Transfer transfer;
-  return Perform("/v2/" + repo.str() + "/manifests/" + reference, transfer);
+  return Perform(ManifestPath(repo, reference), transfer);
 }
 
 Result<MirrorReply> MirrorSession::GetBlob(
@@ -135,7 +136,7 @@ Result<MirrorReply> MirrorSession::GetBlob(
   transfer.is_blob = true;
   transfer.on_head = &on_head;
   transfer.on_data = &on_data;
-  return Perform("/v2/" + repo.str() + "/blobs/" + digest.str(), transfer);
+  return Perform(BlobPath(repo, digest), transfer);
 }
 
 Result<MirrorReply> MirrorSession::Perform(const std::string& path, Transfer& transfer) {

@@ -51,4 +51,25 @@ Route ParseRoute(std::string_view path) {
   return route;
 }
 
+std::string RepositoryPath(std::string_view name) {
+  std::string out = "/v2/";
+  out += name;
+  out += '/';
+  return out;
+}
+
+std::string ManifestPath(const RepoName& repo, std::string_view reference) {
+  return RepositoryPath(repo.str()) + "manifests/" + std::string(reference);
+}
+
+std::string BlobPath(const RepoName& repo, const Digest& digest) {
+  return RepositoryPath(repo.str()) + "blobs/" + digest.str();
+}
+
+std::string TagsListPath(const RepoName& repo) { return RepositoryPath(repo.str()) + "tags/list"; }
+
+std::string UploadPath(const RepoName& repo, std::string_view id) {
+  return RepositoryPath(repo.str()) + "blobs/uploads/" + std::string(id);
+}
+
 }  // namespace hubcache

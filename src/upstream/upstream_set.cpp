@@ -1,4 +1,5 @@
 #include "upstream/upstream_set.h"
+#include "registry/routes.h"
 
 namespace hubcache {
 
@@ -60,14 +61,14 @@ Result<UpstreamSet::Target> UpstreamSet::Resolve(const RepoName& repo,
   if (route.source == RepoSource::kRefused) return Fail(ErrorKind::kNameUnknown, route.reason);
   UpstreamClient* client = members_[route.upstream].client.get();
   if (route.upstream == 0) return Target{client, repo, path};
-  const std::string prefix = "/v2/" + repo.str() + "/";
+  const std::string prefix = RepositoryPath(repo.str());
   if (path.compare(0, prefix.size(), prefix) != 0) {
     return Fail(ErrorKind::kInternal, "upstream path " + path + " is not under " + prefix);
   }
   auto remote = RepoName::ParseRemote(route.remote);
   if (!remote) return tl::unexpected(remote.error());
   return Target{client, std::move(*remote),
-                "/v2/" + route.remote + "/" + path.substr(prefix.size())};
+                RepositoryPath(route.remote) + path.substr(prefix.size())};
 }
 
 Result<UpstreamResponse> UpstreamSet::Fetch(const std::string& method, const RepoName* repo,

@@ -32,7 +32,7 @@ class UpstreamSet {
                                                                    const RepoSources& sources);
 
   // UpstreamClient::Fetch and Stream, sent where `repo` routes. `path` must
-  // start with "/v2/" + repo.str() + "/" (as the services build it), or be
+  // start with RepositoryPath(repo.str()) (registry/routes.h builds them all), or be
   // "/v2/" with a null repo (Docker Hub's). Statuses come back as the client
   // returns them.
   [[nodiscard]] Result<UpstreamResponse> Fetch(const std::string& method, const RepoName* repo,

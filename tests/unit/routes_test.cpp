@@ -109,5 +109,30 @@ TEST_CASE("ParseRoute") {
   }
 }
 
+TEST_CASE("Path builders give what ParseRoute takes back") {
+  const RepoName repo = *RepoName::Parse("ghcr.io/team/app");
+  const Digest digest = *Digest::Parse("sha256:" + std::string(64, 'a'));
+  CHECK(RepositoryPath("library/alpine") == "/v2/library/alpine/");
+  struct Case {
+    std::string path;
+    RouteKind kind;
+    std::string reference;
+  };
+  const Case cases[] = {
+      {ManifestPath(repo, "1.0"), RouteKind::kManifest, "1.0"},
+      {ManifestPath(repo, digest.str()), RouteKind::kManifest, digest.str()},
+      {BlobPath(repo, digest), RouteKind::kBlob, digest.str()},
+      {TagsListPath(repo), RouteKind::kTagsList, ""},
+      {UploadPath(repo, "abc-123"), RouteKind::kBlobUpload, "abc-123"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.path);
+    Route route = ParseRoute(c.path);
+    CHECK(route.kind == c.kind);
+    CHECK(route.name == repo.str());
+    CHECK(route.reference == c.reference);
+  }
+}
+
 }  // namespace
 }  // namespace hubcache
