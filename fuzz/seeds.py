@@ -320,12 +320,73 @@ BASIC_CREDENTIALS = {
     "not_base64": "Basic dX*6cA==",
 }
 
+CONFIG_FILE = {
+    # the CNCF registry's config.yml as operators keep it, and hubcache's section
+    "cncf": """version: 0.1
+log:
+  level: info
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: true
+      age: 168h
+      interval: 24h0m0s
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+  tls:
+    certificate: /certs/domain.crt
+    key: /certs/domain.key
+    clientcas: [/certs/ca.pem]
+auth:
+  htpasswd:
+    realm: basic-realm
+    path: /auth/htpasswd
+proxy:
+  remoteurl: https://registry-1.docker.io
+  ttl: 168h
+""",
+    "hubcache": """hubcache:
+  cache_max_size: 50GiB
+  hosted: [team/*, ci/*]
+  upstreams:
+    - name: ghcr.io
+      url: https://ghcr.io
+      username: u
+      password: p
+      allow: ["owner/*"]
+      deny: [owner/secret]
+""",
+    "s3": "storage:\n  s3:\n    bucket: b\n    regionendpoint: http://127.0.0.1:7480\n",
+    "flow": "{http: {addr: ':5000', headers: {A: [x, 'y']}}, log: {accesslog: {disabled: true}}}",
+    "anchors": "x: &a {addr: ':1'}\nhttp: *a\n",
+    "duplicate": "http:\n  addr: :1\n  addr: :2\n",
+    "two_drivers": "storage:\n  filesystem: {}\n  s3: {}\n",
+    "token_auth": "auth:\n  token:\n    realm: x\n",
+    "deep": "a: " + "[" * 64,
+    "tabs": "http:\n\taddr: :1\n",
+    "multi_doc": "http: {addr: ':1'}\n---\nhttp: {addr: ':2'}\n",
+    "binary": "\x00\xff\xfe: \x01",
+    "complex_key": "? [a, b]\n: c\n",
+    "empty": "",
+}
+
 CORPORA = {
     "basic_credentials": BASIC_CREDENTIALS,
     "reference": REFERENCE,
     "www_authenticate": WWW_AUTHENTICATE,
     "range": RANGE,
     "config": CONFIG,
+    "config_file": CONFIG_FILE,
     "media_types": MEDIA_TYPES,
     "htpasswd": HTPASSWD,
     "request_parser": REQUEST_PARSER,

@@ -1,11 +1,5 @@
 #include "config/config_file.h"
 
-// GCC 12's -Wdangling-pointer fires inside yaml-cpp 0.7's node headers
-// (node/impl.h, on the library's own temporaries), not on code here; muted for
-// this one file, the only one that includes yaml-cpp.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
-#endif
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -76,13 +70,16 @@ class Reader {
   Status EachKey(const YAML::Node& map, const std::string& parent, const Visit& visit) {
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& k = it->first;
+      // Copies: the iterator hands out a temporary pair, whose members a
+      // reference would outlive (Nodes are handles, cheap to copy).
+      const YAML::Node k = it->first;
+      const YAML::Node v = it->second;
       if (!k.IsScalar() || k.Scalar().empty()) {
         return Error(LineOf(k), parent.empty() ? "(top)" : parent, "a key must be a plain name");
       }
       std::string key = parent.empty() ? k.Scalar() : parent + "." + k.Scalar();
       if (!seen.insert(k.Scalar()).second) return Error(LineOf(k), key, "duplicate key");
-      if (auto s = visit(key, k, it->second); !s) return s;
+      if (auto s = visit(key, k, v); !s) return s;
     }
     return {};
   }
