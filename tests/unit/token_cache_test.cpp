@@ -107,24 +107,52 @@ TEST_CASE("TokenCache: the token is kept byte for byte") {
 }
 
 TEST_CASE("TokenCache: concurrent Put, Get and Invalidate") {
+  // Threads share three scopes and each writes its own values into them, so a
+  // Get can see another thread's token: it must always be one written whole,
+  // for that scope (a value built from the scope, the writer and a padding of
+  // the writer's letter; a torn or crossed value breaks that shape).
   TokenCache cache;
   constexpr int kThreads = 8;
   constexpr int kIterations = 2000;
+  auto value = [](const std::string& scope, int t, int i) {
+    return scope + "#" + std::to_string(t) + "#" + std::to_string(i) + "#" +
+           std::string(64, static_cast<char>('a' + t));
+  };
+  auto well_formed = [&](const std::string& scope, const std::string& token) {
+    if (token.rfind(scope + "#", 0) != 0) return false;
+    size_t a = scope.size() + 1;
+    size_t b = token.find('#', a);
+    if (b == std::string::npos) return false;
+    size_t c = token.find('#', b + 1);
+    if (c == std::string::npos) return false;
+    int t = std::stoi(token.substr(a, b - a));
+    int i = std::stoi(token.substr(b + 1, c - b - 1));
+    return t >= 0 && t < kThreads && i >= 0 && i < kIterations && token == value(scope, t, i);
+  };
   std::atomic<int> bad{0};
+  std::atomic<int> foreign{0};  // tokens another thread wrote: the sharing happened
   std::vector<JoiningThread> threads;
   for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&cache, &bad, t] {
+    threads.emplace_back([&, t] {
       const std::string scope = "repository:r" + std::to_string(t % 3) + ":pull";
       for (int i = 0; i < kIterations; ++i) {
-        cache.Put(scope, "token-" + std::to_string(t % 3), 300, kT0);
+        if (i % 2 == 0) cache.Put(scope, value(scope, t, i), 300, kT0);
         auto got = cache.Get(scope, kT0);
-        if (got && *got != "token-" + std::to_string(t % 3)) ++bad;
+        if (got && !well_formed(scope, *got)) ++bad;
+        if (got && *got != value(scope, t, i)) ++foreign;
         if (i % 7 == 0) cache.Invalidate(scope);
       }
     });
   }
   for (auto& th : threads) th.join();
   CHECK(bad.load() == 0);
+  // Every scope ends with a token one of its writers put last, or none.
+  for (int s = 0; s < 3; ++s) {
+    const std::string scope = "repository:r" + std::to_string(s) + ":pull";
+    auto got = cache.Get(scope, kT0);
+    if (got) CHECK(well_formed(scope, *got));
+  }
+  MESSAGE("tokens read that another thread wrote: " << foreign.load());
 }
 
 }  // namespace
