@@ -154,13 +154,9 @@ Result<BlobRead> BlobService::Stat(const RepoName& repo, const Digest& digest) {
 }
 
 Result<uint64_t> BlobService::UpstreamSize(const RepoName& repo, const Digest& digest) {
-  auto response = upstream_.Fetch("HEAD", &repo, BlobPath(repo, digest), {}, 64 * 1024);
+  auto response = ExpectOk(upstream_.Fetch("HEAD", &repo, BlobPath(repo, digest), {}, 64 * 1024),
+                           ErrorKind::kBlobUnknown, repo.str() + "@" + digest.str(), stats_);
   if (!response) return tl::unexpected(response.error());
-  if (response->status != 200) {
-    if (response->status != 404) ++stats_.upstream_errors;
-    return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kBlobUnknown,
-                                              repo.str() + "@" + digest.str()));
-  }
   const std::string length = response->Header("content-length");
   uint64_t size = 0;
   auto [ptr, ec] = std::from_chars(length.data(), length.data() + length.size(), size);

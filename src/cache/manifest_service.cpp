@@ -192,18 +192,11 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
     }
     ++stats_.manifest_misses;
     const std::string what = repo.str() + "@" + digest.str();
-    auto response = upstream_.Fetch("GET", &repo, ManifestPath(repo, digest.str()),
-                                    {"Accept: " + AcceptSet::All().UpstreamHeader()},
-                                    options_.max_manifest_bytes);
-    if (!response) {
-      ++stats_.upstream_errors;
-      return tl::unexpected(response.error());
-    }
-    if (response->status != 200) {
-      if (response->status != 404) ++stats_.upstream_errors;
-      return tl::unexpected(
-          UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
-    }
+    auto response = ExpectOk(upstream_.Fetch("GET", &repo, ManifestPath(repo, digest.str()),
+                                             {"Accept: " + AcceptSet::All().UpstreamHeader()},
+                                             options_.max_manifest_bytes),
+                             ErrorKind::kManifestUnknown, what, stats_);
+    if (!response) return tl::unexpected(response.error());
     stats_.manifest_bytes_from_upstream += response->body.size();
     if (Sha256::HexOf(response->body) != digest.hex()) {
       ++stats_.upstream_errors;
@@ -297,16 +290,10 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
   ++stats_.manifest_misses;
   const std::string what = repo.str() + ":" + tag.str();
   auto response =
-      upstream_.Fetch("GET", &repo, ManifestPath(repo, tag.str()),
-                      {"Accept: " + accept.UpstreamHeader()}, options_.max_manifest_bytes);
-  if (!response) {
-    ++stats_.upstream_errors;
-    return tl::unexpected(response.error());
-  }
-  if (response->status != 200) {
-    if (response->status != 404) ++stats_.upstream_errors;
-    return tl::unexpected(UpstreamStatusError(response->status, ErrorKind::kManifestUnknown, what));
-  }
+      ExpectOk(upstream_.Fetch("GET", &repo, ManifestPath(repo, tag.str()),
+                               {"Accept: " + accept.UpstreamHeader()}, options_.max_manifest_bytes),
+               ErrorKind::kManifestUnknown, what, stats_);
+  if (!response) return tl::unexpected(response.error());
   stats_.manifest_bytes_from_upstream += response->body.size();
   Digest digest = Digest::FromHex(Sha256::HexOf(response->body));
   std::string claimed = response->Header("docker-content-digest");

@@ -60,16 +60,9 @@ Result<std::vector<std::string>> TagListService::FetchUpstream(const RepoName& r
   std::string path = TagsListPath(repo);
   for (int page = 0; page < kMaxPages && !path.empty(); ++page) {
     auto response =
-        upstream_.Fetch("GET", &repo, path, {"Accept: application/json"}, kMaxPageBytes);
-    if (!response) {
-      ++stats_.upstream_errors;
-      return tl::unexpected(response.error());
-    }
-    if (response->status != 200) {
-      if (response->status != 404) ++stats_.upstream_errors;
-      return tl::unexpected(
-          UpstreamStatusError(response->status, ErrorKind::kNameUnknown, repo.str() + " tags"));
-    }
+        ExpectOk(upstream_.Fetch("GET", &repo, path, {"Accept: application/json"}, kMaxPageBytes),
+                 ErrorKind::kNameUnknown, repo.str() + " tags", stats_);
+    if (!response) return tl::unexpected(response.error());
     auto page_tags = ParseTags(response->body);
     tags.insert(tags.end(), page_tags.begin(), page_tags.end());
     path = NextLink(response->Header("link"));

@@ -20,6 +20,19 @@ Error UpstreamStatusError(int status, ErrorKind unknown_kind, const std::string&
   return Error{ErrorKind::kUpstreamInvalid, suffix};
 }
 
+Result<UpstreamResponse> ExpectOk(Result<UpstreamResponse> response, ErrorKind unknown_kind,
+                                  const std::string& what, CacheStats& stats) {
+  if (!response) {
+    ++stats.upstream_errors;
+    return response;
+  }
+  if (response->status != 200) {
+    if (response->status != 404) ++stats.upstream_errors;
+    return tl::unexpected(UpstreamStatusError(response->status, unknown_kind, what));
+  }
+  return response;
+}
+
 bool AllowsStaleServe(const Error& error) {
   switch (error.kind) {
     case ErrorKind::kUpstreamUnavailable:
