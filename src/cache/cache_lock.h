@@ -1,6 +1,9 @@
 #pragma once
 // An advisory lock on <root>/.lock held by a running server, so that a second
 // server refuses the same cache and offline tools know a server is running.
+// Owns the lock's descriptor (the lock lasts as long as the object); nothing in
+// it changes after TryAcquire, and IsHeld is a free-standing check: both safe
+// from any thread.
 
 #include <filesystem>
 #include <memory>

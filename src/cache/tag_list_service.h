@@ -2,6 +2,9 @@
 // GET /v2/<name>/tags/list and /v2/_catalog. Tags come from the upstream first
 // (all pages, merged and sorted) and from the last cached copy when the upstream
 // fails; the catalog lists what this cache holds.
+// Thread-safe: any number of requests at once (one upstream fetch per
+// repository at a time, SingleFlight). Borrows the upstreams, the index and the
+// stats, which outlive it (Mirror owns them all).
 
 #include <string>
 #include <vector>

@@ -5,6 +5,7 @@
 // so the resident size keeps the high-water mark of everything ever in use at
 // once: 16 concurrent blob transfers with 1 MiB buffers left +50 MiB resident,
 // and hundreds of parked connections their request buffers.
+// Move-only; owns its mapping. Not thread-safe: one owner uses it at a time.
 
 #include <sys/mman.h>
 

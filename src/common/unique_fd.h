@@ -1,5 +1,7 @@
 #pragma once
-// Owns a file descriptor; closes it on destruction. Move-only.
+// Owns a file descriptor; closes it on destruction. Move-only. Not
+// thread-safe itself (one owner at a time); the descriptor may be used from
+// several threads as the system call allows.
 
 #include <unistd.h>
 

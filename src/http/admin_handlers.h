@@ -3,6 +3,9 @@
 // and then only for requests bearing it (401 otherwise). Pull users never get
 // in. The credentials are checked from the request's head, before any body is
 // read; only POST /admin/prewarm reads one (a JSON list, up to 1 MiB).
+// Thread-safe: worker threads call it for concurrent requests; its own state is
+// the pre-warm jobs (PrewarmJobs, thread-safe). Borrows the Mirror, shares the
+// client-auth object with the HTTP front.
 //
 //   GET    /admin/images                 cached images (as `hubcache ls --json`)
 //   DELETE /admin/images/<repo>:<tag>    remove an image and blobs nothing else uses

@@ -5,6 +5,8 @@
 // index to a client that accepts one, a schema2 manifest to one that accepts only
 // that). The cache keys tags by AcceptSet, a canonical form that ignores order,
 // q-values and unknown types, so a reordered Accept header is still a hit.
+// AcceptSet is an immutable value (safe to share between threads); the
+// functions are pure.
 
 #include <cstdint>
 #include <string>

@@ -3,6 +3,7 @@
 // only by its Parse function, which enforces the distribution grammar; past that
 // edge no raw strings travel. The digest grammar is also the path-traversal
 // defence: only [a-f0-9]{64} ever reaches the filesystem.
+// Immutable values: copy them freely, share them between threads.
 
 #include <string>
 #include <string_view>

@@ -4,6 +4,8 @@
 // route. Fed once per request after the response was written; every update is
 // a lock-free atomic add, so counting costs a cache hit no lock. A snapshot
 // that counts a request also has its bytes (the count is released last).
+// Thread-safe: Record and Snapshot from any number of threads at once. Owns its
+// counters (fixed arrays, no allocation after construction).
 
 #include <array>
 #include <atomic>

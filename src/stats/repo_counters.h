@@ -7,6 +7,8 @@
 // once the table is full, new repositories are counted under kOverflowName, so
 // memory and metric cardinality stay bounded whatever names clients send
 // (callers pass only validated names of requests that succeeded).
+// Thread-safe: Add and the readers from any number of threads at once. Owns
+// its table (allocated once, at construction).
 
 #include <atomic>
 #include <cstdint>
