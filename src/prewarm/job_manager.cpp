@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "prewarm/report.h"
+#include "registry/errors.h"
 
 namespace hubcache {
 namespace {
@@ -23,9 +24,7 @@ ApiReply JsonError(int status, const std::string& message, nlohmann::json detail
                      : status == 429 ? "TOOMANYREQUESTS"
                      : status == 503 ? "UNAVAILABLE"
                                      : "INVALID_REQUEST";
-  nlohmann::json error = {{"code", code}, {"message", message}};
-  if (!detail.is_null()) error["detail"] = std::move(detail);
-  return ApiReply{status, nlohmann::json{{"errors", nlohmann::json::array({error})}}.dump()};
+  return ApiReply{status, ErrorJson(code, message, detail)};
 }
 
 }  // namespace

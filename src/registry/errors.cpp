@@ -67,8 +67,15 @@ std::string ErrorJson(const Error& error) {
 }
 
 std::string ErrorJson(const char* code, const std::string& message) {
+  return ErrorJson(code, message, nlohmann::json(nullptr));
+}
+
+std::string ErrorJson(const char* code, const std::string& message, const nlohmann::json& detail) {
   nlohmann::json entry = {{"code", code}, {"message", message}};
-  return nlohmann::json{{"errors", nlohmann::json::array({entry})}}.dump();
+  if (!detail.is_null()) entry["detail"] = detail;
+  // Messages may quote what a client sent: never let invalid UTF-8 throw.
+  return nlohmann::json{{"errors", nlohmann::json::array({entry})}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace hubcache
