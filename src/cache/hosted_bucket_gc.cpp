@@ -7,7 +7,7 @@
 
 #include "cache/hosted_bucket.h"
 #include "common/clock.h"
-#include "common/human_units.h"
+#include "common/units.h"
 #include "registry/media_types.h"
 #include "registry/reference.h"
 

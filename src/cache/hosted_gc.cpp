@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "common/clock.h"
-#include "common/human_units.h"
+#include "common/units.h"
 #include "registry/reference.h"
 
 namespace hubcache {

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/human_units.h"
+#include "common/units.h"
 #include "common/result.h"
 #include "index/index_db.h"
 

@@ -13,7 +13,7 @@
 #include "cache/reconcile.h"
 #include "cli/cache_args.h"
 #include "cli/command.h"
-#include "common/human_units.h"
+#include "common/units.h"
 #include "config/config.h"
 #include "upstream/s3_client.h"
 

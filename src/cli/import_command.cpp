@@ -9,8 +9,8 @@
 #include "cache/registry_import.h"
 #include "cli/cache_args.h"
 #include "cli/command.h"
-#include "common/human_units.h"
 #include "common/strings.h"
+#include "common/units.h"
 #include "config/config.h"
 #include "registry/repo_sources.h"
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "common/units.h"
 #include "config/config.h"
 #include "stats/stats_table.h"
 #include "upstream/curl_easy.h"

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/units.h"
 #include "config/config_file.h"
 #include "config/http_headers.h"
 
@@ -215,16 +216,5 @@ inline constexpr const char* kConfigPathEnv = "REGISTRY_CONFIGURATION_PATH";
 
 // The process environment as a map (for LoadConfig).
 std::map<std::string, std::string> ProcessEnvironment();
-
-// "50GiB", "500MB", "1.5G", "1024" (bytes). Units: B, K/KB, M/MB, G/GB, T/TB
-// (powers of 1000) and KiB, MiB, GiB, TiB (powers of 1024); one-letter units are
-// binary, as operators mean them for disk caps.
-[[nodiscard]] Result<uint64_t> ParseByteSize(const std::string& text);
-
-// "90%" or a fraction "0.9", within [0, 1].
-[[nodiscard]] Result<double> ParseFraction(const std::string& text);
-
-// "90s", "5m", "1h", "250ms", or a bare number of seconds.
-[[nodiscard]] Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
 
 }  // namespace hubcache

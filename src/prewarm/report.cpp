@@ -20,26 +20,6 @@ std::string Cut(const std::string& s, size_t width) {
 
 }  // namespace
 
-std::string HumanDuration(double seconds) {
-  char buf[32];
-  if (seconds < 0) seconds = 0;
-  if (seconds < 10) {
-    std::snprintf(buf, sizeof(buf), "%.1fs", seconds);
-    return buf;
-  }
-  auto s = static_cast<uint64_t>(seconds + 0.5);
-  if (s < 60) {
-    std::snprintf(buf, sizeof(buf), "%llus", static_cast<unsigned long long>(s));
-  } else if (s < 3600) {
-    std::snprintf(buf, sizeof(buf), "%llum%02llus", static_cast<unsigned long long>(s / 60),
-                  static_cast<unsigned long long>(s % 60));
-  } else {
-    std::snprintf(buf, sizeof(buf), "%lluh%02llum", static_cast<unsigned long long>(s / 3600),
-                  static_cast<unsigned long long>(s % 3600 / 60));
-  }
-  return buf;
-}
-
 std::string ResultText(const ImageProgress& image) {
   switch (image.state) {
     case ImageState::kDone:

@@ -9,13 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/human_units.h"
+#include "common/units.h"
 #include "prewarm/image_list.h"
 #include "prewarm/prewarm_run.h"
 
 namespace hubcache {
-
-std::string HumanDuration(double seconds);  // "0.4s", "42s", "3m05s", "2h03m"
 
 // The result column of an image: "ok", or "failed: <reason>: <error>".
 std::string ResultText(const ImageProgress& image);
