@@ -10,8 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/units.h"
 #include "common/result.h"
+#include "common/units.h"
 #include "index/index_db.h"
 
 namespace hubcache {
