@@ -61,6 +61,8 @@ import threading
 import time
 import urllib.parse
 
+from bench_common import fmt, parse
+
 MB = 1000 * 1000
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -853,25 +855,6 @@ MIRROR_PAIRS = [  # (hosted figure, mirror figure, unit, higher is better)
     ("get_manifest_p50_ms", "mirror_get_manifest_p50_ms", "ms", False),
     ("get_blob1m_p50_ms", "mirror_get_blob1m_p50_ms", "ms", False),
 ]
-
-
-def parse(path):
-    vals = {}
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if len(p) >= 2 and not line.startswith("#"):
-                try:
-                    vals[p[0]] = float(p[1])
-                except ValueError:
-                    pass
-    return vals
-
-
-def fmt(v):
-    if v is None:
-        return "NA"
-    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
 
 
 def report(root):

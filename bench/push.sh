@@ -21,7 +21,8 @@
 # the test command (meson test / scripts/test.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 DIST_BIN=${DIST_BIN:-/usr/bin/docker-registry}
 STATE=${STATE:-/tmp/bench-push}
 
@@ -35,11 +36,5 @@ args=(--rounds "${ROUNDS:-3}" --pull-repeat "${PULL_REPEAT:-5}" --pull-1g-repeat
 [ "${DRY_RUN:-0}" = 1 ] && args+=(--dry-run)
 [ -n "${PERF_PHASES:-}" ] && args+=(--perf "$PERF_PHASES")
 
-if [ -z "${HUBCACHE_BIN:-}" ]; then
-  echo "[$(date +%H:%M:%S)] building a release hubcache in build-bench/" >&2
-  [ -f "$ROOT/build-bench/build.ninja" ] ||
-    meson setup "$ROOT/build-bench" "$ROOT" --buildtype=release >/dev/null
-  ninja -C "$ROOT/build-bench" ${BUILD_JOBS:+-j "$BUILD_JOBS"} hubcache >/dev/null
-  HUBCACHE_BIN=$ROOT/build-bench/hubcache
-fi
+bench_release_binary
 exec /usr/bin/python3 "$HERE/push.py" --bin "$HUBCACHE_BIN" "${args[@]}"

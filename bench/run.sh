@@ -38,7 +38,9 @@ export NGINX_PORT=$((BASE + 20)) HUBCACHE_PORT=$((BASE + 30))
 HITS_PORT=$((BASE + 31))
 PY=/usr/bin/python3
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+log() { bench_log "$@"; }
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 
 [ -x "$TESTBED/bench.sh" ] || die "the test bed is not at $TESTBED (set TESTBED=...): it provides the upstream, the seed images and the reference mirrors"
@@ -48,14 +50,7 @@ for p in $HUB_PORT $TOKEN_PORT $DIST_PORT $NGINX_PORT $HUBCACHE_PORT $HITS_PORT;
   fi
 done
 
-if [ -z "${HUBCACHE_BIN:-}" ]; then
-  log "building a release hubcache in build-bench/"
-  [ -f "$ROOT/build-bench/build.ninja" ] ||
-    meson setup "$ROOT/build-bench" "$ROOT" --buildtype=release -Dwerror=true >/dev/null
-  meson compile -C "$ROOT/build-bench" hubcache >/dev/null
-  HUBCACHE_BIN=$ROOT/build-bench/hubcache
-fi
-export HUBCACHE_BIN
+bench_release_binary
 
 cleanup() {
   "$HERE/hubcache.sh" stop || true

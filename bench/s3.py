@@ -92,6 +92,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import push  # noqa: E402
+from bench_common import fmt, parse  # noqa: E402
 from push import (ACCEPT, MB, MT_CONFIG, MT_LAYER, MT_MANIFEST, TIMEOUT, WORKERS,  # noqa: E402
                   Client, expect, free_ports, log, pull_image, push_blob, run_workers, sha)
 import s3_mirror_cases  # noqa: E402  (bucket_keys)
@@ -841,25 +842,6 @@ def main():
 
 
 # ---------------------------------------------------------------- report
-
-def parse(path):
-    vals = {}
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if len(p) >= 2 and not line.startswith("#"):
-                try:
-                    vals[p[0]] = float(p[1])
-                except ValueError:
-                    pass
-    return vals
-
-
-def fmt(v):
-    if v is None:
-        return "NA"
-    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
-
 
 NAMES = [s[0] for s in SHAPES]
 # (label, numerator figure, denominator figure or None, goal op, goal value)

@@ -21,7 +21,8 @@
 # ceph-common and haproxy (scripts/install-deps.sh all). Not part of the test command.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 DIST_BIN=${DIST_BIN:-/usr/bin/docker-registry}
 
 die() { echo "bench/s3.sh: $*" >&2; exit 1; }
@@ -34,11 +35,5 @@ args=(--rounds "${ROUNDS:-3}" --clients "${CLIENTS:-16}" --load-seconds "${LOAD_
   --l1-repeat "${L1_REPEAT:-3}" --state "${STATE:-/tmp/bench-s3}" --dist-bin "$DIST_BIN")
 [ "${NO_VERIFY:-0}" = 1 ] && args+=(--no-verify)
 
-if [ -z "${HUBCACHE_BIN:-}" ]; then
-  echo "[$(date +%H:%M:%S)] building a release hubcache in build-bench/" >&2
-  [ -f "$ROOT/build-bench/build.ninja" ] ||
-    meson setup "$ROOT/build-bench" "$ROOT" --buildtype=release >/dev/null
-  ninja -C "$ROOT/build-bench" ${BUILD_JOBS:+-j "$BUILD_JOBS"} hubcache >/dev/null
-  HUBCACHE_BIN=$ROOT/build-bench/hubcache
-fi
+bench_release_binary
 exec /usr/bin/python3 "$HERE/s3.py" --bin "$HUBCACHE_BIN" "${args[@]}"
