@@ -12,7 +12,8 @@
 // The handlers see an httplib::Request built from the parsed head (the path
 // percent-decoded, the query split into parameters; header values as sent)
 // and fill an httplib::Response, as cpp-httplib's own handlers do; cpp-httplib
-// itself never parses a request.
+// itself never parses a request (so req.ranges stays empty: a Range header is
+// read once, by registry/range.h).
 
 #include <openssl/ssl.h>
 

@@ -124,10 +124,6 @@ void WritePage(const httplib::Request& req, httplib::Response& res, const std::s
 
 void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& res,
                               RequestBody& body) {
-  // httplib parses Range itself and would slice bodies on its own; range
-  // semantics are ours (registry/range.h), so its parse is dropped here.
-  const_cast<httplib::Request&>(req).ranges.clear();
-
   Route route = ParseRoute(req.path);
   if (route.kind == RouteKind::kOther) {
     return WriteError(res, Error{ErrorKind::kNameUnknown, "not found: " + req.path});
