@@ -1426,6 +1426,17 @@ def readme_reference_rows():
 
 
 class ReadmeReference(unittest.TestCase):
+    def test_ci_runs_exactly_the_readme_test_command(self):
+        # Quick start's two sh blocks: start the mirror, then install, build and test.
+        quick = read(README).split("## Quick start", 1)[1].split("\n## ", 1)[0]
+        blocks = re.findall(r"```sh\n(.*?)```", quick, flags=re.S)
+        self.assertEqual(len(blocks), 2, "README's Quick start should give exactly two commands")
+        readme_test = blocks[1].strip()
+        ci = [line for line in read(os.path.join(REPO_ROOT, ".ci", "run")).splitlines()
+              if line.strip() and not line.startswith("#")]
+        self.assertEqual(ci[-1], readme_test, ".ci/run must end with the README's test command")
+        self.assertEqual(blocks[0].strip(), "./scripts/run.sh")
+
     def test_readme_table_and_code_list_the_same_settings(self):
         rows = readme_reference_rows()
         self.assertGreater(len(rows), 5, "README configuration table not found")
