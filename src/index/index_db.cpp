@@ -290,6 +290,19 @@ namespace {
 
 const char* TableOf(EntryKind kind) { return kind == EntryKind::kBlob ? "blobs" : "manifests"; }
 
+// The rows of a bound (kind, digest, size, last_access_ms) query, stepped to the end.
+Result<std::vector<CacheEntry>> ReadCacheEntries(Statement& s, sqlite3* db, const char* what) {
+  if (!s.ok()) return tl::unexpected(DbError(db, what));
+  std::vector<CacheEntry> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back(CacheEntry{s.Int(0) == 0 ? EntryKind::kBlob : EntryKind::kManifest, s.Text(1),
+                             static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db, what));
+  return out;
+}
+
 }  // namespace
 
 Status IndexDb::PutManifestRefs(const std::string& manifest,
@@ -370,16 +383,8 @@ Result<std::vector<CacheEntry>> IndexDb::LeastRecentlyUsed(size_t limit) {
               "SELECT 0, digest, size, last_access_ms FROM blobs UNION ALL "
               "SELECT 1, digest, size, last_access_ms FROM manifests "
               "ORDER BY 1 ASC, 4 ASC LIMIT ?1");
-  if (!s.ok()) return tl::unexpected(DbError(db_, "lru"));
-  s.Bind(1, static_cast<int64_t>(limit));
-  std::vector<CacheEntry> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    out.push_back(CacheEntry{s.Int(0) == 0 ? EntryKind::kBlob : EntryKind::kManifest, s.Text(1),
-                             static_cast<uint64_t>(s.Int(2)), s.Int(3)});
-  }
-  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "lru"));
-  return out;
+  if (s.ok()) s.Bind(1, static_cast<int64_t>(limit));
+  return ReadCacheEntries(s, db_, "lru");
 }
 
 Result<std::vector<CacheEntry>> IndexDb::UnusedSince(int64_t before_ms, size_t limit) {
@@ -389,17 +394,11 @@ Result<std::vector<CacheEntry>> IndexDb::UnusedSince(int64_t before_ms, size_t l
               "UNION ALL "
               "SELECT 1, digest, size, last_access_ms FROM manifests WHERE last_access_ms < ?1 "
               "ORDER BY 4 ASC LIMIT ?2");
-  if (!s.ok()) return tl::unexpected(DbError(db_, "unused since"));
-  s.Bind(1, before_ms);
-  s.Bind(2, static_cast<int64_t>(limit));
-  std::vector<CacheEntry> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    out.push_back(CacheEntry{s.Int(0) == 0 ? EntryKind::kBlob : EntryKind::kManifest, s.Text(1),
-                             static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+  if (s.ok()) {
+    s.Bind(1, before_ms);
+    s.Bind(2, static_cast<int64_t>(limit));
   }
-  if (rc != SQLITE_DONE) return tl::unexpected(DbError(db_, "unused since"));
-  return out;
+  return ReadCacheEntries(s, db_, "unused since");
 }
 
 Result<std::vector<CacheEntry>> IndexDb::AllEntries() {
