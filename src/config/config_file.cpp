@@ -133,50 +133,46 @@ class Reader {
     return {};
   }
 
-  Status Storage(const YAML::Node& v, int line) {
+  // A section one of whose keys is the choice (the storage driver, the auth
+  // type): a supported name sets `env` to it and its settings are read under
+  // <env>_<NAME>; a name that is neither supported nor one of `parameters`
+  // (read the same way) is refused, as is a second choice.
+  Status OneOf(const YAML::Node& v, int line, const std::string& section, const std::string& env,
+               const std::set<std::string>& supported, const std::set<std::string>& parameters,
+               const std::string& what) {
     if (v.IsNull()) return {};
-    if (!v.IsMap()) return Error(line, "storage", "expected a mapping");
-    std::string driver;
+    if (!v.IsMap()) return Error(line, section, "expected a mapping");
+    std::string chosen;
     return EachKey(
-        v, "storage",
+        v, section,
         [&](const std::string& key, const YAML::Node& k, const YAML::Node& cv) -> Status {
           const std::string& name = k.Scalar();
-          if (kStorageParameters.count(name) == 0) {
-            if (kStorageDrivers.count(name) == 0) {
-              return Error(
-                  LineOf(k), key,
-                  "storage driver '" + name + "' is not supported by hubcache (filesystem or s3)");
-            }
-            if (!driver.empty()) {
+          if (parameters.count(name) == 0) {
+            if (supported.count(name) == 0) {
+              std::string names;
+              for (const auto& n : supported) names += (names.empty() ? "" : " or ") + n;
               return Error(LineOf(k), key,
-                           "more than one storage driver (" + driver + " and " + name + ")");
+                           what + " '" + name + "' is not supported by hubcache (" + names + ")");
             }
-            driver = name;
-            out_.values.push_back(FileValue{"REGISTRY_STORAGE", name, key, LineOf(k)});
+            if (!chosen.empty()) {
+              return Error(LineOf(k), key,
+                           "more than one " + what + " (" + chosen + " and " + name + ")");
+            }
+            chosen = name;
+            out_.values.push_back(FileValue{env, name, key, LineOf(k)});
             if (cv.IsNull()) return {};
           }
-          return Section(key, "REGISTRY_STORAGE_" + Upper(name), k, cv);
+          return Section(key, env + "_" + Upper(name), k, cv);
         });
   }
 
+  Status Storage(const YAML::Node& v, int line) {
+    return OneOf(v, line, "storage", "REGISTRY_STORAGE", kStorageDrivers, kStorageParameters,
+                 "storage driver");
+  }
+
   Status Auth(const YAML::Node& v, int line) {
-    if (v.IsNull()) return {};
-    if (!v.IsMap()) return Error(line, "auth", "expected a mapping");
-    std::string type;
-    return EachKey(
-        v, "auth",
-        [&](const std::string& key, const YAML::Node& k, const YAML::Node& cv) -> Status {
-          const std::string& name = k.Scalar();
-          if (name != "htpasswd") {
-            return Error(LineOf(k), key,
-                         "auth type '" + name + "' is not supported by hubcache (htpasswd)");
-          }
-          if (!type.empty()) return Error(LineOf(k), key, "more than one auth type");
-          type = name;
-          out_.values.push_back(FileValue{"REGISTRY_AUTH", name, key, LineOf(k)});
-          if (cv.IsNull()) return {};
-          return Section(key, "REGISTRY_AUTH_HTPASSWD", k, cv);
-        });
+    return OneOf(v, line, "auth", "REGISTRY_AUTH", {"htpasswd"}, {}, "auth type");
   }
 
   // http.headers: Name: [values] (or one value), as REGISTRY_HTTP_HEADERS_<Name>.
