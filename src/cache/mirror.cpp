@@ -2,7 +2,6 @@
 
 #include "cache/reconcile.h"
 #include "common/log.h"
-#include "common/strings.h"
 
 #include <algorithm>
 #include <iterator>
@@ -20,10 +19,7 @@ constexpr std::chrono::seconds kRedirectValidity{20 * 60};
 std::vector<MirroredRegistry> Mirror::MirroredRegistries(const Config& config) {
   std::vector<MirroredRegistry> out;
   for (const auto& u : config.upstreams) {
-    // host[:port] of the URL (validated by the configuration): ?ns= may name it so.
-    std::string authority = u.url.substr(u.url.find("://") + 3);
-    authority = ToLower(authority.substr(0, authority.find('/')));
-    out.push_back(MirroredRegistry{u.name, authority, u.allow, u.deny});
+    out.push_back(MirroredRegistry{u.name, u.authority, u.allow, u.deny});
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "common/log.h"
@@ -114,28 +115,37 @@ Status SetCount(int& field, const std::string& name, const std::string& value, i
   return {};
 }
 
-// http(s)://host[:port][/path], host non-empty; parsed by libcurl's URL API,
-// the same parser that later uses it.
-bool IsHttpUrlWithHost(const std::string& url) {
+// The lower-cased host[:port] (the port only when written) of an
+// http(s)://host[:port][/path] URL with a non-empty host; nullopt for anything
+// else. Parsed by libcurl's URL API, the same parser that later uses it.
+std::optional<std::string> HttpUrlAuthority(const std::string& url) {
+  // curl forgives "https:///x" (taking x as the host); an operator meant something else.
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) return std::nullopt;
+  if (url.compare(url.find("://") + 3, 1, "/") == 0) return std::nullopt;
   CURLU* u = curl_url();
-  bool ok = false;
+  std::optional<std::string> authority;
   if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char* scheme = nullptr;
     char* host = nullptr;
+    char* port = nullptr;
     if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
       std::string s = scheme;
-      ok = (s == "http" || s == "https") && host[0] != '\0';
+      if ((s == "http" || s == "https") && host[0] != '\0') {
+        authority = ToLower(host);
+        if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+          *authority += ":" + std::string(port);
+      }
     }
     curl_free(scheme);
     curl_free(host);
+    curl_free(port);
   }
   curl_url_cleanup(u);
-  // curl forgives "https:///x" (taking x as the host); an operator meant something else.
-  size_t authority = url.find("://");
-  return ok && (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) &&
-         url.compare(authority + 3, 1, "/") != 0;
+  return authority;
 }
+
+bool IsHttpUrlWithHost(const std::string& url) { return HttpUrlAuthority(url).has_value(); }
 
 std::vector<std::string> SplitList(const std::string& text) {
   std::vector<std::string> out;
@@ -800,9 +810,11 @@ Result<UpstreamConfig> LoadUpstream(const std::string& path, const FileUpstream&
       }
       out.name = v.value;
     } else if (v.env == "url") {
-      if (!IsHttpUrlWithHost(v.value)) {
+      auto authority = HttpUrlAuthority(v.value);
+      if (!authority) {
         s = fail(v, "expected an http:// or https:// URL, got '" + v.value + "'");
       }
+      out.authority = authority.value_or("");
       out.url = v.value;
       while (out.url.size() > 8 && out.url.back() == '/') out.url.pop_back();
     } else if (v.env == "username") {

@@ -24,6 +24,9 @@ struct UpstreamConfig {
   // /v2/<name>/<repository>/... ("ghcr.io", "registry.k8s.io", "host:5000").
   std::string name;
   std::string url;  // "https://ghcr.io"
+  // Its host[:port], lower-cased, as an image reference on a node names it
+  // (what containerd sends in ?ns=): "ghcr.io", "127.0.0.1:5001".
+  std::string authority;
   std::string username;
   std::string password;
   std::string ca;  // PEM bundle to verify its TLS with; empty = the system's

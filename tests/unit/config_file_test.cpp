@@ -287,6 +287,24 @@ TEST_CASE_FIXTURE(ConfigFixture, "LoadConfig: upstreams are checked") {
                             "    - {name: a.io, url: 'https://b.io'}\n")});
   REQUIRE_FALSE(twice.has_value());
   CHECK(twice.error().message.find("listed twice") != std::string::npos);
+  // The authority ?ns= may name an upstream by: host[:port] as written, lower-cased.
+  struct Authority {
+    const char* url;
+    const char* authority;
+  };
+  const Authority authorities[] = {
+      {"http://127.0.0.1:5001/", "127.0.0.1:5001"},
+      {"https://GHCR.io", "ghcr.io"},
+      {"https://puller@registry.example:443/v2-mirror", "registry.example:443"},
+  };
+  for (const auto& a : authorities) {
+    CAPTURE(a.url);
+    auto config = LoadConfig(
+        {}, {Write(std::string("hubcache:\n  upstreams:\n    - name: a.io\n      url: ") + a.url +
+                   "\n")});
+    REQUIRE(config.has_value());
+    CHECK(config->upstreams[0].authority == a.authority);
+  }
   auto freshness =
       LoadConfig({{"HUBCACHE_TAG_FRESHNESS", "10s"}},
                  {Write("hubcache:\n  upstreams:\n    - {name: a.io, url: 'https://a.io'}\n")});
