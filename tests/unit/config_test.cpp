@@ -356,6 +356,7 @@ TEST_CASE("LoadConfig: bad durations name their setting") {
       {"--upstream-stall-timeout", "HUBCACHE_UPSTREAM_STALL_TIMEOUT", false},
       {"--fill-timeout", "HUBCACHE_FILL_TIMEOUT", false},
       {"--keepalive-timeout", "HUBCACHE_KEEPALIVE_TIMEOUT", false},
+      {"--proxy-ttl", "REGISTRY_PROXY_TTL", true},
   };
   for (const auto& s : settings) {
     for (const std::string bad : {"5x", "-1s", "", "1.5s", "s", "10 s"}) {
