@@ -16,10 +16,6 @@
 namespace hubcache {
 namespace {
 
-// Bytes read from a fill per write to the client. 1 MiB was tried: no less CPU
-// per byte than 256 KiB on the test machine, and 768 KiB more memory per transfer.
-constexpr size_t kChunkBytes = 256 * 1024;
-
 // An upstream that announces an empty body for a blob: only the empty blob's
 // digest can be right (nothing else hashes to it), so anything else is refused
 // before a complete-looking empty body, digest and all, goes out.
@@ -191,7 +187,7 @@ bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uin
 
 bool BlobService::StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
                              const Writer& write) {
-  MappedBuffer buffer(kChunkBytes);
+  MappedBuffer buffer(kStreamChunkBytes);
   if (buffer.size() == 0) return false;  // out of memory
   const uint64_t end = length ? first + *length : std::numeric_limits<uint64_t>::max();
   uint64_t offset = first;

@@ -13,7 +13,6 @@
 namespace hubcache {
 namespace {
 
-constexpr size_t kListPage = 1000;
 constexpr size_t kMaxListPages = 1000;  // a million keys: bound on one listing
 
 std::string RepoPrefix(const RepoName& repo) { return "hosted/repositories/" + repo.str() + "/"; }
@@ -150,7 +149,7 @@ Result<std::vector<std::string>> HostedBucket::ListAll(const std::string& prefix
   std::vector<std::string> keys;
   std::string continuation;
   for (size_t page = 0; page < kMaxListPages; ++page) {
-    auto listed = s3_.List(prefix, kListPage, &continuation);
+    auto listed = s3_.List(prefix, S3Client::kMaxListPage, &continuation);
     if (!listed) return tl::unexpected(listed.error());
     for (auto& object : *listed) keys.push_back(object.key.substr(prefix.size()));
     if (continuation.empty()) return keys;

@@ -14,14 +14,13 @@
 namespace hubcache {
 namespace {
 
-constexpr size_t kListPage = 1000;
 constexpr size_t kMaxObjects = 2'000'000;  // bound on one listing
 
 Result<std::vector<S3Client::ListedObject>> ListAll(S3Client& s3, const std::string& prefix) {
   std::vector<S3Client::ListedObject> out;
   std::string continuation;
   do {
-    auto page = s3.List(prefix, kListPage, &continuation);
+    auto page = s3.List(prefix, S3Client::kMaxListPage, &continuation);
     if (!page) return tl::unexpected(page.error());
     for (auto& object : *page) out.push_back(std::move(object));
     if (out.size() > kMaxObjects) {

@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kBufferSize = 256 * 1024;
+constexpr size_t kImportBufferSize = 256 * 1024;
 constexpr size_t kMaxLinkBytes = 256;  // "sha256:" + 64 hex, and a newline at most
 constexpr int kMaxNameDepth = 32;      // path components of one repository name
 
@@ -246,7 +246,7 @@ class Importer {
     }
     int from = staged.linked.valid() ? staged.linked.get() : source.value->get();
     Sha256 hash;
-    std::vector<char> buffer(kBufferSize);
+    std::vector<char> buffer(kImportBufferSize);
     while (true) {
       ssize_t n = ::read(from, buffer.data(), buffer.size());
       if (n < 0 && errno == EINTR) continue;
@@ -284,7 +284,7 @@ class Importer {
     auto source = OpenSource(digest, options_.max_manifest_bytes, size);
     if (!source.value) return Outcome<std::string>{std::nullopt, source.skip_reason};
     std::string bytes;
-    std::vector<char> buffer(kBufferSize);
+    std::vector<char> buffer(kImportBufferSize);
     while (bytes.size() <= options_.max_manifest_bytes) {
       ssize_t n = ::read(source.value->get(), buffer.data(), buffer.size());
       if (n < 0 && errno == EINTR) continue;

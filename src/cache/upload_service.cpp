@@ -17,7 +17,7 @@
 namespace hubcache {
 namespace {
 
-constexpr size_t kBufferSize = 256 * 1024;
+constexpr size_t kUploadBufferSize = 256 * 1024;
 
 // 32 hex characters from the OS's randomness: unguessable, so an upload id
 // is a capability of the client that started it.
@@ -167,7 +167,7 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
     return Fail(ErrorKind::kIo, "upload file: " + std::string(strerror(errno)));
   }
   if (live.hash && live.hashed != row.offset) live.hash.reset();
-  std::vector<char> buffer(kBufferSize);
+  std::vector<char> buffer(kUploadBufferSize);
   uint64_t offset = row.offset;
   SyncBehind sync(fd.get(), row.offset);
   std::optional<Error> failure;
@@ -237,7 +237,7 @@ Result<StoredBlob> UploadService::Complete(Live& live, const UploadRow& row, con
   } else {
     // The running hash was lost (a restart): hash the file once.
     Sha256 hash;
-    std::vector<char> buffer(kBufferSize);
+    std::vector<char> buffer(kUploadBufferSize);
     uint64_t left = row.offset;
     while (left > 0) {
       ssize_t n = ::read(fd.get(), buffer.data(), std::min<uint64_t>(left, buffer.size()));
@@ -373,7 +373,7 @@ Result<std::optional<StoredBlob>> UploadService::Mount(const RepoName& repo, con
     // Another filesystem: copy the bytes.
     auto copy = hosted_.CreateTemp();
     if (!copy) return tl::unexpected(copy.error());
-    std::vector<char> buffer(kBufferSize);
+    std::vector<char> buffer(kUploadBufferSize);
     while (true) {
       ssize_t n = ::read(source->get(), buffer.data(), buffer.size());
       if (n < 0 && errno == EINTR) continue;

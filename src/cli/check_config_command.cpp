@@ -20,7 +20,7 @@
 namespace hubcache {
 namespace {
 
-void PrintUsage(FILE* out) {
+void PrintCheckConfigUsage(FILE* out) {
   std::fprintf(out,
                "Usage: hubcache check-config [CONFIG.yml] [--env-file FILE] [--json] [SERVE "
                "FLAGS...]\n"
@@ -173,7 +173,7 @@ int RunCheckConfig(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
-      PrintUsage(stdout);
+      PrintCheckConfigUsage(stdout);
       return kExitOk;
     } else if (a == "--env-example") {
       PrintEnvExample();

@@ -17,7 +17,7 @@
 namespace hubcache {
 namespace {
 
-constexpr const char* kUsage = "usage: hubcache import DIR [--root ROOT] [--hosted PATTERNS]";
+constexpr const char* kImportUsage = "usage: hubcache import DIR [--root ROOT] [--hosted PATTERNS]";
 
 std::vector<std::string> SplitPatterns(const std::string& text) {
   std::vector<std::string> out;
@@ -55,8 +55,8 @@ int RunImport(const std::vector<std::string>& raw_args) {
     }
   }
   auto parsed = ParseCacheArgs(args, {});
-  if (!parsed) return Refuse(kExitUsage, parsed.error().message + " (" + kUsage + ")");
-  if (parsed->positional.size() != 1) return Refuse(kExitUsage, kUsage);
+  if (!parsed) return Refuse(kExitUsage, parsed.error().message + " (" + kImportUsage + ")");
+  if (parsed->positional.size() != 1) return Refuse(kExitUsage, kImportUsage);
   if (!hosted_text) {
     auto env = ProcessEnvironment();
     if (auto it = env.find("HUBCACHE_HOSTED"); it != env.end()) hosted_text = it->second;

@@ -32,7 +32,7 @@ constexpr int kMaxConcurrency = 64;
 constexpr auto kRedrawInterval = std::chrono::milliseconds(250);
 constexpr auto kPlainProgressInterval = std::chrono::seconds(10);
 
-const char kUsage[] =
+const char kPrewarmUsage[] =
     "Usage: hubcache prewarm [options] -f FILE\n"
     "       hubcache prewarm [options] IMAGE...\n"
     "\n"
@@ -267,7 +267,7 @@ int RunPrewarm(const std::vector<std::string>& args) {
   auto parsed = ParseArgs(args);
   if (!parsed) return UsageError(parsed.error().message);
   if (parsed->help) {
-    std::fputs(kUsage, stdout);
+    std::fputs(kPrewarmUsage, stdout);
     return kExitOk;
   }
 

@@ -19,9 +19,9 @@
 namespace hubcache {
 namespace {
 
-constexpr size_t kMaxBodyBytes = 64 * 1024 * 1024;
+constexpr size_t kMaxStatsBodyBytes = 64 * 1024 * 1024;
 
-void PrintUsage(FILE* out) {
+void PrintStatsUsage(FILE* out) {
   std::fprintf(out,
                "Usage: hubcache stats [--url URL] [--json] [--timeout DURATION]\n"
                "  --url URL       the mirror (default http://127.0.0.1:PORT, PORT from\n"
@@ -46,7 +46,7 @@ std::string DefaultUrl(const std::map<std::string, std::string>& env) {
 
 size_t Append(char* data, size_t size, size_t n, void* user) {
   auto* body = static_cast<std::string*>(user);
-  if (body->size() + size * n > kMaxBodyBytes) return 0;
+  if (body->size() + size * n > kMaxStatsBodyBytes) return 0;
   body->append(data, size * n);
   return size * n;
 }
@@ -66,7 +66,7 @@ int RunStats(const std::vector<std::string>& args) {
       return std::nullopt;
     };
     if (a == "--help" || a == "-h") {
-      PrintUsage(stdout);
+      PrintStatsUsage(stdout);
       return kExitOk;
     } else if (a == "--json") {
       as_json = true;
@@ -90,7 +90,7 @@ int RunStats(const std::vector<std::string>& args) {
       timeout = *d;
     } else {
       std::fprintf(stderr, "hubcache stats: unknown option '%s'\n", a.c_str());
-      PrintUsage(stderr);
+      PrintStatsUsage(stderr);
       return kExitUsage;
     }
   }

@@ -13,6 +13,11 @@
 
 namespace hubcache {
 
+// The buffer a blob is streamed to a client through, bytes per write. 1 MiB was
+// tried: no less CPU per byte than 256 KiB on the test machine, and 768 KiB more
+// memory per transfer.
+inline constexpr size_t kStreamChunkBytes = 256 * 1024;
+
 class MappedBuffer {
  public:
   explicit MappedBuffer(size_t size)

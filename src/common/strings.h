@@ -26,5 +26,18 @@ constexpr bool IsHexDigit(char c) {
 }
 // The value of a hexadecimal digit (IsHexDigit(c) must hold).
 constexpr int HexValue(char c) { return IsDigit(c) ? c - '0' : AsciiLower(c) - 'a' + 10; }
+// A tchar of RFC 9110 section 5.6.2: what a method, a field name or a token is made of.
+constexpr bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c)) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+// A non-empty run of tchars.
+constexpr bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return true;
+}
 
 }  // namespace hubcache

@@ -15,11 +15,6 @@ std::string_view TrimBlanks(std::string_view s) {
   return s;
 }
 
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c)) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 // A field value as it may go on the wire: visible text, spaces and tabs inside,
 // no control byte (CR, LF and NUL among them), nothing blank at either end.
 Status CheckValue(const std::string& value) {

@@ -24,12 +24,12 @@ nlohmann::json ReportJson(const RemovalReport& report) {
 }
 
 // The largest request body the admin API reads (a pre-warm list).
-constexpr size_t kMaxBodyBytes = 1024 * 1024;
+constexpr size_t kMaxAdminBodyBytes = 1024 * 1024;
 
 }  // namespace
 
 size_t AdminHandlers::BodyLimit(const httplib::Request& req) const {
-  return req.method == "POST" && req.path == "/admin/prewarm" ? kMaxBodyBytes : 0;
+  return req.method == "POST" && req.path == "/admin/prewarm" ? kMaxAdminBodyBytes : 0;
 }
 
 void AdminHandlers::Handle(const httplib::Request& req, httplib::Response& res) {

@@ -7,35 +7,6 @@
 namespace hubcache {
 namespace {
 
-bool IsTchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(),
-                                   [](char c) { return IsTchar(static_cast<unsigned char>(c)); });
-}
-
 // field-value bytes: visible, obs-text, space and tab; no other control byte.
 bool IsValueByte(unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7f); }
 

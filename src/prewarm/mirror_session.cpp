@@ -18,7 +18,6 @@ namespace hubcache {
 namespace {
 
 constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
-constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
 
 const nlohmann::json* FirstError(const nlohmann::json& doc) {
   if (!doc.is_object()) return nullptr;

@@ -3,9 +3,9 @@
 namespace hubcache {
 namespace {
 
-using json = nlohmann::ordered_json;
+using Json = nlohmann::ordered_json;
 
-json Kind(const KindCounts& k) {
+Json Kind(const KindCounts& k) {
   return {{"requests", k.requests()},
           {"hits", k.hits},
           {"misses", k.misses},
@@ -14,16 +14,16 @@ json Kind(const KindCounts& k) {
 }
 
 template <typename T>
-json OrNull(const std::optional<T>& v) {
-  return v ? json(*v) : json(nullptr);
+Json OrNull(const std::optional<T>& v) {
+  return v ? Json(*v) : Json(nullptr);
 }
 
-json Route(const RouteSnapshot& r) {
-  json status = json::object();
+Json RouteJson(const RouteSnapshot& r) {
+  Json status = Json::object();
   for (size_t c = 1; c < kStatusClasses; ++c) {
     if (uint64_t n = r.RequestsWithStatusClass(c); n > 0) status[std::to_string(c) + "xx"] = n;
   }
-  json cache = json::object();
+  Json cache = Json::object();
   for (size_t c = 1; c < kCacheResults; ++c) {
     if (uint64_t n = r.Requests(static_cast<CacheResult>(c)); n > 0)
       cache[CacheResultName(static_cast<CacheResult>(c))] = n;
@@ -40,13 +40,13 @@ json Route(const RouteSnapshot& r) {
             {"p99", r.latency.Quantile(0.99)}}}};
 }
 
-json Bucket(const BucketFigures& b) {
+Json Bucket(const BucketFigures& b) {
   if (!b.configured) return nullptr;
   return {{"bucket", b.bucket},
           {"endpoint", b.endpoint},
           {"available", b.available},
           {"last_error", b.last_error},
-          {"failed_at_ms", b.failed_at_ms ? json(b.failed_at_ms) : json(nullptr)},
+          {"failed_at_ms", b.failed_at_ms ? Json(b.failed_at_ms) : Json(nullptr)},
           {"requests", b.requests},
           {"errors", b.errors},
           {"bytes_sent", b.bytes_sent},
@@ -69,14 +69,14 @@ json Bucket(const BucketFigures& b) {
           {"writes_pending", b.writes_pending},
           {"writes_dropped", b.writes_dropped},
           {"max_bytes", b.max_bytes},
-          {"cache_bytes", b.measured_at_ms ? json(b.cache_bytes) : json(nullptr)},
-          {"cache_objects", b.measured_at_ms ? json(b.cache_objects) : json(nullptr)},
-          {"measured_at_ms", b.measured_at_ms ? json(b.measured_at_ms) : json(nullptr)},
+          {"cache_bytes", b.measured_at_ms ? Json(b.cache_bytes) : Json(nullptr)},
+          {"cache_objects", b.measured_at_ms ? Json(b.cache_objects) : Json(nullptr)},
+          {"measured_at_ms", b.measured_at_ms ? Json(b.measured_at_ms) : Json(nullptr)},
           {"trimmed_objects", b.trimmed_objects},
           {"trimmed_bytes", b.trimmed_bytes}};
 }
 
-json Prefetch(const PrefetchFigures& p) {
+Json Prefetch(const PrefetchFigures& p) {
   return {{"enabled", p.enabled},
           {"max_fills", p.max_fills},
           {"max_bytes", p.max_bytes},
@@ -93,10 +93,10 @@ json Prefetch(const PrefetchFigures& p) {
           {"joined", p.joined}};
 }
 
-json Hosted(const HostedFigures& h) {
-  json list = nullptr;
+Json Hosted(const HostedFigures& h) {
+  Json list = nullptr;
   if (h.repository_list_known) {
-    list = json::array();
+    list = Json::array();
     for (const auto& repo : h.repository_list) {
       list.push_back({{"name", repo.name},
                       {"size_bytes", repo.size_bytes},
@@ -131,21 +131,21 @@ json Hosted(const HostedFigures& h) {
 }  // namespace
 
 nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
-  json routes = json::object();
+  Json routes = Json::object();
   uint64_t http_total = 0;
   for (size_t i = 0; i < s.routes.size() && i < kRouteClasses; ++i) {
-    routes[RouteClassName(static_cast<RouteClass>(i))] = Route(s.routes[i]);
+    routes[RouteClassName(static_cast<RouteClass>(i))] = RouteJson(s.routes[i]);
     http_total += s.routes[i].Requests();
   }
 
-  json upstream_requests = json::array();
+  Json upstream_requests = Json::array();
   uint64_t upstream_total = 0;
   for (const auto& u : s.upstream_requests) {
     upstream_requests.push_back(
         {{"registry", u.registry}, {"method", u.method}, {"status", u.status}, {"count", u.count}});
     upstream_total += u.count;
   }
-  json registries = json::array();
+  Json registries = Json::array();
   for (const auto& u : s.upstreams) {
     uint64_t requests = 0;
     for (const auto& r : s.upstream_requests) requests += r.registry == u.registry ? r.count : 0;
@@ -158,21 +158,21 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
                           {"bytes_received", u.bytes_received}});
   }
 
-  json rejected = json::object();
+  Json rejected = Json::object();
   for (const auto& [reason, n] : s.rejected) rejected[reason] = n;
 
-  json top = json::array();
+  Json top = Json::array();
   for (size_t i = 0; i < s.repositories_served.size() && i < kTopRepositories; ++i) {
     const auto& r = s.repositories_served[i];
     top.push_back(
         {{"repository", r.repository}, {"bytes_served", r.bytes}, {"requests", r.requests}});
   }
 
-  json cached = nullptr;
+  Json cached = nullptr;
   if (s.cached_known) {
-    cached = json::array();
+    cached = Json::array();
     for (const auto& repo : s.cached) {
-      json tags = json::array();
+      Json tags = Json::array();
       for (const auto& t : repo.tags) {
         tags.push_back({{"tag", t.tag},
                         {"digest", t.digest},
@@ -235,8 +235,8 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
         {"ratelimit",
          {{"limit", OrNull(s.ratelimit_limit)},
           {"remaining", OrNull(s.ratelimit_remaining)},
-          {"seen_at_ms", s.ratelimit_limit || s.ratelimit_remaining ? json(s.ratelimit_seen_ms)
-                                                                    : json(nullptr)}}}}},
+          {"seen_at_ms", s.ratelimit_limit || s.ratelimit_remaining ? Json(s.ratelimit_seen_ms)
+                                                                    : Json(nullptr)}}}}},
       {"top_repositories", top},
       {"repositories", cached},
       {"hosted", Hosted(s.hosted)},
@@ -258,7 +258,7 @@ nlohmann::ordered_json StatsJson(const StatsSnapshot& s) {
 }
 
 nlohmann::ordered_json HistoryJson(const std::vector<HistorySample>& samples, int64_t interval_ms) {
-  json out = json::array();
+  Json out = Json::array();
   for (const auto& h : samples) {
     out.push_back({{"t_ms", h.t_ms},
                    {"hits", h.hits},

@@ -52,4 +52,8 @@ class CurlHandlePool {
 // Continue, or a redirect curl follows) and clears what came before.
 void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::string>& headers);
 
+// How much of an error body (or another small body) a transfer keeps: enough for
+// any registry or S3 error document, never a stream's worth.
+inline constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
+
 }  // namespace hubcache

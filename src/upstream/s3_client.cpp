@@ -19,9 +19,46 @@
 #include "upstream/s3_xml.h"
 
 namespace hubcache {
+
+// What S3Client::Request refers to, in a named namespace: a member of a class with
+// external linkage must not have a type of an anonymous namespace.
+namespace s3_transfer {
+
+enum class Op { kHead, kGet, kPut, kDelete, kList, kMultipart };
+
+// A streamed request body: `length` bytes from `read`, starting at object
+// offset `base`.
+struct UploadState {
+  const S3Client::Reader* read = nullptr;
+  uint64_t base = 0;
+  uint64_t length = 0;
+  uint64_t pos = 0;      // the next byte curl gets, relative to base
+  uint64_t fetched = 0;  // bytes obtained from the reader so far
+  std::string replay;    // the first kReplayBytes fetched
+  std::optional<Error> error;
+  S3Counters* counters = nullptr;
+};
+
+// A 2xx GET body on its way to an S3Sink.
+struct DownloadState {
+  S3Sink* sink = nullptr;
+  uint64_t first = 0;
+  std::optional<uint64_t> length;
+  bool started = false;  // on_size delivered
+  uint64_t skip = 0;     // leading bytes to drop (a 200 answering a range request)
+  uint64_t remaining = 0;
+  bool complete = false;  // every wanted byte delivered (the rest may be cut)
+  std::optional<Error> error;
+};
+
+}  // namespace s3_transfer
+
+using s3_transfer::DownloadState;
+using s3_transfer::Op;
+using s3_transfer::UploadState;
+
 namespace {
 
-constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
 // A page of 1000 keys is about 300 KB of XML.
 constexpr size_t kMaxListBodyBytes = 8 * 1024 * 1024;
 constexpr size_t kMaxKeyBytes = 1024;
@@ -34,8 +71,6 @@ constexpr size_t kReplayBytes = 256 * 1024;
 constexpr long kBufferBytes = 256 * 1024;
 constexpr int kAttempts = 3;
 constexpr const char* kDefaultContentType = "application/octet-stream";
-
-enum class Op { kHead, kGet, kPut, kDelete, kList, kMultipart };
 
 bool IsTlsFailure(CURLcode rc) {
   return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
@@ -94,19 +129,6 @@ std::optional<ContentRange> ParseContentRange(std::string_view v) {
   return ContentRange{*first, *last, *total};
 }
 
-// A streamed request body: `length` bytes from `read`, starting at object
-// offset `base`.
-struct UploadState {
-  const S3Client::Reader* read = nullptr;
-  uint64_t base = 0;
-  uint64_t length = 0;
-  uint64_t pos = 0;      // the next byte curl gets, relative to base
-  uint64_t fetched = 0;  // bytes obtained from the reader so far
-  std::string replay;    // the first kReplayBytes fetched
-  std::optional<Error> error;
-  S3Counters* counters = nullptr;
-};
-
 size_t OnRead(char* out, size_t size, size_t n, void* user) {
   auto* u = static_cast<UploadState*>(user);
   const uint64_t left = u->length - u->pos;
@@ -158,18 +180,6 @@ int OnSeek(void* user, curl_off_t offset, int origin) {
   u->pos = to;
   return CURL_SEEKFUNC_OK;
 }
-
-// A 2xx GET body on its way to an S3Sink.
-struct DownloadState {
-  S3Sink* sink = nullptr;
-  uint64_t first = 0;
-  std::optional<uint64_t> length;
-  bool started = false;  // on_size delivered
-  uint64_t skip = 0;     // leading bytes to drop (a 200 answering a range request)
-  uint64_t remaining = 0;
-  bool complete = false;  // every wanted byte delivered (the rest may be cut)
-  std::optional<Error> error;
-};
 
 }  // namespace
 
@@ -923,7 +933,7 @@ Result<std::vector<S3Client::ListedObject>> S3Client::List(const std::string& pr
   r.api = "ListObjectsV2";
   r.method = "GET";
   r.query = {{"list-type", "2"},
-             {"max-keys", std::to_string(std::clamp<size_t>(max_keys, 1, 1000))}};
+             {"max-keys", std::to_string(std::clamp<size_t>(max_keys, 1, kMaxListPage))}};
   if (!root.empty() || !prefix.empty()) r.query.push_back({"prefix", root + prefix});
   if (continuation != nullptr && !continuation->empty()) {
     r.query.push_back({"continuation-token", *continuation});

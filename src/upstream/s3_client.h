@@ -196,7 +196,9 @@ class S3Client {
     uint64_t size = 0;
     int64_t modified_unix_ms = 0;
   };
-  // One page (ListObjectsV2, at most max_keys, 1..1000) of the objects whose
+  // The most keys one ListObjectsV2 page may hold (S3's limit).
+  static constexpr size_t kMaxListPage = 1000;
+  // One page (ListObjectsV2, at most max_keys, 1..kMaxListPage) of the objects whose
   // key starts with `prefix`, in key order. *continuation: "" to start; set to
   // the token of the next page, "" when this was the last.
   [[nodiscard]] Result<std::vector<ListedObject>> List(const std::string& prefix, size_t max_keys,

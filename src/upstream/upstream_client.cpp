@@ -17,7 +17,6 @@ namespace hubcache {
 namespace {
 
 constexpr int kMaxRedirects = 5;
-constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
 constexpr size_t kMaxTokenBodyBytes = 256 * 1024;
 
 // scheme://host:port of a URL (lower-cased, default ports made explicit), or "".

@@ -1,15 +1,13 @@
 #include "upstream/www_authenticate.h"
-#include "common/strings.h"
 
-#include <cctype>
+#include "common/strings.h"
 
 namespace hubcache {
 namespace {
 
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~/=").find(c) != std::string_view::npos;
-}
+// A tchar, or one of token68's others ("/" and the trailing "="): what a bare
+// parameter value or a token68 credential is made of.
+bool IsTokenOrToken68Char(char c) { return IsTokenChar(c) || c == '/' || c == '='; }
 
 class Cursor {
  public:
@@ -26,7 +24,7 @@ class Cursor {
   // A token without '=' (scheme names and parameter names).
   std::string_view Name() {
     size_t start = i_;
-    while (!AtEnd() && IsTokenChar(s_[i_]) && s_[i_] != '=') ++i_;
+    while (!AtEnd() && IsTokenChar(s_[i_])) ++i_;
     return s_.substr(start, i_ - start);
   }
   std::optional<std::string> Value() {
@@ -47,7 +45,7 @@ class Cursor {
       return std::nullopt;  // unterminated quote
     }
     size_t start = i_;
-    while (!AtEnd() && IsTokenChar(s_[i_])) ++i_;
+    while (!AtEnd() && IsTokenOrToken68Char(s_[i_])) ++i_;
     return std::string(s_.substr(start, i_ - start));
   }
   size_t pos() const { return i_; }
