@@ -15,24 +15,23 @@
 
 #include "common/sha256.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace hubcache {
 namespace {
 
+using testing::CountFiles;
+using testing::DigestOf;
+using testing::ReadFile;
+using testing::WriteFile;
+
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-std::unique_ptr<BlobStore> OpenOrDie(const fs::path& root) {
+std::unique_ptr<BlobStore> OpenStoreOrDie(const fs::path& root) {
   auto store = BlobStore::Open(root);
   if (!store) FAIL("cannot open store: " << store.error().message);
   return std::move(*store);
-}
-
-Digest DigestOf(const std::string& bytes) { return Digest::FromHex(Sha256::HexOf(bytes)); }
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::string ReadFd(int fd) {
@@ -47,24 +46,10 @@ std::string ReadFd(int fd) {
   return out;
 }
 
-void WriteFile(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
-
-size_t CountFiles(const fs::path& dir) {
-  size_t n = 0;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    (void)entry;
-    ++n;
-  }
-  return n;
-}
-
 TEST_CASE("BlobStore::Open creates the layout") {
   TempDir dir;
   auto root = dir.path() / "nested" / "cache";
-  auto store = OpenOrDie(root);
+  auto store = OpenStoreOrDie(root);
   CHECK(store->root() == root);
   CHECK(fs::is_directory(root / "blobs" / "sha256"));
   CHECK(fs::is_directory(root / "manifests" / "sha256"));
@@ -82,7 +67,7 @@ TEST_CASE("BlobStore::Open fails cleanly when the root cannot be created") {
 
 TEST_CASE("BlobStore::PathOf follows the documented layout") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   const std::string hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   auto digest = Digest::FromHex(hex);
   CHECK(store->PathOf(ObjectKind::kBlob, digest) == dir.path() / "blobs" / "sha256" / "e3" / hex);
@@ -103,7 +88,7 @@ TEST_CASE("BlobStore: write, commit, read") {
       CAPTURE(payload.size());
       CAPTURE(static_cast<int>(kind));
       TempDir dir;
-      auto store = OpenOrDie(dir.path());
+      auto store = OpenStoreOrDie(dir.path());
       auto digest = DigestOf(payload);
       CHECK_FALSE(store->SizeOf(kind, digest).has_value());
 
@@ -149,7 +134,7 @@ TEST_CASE("BlobStore: write, commit, read") {
 
 TEST_CASE("BlobStore: a committed TempFile survives its destruction") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   const std::string bytes = "layer bytes";
   auto digest = DigestOf(bytes);
   {
@@ -163,7 +148,7 @@ TEST_CASE("BlobStore: a committed TempFile survives its destruction") {
 
 TEST_CASE("BlobStore: committing the same digest twice keeps one whole file") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   const std::string bytes = "same content";
   auto digest = DigestOf(bytes);
   for (int i = 0; i < 2; ++i) {
@@ -178,7 +163,7 @@ TEST_CASE("BlobStore: committing the same digest twice keeps one whole file") {
 
 TEST_CASE("TempFile is removed when not committed") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   fs::path path;
   {
     auto temp = store->CreateTemp();
@@ -194,7 +179,7 @@ TEST_CASE("TempFile is removed when not committed") {
 
 TEST_CASE("TempFile: moving transfers the duty to remove the file") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   auto temp = store->CreateTemp();
   REQUIRE(temp.has_value());
   const fs::path path = temp->path();
@@ -210,7 +195,7 @@ TEST_CASE("TempFile: moving transfers the duty to remove the file") {
 
 TEST_CASE("TempFile: move-assigning over a live TempFile removes the file it held") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   auto first = store->CreateTemp();
   auto second = store->CreateTemp();
   REQUIRE(first.has_value());
@@ -230,7 +215,7 @@ TEST_CASE("TempFile: move-assigning over a live TempFile removes the file it hel
 
 TEST_CASE("BlobStore: temp files are unique") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   std::vector<TempFile> temps;
   std::set<fs::path> paths;
   for (int i = 0; i < 64; ++i) {
@@ -250,7 +235,7 @@ TEST_CASE("BlobStore::Open keeps committed objects and leaves tmp/ to reconcilia
   const std::string bytes = "a committed blob";
   auto digest = DigestOf(bytes);
   {
-    auto store = OpenOrDie(dir.path());
+    auto store = OpenStoreOrDie(dir.path());
     REQUIRE(store->WriteObject(ObjectKind::kBlob, digest, bytes));
     REQUIRE(store->WriteObject(ObjectKind::kManifest, digest, bytes));
   }
@@ -259,7 +244,7 @@ TEST_CASE("BlobStore::Open keeps committed objects and leaves tmp/ to reconcilia
   WriteFile(dir.path() / "tmp" / "fill-0123456789abcdef", "partial");
   WriteFile(dir.path() / "tmp" / "unexpected-name", "junk");
 
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   CHECK(CountFiles(dir.path() / "tmp") == 2u);
   CHECK(store->ReadObject(ObjectKind::kBlob, digest, 1024).value() == bytes);
   CHECK(store->ReadObject(ObjectKind::kManifest, digest, 1024).value() == bytes);
@@ -268,7 +253,7 @@ TEST_CASE("BlobStore::Open keeps committed objects and leaves tmp/ to reconcilia
 
 TEST_CASE("BlobStore: absent objects") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   auto digest = DigestOf("never stored");
   CHECK_FALSE(store->SizeOf(ObjectKind::kBlob, digest).has_value());
   CHECK_FALSE(store->SizeOf(ObjectKind::kManifest, digest).has_value());
@@ -285,7 +270,7 @@ TEST_CASE("BlobStore: absent objects") {
 
 TEST_CASE("BlobStore::WriteObject and ReadObject with a size bound") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   const std::string manifest =
       R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})";
   auto digest = DigestOf(manifest);
@@ -309,7 +294,7 @@ TEST_CASE("BlobStore::WriteObject and ReadObject with a size bound") {
 
 TEST_CASE("BlobStore::ReadObject: an empty object with max_bytes 0") {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenStoreOrDie(dir.path());
   auto digest = DigestOf("");
   REQUIRE(store->WriteObject(ObjectKind::kBlob, digest, ""));
   auto got = store->ReadObject(ObjectKind::kBlob, digest, 0);

@@ -13,14 +13,14 @@
 #include "fake_upstream.h"
 #include "joining_thread.h"
 #include "temp_dir.h"
+#include "test_support.h"
 #include "wait_for.h"
 
 namespace hubcache {
 namespace {
 
-constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+using testing::Name;
 
-RepoName Name(const char* raw) { return *RepoName::Parse(raw); }
 Digest D(const std::string& raw) { return *Digest::Parse(raw); }
 
 // A fake upstream with one image (a config and `layers` layers of `size`
@@ -62,7 +62,7 @@ struct CacheFixture {
         R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
         blobs.front() + R"(","size":)" + std::to_string(config_blob.size()) + R"(},"layers":[)" +
         layer_list + "]}";
-    manifest_digest = up.PutManifest(repo, tag, kOciManifest, manifest);
+    manifest_digest = up.PutManifest(repo, tag, std::string(kOciManifest), manifest);
   }
   Result<ManifestResult> Get(const char* repo, const std::string& ref) {
     return mirror->manifests().Get(Name(repo), *ParseReference(ref), AcceptSet::All());
@@ -141,14 +141,15 @@ TEST_CASE_FIXTURE(CacheFixture, "ManifestService: what an upstream status become
 
 TEST_CASE_FIXTURE(CacheFixture, "ManifestService: bytes that are not the digest asked for") {
   Start();
-  const std::string real = std::string(R"({"schemaVersion":2,"mediaType":")") + kOciManifest +
+  const std::string real = std::string(R"({"schemaVersion":2,"mediaType":")") +
+                           std::string(kOciManifest) +
                            R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json",)"
                            R"("digest":"sha256:)" +
                            std::string(64, '1') + R"(","size":2},"layers":[]})";
-  std::string other = up.PutManifest("library/bad", "other", kOciManifest, real);
+  std::string other = up.PutManifest("library/bad", "other", std::string(kOciManifest), real);
   // The upstream answers a different body under a digest: refused, not kept.
   std::string wanted = "sha256:" + std::string(64, 'e');
-  up.PutManifest("library/bad", wanted, kOciManifest, real);
+  up.PutManifest("library/bad", wanted, std::string(kOciManifest), real);
   auto got = Get("library/bad", wanted);
   REQUIRE_FALSE(got.has_value());
   CHECK(got.error().kind == ErrorKind::kUpstreamInvalid);

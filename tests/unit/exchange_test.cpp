@@ -13,9 +13,12 @@
 
 #include "common/unique_fd.h"
 #include "joining_thread.h"
+#include "test_support.h"
 
 namespace hubcache {
 namespace {
+
+using testing::CountOccurrences;
 
 using namespace std::chrono_literals;
 
@@ -49,13 +52,13 @@ struct RecordingRouter : RequestRouter {
   void Finish(const httplib::Request&, const httplib::Response&) override { ++finished; }
 };
 
-struct Fixture {
+struct ExchangeFixture {
   UniqueFd server;
   UniqueFd client;
   CacheStats stats;
   ConnectionLimits limits;
   RecordingRouter router;
-  Fixture() {
+  ExchangeFixture() {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
     server = UniqueFd(fds[0]);
@@ -105,16 +108,8 @@ struct Fixture {
   }
 };
 
-size_t Count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos;
-       at = haystack.find(needle, at + 1))
-    ++n;
-  return n;
-}
-
 TEST_CASE("ServeExchange: keep-alive requests are answered in order, path and query decoded") {
-  Fixture f;
+  ExchangeFixture f;
   auto ends = f.Serve(
       "GET /v2/a%2Fb/tags/list?n=2&last=x+y&flag HTTP/1.1\r\nHost: m\r\nX-V: %41\r\n\r\n"
       "HEAD /v2/ HTTP/1.1\r\nHost: m\r\n\r\n");
@@ -172,7 +167,7 @@ TEST_CASE("ServeExchange: a framing error is answered once and ends the connecti
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
-    Fixture f;
+    ExchangeFixture f;
     auto ends = f.Serve(c.bytes);
     REQUIRE(ends.size() == 1);
     CHECK(ends[0] == ExchangeEnd::kBroken);
@@ -180,14 +175,14 @@ TEST_CASE("ServeExchange: a framing error is answered once and ends the connecti
     CHECK((f.stats.*(c.counter)).load() == 1);
     std::string got = f.Received();
     CHECK(got.substr(0, got.find("\r\n")) == c.status_line);
-    CHECK(Count(got, "HTTP/1.1 ") == 1);  // exactly one answer
+    CHECK(CountOccurrences(got, "HTTP/1.1 ") == 1);  // exactly one answer
     CHECK(got.find("Connection: close") != std::string::npos);
   }
 }
 
 TEST_CASE("ServeExchange: a body is read only for a route that asks, after admission") {
   SUBCASE("refused from the head: the declared body is never read") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kAnswered};
     auto ends =
         f.Serve("POST /admin/prewarm HTTP/1.1\r\nHost: m\r\nContent-Length: 50331648\r\n\r\n" +
@@ -198,17 +193,17 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
     CHECK(f.Received().find("HTTP/1.1 401 Unauthorized\r\n") == 0);
   }
   SUBCASE("a route that reads no body: answered, then closed") {
-    Fixture f;
+    ExchangeFixture f;
     auto ends = f.Serve("GET /v2/ HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nGET /x");
     REQUIRE(ends.size() == 1);
     CHECK(ends[0] == ExchangeEnd::kClose);
     CHECK(f.router.handled.size() == 1);
     std::string got = f.Received();
-    CHECK(Count(got, "HTTP/1.1 ") == 1);
+    CHECK(CountOccurrences(got, "HTTP/1.1 ") == 1);
     CHECK(got.find("Connection: close") != std::string::npos);
   }
   SUBCASE("Content-Length body read whole") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kReadBody, 100};
     auto ends = f.Serve("POST /p HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nhello");
     REQUIRE(f.router.handled.size() == 1);
@@ -216,7 +211,7 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
     CHECK(ends[0] == ExchangeEnd::kKeepAlive);
   }
   SUBCASE("chunked body decoded, then the next request") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kReadBody, 100};
     f.Serve(
         "POST /p HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -226,7 +221,7 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
     CHECK(f.router.handled[1].path == "/q");
   }
   SUBCASE("a body over the route's limit: 413, closed, not read") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kReadBody, 4};
     auto ends = f.Serve("POST /p HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nhello");
     CHECK(ends[0] == ExchangeEnd::kBroken);
@@ -235,7 +230,7 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
     CHECK(f.Received().find("HTTP/1.1 413 ") == 0);
   }
   SUBCASE("a chunked body over the limit: 413") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kReadBody, 4};
     f.Serve(
         "POST /p HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
@@ -246,7 +241,7 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
     for (const char* chunks : {"zz\r\n", "-1\r\nab\r\n0\r\n\r\n", "ffffffffffffffffff\r\n",
                                "2\r\nabcGET /smuggled HTTP/1.1\r\nHost: m\r\n\r\n"}) {
       CAPTURE(chunks);
-      Fixture f;
+      ExchangeFixture f;
       f.router.admission = {Admission::Kind::kReadBody, 1 << 20};
       auto ends =
           f.Serve(std::string("POST /p HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n") +
@@ -254,12 +249,12 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
       CHECK(ends.back() == ExchangeEnd::kBroken);
       CHECK(f.router.handled.empty());
       std::string got = f.Received();
-      CHECK(Count(got, "HTTP/1.1 ") == 1);
+      CHECK(CountOccurrences(got, "HTTP/1.1 ") == 1);
       CHECK(got.find("HTTP/1.1 400 ") == 0);
     }
   }
   SUBCASE("a POST with no length has no body: answered at once") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kReadBody, 100};
     auto start = std::chrono::steady_clock::now();
     f.Serve("POST /p HTTP/1.1\r\nHost: m\r\n\r\n");
@@ -268,7 +263,7 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
     CHECK(f.router.handled[0].body.empty());
   }
   SUBCASE("Expect: 100-continue gets its interim answer before the body is read") {
-    Fixture f;
+    ExchangeFixture f;
     f.router.admission = {Admission::Kind::kReadBody, 100};
     f.Serve("POST /p HTTP/1.1\r\nHost: m\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
     CHECK(f.Received().find("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n") == 0);
@@ -276,7 +271,7 @@ TEST_CASE("ServeExchange: a body is read only for a route that asks, after admis
 }
 
 TEST_CASE("ServeExchange: a provider writing past its length is cut off") {
-  Fixture f;
+  ExchangeFixture f;
   f.router.provider_overruns = true;
   auto ends = f.Serve("GET /x HTTP/1.1\r\nHost: m\r\n\r\n");
   CHECK(ends[0] == ExchangeEnd::kBroken);

@@ -15,9 +15,13 @@
 #include "index/index_db.h"
 #include "store/blob_store.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace hubcache {
 namespace {
+
+using testing::DigestOf;
+using testing::Name;
 
 // A body from a string, handed out in small pieces; optionally failing (the
 // client went away) after `fail_after` bytes.
@@ -39,15 +43,7 @@ class StringSource final : public ByteSource {
   size_t pos_ = 0;
 };
 
-Digest DigestOf(const std::string& data) { return Digest::FromHex(Sha256::HexOf(data)); }
-
-RepoName Name(const std::string& raw) {
-  auto name = RepoName::Parse(raw);
-  REQUIRE(name);
-  return *name;
-}
-
-struct Fixture {
+struct HostedFixture {
   testing::TempDir dir;
   std::unique_ptr<BlobStore> cache = *BlobStore::Open(dir.path());
   std::unique_ptr<BlobStore> hosted = *BlobStore::Open(dir.path() / "hosted");
@@ -78,7 +74,7 @@ struct Fixture {
 };
 
 TEST_CASE("a chunked upload is verified, committed once and survives a restart midway") {
-  Fixture f;
+  HostedFixture f;
   const RepoName repo = Name("team/app");
   const std::string data = "hello, hosted world";
   auto started = f.uploads->Start(repo);
@@ -113,7 +109,7 @@ TEST_CASE("a chunked upload is verified, committed once and survives a restart m
 }
 
 TEST_CASE("a wrong digest leaves nothing; a body cut short can be resumed") {
-  Fixture f;
+  HostedFixture f;
   const RepoName repo = Name("team/app");
   const std::string data(1000, 'x');
   auto started = f.uploads->Start(repo);
@@ -135,7 +131,7 @@ TEST_CASE("a wrong digest leaves nothing; a body cut short can be resumed") {
 }
 
 TEST_CASE("one blob pushed to two repositories is stored once; a mount links it") {
-  Fixture f;
+  HostedFixture f;
   const std::string data = "shared layer";
   f.Push(Name("a/one"), data);
   f.Push(Name("a/two"), data);
@@ -157,7 +153,7 @@ TEST_CASE("one blob pushed to two repositories is stored once; a mount links it"
 }
 
 TEST_CASE("manifests need their blobs; gc sweeps only what nothing references") {
-  Fixture f;
+  HostedFixture f;
   const RepoName repo = Name("team/app");
   const std::string config = "{}";
   const std::string layer = "layer bytes";
@@ -214,7 +210,7 @@ TEST_CASE("manifests need their blobs; gc sweeps only what nothing references") 
 }
 
 TEST_CASE("a manifest pushed while gc sweeps keeps its blob; abandoned uploads are purged") {
-  Fixture f;
+  HostedFixture f;
   const RepoName repo = Name("team/app");
   const std::string config = "{}";
   auto stored = f.Push(repo, config);

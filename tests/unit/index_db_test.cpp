@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "joining_thread.h"
+#include "registry/media_types.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace hubcache {
 namespace {
@@ -24,9 +26,9 @@ const std::string kDigestA =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const std::string kDigestB = "sha256:" + std::string(64, 'b');
 const std::string kSchema2 = "application/vnd.docker.distribution.manifest.v2+json";
-const std::string kOciIndex = "application/vnd.oci.image.index.v1+json";
+const std::string kOciIndexType(kOciIndex);
 
-std::unique_ptr<IndexDb> OpenOrDie(const std::filesystem::path& path) {
+std::unique_ptr<IndexDb> OpenIndexOrDie(const std::filesystem::path& path) {
   auto db = IndexDb::Open(path);
   if (!db) FAIL("cannot open index: " << db.error().message);
   return std::move(*db);
@@ -56,7 +58,7 @@ void SetUserVersion(const std::filesystem::path& path, int version) {
 TEST_CASE("IndexDb: a new database is migrated to the current schema") {
   TempDir dir;
   auto path = dir.path() / "index.db";
-  auto db = OpenOrDie(path);
+  auto db = OpenIndexOrDie(path);
   CHECK(db->schema_version() >= 1);
   CHECK(std::filesystem::exists(path));
   CHECK(UserVersion(path) == db->schema_version());
@@ -67,7 +69,7 @@ TEST_CASE("IndexDb: reopening does not re-run migrations and keeps data") {
   auto path = dir.path() / "index.db";
   int version = 0;
   {
-    auto db = OpenOrDie(path);
+    auto db = OpenIndexOrDie(path);
     version = db->schema_version();
     REQUIRE(db->PutManifest(kDigestA, kSchema2, 528, "library/alpine", 1000));
     REQUIRE(db->PutTag("library/alpine", "latest", "dm", TagRow{kDigestA, kSchema2, 1234}));
@@ -76,7 +78,7 @@ TEST_CASE("IndexDb: reopening does not re-run migrations and keeps data") {
   }
   for (int round = 0; round < 2; ++round) {
     CAPTURE(round);
-    auto db = OpenOrDie(path);
+    auto db = OpenIndexOrDie(path);
     CHECK(db->schema_version() == version);
     CHECK(UserVersion(path) == version);
     auto tag = db->GetTag("library/alpine", "latest", "dm");
@@ -157,7 +159,7 @@ TEST_CASE("IndexDb: a version 1 database is migrated and keeps its data") {
     REQUIRE_MESSAGE(rc == SQLITE_OK, message);
   }
   REQUIRE(UserVersion(path) == 1);
-  auto db = OpenOrDie(path);
+  auto db = OpenIndexOrDie(path);
   CHECK(db->schema_version() >= 1);
   CHECK(UserVersion(path) == db->schema_version());
   auto tag = db->GetTag("library/alpine", "latest", "dm");
@@ -168,14 +170,14 @@ TEST_CASE("IndexDb: a version 1 database is migrated and keeps its data") {
   CHECK(db->Repositories().value() == std::vector<std::string>{"library/alpine"});
   CHECK(db->ManifestMediaType(kDigestA).value() == kSchema2);
   // New writes work on the migrated schema.
-  REQUIRE(db->PutManifest(kDigestB, kOciIndex, 1, "library/redis", 2));
+  REQUIRE(db->PutManifest(kDigestB, kOciIndexType, 1, "library/redis", 2));
   CHECK(db->Repositories().value() == std::vector<std::string>{"library/alpine", "library/redis"});
 }
 
 TEST_CASE("IndexDb: a schema newer than this build is refused") {
   TempDir dir;
   auto path = dir.path() / "index.db";
-  { OpenOrDie(path); }
+  { OpenIndexOrDie(path); }
   SetUserVersion(path, 999);
   auto db = IndexDb::Open(path);
   REQUIRE_FALSE(db.has_value());
@@ -211,16 +213,16 @@ TEST_CASE("IndexDb: a file that is not a database is refused") {
 
 TEST_CASE("IndexDb: tags round-trip per repository, tag and Accept key") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   struct Row {
     std::string repo, tag, accept_key;
     TagRow row;
   };
   const std::vector<Row> rows = {
-      {"library/alpine", "latest", "dl,dm,oi,om", {kDigestA, kOciIndex, 1}},
+      {"library/alpine", "latest", "dl,dm,oi,om", {kDigestA, kOciIndexType, 1}},
       {"library/alpine", "latest", "dm", {kDigestB, kSchema2, 2}},
-      {"library/alpine", "3.19", "dl,dm,oi,om", {kDigestB, kOciIndex, 3}},
-      {"library/redis", "latest", "dl,dm,oi,om", {kDigestB, kOciIndex, 4}},
+      {"library/alpine", "3.19", "dl,dm,oi,om", {kDigestB, kOciIndexType, 3}},
+      {"library/redis", "latest", "dl,dm,oi,om", {kDigestB, kOciIndexType, 4}},
       {"bitnami/redis", "7.2", "dm", {kDigestA, kSchema2, -1}},
       {"a/b/c", "_x", "", {"", "", 0}},
       {"x'); DROP TABLE tags;--", "t", "k", {kDigestA, "m'\"", INT64_MAX}},
@@ -255,29 +257,29 @@ TEST_CASE("IndexDb: tags round-trip per repository, tag and Accept key") {
 
 TEST_CASE("IndexDb: PutTag overwrites the same key") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   REQUIRE(db->PutTag("library/alpine", "latest", "dm", TagRow{kDigestA, kSchema2, 100}));
-  REQUIRE(db->PutTag("library/alpine", "latest", "dm", TagRow{kDigestB, kOciIndex, 200}));
+  REQUIRE(db->PutTag("library/alpine", "latest", "dm", TagRow{kDigestB, kOciIndexType, 200}));
   auto got = db->GetTag("library/alpine", "latest", "dm");
   REQUIRE(got.has_value());
   REQUIRE(got->has_value());
   CHECK((*got)->digest == kDigestB);
-  CHECK((*got)->media_type == kOciIndex);
+  CHECK((*got)->media_type == kOciIndexType);
   CHECK((*got)->checked_at_ms == 200);
 }
 
 TEST_CASE("IndexDb: manifests and their media types") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   auto none = db->ManifestMediaType(kDigestA);
   REQUIRE(none.has_value());
   CHECK_FALSE(none->has_value());
-  REQUIRE(db->PutManifest(kDigestA, kOciIndex, 1000, "library/alpine", 1));
+  REQUIRE(db->PutManifest(kDigestA, kOciIndexType, 1000, "library/alpine", 1));
   // The same digest seen through another repository: one manifest, two links.
-  REQUIRE(db->PutManifest(kDigestA, kOciIndex, 1000, "mirror/alpine", 2));
+  REQUIRE(db->PutManifest(kDigestA, kOciIndexType, 1000, "mirror/alpine", 2));
   auto got = db->ManifestMediaType(kDigestA);
   REQUIRE(got.has_value());
-  CHECK(*got == kOciIndex);
+  CHECK(*got == kOciIndexType);
   auto repos = db->Repositories();
   REQUIRE(repos.has_value());
   CHECK(*repos == std::vector<std::string>{"library/alpine", "mirror/alpine"});
@@ -285,7 +287,7 @@ TEST_CASE("IndexDb: manifests and their media types") {
 
 TEST_CASE("IndexDb: repositories are distinct and sorted like std::sort") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   CHECK(db->Repositories().value().empty());
   const std::vector<std::string> inserted = {"library/redis",   "bitnami/redis",
                                              "library/alpine",  "a-b/x",
@@ -310,7 +312,7 @@ TEST_CASE("IndexDb: repositories are distinct and sorted like std::sort") {
 
 TEST_CASE("IndexDb: repositories come only from manifests, not tags or blobs") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   REQUIRE(db->PutTag("library/alpine", "latest", "dm", TagRow{kDigestA, kSchema2, 1}));
   REQUIRE(db->PutTagList("library/redis", "{}", 1));
   REQUIRE(db->PutBlob(kDigestB, 10, 1));
@@ -319,7 +321,7 @@ TEST_CASE("IndexDb: repositories come only from manifests, not tags or blobs") {
 
 TEST_CASE("IndexDb: tag lists round-trip and overwrite") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   auto none = db->GetTagList("library/alpine");
   REQUIRE(none.has_value());
   CHECK_FALSE(none->has_value());
@@ -338,7 +340,7 @@ TEST_CASE("IndexDb: tag lists round-trip and overwrite") {
 
 TEST_CASE("IndexDb: blobs") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   CHECK(db->PutBlob(kDigestA, 0, 1));
   CHECK(db->PutBlob(kDigestA, 123, 2));  // seen again
   CHECK(db->PutBlob(kDigestB, uint64_t{5} << 30, 3));
@@ -346,7 +348,7 @@ TEST_CASE("IndexDb: blobs") {
 
 TEST_CASE("IndexDb: concurrent writers and readers") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   constexpr int kThreads = 8;
   constexpr int kPerThread = 50;
   std::atomic<int> failures{0};
@@ -373,7 +375,7 @@ TEST_CASE("IndexDb: concurrent writers and readers") {
 
 TEST_CASE("IndexDb: hosted repository rows carry the size of the blobs linked to each") {
   TempDir dir;
-  auto db = OpenOrDie(dir.path() / "index.db");
+  auto db = OpenIndexOrDie(dir.path() / "index.db");
   const std::string kDigestC = "sha256:" + std::string(64, 'c');
   const FileStep nothing = [] { return Status{}; };
   // A is in both repositories, B only in team/a, C linked to a repository with no manifest.

@@ -26,12 +26,13 @@
 #include "prewarm/job_manager.h"
 #include "prewarm/keep_warm.h"
 #include "registry/media_types.h"
+#include "test_support.h"
 #include "wait_for.h"
 
 namespace hubcache {
 namespace {
 
-std::string DigestOf(const std::string& bytes) { return "sha256:" + Sha256::HexOf(bytes); }
+std::string DigestStringOf(const std::string& bytes) { return "sha256:" + Sha256::HexOf(bytes); }
 
 struct Object {
   std::string type;
@@ -64,14 +65,14 @@ class FakeMirror {
   std::string AddManifest(const std::string& repo, const std::string& tag, std::string type,
                           std::string body) {
     std::lock_guard lock(mutex_);
-    std::string digest = DigestOf(body);
+    std::string digest = DigestStringOf(body);
     objects_["/v2/" + repo + "/manifests/" + digest] = {type, body};
     if (!tag.empty()) objects_["/v2/" + repo + "/manifests/" + tag] = {type, body};
     return digest;
   }
   std::string AddBlob(const std::string& repo, const std::string& bytes, bool cached) {
     std::lock_guard lock(mutex_);
-    std::string digest = DigestOf(bytes);
+    std::string digest = DigestStringOf(bytes);
     objects_["/v2/" + repo + "/blobs/" + digest] = {"application/octet-stream", bytes};
     if (cached) cached_.insert(digest);
     return digest;
@@ -165,7 +166,7 @@ class FakeMirror {
     Object object = it->second;
     std::string digest = req.path.substr(req.path.rfind('/') + 1);
     if (!blob) {
-      res.set_header("Docker-Content-Digest", DigestOf(object.body));
+      res.set_header("Docker-Content-Digest", DigestStringOf(object.body));
       res.set_content(object.body, object.type);
       return;
     }
@@ -248,10 +249,10 @@ PrewarmOptions Options(const FakeMirror& mirror, int concurrency = 4) {
 
 // library/multi:1 = index {amd64: config c1 + layers L1, S; arm64: config c2 + layers L2, S}
 // library/single:1 = manifest {config c3 + layers S (shared), L3}; L3 already cached.
-struct Fixture {
+struct PrewarmFixture {
   FakeMirror mirror;
   std::string shared, l1, l2, l3, c1, c2, c3, amd64, arm64;
-  Fixture() {
+  PrewarmFixture() {
     shared = mirror.AddBlob("library/multi", std::string(3000, 's'), false);
     mirror.AddBlob("library/single", std::string(3000, 's'), false);
     l1 = mirror.AddBlob("library/multi", std::string(1000, '1'), false);
@@ -272,7 +273,7 @@ struct Fixture {
 };
 
 TEST_CASE("PrewarmRun walks an index and fetches every distinct blob once") {
-  Fixture f;
+  PrewarmFixture f;
   PrewarmRun run({Ref("multi:1"), Ref("docker.io/library/single:1")}, Options(f.mirror));
   std::vector<std::string> events;
   std::mutex events_mutex;
@@ -319,7 +320,7 @@ TEST_CASE("PrewarmRun walks an index and fetches every distinct blob once") {
 }
 
 TEST_CASE("PrewarmRun counts a blob shared with an earlier image as cached for the later one") {
-  Fixture f;
+  PrewarmFixture f;
   // One worker: multi is resolved and its blobs fetched before single starts.
   PrewarmRun run({Ref("multi:1"), Ref("single:1")}, Options(f.mirror, 1));
   RunSnapshot result = run.Run();
@@ -332,7 +333,7 @@ TEST_CASE("PrewarmRun counts a blob shared with an earlier image as cached for t
 }
 
 TEST_CASE("PrewarmRun with --platform fetches only that platform's blobs") {
-  Fixture f;
+  PrewarmFixture f;
   PrewarmOptions options = Options(f.mirror, 1);
   options.platforms = {Platform{"linux", "arm64", ""}};
   PrewarmRun run({Ref("multi:1")}, options);
@@ -354,7 +355,7 @@ TEST_CASE("PrewarmRun with --platform fetches only that platform's blobs") {
 }
 
 TEST_CASE("PrewarmRun resolves a pinned reference by digest, ignoring its tag") {
-  Fixture f;
+  PrewarmFixture f;
   PrewarmRun run({Ref("multi:nonexistent@" + f.arm64)}, Options(f.mirror));
   RunSnapshot result = run.Run();
   CHECK(result.images[0].state == ImageState::kDone);
@@ -365,7 +366,7 @@ TEST_CASE("PrewarmRun resolves a pinned reference by digest, ignoring its tag") 
 }
 
 TEST_CASE("PrewarmRun names the reason of each failure and still warms the rest") {
-  Fixture f;
+  PrewarmFixture f;
   f.mirror.FailPath("/v2/bitnami/private/manifests/1", 401, "UNAUTHORIZED");
   f.mirror.FailPath("/v2/library/limited/manifests/1", 429, "TOOMANYREQUESTS");
   f.mirror.FailPath("/v2/library/down/manifests/1", 503, "UNAVAILABLE");
@@ -374,7 +375,7 @@ TEST_CASE("PrewarmRun names the reason of each failure and still warms the rest"
   f.mirror.AddBlob("library/bad", R"({"architecture":"amd64"})", false);
   f.mirror.AddBlob("library/bad", std::string(1000, '1'), false);
   f.mirror.CorruptPath("/v2/library/bad/blobs/" + f.l1, std::string(1000, 'X'));
-  std::string missing_blob = DigestOf("never stored");
+  std::string missing_blob = DigestStringOf("never stored");
   f.mirror.AddManifest("library/holes", "1", std::string(kOciManifest),
                        ImageManifest(missing_blob, 12, {}));
 
@@ -405,7 +406,7 @@ TEST_CASE("PrewarmRun names the reason of each failure and still warms the rest"
 }
 
 TEST_CASE("PrewarmRun retries a 503 once and then succeeds") {
-  Fixture f;
+  PrewarmFixture f;
   f.mirror.FailPath("/v2/library/single/blobs/" + f.l3, 503, "UNAVAILABLE", 1);
   PrewarmRun run({Ref("single:1")}, Options(f.mirror));
   RunSnapshot result = run.Run();
@@ -414,7 +415,7 @@ TEST_CASE("PrewarmRun retries a 503 once and then succeeds") {
 }
 
 TEST_CASE("PrewarmRun sends Basic credentials to a mirror that asks for them") {
-  Fixture f;
+  PrewarmFixture f;
   f.mirror.RequireAuthorization("Basic cHVsbGVyOnMzY3JldA==");  // puller:s3cret
   PrewarmRun anonymous({Ref("single:1")}, Options(f.mirror));
   RunSnapshot refused = anonymous.Run();
@@ -446,7 +447,7 @@ TEST_CASE("PrewarmRun reports a mirror it cannot reach as a network failure") {
 }
 
 TEST_CASE("PrewarmRun::Cancel aborts a transfer in flight and fails the rest as canceled") {
-  Fixture f;
+  PrewarmFixture f;
   f.mirror.StallPath("/v2/library/single/blobs/" + f.l3);
   PrewarmRun run({Ref("single:1"), Ref("multi:1")}, Options(f.mirror, 1));
   RunSnapshot result;
@@ -473,7 +474,7 @@ TEST_CASE("PrewarmRun with no images finishes at once") {
 
 nlohmann::json Body(const ApiReply& reply) { return nlohmann::json::parse(reply.body); }
 
-SessionOptions Target(const FakeMirror& mirror) { return Options(mirror).session; }
+SessionOptions SessionTo(const FakeMirror& mirror) { return Options(mirror).session; }
 
 PrewarmJobOptions JobOptions(const FakeMirror& mirror) {
   PrewarmJobOptions o;
@@ -483,7 +484,7 @@ PrewarmJobOptions JobOptions(const FakeMirror& mirror) {
 }
 
 TEST_CASE("PrewarmJobs: POST validates the whole request before starting anything") {
-  Fixture f;
+  PrewarmFixture f;
   PrewarmJobs jobs(JobOptions(f.mirror));
   struct Case {
     std::string body;
@@ -501,14 +502,14 @@ TEST_CASE("PrewarmJobs: POST validates the whole request before starting anythin
   };
   for (const auto& c : cases) {
     CAPTURE(c.body);
-    ApiReply reply = jobs.HandlePost(c.body, Target(f.mirror));
+    ApiReply reply = jobs.HandlePost(c.body, SessionTo(f.mirror));
     CHECK(reply.status == 400);
     auto error = Body(reply)["errors"][0];
     CHECK(error["code"] == "INVALID_REQUEST");
     CHECK(error["message"].get<std::string>().find(c.message_part) != std::string::npos);
   }
   auto invalid = Body(
-      jobs.HandlePost(R"(["alpine", "Bad Image", 7])", Target(f.mirror)))["errors"][0]["detail"];
+      jobs.HandlePost(R"(["alpine", "Bad Image", 7])", SessionTo(f.mirror)))["errors"][0]["detail"];
   REQUIRE(invalid.size() == 2);
   CHECK(invalid[0]["index"] == 1);
   CHECK(invalid[1]["index"] == 2);
@@ -517,12 +518,12 @@ TEST_CASE("PrewarmJobs: POST validates the whole request before starting anythin
 }
 
 TEST_CASE("PrewarmJobs: a job runs in the background and reports its progress by id") {
-  Fixture f;
+  PrewarmFixture f;
   PrewarmJobs jobs(JobOptions(f.mirror));
   ApiReply started = jobs.HandlePost(
       R"({"images": ["multi:1", "docker.io/library/single:1", "nope:1"],
           "platforms": ["linux/amd64"]})",
-      Target(f.mirror));
+      SessionTo(f.mirror));
   REQUIRE(started.status == 202);
   auto body = Body(started);
   std::string id = body["id"];
@@ -550,16 +551,16 @@ TEST_CASE("PrewarmJobs: a job runs in the background and reports its progress by
 }
 
 TEST_CASE("PrewarmJobs: bounded running jobs (429) and kept jobs (oldest forgotten)") {
-  Fixture f;
+  PrewarmFixture f;
   f.mirror.StallPath("/v2/library/single/blobs/" + f.l3);
   PrewarmJobOptions options = JobOptions(f.mirror);
   options.max_running_jobs = 1;
   options.max_kept_jobs = 2;
   PrewarmJobs jobs(options);
 
-  std::string stalled = Body(jobs.HandlePost(R"(["single:1"])", Target(f.mirror)))["id"];
+  std::string stalled = Body(jobs.HandlePost(R"(["single:1"])", SessionTo(f.mirror)))["id"];
   REQUIRE(f.mirror.WaitForRequest("/v2/library/single/blobs/" + f.l3));
-  ApiReply busy = jobs.HandlePost(R"(["multi:1"])", Target(f.mirror));
+  ApiReply busy = jobs.HandlePost(R"(["multi:1"])", SessionTo(f.mirror));
   CHECK(busy.status == 429);
   CHECK(jobs.running() == 1);
   f.mirror.Release();  // the stalled transfer is cut short, and so is its retry
@@ -567,13 +568,13 @@ TEST_CASE("PrewarmJobs: bounded running jobs (429) and kept jobs (oldest forgott
 
   std::vector<std::string> ids = {stalled};
   for (int i = 0; i < 3; ++i) {
-    ApiReply reply = jobs.HandlePost(R"(["multi:1"])", Target(f.mirror));
+    ApiReply reply = jobs.HandlePost(R"(["multi:1"])", SessionTo(f.mirror));
     REQUIRE(reply.status == 202);
     ids.push_back(Body(reply)["id"]);
     REQUIRE(WaitFor([&] { return jobs.running() == 0; }, std::chrono::seconds(10)));
   }
   // The next start forgets all but the two most recent finished jobs.
-  ids.push_back(Body(jobs.HandlePost(R"(["multi:1"])", Target(f.mirror)))["id"]);
+  ids.push_back(Body(jobs.HandlePost(R"(["multi:1"])", SessionTo(f.mirror)))["id"]);
   REQUIRE(WaitFor([&] { return jobs.running() == 0; }, std::chrono::seconds(10)));
   CHECK(jobs.HandleGet(ids[0]).status == 404);
   CHECK(jobs.HandleGet(ids[1]).status == 404);
@@ -583,19 +584,19 @@ TEST_CASE("PrewarmJobs: bounded running jobs (429) and kept jobs (oldest forgott
 }
 
 TEST_CASE("PrewarmJobs: destruction cancels a running job and joins it") {
-  Fixture f;
+  PrewarmFixture f;
   f.mirror.StallPath("/v2/library/single/blobs/" + f.l3);
   auto started = std::chrono::steady_clock::now();
   {
     PrewarmJobs jobs(JobOptions(f.mirror));
-    REQUIRE(jobs.HandlePost(R"(["single:1"])", Target(f.mirror)).status == 202);
+    REQUIRE(jobs.HandlePost(R"(["single:1"])", SessionTo(f.mirror)).status == 202);
     REQUIRE(f.mirror.WaitForRequest("/v2/library/single/blobs/" + f.l3));
   }
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
 }
 
 TEST_CASE("KeepWarm runs the list now and again after the interval, and stops promptly") {
-  Fixture f;
+  PrewarmFixture f;
   char dir[] = "/tmp/hubcache-keepwarm-XXXXXX";
   REQUIRE(mkdtemp(dir) != nullptr);
   const std::string list = std::string(dir) + "/images.txt";

@@ -11,26 +11,17 @@
 
 #include "common/sha256.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace hubcache {
 namespace {
 
+using testing::CountFiles;
+using testing::DigestOf;
+using testing::WriteFile;
+
 namespace fs = std::filesystem;
 using testing::TempDir;
-
-void WriteFile(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
-
-size_t CountFiles(const fs::path& dir) {
-  size_t n = 0;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    (void)entry;
-    ++n;
-  }
-  return n;
-}
 
 TEST_CASE("Reconcile: temp files of interrupted fills") {
   struct Case {
@@ -61,12 +52,6 @@ TEST_CASE("Reconcile: temp files of interrupted fills") {
     CHECK(CountFiles(dir.path() / "tmp") == c.left);
     CHECK(fs::is_directory(dir.path() / "tmp"));
   }
-}
-
-Digest DigestOf(const std::string& bytes) {
-  Sha256 h;
-  h.Update(bytes);
-  return Digest::FromHex(h.FinishHex());
 }
 
 // Writes `bytes` where the store keeps the blob `named` (its own digest, or

@@ -1,4 +1,5 @@
 #include "registry/repo_sources.h"
+#include "test_support.h"
 
 #include <doctest/doctest.h>
 
@@ -8,11 +9,7 @@
 namespace hubcache {
 namespace {
 
-RepoName Name(const std::string& raw) {
-  auto name = RepoName::Parse(raw);
-  REQUIRE(name);
-  return *name;
-}
+using testing::Name;
 
 TEST_CASE("MatchRepoPattern: '*' spans any run, '/' included") {
   struct Case {

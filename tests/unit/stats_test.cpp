@@ -12,20 +12,15 @@
 #include "stats/snapshot.h"
 #include "stats/stats_json.h"
 #include "stats/stats_table.h"
+#include "test_support.h"
 
 namespace hubcache {
 namespace {
 
+using testing::CountOccurrences;
+
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
-
-size_t Count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t pos = haystack.find(needle); pos != std::string::npos;
-       pos = haystack.find(needle, pos + 1))
-    ++n;
-  return n;
-}
 
 TEST_CASE("LatencyHistogram puts observations in the bucket whose bound is inclusive") {
   LatencyHistogram h;
@@ -243,7 +238,7 @@ TEST_CASE("StatsJson has the documented shape") {
 TEST_CASE("PrometheusText is valid exposition with the hubcache_ prefix") {
   std::string text = PrometheusText(SampleSnapshot());
   // Every family has HELP and TYPE, every sample line belongs to one.
-  CHECK(Count(text, "# HELP hubcache_") == Count(text, "# TYPE hubcache_"));
+  CHECK(CountOccurrences(text, "# HELP hubcache_") == CountOccurrences(text, "# TYPE hubcache_"));
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);

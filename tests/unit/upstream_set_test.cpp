@@ -2,13 +2,14 @@
 // before any connection (no server here: a routed request meets a closed port).
 
 #include "upstream/upstream_set.h"
+#include "test_support.h"
 
 #include <doctest/doctest.h>
 
 namespace hubcache {
 namespace {
 
-RepoName Name(const char* raw) { return *RepoName::Parse(raw); }
+using testing::Name;
 
 struct SetFixture {
   Config config;

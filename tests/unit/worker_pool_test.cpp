@@ -16,7 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // Jobs that block until released, counting how many run at once.
-struct Gate {
+struct BlockingJobs {
   std::mutex mutex;
   std::condition_variable cv;
   bool open = false;
@@ -48,7 +48,7 @@ struct Gate {
 TEST_CASE("WorkerPool starts workers on demand, up to max_threads") {
   WorkerPool pool(WorkerPoolOptions{4, 1, 30s});
   CHECK(pool.threads() == 0);
-  Gate gate;
+  BlockingJobs gate;
   for (int i = 0; i < 10; ++i) pool.enqueue(gate.Job());
   REQUIRE(WaitFor([&] { return gate.running.load() == 4; }));
   CHECK(pool.threads() == 4);
@@ -70,7 +70,7 @@ TEST_CASE("WorkerPool runs a job on an idle worker without starting another") {
 
 TEST_CASE("WorkerPool lets idle workers above min_threads exit") {
   WorkerPool pool(WorkerPoolOptions{8, 2, 50ms});
-  Gate gate;
+  BlockingJobs gate;
   for (int i = 0; i < 8; ++i) pool.enqueue(gate.Job());
   REQUIRE(WaitFor([&] { return pool.threads() == 8; }));
   gate.Open();
