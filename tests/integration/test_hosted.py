@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import unittest
@@ -49,7 +48,7 @@ sys.path.insert(0, HERE)
 
 import fixtures  # noqa: E402
 import harness  # noqa: E402
-from mirror import Mirror, free_port, parse_gc, run_cli, wait_until  # noqa: E402
+from mirror import Mirror, parse_gc, run_cli, wait_until  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
 OPEN_PATTERNS = "chatsuite/*,team/app,myapp"
@@ -229,63 +228,6 @@ class Podman:
         return image_id, digest
 
 
-class PlainRegistry:
-    """`docker-registry serve` with filesystem storage and no auth: the reference server."""
-
-    def __init__(self, workdir, htpasswd=None):
-        self.dir = workdir
-        os.makedirs(workdir, exist_ok=True)
-        self.htpasswd = htpasswd
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.root = None
-        self.proc = None
-
-    def start(self):
-        config = os.path.join(self.dir, "config.yml")
-        with open(config, "w") as f:
-            f.write(f"""version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: {os.path.join(self.dir, 'storage')}
-http:
-  addr: 127.0.0.1:{self.port}
-  secret: hubcache-tests-{uuid.uuid4().hex}
-""")
-            if self.htpasswd:
-                f.write("auth:\n  htpasswd:\n    realm: hubcache-test\n"
-                        f"    path: {self.htpasswd}\n")
-        self._log = open(os.path.join(self.dir, "registry.log"), "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}")
-            try:
-                return harness.request(self.url, "GET", "/v2/", timeout=2).status in (200, 401)
-            except OSError:
-                return False
-        wait_until(ready, 30, "docker-registry to answer /v2/")
-        return self
-
-    def log(self):
-        return Upstream.tail(os.path.join(self.dir, "registry.log"))
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self._log.close()
-
-
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -351,7 +293,7 @@ class OpenPush(HostedTest):
     @classmethod
     def setUpClass(cls):
         if REFERENCE:
-            cls.server = PlainRegistry(os.path.join(_work, "plain-registry"))
+            cls.server = Upstream(_work, auth="none", name="plain-registry")
             cls.addClassCleanup(cls.server.stop)
             cls.server.start()
         else:
@@ -666,7 +608,7 @@ class AuthPush(HostedTest):
                                    text=True, check=True, timeout=30)
                 f.write(p.stdout.strip() + "\n")
         if REFERENCE:  # every htpasswd user may push there
-            cls.server = PlainRegistry(os.path.join(_work, "plain-auth"), htpasswd)
+            cls.server = Upstream(_work, auth="basic", name="plain-auth", htpasswd=htpasswd)
             cls.addClassCleanup(cls.server.stop)
             cls.server.start()
         else:

@@ -26,9 +26,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -39,7 +37,8 @@ sys.path.insert(0, HERE)
 
 import fixtures  # noqa: E402
 import harness  # noqa: E402
-from mirror import Mirror, free_port, run_cli, wait_until  # noqa: E402
+from mirror import Mirror, run_cli  # noqa: E402
+from upstream import Upstream  # noqa: E402
 
 # (fixture, repository, tags)
 IMAGES = [
@@ -63,96 +62,11 @@ _SUMMARY_RE = re.compile(
     r"bytes (\d+) \([^)]*\), skipped (\d+)$")
 
 
-class PlainRegistry:
-    """`docker-registry serve` without auth, storing under `root`; stopped by PID."""
-
-    def __init__(self, workdir, root):
-        self.dir = os.path.join(workdir, "registry")
-        os.makedirs(self.dir, exist_ok=True)
-        self.root = root
-        self.port = None
-        self.proc = None
-        self._log = None
-
-    @property
-    def host(self):
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self):
-        return f"http://{self.host}"
-
-    def start(self, timeout_s=30):
-        for _ in range(3):  # a free port can be taken by someone else in between
-            self.port = free_port()
-            config = os.path.join(self.dir, "config.yml")
-            with open(config, "w") as f:
-                f.write(f"""version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: {self.root}
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: {self.host}
-  secret: hubcache-tests-{uuid.uuid4().hex}
-""")
-            self._log = open(os.path.join(self.dir, "registry.log"), "ab")
-            self.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=self._log,
-                                         stderr=self._log, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-
-            def ready():
-                if self.proc.poll() is not None:
-                    return "exited"
-                try:
-                    return harness.request(self.url, "GET", "/v2/", timeout=2).status == 200
-                except OSError:
-                    return False
-            if wait_until(ready, timeout_s, "docker-registry to answer /v2/") is True:
-                return self
-            self.stop()
-        raise RuntimeError("docker-registry did not start")
-
-    def stop(self, timeout_s=10):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout_s)
-        self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def get(self, repo, ref):
-        r = harness.request(self.url, "GET", f"/v2/{repo}/manifests/{ref}",
-                            {"Accept": harness.ACCEPT_ALL})
-        if r.status != 200:
-            raise RuntimeError(f"GET {repo}:{ref}: {r!r}")
-        return r.header("Docker-Content-Digest"), r.body
-
-
-def push(registry, fixture, repo, tag):
-    args = ["copy", "--all", "--dest-tls-verify=false"]
-    if fixtures.SPECS[fixture][2]:
-        args += ["--format", fixtures.SPECS[fixture][2]]
-    args += [f"oci:{fixtures.layout(fixture)}:{fixtures.LAYOUT_TAG}",
-             f"docker://{registry.host}/{repo}:{tag}"]
-    harness.skopeo(_work, [], args)
-
-
 def describe(registry, repo, tags):
     """What the registry holds for `repo`: manifests by digest, blobs by digest, tags."""
     out = {"manifests": {}, "blobs": {}, "tags": {}}
     for tag in tags:
-        digest, raw = registry.get(repo, tag)
+        digest, raw = registry.manifest(repo, tag)
         out["tags"][tag] = digest
         todo = [(digest, raw)]
         while todo:
@@ -160,7 +74,7 @@ def describe(registry, repo, tags):
             out["manifests"][d] = body
             m = json.loads(body)
             for child in m.get("manifests", []):
-                todo.append(registry.get(repo, child["digest"]))
+                todo.append(registry.manifest(repo, child["digest"]))
             for b in ([m["config"]] if "config" in m else []) + m.get("layers", []):
                 out["blobs"][b["digest"]] = b["size"]
     return out
@@ -172,12 +86,12 @@ def setUpModule():
     _work, cleanup = harness.module_workdir("import")
     unittest.addModuleCleanup(cleanup)
     _store = os.path.join(_work, "store")
-    registry = PlainRegistry(_work, _store)
+    registry = Upstream(_work, auth="none", name="registry", storage=_store)
     unittest.addModuleCleanup(registry.stop)
     registry.start()
     for fixture, repo, tags in IMAGES:
         for tag in tags:
-            push(registry, fixture, repo, tag)
+            fixtures.push(registry, _work, fixture, tags=[tag], repo=repo)
         _src[repo] = describe(registry, repo, tags)
         for tag in tags:
             dest = os.path.join(_work, f"direct-{repo.replace('/', '_')}-{tag}")

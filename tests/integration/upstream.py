@@ -55,21 +55,26 @@ class AccessLine:
 
 
 class Upstream:
-    """auth="token" (Docker Hub's Bearer dance, the default) or "basic" (htpasswd: every
-    request needs PUSH_USER's credentials, as a private registry wants them); `name` is
-    the directory under workdir, so that two upstreams can share one."""
+    """auth="token" (Docker Hub's Bearer dance, the default), "basic" (htpasswd: every
+    request needs credentials, as a private registry wants them: PUSH_USER's, or the
+    users of the `htpasswd` file given) or "none" (anyone may pull and push, as a
+    registry:2 run without auth); `name` is the directory under workdir, so that two
+    upstreams can share one; `storage` the registry's root directory (default under it)."""
 
-    def __init__(self, workdir, auth="token", name="upstream"):
-        if auth not in ("token", "basic"):
-            raise ValueError(f"auth must be token or basic, not {auth!r}")
+    def __init__(self, workdir, auth="token", name="upstream", htpasswd=None, storage=None):
+        if auth not in ("token", "basic", "none"):
+            raise ValueError(f"auth must be token, basic or none, not {auth!r}")
+        if htpasswd is not None and auth != "basic":
+            raise ValueError("an htpasswd file goes with auth=basic")
         self.auth = auth
         self.dir = os.path.join(workdir, name)
-        self.storage = os.path.join(self.dir, "storage")
+        self.storage = storage or os.path.join(self.dir, "storage")
+        os.makedirs(self.dir, exist_ok=True)
         os.makedirs(self.storage, exist_ok=True)
         self.key = os.path.join(self.dir, "key.pem")
         self.cert = os.path.join(self.dir, "cert.pem")
         self.config = os.path.join(self.dir, "config.yml")
-        self.htpasswd = os.path.join(self.dir, "htpasswd")
+        self.htpasswd = htpasswd or os.path.join(self.dir, "htpasswd")
         self.access_log = os.path.join(self.dir, "access.log")
         self.app_log = os.path.join(self.dir, "registry.log")
         self.token_log = os.path.join(self.dir, "token.log")
@@ -78,7 +83,8 @@ class Upstream:
         self._registry = None
         self._token = None
         self._files = []
-        self._make_key()
+        if auth == "token":
+            self._make_key()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -103,6 +109,8 @@ class Upstream:
                        check=True, capture_output=True, timeout=60)
 
     def _auth_config(self):
+        if self.auth == "none":
+            return ""
         if self.auth == "basic":
             if not os.path.exists(self.htpasswd):
                 harness.write_htpasswd(self.htpasswd, (PUSH_USER, PUSH_PASSWORD))
@@ -179,8 +187,12 @@ health:
                 r = harness.request(self.url, "GET", "/v2/", timeout=2)
             except OSError:
                 return False
-            return r.status == 401
-        return wait_until(ready, timeout_s, "docker-registry to answer /v2/ with 401")
+            return r.status == self._ready_status()
+        return wait_until(ready, timeout_s,
+                          f"docker-registry to answer /v2/ with {self._ready_status()}")
+
+    def _ready_status(self):
+        return 200 if self.auth == "none" else 401
 
     def start(self, timeout_s=30):
         """Starts both processes (again on the same ports after stop()); waits for 401 on /v2/."""
@@ -225,6 +237,10 @@ health:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def log(self):
+        """The end of the registry's own log."""
+        return self.tail(self.app_log)
 
     @staticmethod
     def tail(path, n=4000):
@@ -326,7 +342,7 @@ health:
         """A request straight to the registry, doing the Bearer dance on a 401 (anonymous
         unless creds=(user, password)); with basic auth, as creds or else the push user.
         Marked as the tests' own in the logs."""
-        if self.auth == "basic":
+        if self.auth == "basic" or (self.auth == "none" and creds):
             h = dict(headers or {})
             h["Authorization"] = harness.basic_auth(*(creds or (PUSH_USER, PUSH_PASSWORD)))
             return harness.request(self.url, method, path, h, body, timeout=timeout)
@@ -338,6 +354,13 @@ health:
         h = dict(headers or {})
         h["Authorization"] = f"Bearer {token}"
         return harness.request(self.url, method, path, h, body, timeout=timeout)
+
+    def manifest(self, repo, ref):
+        """(digest, bytes) of repo's manifest `ref` (a tag or a digest), any media type."""
+        r = self.request("GET", f"/v2/{repo}/manifests/{ref}", {"Accept": harness.ACCEPT_ALL})
+        if r.status != 200:
+            raise RuntimeError(f"GET {repo}:{ref}: {r!r}")
+        return r.header("Docker-Content-Digest"), r.body
 
     def put_manifest(self, repo, tag, media_type, raw):
         """Pushes `raw` (whose blobs the repository already holds) as repo:tag, as the
