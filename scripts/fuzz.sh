@@ -50,10 +50,13 @@ fi
 mkdir -p build-fuzz
 rm -rf build-fuzz/results.txt build-fuzz/results.d build-fuzz/artifacts
 mkdir -p build-fuzz/results.d
+# -Dunity=off: the targets take single objects out of the core library
+# (fuzz/meson.build), which meson cannot do from a unity build.
 if [ ! -f build-fuzz/build.ninja ]; then
-  CXX=clang++ meson setup build-fuzz -Dfuzz=true >build-fuzz/setup.log 2>&1 ||
+  CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dunity=off >build-fuzz/setup.log 2>&1 ||
     { cat build-fuzz/setup.log; echo "fuzz_build FAIL" >build-fuzz/results.txt; exit 1; }
 fi
+meson configure build-fuzz -Dunity=off
 # Default: every target fuzz/meson.build defines.
 targets=${*:-$(meson introspect build-fuzz --targets | /usr/bin/python3 -c '
 import json, sys
