@@ -1,4 +1,4 @@
-// Request heads and chunked bodies, as a client sends them (http/request_parser.h).
+// Request heads and chunked bodies, as a client sends them (server/request_parser.h).
 // The input is the raw bytes on a connection. Invariants:
 //   - the head parses the same whether its bytes arrive whole or one by one;
 //   - a parsed head ends in CRLF CRLF, and no method, target, name or value
@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "http/request_parser.h"
+#include "server/request_parser.h"
 
 namespace {
 

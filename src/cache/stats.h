@@ -40,17 +40,6 @@ struct CacheStats {
   std::atomic<uint64_t> auth_failures{0};            // wrong pull credentials
   std::atomic<uint64_t> auth_rate_limited{0};        // refused after too many failures
   std::atomic<uint64_t> client_limit_rejections{0};  // over the per-client request limit
-  // The HTTP layer's connection and request-header limits (http/connection.h).
-  std::atomic<int64_t> connections_open{0};
-  std::atomic<uint64_t> rejected_connections{0};             // over the total: 503
-  std::atomic<uint64_t> rejected_connections_per_client{0};  // 429
-  std::atomic<uint64_t> rejected_header_timeout{0};          // slowloris: 408
-  std::atomic<uint64_t> rejected_request_line_too_long{0};   // 414
-  std::atomic<uint64_t> rejected_headers_too_large{0};       // 431
-  std::atomic<uint64_t> rejected_too_many_headers{0};        // 431
-  std::atomic<uint64_t> rejected_malformed_request{0};       // unparsable, bad framing: 400
-  std::atomic<uint64_t> rejected_body_too_large{0};          // 413
-  std::atomic<uint64_t> rejected_unsupported{0};  // 501 coding, 505 version, 417 expectation
   // Manifest bytes downloaded (bytes_from_upstream counts blob bytes).
   std::atomic<uint64_t> manifest_bytes_from_upstream{0};
   // Outcomes of tag_revalidations: the upstream confirmed the cached digest,

@@ -16,8 +16,8 @@
 #include "config/config.h"
 #include "http/client_auth.h"
 #include "http/http_server.h"
-#include "http/tls_context.h"
 #include "prewarm/keep_warm.h"
+#include "server/tls_context.h"
 
 namespace hubcache {
 namespace {

@@ -62,7 +62,7 @@ struct Config {
   // Upper bound on one blob fill, however slow but steady the upstream.
   std::chrono::milliseconds fill_timeout{3'600'000};
   // Open client connections, idle keep-alive ones included (parked without a
-  // thread, http/idle_connections.h). More are answered 503.
+  // thread, server/idle_connections.h). More are answered 503.
   int max_connections = 1000;
   // Open connections from one client address; more are answered 429.
   int max_connections_per_client = 128;

@@ -201,16 +201,4 @@ void AccessLog::Run() {
   }
 }
 
-RequestTrace& CurrentRequestTrace() {
-  thread_local RequestTrace trace;
-  return trace;
-}
-
-void BeginRequest() {
-  RequestTrace& trace = CurrentRequestTrace();
-  trace.start = std::chrono::steady_clock::now();
-  trace.body_bytes = 0;
-  trace.active = true;
-}
-
 }  // namespace hubcache

@@ -98,17 +98,4 @@ class AccessLog {
   std::thread writer_;
 };
 
-// Per-request scratch state of the worker thread serving a request. httplib
-// runs a request on one thread from routing until its response is written and
-// logged, so this needs no synchronisation; BeginRequest() resets it.
-struct RequestTrace {
-  std::chrono::steady_clock::time_point start;
-  uint64_t body_bytes = 0;  // written by content providers (streamed bodies)
-  bool active = false;      // false: the request never reached routing
-};
-RequestTrace& CurrentRequestTrace();
-void BeginRequest();
-// Called by the content providers for every chunk they hand to httplib.
-inline void CountBodyBytes(size_t n) { CurrentRequestTrace().body_bytes += n; }
-
 }  // namespace hubcache

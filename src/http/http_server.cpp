@@ -8,20 +8,15 @@
 #include "http/access_log.h"
 #include "http/admin_handlers.h"
 #include "http/client_auth.h"
-#include "http/connection_server.h"
-#include "http/exchange.h"
 #include "http/observability_handlers.h"
 #include "http/registry_handlers.h"
-#include "http/tls_context.h"
-#include "http/worker_pool.h"
 #include "registry/errors.h"
+#include "server/connection_server.h"
+#include "server/exchange.h"
+#include "server/tls_context.h"
+#include "server/worker_pool.h"
 
 namespace hubcache {
-
-// A worker thread serves one request at a time, so the per-client slot a
-// request holds is kept per thread: taken in Admit, given back in Finish.
-thread_local bool slot_held = false;
-thread_local std::string slot_client;
 
 // Routes each parsed request: the per-client limit and credentials from its
 // head, then the observability pages, the admin API or the registry API.
@@ -39,14 +34,12 @@ class HttpServer::Router final : public RequestRouter {
         registry_(std::make_unique<RegistryHandlers>(mirror)),
         response_headers_(std::move(response_headers)) {}
 
-  Admission Admit(httplib::Request& req, httplib::Response& res) override {
-    BeginRequest();
-    Release();  // left over if a previous request on this thread was not finished
+  Admission Admit(RequestContext& context, httplib::Request& req, httplib::Response& res) override {
     res.set_header("Docker-Distribution-API-Version", "registry/2.0");
     for (const auto& [name, value] : response_headers_) res.set_header(name, value);
+    // The per-client slot this request holds, given back in Finish.
     if (!auth_->Enter(req.remote_addr, res)) return {Admission::Kind::kAnswered};
-    slot_held = true;
-    slot_client = req.remote_addr;
+    context.client_slot_held = true;
     // A CORS preflight never carries credentials: it is answered from the head
     // alone, before any auth, and any body stays unread (the connection closes).
     if (req.method == "OPTIONS") {
@@ -75,19 +68,14 @@ class HttpServer::Router final : public RequestRouter {
     if (!observability_->Handle(req, res)) registry_->Handle(req, res, body);
   }
 
-  void Finish(const httplib::Request& req, const httplib::Response& res) override {
-    Release();
+  void Finish(const RequestContext& context, const httplib::Request& req,
+              const httplib::Response& res) override {
+    if (context.client_slot_held) auth_->Leave(req.remote_addr);
     Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
-    observability_->OnResponse(req, res);
+    observability_->OnResponse(context, req, res);
   }
 
  private:
-  void Release() {
-    if (!slot_held) return;
-    slot_held = false;
-    auth_->Leave(slot_client);
-  }
-
   std::shared_ptr<ClientAuth> auth_;
   std::shared_ptr<ObservabilityHandlers> observability_;
   std::shared_ptr<AdminHandlers> admin_;
@@ -95,98 +83,47 @@ class HttpServer::Router final : public RequestRouter {
   const Fields response_headers_;
 };
 
-// httplib's Server or SSLServer for what it still does here: the listening
-// socket, the accept loop and the TLS context. Its per-connection loop
-// (process_and_close_socket, a private virtual: overriding it is allowed,
-// calling it is not) is replaced by the ConnectionServer's, so httplib never
-// parses a request. The subclass also reaches the listening socket: httplib's
-// compiled-in backlog of 5 is too small for a burst of clients, and stopping
-// to accept must not cut transfers in flight (unlike stop()).
-template <typename Base>
-class ServerWithSocket : public Base {
- public:
-  template <typename... Args>
-  explicit ServerWithSocket(ConnectionServer& connections, Args&&... args)
-      : Base(std::forward<Args>(args)...), connections_(connections) {}
-  void RaiseBacklog() { ::listen(this->svr_sock_, SOMAXCONN); }
-  void StopAccepting() { ::shutdown(this->svr_sock_, SHUT_RDWR); }
-
- private:
-  bool process_and_close_socket(socket_t sock) override {
-    SSL_CTX* tls = nullptr;
-    if constexpr (std::is_same_v<Base, httplib::SSLServer>) tls = this->ssl_context();
-    connections_.Serve(sock, tls);
-    return true;
-  }
-
-  ConnectionServer& connections_;
-};
-
 HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
     : mirror_(mirror),
       options_(std::move(options)),
-      connections_(std::make_unique<ConnectionServer>(options_.limits, mirror_.stats())) {
-  if (options_.tls) {
-    auto tls = options_.tls;
-    auto server = std::make_unique<ServerWithSocket<httplib::SSLServer>>(
-        *connections_, [tls](SSL_CTX& ctx) { return tls->Configure(ctx); });
-    raise_backlog_ = [s = server.get()] { s->RaiseBacklog(); };
-    stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
-    server_ = std::move(server);
-  } else {
-    auto server = std::make_unique<ServerWithSocket<httplib::Server>>(*connections_);
-    raise_backlog_ = [s = server.get()] { s->RaiseBacklog(); };
-    stop_accepting_ = [s = server.get()] { s->StopAccepting(); };
-    server_ = std::move(server);
-  }
-  observability_ = std::make_shared<ObservabilityHandlers>(mirror_);
+      connections_(std::make_unique<ConnectionServer>(options_.limits, connection_counters_)) {
+  observability_ = std::make_shared<ObservabilityHandlers>(mirror_, connection_counters_);
   admin_ = std::make_shared<AdminHandlers>(mirror_, options_.auth);
   router_ = std::make_unique<Router>(mirror_, options_.auth, observability_, admin_,
                                      options_.response_headers);
   connections_->SetRouter(router_.get());
-  // httplib queues each accepted connection on the ConnectionServer's workers,
-  // which also serve connections resumed from parking; httplib's shutdown of
-  // its queue leaves them to ConnectionServer::Shutdown (see Run()).
-  struct SharedWorkers : httplib::TaskQueue {
-    explicit SharedWorkers(WorkerPool& pool) : pool(pool) {}
-    void enqueue(std::function<void()> fn) override { pool.enqueue(std::move(fn)); }
-    void shutdown() override {}
-    WorkerPool& pool;
-  };
-  server_->new_task_queue = [connections = connections_.get()] {
-    return new SharedWorkers(connections->workers());
-  };
 }
 
 HttpServer::~HttpServer() {
   Stop();
-  connections_->Shutdown();  // its workers call into server_: joined before it goes
+  connections_->Shutdown();  // its workers use the router and the TLS context: joined first
 }
 
 Status HttpServer::Bind() {
   if (auto s = observability_->Start(); !s) return s;
+  if (options_.tls) {
+    tls_.reset(SSL_CTX_new(TLS_server_method()));
+    if (!tls_ || !options_.tls->Configure(*tls_)) {
+      tls_.reset();
+      return Fail(ErrorKind::kConfigInvalid, "cannot set up TLS for " + options_.addr);
+    }
+  }
   size_t colon = options_.addr.rfind(':');
   std::string host = options_.addr.substr(0, colon);
   int port = std::stoi(options_.addr.substr(colon + 1));
-  if (host.empty()) host = "0.0.0.0";
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
-  if (port == 0) {
-    port_ = server_->bind_to_any_port(host);
-    if (port_ < 0) return Fail(ErrorKind::kConfigInvalid, "cannot listen on " + options_.addr);
-  } else {
-    if (!server_->bind_to_port(host, port)) {
-      return Fail(ErrorKind::kConfigInvalid,
-                  "cannot listen on " + options_.addr + " (address in use or not available)");
-    }
-    port_ = port;
-  }
-  raise_backlog_();
+  if (auto s = listener_.Bind(host, port); !s) return s;
+  port_ = listener_.port();
   return {};
 }
 
 void HttpServer::Run() {
-  server_->listen_after_bind();
+  SSL_CTX* tls = tls_.get();
+  ConnectionServer* connections = connections_.get();
+  listener_.Run([connections, tls](int fd) {
+    connections->workers().enqueue([connections, fd, tls] { connections->Serve(fd, tls); });
+  });
   // Accepting stopped; the connections being served end (after their
   // current request when draining, at once after Stop()).
   connections_->Shutdown();
@@ -199,12 +136,12 @@ void HttpServer::AddStatsSection(std::string key, std::function<nlohmann::json()
 void HttpServer::StopAccepting() {
   admin_->CancelPrewarmJobs();
   connections_->Drain();
-  stop_accepting_();
+  listener_.StopAccepting();
 }
 
 void HttpServer::Stop() {
   connections_->Drain();
-  if (server_) server_->stop();
+  listener_.StopAccepting();
 }
 
 }  // namespace hubcache

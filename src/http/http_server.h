@@ -1,8 +1,8 @@
 #pragma once
-// The HTTP front: cpp-httplib's listening socket and TLS context, our own
-// connection handling (http/connection_server.h: connection limits, slowloris,
+// The HTTP front: the listening socket (server/listener.h), the TLS context,
+// the connection handling (server/connection_server.h: connection limits, slowloris,
 // idle keep-alive connections parked without a thread), every request read by
-// the one strict parser (http/exchange.h) and routed to the observability,
+// the one strict parser (server/exchange.h) and routed to the observability,
 // admin and registry handlers. Thread-safe as documented per method.
 
 #include <chrono>
@@ -14,13 +14,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <openssl/ssl.h>
 #include "cache/mirror.h"
 #include "common/result.h"
-#include "http/connection_stream.h"
 
-namespace httplib {
-class Server;
-}
+#include "server/connection_counters.h"
+#include "server/connection_stream.h"
+#include "server/listener.h"
 
 namespace hubcache {
 
@@ -65,14 +65,17 @@ class HttpServer {
   class Router;
 
   Mirror& mirror_;
+  ConnectionCounters connection_counters_;  // before what borrows it
   std::shared_ptr<ObservabilityHandlers> observability_;
   std::shared_ptr<AdminHandlers> admin_;
   HttpOptions options_;
+  struct SslCtxFree {
+    void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+  };
+  std::unique_ptr<SSL_CTX, SslCtxFree> tls_;  // null: plain HTTP; used by connections_
   std::unique_ptr<ConnectionServer> connections_;
   std::unique_ptr<Router> router_;  // borrowed by connections_
-  std::unique_ptr<httplib::Server> server_;
-  std::function<void()> raise_backlog_;   // reach the listening socket, which
-  std::function<void()> stop_accepting_;  // only a subclass of httplib's can
+  Listener listener_;
   int port_ = 0;
 };
 

@@ -63,8 +63,11 @@ RouteClass ClassifyPath(const std::string& path, Route* route) {
 
 }  // namespace
 
-ObservabilityHandlers::ObservabilityHandlers(Mirror& mirror)
-    : mirror_(mirror), started_ms_(UnixNowMs()), started_(std::chrono::steady_clock::now()) {
+ObservabilityHandlers::ObservabilityHandlers(Mirror& mirror, const ConnectionCounters& connections)
+    : mirror_(mirror),
+      connections_(connections),
+      started_ms_(UnixNowMs()),
+      started_(std::chrono::steady_clock::now()) {
   prober_ = std::thread(&ObservabilityHandlers::ProbeLoop, this);
   sampler_ = std::make_unique<StatsSampler>([this] { return TakeSample(); }, SamplerOptions{});
 }
@@ -183,16 +186,13 @@ void ObservabilityHandlers::ServeReady(httplib::Response& res) {
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", kJson);
 }
 
-void ObservabilityHandlers::OnResponse(const httplib::Request& req, const httplib::Response& res) {
-  RequestTrace& trace = CurrentRequestTrace();
+void ObservabilityHandlers::OnResponse(const RequestContext& context, const httplib::Request& req,
+                                       const httplib::Response& res) {
   RequestRecord record;
-  if (trace.active) record.duration = std::chrono::steady_clock::now() - trace.start;
+  record.duration = std::chrono::steady_clock::now() - context.start;
   record.status = res.status;
   record.cache = ParseCacheResult(res.get_header_value(kCacheHeader));
-  // Streamed bodies were counted as they went; a plain body is written whole
-  // (httplib writes none for HEAD).
-  record.body_bytes = trace.body_bytes + (req.method == "HEAD" ? 0 : res.body.size());
-  trace = RequestTrace{};
+  record.body_bytes = context.body_bytes;
 
   Route route;
   record.route = ClassifyPath(req.path, &route);
@@ -396,17 +396,18 @@ StatsSnapshot ObservabilityHandlers::Snapshot(bool with_repositories) {
   }
   s.admin_enabled = !config.admin_token.empty() || !config.admin_users.empty();
 
-  s.connections_open = cs.connections_open;
-  s.rejected = {{"connections", cs.rejected_connections},
-                {"connections_per_client", cs.rejected_connections_per_client},
+  const ConnectionCounters& cc = connections_;
+  s.connections_open = cc.connections_open;
+  s.rejected = {{"connections", cc.rejected_connections},
+                {"connections_per_client", cc.rejected_connections_per_client},
                 {"requests_per_client", cs.client_limit_rejections},
-                {"header_timeout", cs.rejected_header_timeout},
-                {"request_line_too_long", cs.rejected_request_line_too_long},
-                {"headers_too_large", cs.rejected_headers_too_large},
-                {"too_many_headers", cs.rejected_too_many_headers},
-                {"malformed_request", cs.rejected_malformed_request},
-                {"body_too_large", cs.rejected_body_too_large},
-                {"unsupported", cs.rejected_unsupported},
+                {"header_timeout", cc.rejected_header_timeout},
+                {"request_line_too_long", cc.rejected_request_line_too_long},
+                {"headers_too_large", cc.rejected_headers_too_large},
+                {"too_many_headers", cc.rejected_too_many_headers},
+                {"malformed_request", cc.rejected_malformed_request},
+                {"body_too_large", cc.rejected_body_too_large},
+                {"unsupported", cc.rejected_unsupported},
                 {"auth_rate_limited", cs.auth_rate_limited}};
   s.auth_failures = cs.auth_failures;
   s.admin_auth_failures = cs.admin_auth_failures;

@@ -36,6 +36,8 @@
 #include "cache/mirror.h"
 #include "common/result.h"
 #include "http/access_log.h"
+#include "server/connection_counters.h"
+#include "server/exchange.h"
 #include "stats/history.h"
 #include "stats/http_metrics.h"
 #include "stats/repo_counters.h"
@@ -45,7 +47,8 @@ namespace hubcache {
 
 class ObservabilityHandlers {
  public:
-  explicit ObservabilityHandlers(Mirror& mirror);
+  // `connections`: the connection layer's counters (borrowed, outlives this).
+  ObservabilityHandlers(Mirror& mirror, const ConnectionCounters& connections);
   ~ObservabilityHandlers();
   ObservabilityHandlers(const ObservabilityHandlers&) = delete;
   ObservabilityHandlers& operator=(const ObservabilityHandlers&) = delete;
@@ -58,7 +61,8 @@ class ObservabilityHandlers {
 
   // Once per request, after its response was written (or the connection
   // failed): counts it and logs it. On the worker thread that served it.
-  void OnResponse(const httplib::Request& req, const httplib::Response& res);
+  void OnResponse(const RequestContext& context, const httplib::Request& req,
+                  const httplib::Response& res);
 
   // Every figure now. `with_repositories`: also list what the cache and the
   // hosted repositories hold (reads the index; cached for a few seconds).
@@ -102,6 +106,7 @@ class ObservabilityHandlers {
   void ProbeLoop();
 
   Mirror& mirror_;
+  const ConnectionCounters& connections_;
   const int64_t started_ms_;
   const std::chrono::steady_clock::time_point started_;
   HttpMetrics http_;

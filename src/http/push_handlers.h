@@ -9,8 +9,8 @@
 #include <httplib.h>
 
 #include "cache/mirror.h"
-#include "http/exchange.h"
 #include "registry/routes.h"
+#include "server/exchange.h"
 
 namespace hubcache {
 

@@ -6,8 +6,8 @@
 #include <httplib.h>
 
 #include "cache/mirror.h"
-#include "http/exchange.h"
 #include "http/push_handlers.h"
+#include "server/exchange.h"
 
 namespace hubcache {
 

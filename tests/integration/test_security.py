@@ -239,7 +239,7 @@ class Credentials(unittest.TestCase):
 
     def test_percent_encoded_scheme_refused(self):
         """`Basic%20<token>` is no Basic credential: header values are never percent-decoded
-        (src/http/request_parser.h)."""
+        (src/server/request_parser.h)."""
         m = self.mirror()
         token = self.encoded(f"{PULL_USER}:{PULL_PASSWORD}".encode())
         self.assertEqual(raw_exchange(m.port, [("Authorization", f"Basic%20{token}")])[0], 401)

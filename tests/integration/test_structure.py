@@ -7,8 +7,11 @@ module, and a module includes only modules below it. The layers, lowest first:
   config, store              registry, common
   upstream                   config and what it uses
   cache, prewarm             upstream (cache also store, index, stats) and below
-  http                       cache, prewarm and what they use (never store, index,
-                             upstream directly: the Mirror is its door)
+  server                     registry, common: the connection layer (accept limits,
+                             TLS, keep-alive, the one request parser and response
+                             writer, workers) with its own counters; no handler
+  http                       server, cache, prewarm and what they use (never store,
+                             index, upstream directly: the Mirror is its door)
   cli                        everything
 
 A module that starts to include one beside or above it fails here with the file and
@@ -33,8 +36,9 @@ ALLOWED = {
     "upstream": {"config", "registry", "common"},
     "prewarm": {"upstream", "config", "registry", "common"},
     "cache": {"upstream", "store", "index", "config", "registry", "stats", "common"},
-    "http": {"cache", "prewarm", "config", "registry", "stats", "common"},
-    "cli": {"http", "cache", "prewarm", "upstream", "store", "index", "config", "registry",
+    "server": {"registry", "common"},
+    "http": {"server", "cache", "prewarm", "config", "registry", "stats", "common"},
+    "cli": {"http", "server", "cache", "prewarm", "upstream", "store", "index", "config", "registry",
             "stats", "common"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"')

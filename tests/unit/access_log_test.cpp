@@ -139,16 +139,5 @@ TEST_CASE("AccessLog::Open refuses a path it cannot write") {
   CHECK(log.error().message.find("/nonexistent-dir/access.log") != std::string::npos);
 }
 
-TEST_CASE("RequestTrace is per thread and reset by BeginRequest") {
-  BeginRequest();
-  CountBodyBytes(10);
-  CountBodyBytes(5);
-  CHECK(CurrentRequestTrace().body_bytes == 15);
-  CHECK(CurrentRequestTrace().active);
-  JoiningThread([] { CHECK(CurrentRequestTrace().body_bytes == 0); }).join();
-  BeginRequest();
-  CHECK(CurrentRequestTrace().body_bytes == 0);
-}
-
 }  // namespace
 }  // namespace hubcache

@@ -1,4 +1,4 @@
-#include "http/connection_server.h"
+#include "server/connection_server.h"
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
@@ -31,11 +31,11 @@ std::string ReadSome(int fd, size_t want) {
 
 // Answers every request "ok".
 struct OkRouter : RequestRouter {
-  Admission Admit(httplib::Request&, httplib::Response&) override { return {}; }
+  Admission Admit(RequestContext&, httplib::Request&, httplib::Response&) override { return {}; }
   void Handle(httplib::Request&, httplib::Response& res, RequestBody&) override {
     res.set_content("ok", "text/plain");
   }
-  void Finish(const httplib::Request&, const httplib::Response&) override {}
+  void Finish(const RequestContext&, const httplib::Request&, const httplib::Response&) override {}
 };
 
 const std::string kRequest = "GET / HTTP/1.1\r\nHost: m\r\n\r\n";
@@ -43,7 +43,7 @@ const std::string kOk =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
 
 struct LineServer {
-  CacheStats stats;
+  ConnectionCounters stats;
   OkRouter router;
   ConnectionServer server;
   explicit LineServer(ConnectionLimits limits) : server(limits, stats) {

@@ -1,4 +1,4 @@
-#include "http/exchange.h"
+#include "server/exchange.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -13,12 +13,16 @@
 
 #include "common/unique_fd.h"
 #include "joining_thread.h"
+#include "server/response_writer.h"
+#include "temp_dir.h"
 #include "test_support.h"
 
 namespace hubcache {
 namespace {
 
 using testing::CountOccurrences;
+using testing::TempDir;
+using testing::WriteFile;
 
 using namespace std::chrono_literals;
 
@@ -28,9 +32,12 @@ struct RecordingRouter : RequestRouter {
   std::vector<std::string> admitted;  // method + path
   std::vector<httplib::Request> handled;
   int finished = 0;
+  std::vector<uint64_t> body_bytes;  // each finished request's, from its context
   bool provider_overruns = false;
+  int file_fd = -1;  // >= 0: answer "/file" with bytes [2, 7) of this file
 
-  Admission Admit(httplib::Request& req, httplib::Response& res) override {
+  Admission Admit(RequestContext& context, httplib::Request& req, httplib::Response& res) override {
+    CHECK(context.body_bytes == 0);
     admitted.push_back(req.method + " " + req.path);
     if (admission.kind == Admission::Kind::kAnswered) {
       res.status = 401;
@@ -41,6 +48,19 @@ struct RecordingRouter : RequestRouter {
   void Handle(httplib::Request& req, httplib::Response& res, RequestBody&) override {
     handled.push_back(req);
     res.status = 200;
+    if (req.path == "/file" && file_fd >= 0) {
+      SetFileBody(res, 5, "application/octet-stream", FileBody(file_fd, 2, nullptr));
+      return;
+    }
+    if (req.path == "/chunked") {
+      res.set_chunked_content_provider("text/plain", [](size_t offset, httplib::DataSink& sink) {
+        if (offset == 0) return sink.write("abc", 3);
+        if (offset == 3) return sink.write("defg", 4);
+        sink.done();
+        return true;
+      });
+      return;
+    }
     if (provider_overruns) {
       res.set_content_provider(4, "text/plain", [](size_t, size_t, httplib::DataSink& sink) {
         return sink.write("0123456789", 10);  // more than announced
@@ -49,13 +69,17 @@ struct RecordingRouter : RequestRouter {
     }
     res.set_content(req.path + "|" + req.body, "text/plain");
   }
-  void Finish(const httplib::Request&, const httplib::Response&) override { ++finished; }
+  void Finish(const RequestContext& context, const httplib::Request&,
+              const httplib::Response&) override {
+    ++finished;
+    body_bytes.push_back(context.body_bytes);
+  }
 };
 
 struct ExchangeFixture {
   UniqueFd server;
   UniqueFd client;
-  CacheStats stats;
+  ConnectionCounters stats;
   ConnectionLimits limits;
   RecordingRouter router;
   ExchangeFixture() {
@@ -138,32 +162,33 @@ TEST_CASE("ServeExchange: a framing error is answered once and ends the connecti
     std::string name;
     std::string bytes;
     const char* status_line;
-    std::atomic<uint64_t> CacheStats::*counter;
+    std::atomic<uint64_t> ConnectionCounters::*counter;
   };
   const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: m\r\n\r\n";
   const Case cases[] = {
       {"bare LF Content-Length",
        "POST /a HTTP/1.1\r\nHost: m\r\nContent-Length: 38\n\r\n" + smuggled,
-       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+       "HTTP/1.1 400 Bad Request", &ConnectionCounters::rejected_malformed_request},
       {"bare LF Transfer-Encoding",
        "POST /a HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\n\r\n0\r\n\r\n" + smuggled,
-       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+       "HTTP/1.1 400 Bad Request", &ConnectionCounters::rejected_malformed_request},
       {"space before the colon",
        "POST /a HTTP/1.1\r\nHost: m\r\nContent-Length : 38\r\n\r\n" + smuggled,
-       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+       "HTTP/1.1 400 Bad Request", &ConnectionCounters::rejected_malformed_request},
       {"percent-encoded length",
        "POST /a HTTP/1.1\r\nHost: m\r\nContent-Length: %32\r\n\r\n" + smuggled,
-       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+       "HTTP/1.1 400 Bad Request", &ConnectionCounters::rejected_malformed_request},
       {"bad escape in the path", "GET /v2/a%0 HTTP/1.1\r\nHost: m\r\n\r\n" + smuggled,
-       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+       "HTTP/1.1 400 Bad Request", &ConnectionCounters::rejected_malformed_request},
       {"bad escape in the query", "GET /v2/?n=%zz HTTP/1.1\r\nHost: m\r\n\r\n" + smuggled,
-       "HTTP/1.1 400 Bad Request", &CacheStats::rejected_malformed_request},
+       "HTTP/1.1 400 Bad Request", &ConnectionCounters::rejected_malformed_request},
       {"request line over 8 KiB", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n",
-       "HTTP/1.1 414 URI Too Long", &CacheStats::rejected_request_line_too_long},
+       "HTTP/1.1 414 URI Too Long", &ConnectionCounters::rejected_request_line_too_long},
       {"head over 64 KiB", "GET / HTTP/1.1\r\nX-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n",
-       "HTTP/1.1 431 Request Header Fields Too Large", &CacheStats::rejected_headers_too_large},
+       "HTTP/1.1 431 Request Header Fields Too Large",
+       &ConnectionCounters::rejected_headers_too_large},
       {"unknown coding", "POST /a HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-       "HTTP/1.1 501 Not Implemented", &CacheStats::rejected_unsupported},
+       "HTTP/1.1 501 Not Implemented", &ConnectionCounters::rejected_unsupported},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
@@ -278,6 +303,47 @@ TEST_CASE("ServeExchange: a provider writing past its length is cut off") {
   std::string got = f.Received();
   CHECK(got.find("Content-Length: 4\r\n") != std::string::npos);
   CHECK(got.find("0123") == std::string::npos);  // nothing of the overrun went out
+}
+
+TEST_CASE("ServeExchange: each request's context counts the body bytes that went out") {
+  TempDir dir;
+  WriteFile(dir.path() / "blob", "0123456789");
+  UniqueFd file(::open((dir.path() / "blob").c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(file.valid());
+  ExchangeFixture f;
+  f.router.file_fd = file.get();
+  auto ends = f.Serve(
+      "GET /ab HTTP/1.1\r\nHost: m\r\n\r\n"
+      "HEAD /ab HTTP/1.1\r\nHost: m\r\n\r\n"
+      "GET /file HTTP/1.1\r\nHost: m\r\n\r\n"
+      "GET /chunked HTTP/1.1\r\nHost: m\r\n\r\n");
+  REQUIRE(ends.size() == 5);
+  // A fixed body ("/ab|"), none for HEAD, the file's 5 bytes (sendfile on this
+  // plain connection), the chunks' 7 bytes without their framing.
+  CHECK(f.router.body_bytes == std::vector<uint64_t>{4, 0, 5, 7});
+  std::string got = f.Received();
+  CHECK(got.find("Content-Length: 5\r\n\r\n23456HTTP/1.1 200") != std::string::npos);
+  CHECK(got.find("3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n") != std::string::npos);
+}
+
+TEST_CASE("FileBody reads its range through a buffer where sendfile cannot go (TLS)") {
+  TempDir dir;
+  WriteFile(dir.path() / "blob", "0123456789");
+  UniqueFd file(::open((dir.path() / "blob").c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(file.valid());
+  FileBody body(file.get(), 2, nullptr);
+  std::string out;
+  httplib::DataSink sink;
+  sink.write = [&](const char* data, size_t size) {
+    out.append(data, size);
+    return true;
+  };
+  REQUIRE(body(0, 5, sink));
+  CHECK(out.substr(0, 5) == "23456");  // a read may give more than asked; the writer cuts it
+  out.clear();
+  REQUIRE(body(3, 2, sink));
+  CHECK(out.substr(0, 2) == "56");
+  CHECK_FALSE(body(8, 5, sink));  // past the end of the file: the response is cut short
 }
 
 TEST_CASE("DecodeTarget: strict percent-decoding") {

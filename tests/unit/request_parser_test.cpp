@@ -1,4 +1,4 @@
-#include "http/request_parser.h"
+#include "server/request_parser.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "http/worker_pool.h"
+#include "server/worker_pool.h"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 #pragma once
 // One request and its answer on a client connection, read by the one strict
-// parser (http/request_parser.h) and nothing else:
+// parser (server/request_parser.h) and nothing else:
 //   1. the head is parsed (limits, framing); a failure is answered once and
 //      the connection closed;
 //   2. the router admits the request from its head alone: credentials and
@@ -8,7 +8,7 @@
 //   3. only a route that asks for the body gets it, read incrementally up to
 //      the route's limit (413 past it; a framing error in it: 400); a body
 //      nobody reads closes the connection after the answer;
-//   4. the answer is written (http/response_writer.h).
+//   4. the answer is written (server/response_writer.h).
 // The handlers see an httplib::Request built from the parsed head (the path
 // percent-decoded, the query split into parameters; header values as sent)
 // and fill an httplib::Response, as cpp-httplib's own handlers do; cpp-httplib
@@ -19,14 +19,16 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
-#include "cache/stats.h"
 #include "common/byte_source.h"
-#include "http/connection_stream.h"
-#include "http/request_parser.h"
+#include "server/connection_counters.h"
+#include "server/connection_stream.h"
+#include "server/request_parser.h"
 
 namespace hubcache {
 
@@ -72,6 +74,16 @@ class RequestBody final : public ByteSource {
   std::string_view pending_;  // decoded chunk data not yet handed out
 };
 
+// One request as the connection layer saw it beyond its head: when it began,
+// how much of the answer's body went out, and what the router holds for it
+// between Admit and Finish. Made by ServeExchange for each request and used by
+// the thread serving it only.
+struct RequestContext {
+  std::chrono::steady_clock::time_point start;  // the head was read whole
+  uint64_t body_bytes = 0;                      // of the answer's body, set before Finish
+  bool client_slot_held = false;                // the router's: a per-client slot, taken in Admit
+};
+
 // Implemented by the HTTP front (http_server.cpp). Called by the thread that
 // serves the connection, for one request at a time per connection; the
 // implementation must be safe for concurrent calls across connections.
@@ -79,12 +91,14 @@ class RequestRouter {
  public:
   virtual ~RequestRouter() = default;
   // The head is parsed into `req`. Credentials and limits are checked here.
-  virtual Admission Admit(httplib::Request& req, httplib::Response& res) = 0;
+  virtual Admission Admit(RequestContext& context, httplib::Request& req,
+                          httplib::Response& res) = 0;
   // Produces the answer; may read `body` (see RequestBody).
   virtual void Handle(httplib::Request& req, httplib::Response& res, RequestBody& body) = 0;
   // After the answer went out (or failed), for every admitted request: logs,
   // counts and gives back what Admit took.
-  virtual void Finish(const httplib::Request& req, const httplib::Response& res) = 0;
+  virtual void Finish(const RequestContext& context, const httplib::Request& req,
+                      const httplib::Response& res) = 0;
 };
 
 // Splits a request target into the percent-decoded path and its query
@@ -103,6 +117,6 @@ enum class ExchangeEnd {
 // Serves one request from `stream` (BeginRequest() called). `last`: this is
 // the connection's last request.
 ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limits, SSL* ssl,
-                          bool last, RequestRouter& router, CacheStats& stats);
+                          bool last, RequestRouter& router, ConnectionCounters& counters);
 
 }  // namespace hubcache

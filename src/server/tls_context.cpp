@@ -1,4 +1,4 @@
-#include "http/tls_context.h"
+#include "server/tls_context.h"
 
 #include <openssl/err.h>
 

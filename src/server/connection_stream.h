@@ -1,11 +1,11 @@
 #pragma once
 // One client connection's bytes: a non-blocking socket, plain or TLS, with
 // every wait bounded. Reads hand out the buffered bytes (Peek/Consume) to the
-// one request parser (http/request_parser.h), which the exchange
-// (http/exchange.h) drives; a request's head must arrive within
+// one request parser (server/request_parser.h), which the exchange
+// (server/exchange.h) drives; a request's head must arrive within
 // header_timeout of BeginRequest (slowloris): 408.
 // A refusal (Reject) answers with a registry error (JSON, Connection: close),
-// counts it in CacheStats, and fails every later read and write; the
+// counts it in ConnectionCounters, and fails every later read and write; the
 // connection is then closed.
 // Small writes are gathered (a response's head and a manifest body go out in
 // one segment) and flushed before any wait for the client, before a large
@@ -20,8 +20,8 @@
 #include <string>
 #include <string_view>
 
-#include "cache/stats.h"
 #include "common/mapped_buffer.h"
+#include "server/connection_counters.h"
 
 namespace hubcache {
 
@@ -51,7 +51,7 @@ class ConnectionStream {
   // `ssl` (may be null: plain HTTP) is set up for `fd` and accepts; both stay
   // owned by the caller. `fd` must be non-blocking.
   ConnectionStream(int fd, SSL* ssl, std::string peer_ip, int peer_port,
-                   const ConnectionLimits& limits, CacheStats& stats);
+                   const ConnectionLimits& limits, ConnectionCounters& counters);
 
   // The TLS handshake, within header_timeout.
   bool Handshake();
@@ -87,10 +87,8 @@ class ConnectionStream {
   bool close_after_response() const { return close_after_response_; }
 
   // Sends `length` bytes of `file_fd` from `offset` with sendfile(2), bypassing
-  // user space; plain connections only (false otherwise, or on failure). The
-  // bytes then count as already written: the next write() of exactly `length`
-  // bytes sends nothing and reports them written, so a content provider's
-  // sink accounts for them like any other write.
+  // user space, after what write() gathered; plain connections only (false
+  // otherwise, or on failure).
   bool SendFile(int file_fd, off_t offset, size_t length);
   bool can_send_file() const { return ssl_ == nullptr; }
 
@@ -117,7 +115,7 @@ class ConnectionStream {
   mutable std::string local_ip_;
   mutable int local_port_ = -1;
   const ConnectionLimits& limits_;
-  CacheStats& stats_;
+  ConnectionCounters& counters_;
 
   // Allocated on first use and freed while parked: an idle connection costs
   // only this object.
@@ -134,7 +132,6 @@ class ConnectionStream {
   bool close_after_response_ = false;
 
   bool rejected_ = false;
-  size_t already_sent_ = 0;  // by SendFile, for the next write()
 };
 
 }  // namespace hubcache

@@ -1,4 +1,4 @@
-#include "http/connection_server.h"
+#include "server/connection_server.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,13 +13,6 @@
 
 namespace hubcache {
 namespace {
-
-thread_local ConnectionStream* current_connection = nullptr;
-
-struct CurrentConnectionScope {
-  explicit CurrentConnectionScope(ConnectionStream* stream) { current_connection = stream; }
-  ~CurrentConnectionScope() { current_connection = nullptr; }
-};
 
 // Half-closes, then reads and drops what the client still sends for a moment
 // before closing: closing with unread bytes would reset the connection, and a
@@ -48,15 +41,13 @@ void Refuse(int fd, int status, const char* code, const char* message) {
 
 }  // namespace
 
-ConnectionStream* CurrentConnection() { return current_connection; }
-
 Connection::Connection(ConnectionServer& server, int fd, SSL* ssl, std::string ip, int port,
-                       const ConnectionLimits& limits, CacheStats& stats)
+                       const ConnectionLimits& limits, ConnectionCounters& counters)
     : server(server),
       fd(fd),
       ssl(ssl),
       ip(ip),
-      stream(fd, ssl, std::move(ip), port, limits, stats),
+      stream(fd, ssl, std::move(ip), port, limits, counters),
       requests_left(limits.max_requests_per_connection) {}
 
 Connection::~Connection() {
@@ -73,9 +64,9 @@ Connection::~Connection() {
   server.Release(ip);
 }
 
-ConnectionServer::ConnectionServer(ConnectionLimits limits, CacheStats& stats)
+ConnectionServer::ConnectionServer(ConnectionLimits limits, ConnectionCounters& counters)
     : limits_(limits),
-      stats_(stats),
+      counters_(counters),
       // A worker per connection being served, and some beyond the limit so
       // that connections over it are refused at once rather than queued.
       workers_(std::make_unique<WorkerPool>(
@@ -103,14 +94,14 @@ ConnectionServer::Admission ConnectionServer::Admit(const std::string& ip) {
   if (mine >= limits_.max_connections_per_client) return Admission::kOverClient;
   ++mine;
   ++open_;
-  ++stats_.connections_open;
+  ++counters_.connections_open;
   return Admission::kAdmitted;
 }
 
 void ConnectionServer::Release(const std::string& ip) {
   std::lock_guard lock(mutex_);
   --open_;
-  --stats_.connections_open;
+  --counters_.connections_open;
   auto it = per_ip_.find(ip);
   if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);
 }
@@ -123,7 +114,7 @@ void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
     case Admission::kAdmitted:
       break;
     case Admission::kOverTotal:
-      ++stats_.rejected_connections;
+      ++counters_.rejected_connections;
       Logger("http")->debug("{}: refused, {} connections open (--max-connections)", ip,
                             limits_.max_connections);
       if (!tls) {
@@ -132,7 +123,7 @@ void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
       LingeringClose(fd);
       return;
     case Admission::kOverClient:
-      ++stats_.rejected_connections_per_client;
+      ++counters_.rejected_connections_per_client;
       Logger("http")->debug("{}: refused, {} connections open from it", ip,
                             limits_.max_connections_per_client);
       if (!tls) {
@@ -160,7 +151,7 @@ void ConnectionServer::Serve(int fd, SSL_CTX* tls) {
     SSL_set_fd(ssl, fd);
     SSL_set_accept_state(ssl);
   }
-  auto connection = std::make_shared<Connection>(*this, fd, ssl, ip, port, limits_, stats_);
+  auto connection = std::make_shared<Connection>(*this, fd, ssl, ip, port, limits_, counters_);
   if (ssl && !connection->stream.Handshake()) return;
   Continue(std::move(connection));
 }
@@ -171,7 +162,6 @@ void ConnectionServer::Continue(std::shared_ptr<Connection> connection) {
   // one thread, a quiet client costs none.
   constexpr std::chrono::milliseconds kLinger{5};
   ConnectionStream& stream = connection->stream;
-  CurrentConnectionScope scope(&stream);
   while (connection->requests_left > 0) {
     auto next = stream.WaitForRequest(std::min(kLinger, limits_.keepalive_timeout), draining_);
     if (next == ConnectionStream::Next::kGone) break;
@@ -187,7 +177,7 @@ void ConnectionServer::Continue(std::shared_ptr<Connection> connection) {
     stream.BeginRequest();
     ExchangeEnd end =
         ServeExchange(stream, limits_, connection->ssl,
-                      connection->requests_left == 1 || draining_.load(), *router_, stats_);
+                      connection->requests_left == 1 || draining_.load(), *router_, counters_);
     if (end != ExchangeEnd::kKeepAlive) {
       // What was written goes out even after a failure (a response cut short
       // still shows its status and headers).

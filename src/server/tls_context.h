@@ -22,7 +22,7 @@ class TlsContext {
   [[nodiscard]] static Result<std::shared_ptr<TlsContext>> Create(
       std::string certificate, std::string key, std::vector<std::string> client_cas);
 
-  // Sets up the SSL_CTX that httplib's SSLServer handshakes with.
+  // Sets up the SSL_CTX the server handshakes with; this object must outlive `base`.
   bool Configure(SSL_CTX& base);
 
   // Re-reads certificate and key; on failure the current ones stay in use.

@@ -1,4 +1,4 @@
-#include "http/exchange.h"
+#include "server/exchange.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,8 +7,8 @@
 
 #include "common/log.h"
 #include "common/strings.h"
-#include "http/response_writer.h"
 #include "registry/errors.h"
+#include "server/response_writer.h"
 
 namespace hubcache {
 namespace {
@@ -32,22 +32,22 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
   return true;
 }
 
-std::atomic<uint64_t>& Counter(CacheStats& stats, ParseFailureKind kind) {
+std::atomic<uint64_t>& Counter(ConnectionCounters& counters, ParseFailureKind kind) {
   switch (kind) {
     case ParseFailureKind::kRequestLineTooLong:
-      return stats.rejected_request_line_too_long;
+      return counters.rejected_request_line_too_long;
     case ParseFailureKind::kHeadTooLarge:
-      return stats.rejected_headers_too_large;
+      return counters.rejected_headers_too_large;
     case ParseFailureKind::kTooManyFields:
-      return stats.rejected_too_many_headers;
+      return counters.rejected_too_many_headers;
     case ParseFailureKind::kNotImplemented:
     case ParseFailureKind::kVersion:
     case ParseFailureKind::kExpectation:
-      return stats.rejected_unsupported;
+      return counters.rejected_unsupported;
     case ParseFailureKind::kMalformed:
       break;
   }
-  return stats.rejected_malformed_request;
+  return counters.rejected_malformed_request;
 }
 
 enum class BodyRead { kOk, kTooLarge, kMalformed, kGone };
@@ -203,7 +203,7 @@ bool DecodeTarget(const std::string& target, std::string& path, httplib::Params&
 }
 
 ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limits, SSL* ssl,
-                          bool last, RequestRouter& router, CacheStats& stats) {
+                          bool last, RequestRouter& router, ConnectionCounters& counters) {
   HeadParser parser(
       HeadLimits{limits.max_request_line, limits.max_header_bytes, limits.max_header_fields});
   while (parser.state() == HeadParser::State::kIncomplete) {
@@ -218,7 +218,7 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
   stream.EndHead();
   if (parser.state() == HeadParser::State::kFailed) {
     const ParseFailure& failure = parser.failure();
-    stream.Reject(failure.status, failure.message.c_str(), Counter(stats, failure.kind));
+    stream.Reject(failure.status, failure.message.c_str(), Counter(counters, failure.kind));
     return ExchangeEnd::kBroken;
   }
   RequestHead& head = parser.head();
@@ -226,7 +226,7 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
   httplib::Params params;
   if (!DecodeTarget(head.target, path, params)) {
     stream.Reject(400, "invalid percent-encoding in the request target",
-                  stats.rejected_malformed_request);
+                  counters.rejected_malformed_request);
     return ExchangeEnd::kBroken;
   }
   const bool has_body = head.has_body();
@@ -238,7 +238,8 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
   bool close = last || !head.keep_alive;
   bool body_unread = false;
   RequestBody body(stream, head);
-  Admission admission = router.Admit(req, res);
+  RequestContext context{.start = std::chrono::steady_clock::now()};
+  Admission admission = router.Admit(context, req, res);
   switch (admission.kind) {
     case Admission::Kind::kAnswered:
       body_unread = has_body;
@@ -252,7 +253,7 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
           !(head.framing == BodyFraming::kLength && head.content_length > admission.max_body)) {
         static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (stream.write(kContinue, sizeof(kContinue) - 1) < 0 || !stream.Flush()) {
-          router.Finish(req, res);
+          router.Finish(context, req, res);
           return ExchangeEnd::kBroken;
         }
       }
@@ -267,19 +268,19 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
         case BodyRead::kTooLarge:
           res = httplib::Response();
           res.status = 413;
-          stream.Reject(413, "the request body is too large", stats.rejected_body_too_large);
-          router.Finish(req, res);
+          stream.Reject(413, "the request body is too large", counters.rejected_body_too_large);
+          router.Finish(context, req, res);
           return ExchangeEnd::kBroken;
         case BodyRead::kMalformed:
           res = httplib::Response();
           res.status = 400;
-          stream.Reject(400, error.c_str(), stats.rejected_malformed_request);
-          router.Finish(req, res);
+          stream.Reject(400, error.c_str(), counters.rejected_malformed_request);
+          router.Finish(context, req, res);
           return ExchangeEnd::kBroken;
         case BodyRead::kGone:
           res = httplib::Response();
           res.status = 400;
-          router.Finish(req, res);
+          router.Finish(context, req, res);
           return ExchangeEnd::kBroken;
       }
       break;
@@ -293,9 +294,10 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
   ResponseFraming framing{.head_only = req.method == "HEAD",
                           .close = close,
                           .keep_alive_header = head.minor_version == 0 && !close};
-  const bool written = WriteResponse(stream, res, framing);
-  router.Finish(req, res);
-  if (!written) return ExchangeEnd::kBroken;
+  const ResponseWritten written = WriteResponse(stream, res, framing);
+  context.body_bytes = written.body_bytes;
+  router.Finish(context, req, res);
+  if (!written.complete) return ExchangeEnd::kBroken;
   return close ? ExchangeEnd::kClose : ExchangeEnd::kKeepAlive;
 }
 

@@ -1,4 +1,4 @@
-#include "http/connection_stream.h"
+#include "server/connection_stream.h"
 
 #include <netdb.h>
 #include <poll.h>
@@ -13,8 +13,8 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "http/response_writer.h"
 #include "registry/errors.h"
+#include "server/response_writer.h"
 
 namespace hubcache {
 std::string ErrorResponse(int status, const char* code, const std::string& message) {
@@ -41,13 +41,13 @@ void SocketAddress(int fd, bool peer, std::string& ip, int& port) {
 }
 
 ConnectionStream::ConnectionStream(int fd, SSL* ssl, std::string peer_ip, int peer_port,
-                                   const ConnectionLimits& limits, CacheStats& stats)
+                                   const ConnectionLimits& limits, ConnectionCounters& counters)
     : fd_(fd),
       ssl_(ssl),
       peer_ip_(std::move(peer_ip)),
       peer_port_(peer_port),
       limits_(limits),
-      stats_(stats) {}
+      counters_(counters) {}
 
 ConnectionStream::Io ConnectionStream::Wait(short events, Clock::time_point deadline) const {
   for (;;) {
@@ -78,7 +78,7 @@ bool ConnectionStream::Handshake() {
       Logger("http")->debug("{}: TLS handshake failed", peer_ip_);
       return false;
     }
-    if (io == Io::kTimeout) ++stats_.rejected_header_timeout;
+    if (io == Io::kTimeout) ++counters_.rejected_header_timeout;
     if (io != Io::kReady) return false;
   }
 }
@@ -114,7 +114,6 @@ void ConnectionStream::ReleaseBuffers() {
 void ConnectionStream::BeginRequest() {
   in_head_ = true;
   head_deadline_ = Clock::now() + limits_.header_timeout;
-  already_sent_ = 0;
   close_after_response_ = false;
 }
 
@@ -156,7 +155,8 @@ bool ConnectionStream::Fill() {
     Io io = Wait(want, deadline);
     if (io == Io::kReady) continue;
     if (io == Io::kTimeout && in_head_ && Clock::now() >= head_deadline_) {
-      Reject(408, "the request's headers did not arrive in time", stats_.rejected_header_timeout);
+      Reject(408, "the request's headers did not arrive in time",
+             counters_.rejected_header_timeout);
     }
     return false;
   }
@@ -215,7 +215,7 @@ bool ConnectionStream::Flush() {
 }
 
 bool ConnectionStream::SendFile(int file_fd, off_t offset, size_t length) {
-  if (ssl_ || rejected_ || already_sent_ != 0 || !Flush()) return false;
+  if (ssl_ || rejected_ || !Flush()) return false;
   size_t done = 0;
   while (done < length) {
     ssize_t n = ::sendfile(fd_, file_fd, &offset, length - done);
@@ -228,7 +228,6 @@ bool ConnectionStream::SendFile(int file_fd, off_t offset, size_t length) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
     if (Wait(POLLOUT, Clock::now() + limits_.write_timeout) != Io::kReady) return false;
   }
-  already_sent_ = length;
   return true;
 }
 
@@ -240,12 +239,6 @@ std::string_view ConnectionStream::Peek() {
 
 ssize_t ConnectionStream::write(const char* ptr, size_t size) {
   if (rejected_) return -1;
-  if (already_sent_ != 0) {
-    // The bytes SendFile sent: anything else means the caller lost count.
-    if (size != already_sent_) return -1;
-    already_sent_ = 0;
-    return static_cast<ssize_t>(size);
-  }
   if (out_length_ + size > kOutSize && !Flush()) return -1;
   if (size <= kOutSize - out_length_) {
     if (!out_) out_ = std::make_unique<MappedBuffer>(kOutSize);

@@ -1,4 +1,4 @@
-#include "http/idle_connections.h"
+#include "server/idle_connections.h"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

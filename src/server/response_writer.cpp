@@ -1,11 +1,20 @@
-#include "http/response_writer.h"
+#include "server/response_writer.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <string>
 
+#include "common/mapped_buffer.h"
 #include "common/strings.h"
 
 namespace hubcache {
 namespace {
+
+// sendfile(2) calls are at most this long, so that a transfer that fails is
+// noticed between them.
+constexpr size_t kSendFileChunkBytes = 8 * 1024 * 1024;
 
 bool IsSafeFieldText(const std::string& s) {
   for (char c : s) {
@@ -27,8 +36,24 @@ bool WriteAll(ConnectionStream& stream, const char* data, size_t size) {
 // A provider that keeps returning true without writing is stuck: give up.
 constexpr int kMaxIdleProviderCalls = 1000;
 
-bool WriteLengthBody(ConnectionStream& stream, httplib::Response& res) {
+bool SendFileBody(ConnectionStream& stream, const FileBody& file, size_t length,
+                  uint64_t& written) {
+  while (written < length) {
+    size_t want = std::min(length - written, kSendFileChunkBytes);
+    if (!stream.SendFile(file.fd(), static_cast<off_t>(file.first() + written), want)) {
+      return false;
+    }
+    written += want;
+  }
+  return true;
+}
+
+bool WriteLengthBody(ConnectionStream& stream, httplib::Response& res, uint64_t& written) {
   const size_t length = res.content_length_;
+  if (const FileBody* file = res.content_provider_.target<FileBody>();
+      file != nullptr && stream.can_send_file()) {
+    return SendFileBody(stream, *file, length, written);
+  }
   size_t offset = 0;
   bool ok = true;
   httplib::DataSink sink;
@@ -36,6 +61,7 @@ bool WriteLengthBody(ConnectionStream& stream, httplib::Response& res) {
     // Never more than announced: the framing must stay true.
     if (!ok || size > length - offset || !WriteAll(stream, data, size)) return ok = false;
     offset += size;
+    written = offset;
     return true;
   };
   sink.is_writable = [&] { return ok; };
@@ -50,7 +76,7 @@ bool WriteLengthBody(ConnectionStream& stream, httplib::Response& res) {
   return true;
 }
 
-bool WriteChunkedBody(ConnectionStream& stream, httplib::Response& res) {
+bool WriteChunkedBody(ConnectionStream& stream, httplib::Response& res, uint64_t& written) {
   size_t offset = 0;
   bool ok = true;
   bool done = false;
@@ -65,6 +91,7 @@ bool WriteChunkedBody(ConnectionStream& stream, httplib::Response& res) {
       return ok = false;
     }
     offset += size;
+    written = offset;
     return true;
   };
   sink.is_writable = [&] { return ok; };
@@ -81,6 +108,32 @@ bool WriteChunkedBody(ConnectionStream& stream, httplib::Response& res) {
 }
 
 }  // namespace
+
+struct FileBody::State {
+  std::shared_ptr<void> owner;
+  std::unique_ptr<MappedBuffer> buffer;  // made for the first buffered read
+};
+
+FileBody::FileBody(int fd, uint64_t first, std::shared_ptr<void> owner)
+    : fd_(fd), first_(first), state_(std::make_shared<State>(State{std::move(owner), nullptr})) {}
+
+bool FileBody::operator()(size_t offset, size_t length, httplib::DataSink& sink) const {
+  State& s = *state_;
+  if (!s.buffer) s.buffer = std::make_unique<MappedBuffer>(kStreamChunkBytes);
+  if (s.buffer->size() == 0) return false;  // out of memory
+  size_t want = std::min(length, s.buffer->size());
+  ssize_t n;
+  do {
+    n = ::pread(fd_, s.buffer->data(), want, static_cast<off_t>(first_ + offset));
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;  // the file shrank or failed: cut the response short
+  return sink.write(s.buffer->data(), static_cast<size_t>(n));
+}
+
+void SetFileBody(httplib::Response& res, uint64_t length, const std::string& content_type,
+                 FileBody file) {
+  res.set_content_provider(length, content_type, std::move(file));
+}
 
 const char* StatusReason(int status) {
   switch (status) {
@@ -149,7 +202,8 @@ const char* StatusReason(int status) {
   }
 }
 
-bool WriteResponse(ConnectionStream& stream, httplib::Response& res, ResponseFraming framing) {
+ResponseWritten WriteResponse(ConnectionStream& stream, httplib::Response& res,
+                              ResponseFraming framing) {
   if (res.status < 100 || res.status > 599) res.status = 500;
   const bool no_body = res.status < 200 || res.status == 204 || res.status == 304;
   const bool chunked = res.content_provider_ && res.is_chunked_content_provider_;
@@ -182,18 +236,24 @@ bool WriteResponse(ConnectionStream& stream, httplib::Response& res, ResponseFra
     head += "Connection: keep-alive\r\n";
   }
   head += "\r\n";
-  if (!WriteAll(stream, head.data(), head.size())) return false;
-  if (no_body || framing.head_only) return true;
+  ResponseWritten written;
+  if (!WriteAll(stream, head.data(), head.size())) return written;
+  if (no_body || framing.head_only) {
+    written.complete = true;
+    return written;
+  }
   bool ok;
   if (!res.content_provider_) {
     ok = WriteAll(stream, res.body.data(), res.body.size());
+    if (ok) written.body_bytes = res.body.size();
   } else if (chunked) {
-    ok = WriteChunkedBody(stream, res);
+    ok = WriteChunkedBody(stream, res, written.body_bytes);
   } else {
-    ok = WriteLengthBody(stream, res);
+    ok = WriteLengthBody(stream, res, written.body_bytes);
   }
   res.content_provider_success_ = ok;
-  return ok;
+  written.complete = ok;
+  return written;
 }
 
 }  // namespace hubcache

@@ -3,7 +3,7 @@
 // offers no limit on connections and only a per-read timeout): admission
 // against the total and per-client connection limits, the TLS handshake, and
 // the keep-alive loop over a ConnectionStream, whose head limits stop slow or
-// oversized requests. Each request is served by ServeExchange (http/exchange.h)
+// oversized requests. Each request is served by ServeExchange (server/exchange.h)
 // with the router set once.
 // A connection over a limit is answered (plain HTTP; a TLS one is closed) and
 // counted. Between requests a connection that stays quiet is parked in
@@ -19,11 +19,11 @@
 #include <mutex>
 #include <string>
 
-#include "cache/stats.h"
-#include "http/connection_stream.h"
-#include "http/exchange.h"
-#include "http/idle_connections.h"
-#include "http/worker_pool.h"
+#include "server/connection_counters.h"
+#include "server/connection_stream.h"
+#include "server/exchange.h"
+#include "server/idle_connections.h"
+#include "server/worker_pool.h"
 
 namespace hubcache {
 
@@ -34,7 +34,7 @@ class ConnectionServer;
 // admission back.
 struct Connection {
   Connection(ConnectionServer& server, int fd, SSL* ssl, std::string ip, int port,
-             const ConnectionLimits& limits, CacheStats& stats);
+             const ConnectionLimits& limits, ConnectionCounters& counters);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -50,14 +50,14 @@ struct Connection {
 
 class ConnectionServer {
  public:
-  ConnectionServer(ConnectionLimits limits, CacheStats& stats);
+  ConnectionServer(ConnectionLimits limits, ConnectionCounters& counters);
   ~ConnectionServer();  // Shutdown()
 
   // Who answers requests (borrowed, outlives this); set once, before any
   // connection is served.
   void SetRouter(RequestRouter* router) { router_ = router; }
 
-  // The workers that serve connections (httplib queues new ones here too).
+  // The workers that serve connections (the listener queues new ones here too).
   WorkerPool& workers() { return *workers_; }
 
   // Serves `fd` (accepted, owned from here on); `tls` null means plain HTTP.
@@ -80,7 +80,7 @@ class ConnectionServer {
   void Continue(std::shared_ptr<Connection> connection);
 
   const ConnectionLimits limits_;
-  CacheStats& stats_;
+  ConnectionCounters& counters_;
   RequestRouter* router_ = nullptr;
   std::atomic<bool> draining_{false};
   std::mutex mutex_;
@@ -91,9 +91,5 @@ class ConnectionServer {
   // workers_, is joined before workers_ goes.
   IdleConnections idle_;
 };
-
-// The connection the calling worker thread serves (null outside one): lets a
-// response body go out with sendfile(2).
-ConnectionStream* CurrentConnection();
 
 }  // namespace hubcache
