@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "http/dashboard_page.h"
+#include "http/request_repo.h"
 #include "registry/hubcache_headers.h"
 #include "registry/reference.h"
 #include "registry/routes.h"
@@ -201,13 +202,11 @@ void ObservabilityHandlers::OnResponse(const RequestContext& context, const http
   std::optional<RepoName> repo;
   std::string registry;
   if (!route.name.empty()) {
-    std::string name = route.name;
-    if (req.has_param("ns")) {
-      if (auto q = mirror_.sources().QualifyForNs(req.get_param_value("ns"), name)) name = *q;
-    }
-    if (auto parsed = RepoName::Parse(name)) {
-      registry = mirror_.sources().RegistryOf(*parsed);
-      repo = std::move(*parsed);
+    if (auto name = RequestRepoName(req, route, mirror_.sources())) {
+      if (auto parsed = RepoName::Parse(*name)) {
+        registry = mirror_.sources().RegistryOf(*parsed);
+        repo = std::move(*parsed);
+      }
     }
   }
   if (record.route == RouteClass::kManifest || record.route == RouteClass::kBlob) {

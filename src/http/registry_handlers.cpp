@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/strings.h"
+#include "http/request_repo.h"
 #include "http/responses.h"
 #include "registry/hubcache_headers.h"
 #include "registry/media_types.h"
@@ -133,17 +134,9 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
   // here, the form path-prefix clients send. Any other registry is unknown,
   // never answered with Docker Hub's repository of that name.
   if (!route.name.empty()) {
-    const size_t ns_count = req.get_param_value_count("ns");
-    for (size_t i = 1; i < ns_count; ++i) {
-      if (req.get_param_value("ns", i) != req.get_param_value("ns", 0)) {
-        return WriteError(res, Error{ErrorKind::kNameUnknown, "ns= names two registries"});
-      }
-    }
-    if (ns_count > 0) {
-      auto qualified = mirror_.sources().QualifyForNs(req.get_param_value("ns", 0), route.name);
-      if (!qualified) return WriteError(res, qualified.error());
-      route.name = std::move(*qualified);
-    }
+    auto qualified = RequestRepoName(req, route, mirror_.sources());
+    if (!qualified) return WriteError(res, qualified.error());
+    route.name = std::move(*qualified);
     // A name of a registry not mirrored here (or outside its allow list) is
     // refused before anything is looked up: not even a cached blob is served
     // under it.

@@ -1,4 +1,5 @@
 #include "registry/repo_sources.h"
+#include "http/request_repo.h"
 #include "test_support.h"
 
 #include <doctest/doctest.h>
@@ -111,6 +112,36 @@ TEST_CASE("RepoSources::QualifyForNs: containerd's ns= names the registry") {
     auto q = sources.QualifyForNs(other, "team/app");
     REQUIRE_FALSE(q.has_value());
     CHECK(q.error().kind == ErrorKind::kNameUnknown);
+  }
+}
+
+TEST_CASE("RequestRepoName: the path's name, qualified by every ?ns= of the request") {
+  RepoSources sources({}, {{"ghcr.io", "ghcr.io", {}, {}}});
+  const Route route{RouteKind::kManifest, "team/app", "latest"};
+  struct Case {
+    std::vector<std::string> ns;
+    std::string want;  // "" = refused with NAME_UNKNOWN
+  };
+  const Case cases[] = {
+      {{}, "team/app"},
+      {{"docker.io"}, "team/app"},
+      {{"ghcr.io"}, "ghcr.io/team/app"},
+      {{"ghcr.io", "ghcr.io"}, "ghcr.io/team/app"},
+      {{"ghcr.io", "docker.io"}, ""},  // two registries
+      {{"quay.io"}, ""},               // not mirrored here
+  };
+  for (const Case& c : cases) {
+    httplib::Request req;
+    for (const auto& ns : c.ns) req.params.emplace("ns", ns);
+    CAPTURE(req.params.size());
+    auto got = RequestRepoName(req, route, sources);
+    if (c.want.empty()) {
+      REQUIRE_FALSE(got.has_value());
+      CHECK(got.error().kind == ErrorKind::kNameUnknown);
+    } else {
+      REQUIRE(got.has_value());
+      CHECK(*got == c.want);
+    }
   }
 }
 
