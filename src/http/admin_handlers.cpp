@@ -32,7 +32,7 @@ size_t AdminHandlers::BodyLimit(const httplib::Request& req) const {
   return req.method == "POST" && req.path == "/admin/prewarm" ? kMaxAdminBodyBytes : 0;
 }
 
-void AdminHandlers::Handle(const httplib::Request& req, httplib::Response& res) {
+void AdminHandlers::Handle(const httplib::Request& req, HttpResponse& res) {
   const std::string& path = req.path;
   const std::string& method = req.method;
   auto tail = [&path](std::string_view prefix) -> std::optional<std::string> {
@@ -65,7 +65,7 @@ void AdminHandlers::Handle(const httplib::Request& req, httplib::Response& res) 
   WriteError(res, Error{ErrorKind::kNameUnknown, "no admin endpoint " + method + " " + path});
 }
 
-bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& res) {
+bool AdminHandlers::Authorize(const httplib::Request& req, HttpResponse& res) {
   const std::string& token = mirror_.config().admin_token;
   if (!enabled()) {
     WriteError(res,
@@ -96,7 +96,7 @@ bool AdminHandlers::Authorize(const httplib::Request& req, httplib::Response& re
   return true;
 }
 
-void AdminHandlers::ListImages(httplib::Response& res) {
+void AdminHandlers::ListImages(HttpResponse& res) {
   auto images = mirror_.ListImages();
   if (!images) return WriteError(res, images.error());
   nlohmann::json doc = {{"images", ToJson(*images)},
@@ -106,7 +106,7 @@ void AdminHandlers::ListImages(httplib::Response& res) {
   res.set_content(doc.dump(), "application/json");
 }
 
-void AdminHandlers::DeleteImage(const std::string& image, httplib::Response& res) {
+void AdminHandlers::DeleteImage(const std::string& image, HttpResponse& res) {
   auto parsed = ParseImageArgument(image);
   if (!parsed) return WriteError(res, parsed.error());
   if (mirror_.sources().IsHosted(parsed->first)) return DeleteHosted(*parsed, res);
@@ -122,8 +122,7 @@ void AdminHandlers::DeleteImage(const std::string& image, httplib::Response& res
 // from the repository, as a registry DELETE would (admins may, whatever
 // REGISTRY_STORAGE_DELETE_ENABLED says); blobs nothing references any more
 // are freed by the next `hubcache gc`.
-void AdminHandlers::DeleteHosted(const std::pair<RepoName, Reference>& image,
-                                 httplib::Response& res) {
+void AdminHandlers::DeleteHosted(const std::pair<RepoName, Reference>& image, HttpResponse& res) {
   const auto& [repo, reference] = image;
   if (auto s = mirror_.hosted().DeleteManifest(repo, reference); !s) {
     return WriteError(res, s.error());
@@ -141,7 +140,7 @@ void AdminHandlers::DeleteHosted(const std::pair<RepoName, Reference>& image,
   res.set_content(doc.dump(), "application/json");
 }
 
-void AdminHandlers::DeleteBlob(const std::string& digest_text, httplib::Response& res) {
+void AdminHandlers::DeleteBlob(const std::string& digest_text, HttpResponse& res) {
   auto digest = Digest::Parse(digest_text);
   if (!digest) return WriteError(res, digest.error());
   auto report = mirror_.RemoveBlob(*digest);

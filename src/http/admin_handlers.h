@@ -22,6 +22,7 @@
 #include "cache/mirror.h"
 #include "http/client_auth.h"
 #include "prewarm/job_manager.h"
+#include "server/http_response.h"
 
 namespace hubcache {
 
@@ -35,11 +36,11 @@ class AdminHandlers {
   static bool IsAdminPath(const std::string& path) { return path.rfind("/admin/", 0) == 0; }
 
   // False (with the response written) unless the request may use the API.
-  bool Authorize(const httplib::Request& req, httplib::Response& res);
+  bool Authorize(const httplib::Request& req, HttpResponse& res);
   // How many body bytes the request's route reads (0: none).
   size_t BodyLimit(const httplib::Request& req) const;
   // Answers an authorized request.
-  void Handle(const httplib::Request& req, httplib::Response& res);
+  void Handle(const httplib::Request& req, HttpResponse& res);
 
   bool enabled() const {
     return !mirror_.config().admin_token.empty() || !mirror_.config().admin_users.empty();
@@ -49,10 +50,10 @@ class AdminHandlers {
   void CancelPrewarmJobs() { prewarm_jobs_.Shutdown(); }
 
  private:
-  void ListImages(httplib::Response& res);
-  void DeleteImage(const std::string& image, httplib::Response& res);
-  void DeleteHosted(const std::pair<RepoName, Reference>& image, httplib::Response& res);
-  void DeleteBlob(const std::string& digest, httplib::Response& res);
+  void ListImages(HttpResponse& res);
+  void DeleteImage(const std::string& image, HttpResponse& res);
+  void DeleteHosted(const std::pair<RepoName, Reference>& image, HttpResponse& res);
+  void DeleteBlob(const std::string& digest, HttpResponse& res);
 
   Mirror& mirror_;
   std::shared_ptr<ClientAuth> auth_;

@@ -47,8 +47,7 @@ bool ClientAuth::Protects(const std::string& path) const {
   return config_.stats_access != "open";
 }
 
-bool ClientAuth::MayWrite(const httplib::Request& req, const std::string& user,
-                          httplib::Response& res) {
+bool ClientAuth::MayWrite(const httplib::Request& req, const std::string& user, HttpResponse& res) {
   if (!enabled() || req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") {
     return true;
   }
@@ -68,7 +67,7 @@ bool ClientAuth::RepeatedAuthorization(const httplib::Request& req) {
   return req.get_header_value_count("Authorization") > 1;
 }
 
-void ClientAuth::RefuseRepeatedAuthorization(httplib::Response& res) {
+void ClientAuth::RefuseRepeatedAuthorization(HttpResponse& res) {
   WriteError(res, Error{ErrorKind::kCredentialsMalformed, "more than one Authorization header"});
 }
 
@@ -103,8 +102,7 @@ void ClientAuth::RecordFailure(const std::string& client) {
   if (++f.count >= kMaxFailuresPerWindow) f.blocked_until = now + kBlockTime;
 }
 
-bool ClientAuth::Authenticate(const httplib::Request& req, httplib::Response& res,
-                              std::string* user) {
+bool ClientAuth::Authenticate(const httplib::Request& req, HttpResponse& res, std::string* user) {
   if (Blocked(req.remote_addr)) {
     ++stats_.auth_rate_limited;
     res.set_header("Retry-After", std::to_string(kBlockTime.count()));
@@ -141,7 +139,7 @@ bool ClientAuth::IsAdmin(const httplib::Request& req) {
   return false;
 }
 
-bool ClientAuth::Enter(const std::string& client, httplib::Response& res) {
+bool ClientAuth::Enter(const std::string& client, HttpResponse& res) {
   {
     std::lock_guard lock(mutex_);
     int& n = in_flight_[client];

@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "http/htpasswd.h"
+#include "server/http_response.h"
 
 namespace hubcache {
 
@@ -36,13 +37,13 @@ class ClientAuth {
   // writes the answer: 401 with the Basic challenge, 400 when the request has
   // more than one Authorization field (RepeatedAuthorization), or 429 when the
   // client address failed too often lately.
-  bool Authenticate(const httplib::Request& req, httplib::Response& res, std::string* user);
+  bool Authenticate(const httplib::Request& req, HttpResponse& res, std::string* user);
 
   // Whether the authenticated `user` may make this request when it writes
   // (POST, PUT, PATCH, DELETE under /v2/): with client auth on, only users in
   // HUBCACHE_PUSH_USERS when set, never the internal pre-warm user. Otherwise
   // writes 403 DENIED. Reads, and everything without client auth, pass.
-  bool MayWrite(const httplib::Request& req, const std::string& user, httplib::Response& res);
+  bool MayWrite(const httplib::Request& req, const std::string& user, HttpResponse& res);
 
   // Basic credentials of an htpasswd user listed in HUBCACHE_ADMIN_USERS.
   bool IsAdmin(const httplib::Request& req);
@@ -52,7 +53,7 @@ class ClientAuth {
   // for two Host fields) rather than letting one of them win, as the CNCF
   // registry does (Go's Header.Get takes the first).
   static bool RepeatedAuthorization(const httplib::Request& req);
-  static void RefuseRepeatedAuthorization(httplib::Response& res);
+  static void RefuseRepeatedAuthorization(HttpResponse& res);
 
   // The server's own pre-warm (keep-warm, admin jobs) pulls as this user with
   // a random password made at start and kept in memory only. No htpasswd
@@ -61,7 +62,7 @@ class ClientAuth {
   const std::string& internal_password() const { return internal_password_; }
 
   // Per-client requests in flight: Enter fails (429 written) over the limit.
-  bool Enter(const std::string& client, httplib::Response& res);
+  bool Enter(const std::string& client, HttpResponse& res);
   void Leave(const std::string& client);
 
  private:

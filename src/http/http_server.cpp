@@ -34,7 +34,7 @@ class HttpServer::Router final : public RequestRouter {
         registry_(std::make_unique<RegistryHandlers>(mirror)),
         response_headers_(std::move(response_headers)) {}
 
-  Admission Admit(RequestContext& context, httplib::Request& req, httplib::Response& res) override {
+  Admission Admit(RequestContext& context, httplib::Request& req, HttpResponse& res) override {
     res.set_header("Docker-Distribution-API-Version", "registry/2.0");
     for (const auto& [name, value] : response_headers_) res.set_header(name, value);
     // The per-client slot this request holds, given back in Finish.
@@ -63,13 +63,13 @@ class HttpServer::Router final : public RequestRouter {
     return {Admission::Kind::kHandle};
   }
 
-  void Handle(httplib::Request& req, httplib::Response& res, RequestBody& body) override {
+  void Handle(httplib::Request& req, HttpResponse& res, RequestBody& body) override {
     if (AdminHandlers::IsAdminPath(req.path)) return admin_->Handle(req, res);
     if (!observability_->Handle(req, res)) registry_->Handle(req, res, body);
   }
 
   void Finish(const RequestContext& context, const httplib::Request& req,
-              const httplib::Response& res) override {
+              const HttpResponse& res) override {
     if (context.client_slot_held) auth_->Leave(req.remote_addr);
     Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
     observability_->OnResponse(context, req, res);

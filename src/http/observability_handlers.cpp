@@ -94,7 +94,7 @@ Status ObservabilityHandlers::Start() {
   return {};
 }
 
-bool ObservabilityHandlers::Handle(const httplib::Request& req, httplib::Response& res) {
+bool ObservabilityHandlers::Handle(const httplib::Request& req, HttpResponse& res) {
   const std::string& path = req.path;
   if (!IsOwnPath(path)) return false;
   if (req.method != "GET" && req.method != "HEAD") {
@@ -135,14 +135,14 @@ bool ObservabilityHandlers::Handle(const httplib::Request& req, httplib::Respons
   return true;
 }
 
-void ObservabilityHandlers::ServeStats(const httplib::Request& req, httplib::Response& res) {
+void ObservabilityHandlers::ServeStats(const httplib::Request& req, HttpResponse& res) {
   const bool with_repositories = req.get_param_value("repositories") != "0";
   nlohmann::ordered_json doc = StatsJson(Snapshot(with_repositories));
   for (const auto& [key, provider] : sections_) doc[key] = provider();
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", kJson);
 }
 
-void ObservabilityHandlers::ServeReady(httplib::Response& res) {
+void ObservabilityHandlers::ServeReady(HttpResponse& res) {
   Mirror::StorageHealth storage = mirror_.CheckStorage();
   const bool writable = storage.writable;
   const std::string& writable_detail = storage.writable_detail;
@@ -188,7 +188,7 @@ void ObservabilityHandlers::ServeReady(httplib::Response& res) {
 }
 
 void ObservabilityHandlers::OnResponse(const RequestContext& context, const httplib::Request& req,
-                                       const httplib::Response& res) {
+                                       const HttpResponse& res) {
   RequestRecord record;
   record.duration = std::chrono::steady_clock::now() - context.start;
   record.status = res.status;

@@ -38,6 +38,7 @@
 #include "http/access_log.h"
 #include "server/connection_counters.h"
 #include "server/exchange.h"
+#include "server/http_response.h"
 #include "stats/history.h"
 #include "stats/http_metrics.h"
 #include "stats/repo_counters.h"
@@ -57,12 +58,12 @@ class ObservabilityHandlers {
   [[nodiscard]] Status Start();
 
   // Answers the paths above and returns true; false for any other path.
-  bool Handle(const httplib::Request& req, httplib::Response& res);
+  bool Handle(const httplib::Request& req, HttpResponse& res);
 
   // Once per request, after its response was written (or the connection
   // failed): counts it and logs it. On the worker thread that served it.
   void OnResponse(const RequestContext& context, const httplib::Request& req,
-                  const httplib::Response& res);
+                  const HttpResponse& res);
 
   // Every figure now. `with_repositories`: also list what the cache and the
   // hosted repositories hold (reads the index; cached for a few seconds).
@@ -92,8 +93,8 @@ class ObservabilityHandlers {
     int64_t checked_ms = 0;
   };
 
-  void ServeStats(const httplib::Request& req, httplib::Response& res);
-  void ServeReady(httplib::Response& res);
+  void ServeStats(const httplib::Request& req, HttpResponse& res);
+  void ServeReady(HttpResponse& res);
   std::optional<Inventory> CurrentInventory();
   Result<Inventory> BuildInventory();
   std::optional<HostedInventory> CurrentHostedInventory();

@@ -17,8 +17,7 @@ std::string UploadRange(uint64_t offset) {
   return "0-" + std::to_string(offset == 0 ? 0 : offset - 1);
 }
 
-void AnswerUpload(httplib::Response& res, const RepoName& repo, const UploadStatus& status,
-                  int code) {
+void AnswerUpload(HttpResponse& res, const RepoName& repo, const UploadStatus& status, int code) {
   res.status = code;
   res.set_header("Location", UploadLocation(repo, status.id));
   res.set_header("Docker-Upload-UUID", status.id);
@@ -26,7 +25,7 @@ void AnswerUpload(httplib::Response& res, const RepoName& repo, const UploadStat
   res.set_content("", "text/plain");
 }
 
-void AnswerBlobCreated(httplib::Response& res, const RepoName& repo, const Digest& digest) {
+void AnswerBlobCreated(HttpResponse& res, const RepoName& repo, const Digest& digest) {
   res.status = 201;
   res.set_header("Location", BlobPath(repo, digest));
   res.set_header("Docker-Content-Digest", digest.str());
@@ -69,8 +68,7 @@ Result<std::string> ReadSmallBody(RequestBody& body, size_t max) {
 
 }  // namespace
 
-std::optional<RepoName> PushHandlers::WritableRepo(httplib::Response& res,
-                                                   const std::string& name) {
+std::optional<RepoName> PushHandlers::WritableRepo(HttpResponse& res, const std::string& name) {
   auto repo = RepoName::Parse(name);
   if (!repo) {
     WriteError(res, repo.error());
@@ -87,7 +85,7 @@ std::optional<RepoName> PushHandlers::WritableRepo(httplib::Response& res,
   return *repo;
 }
 
-void PushHandlers::Upload(const httplib::Request& req, httplib::Response& res, const Route& route,
+void PushHandlers::Upload(const httplib::Request& req, HttpResponse& res, const Route& route,
                           RequestBody& body) {
   auto repo = WritableRepo(res, route.name);
   if (!repo) return;
@@ -184,8 +182,8 @@ void PushHandlers::Upload(const httplib::Request& req, httplib::Response& res, c
   WriteError(res, Error{ErrorKind::kUnsupported, req.method + " is not an upload method"});
 }
 
-void PushHandlers::PutManifest(const httplib::Request& req, httplib::Response& res,
-                               const Route& route, RequestBody& body) {
+void PushHandlers::PutManifest(const httplib::Request& req, HttpResponse& res, const Route& route,
+                               RequestBody& body) {
   auto repo = WritableRepo(res, route.name);
   if (!repo) return;
   auto reference = ParseReference(route.reference);
@@ -202,7 +200,7 @@ void PushHandlers::PutManifest(const httplib::Request& req, httplib::Response& r
   res.set_content("", "text/plain");
 }
 
-void PushHandlers::Delete(httplib::Response& res, const Route& route) {
+void PushHandlers::Delete(HttpResponse& res, const Route& route) {
   auto repo = WritableRepo(res, route.name);
   if (!repo) return;
   if (!mirror_.config().delete_enabled) {
@@ -224,8 +222,7 @@ void PushHandlers::Delete(httplib::Response& res, const Route& route) {
   res.set_content("", "text/plain");
 }
 
-void PushHandlers::Referrers(const httplib::Request& req, httplib::Response& res,
-                             const Route& route) {
+void PushHandlers::Referrers(const httplib::Request& req, HttpResponse& res, const Route& route) {
   auto repo = RepoName::Parse(route.name);
   if (!repo) return WriteError(res, repo.error());
   auto digest = Digest::Parse(route.reference);

@@ -11,6 +11,7 @@
 #include "cache/mirror.h"
 #include "registry/routes.h"
 #include "server/exchange.h"
+#include "server/http_response.h"
 
 namespace hubcache {
 
@@ -19,19 +20,19 @@ class PushHandlers {
   explicit PushHandlers(Mirror& mirror) : mirror_(mirror) {}
 
   // Any method on /v2/<name>/blobs/uploads/[<id>].
-  void Upload(const httplib::Request& req, httplib::Response& res, const Route& route,
+  void Upload(const httplib::Request& req, HttpResponse& res, const Route& route,
               RequestBody& body);
   // PUT /v2/<name>/manifests/<reference>.
-  void PutManifest(const httplib::Request& req, httplib::Response& res, const Route& route,
+  void PutManifest(const httplib::Request& req, HttpResponse& res, const Route& route,
                    RequestBody& body);
   // DELETE of /v2/<name>/manifests/<reference> or /v2/<name>/blobs/<digest>.
-  void Delete(httplib::Response& res, const Route& route);
+  void Delete(HttpResponse& res, const Route& route);
   // GET /v2/<name>/referrers/<digest>.
-  void Referrers(const httplib::Request& req, httplib::Response& res, const Route& route);
+  void Referrers(const httplib::Request& req, HttpResponse& res, const Route& route);
 
  private:
   // The repository when it may be written (hosted); else writes the refusal.
-  std::optional<RepoName> WritableRepo(httplib::Response& res, const std::string& name);
+  std::optional<RepoName> WritableRepo(HttpResponse& res, const std::string& name);
 
   Mirror& mirror_;
 };

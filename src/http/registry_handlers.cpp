@@ -77,7 +77,7 @@ const char* BlobSourceName(BlobSource source) {
   return "hit";
 }
 
-void SetBlobHeaders(httplib::Response& res, const Digest& digest) {
+void SetBlobHeaders(HttpResponse& res, const Digest& digest) {
   res.set_header("Docker-Content-Digest", digest.str());
   res.set_header("ETag", "\"" + digest.str() + "\"");
   res.set_header("Accept-Ranges", "bytes");
@@ -86,8 +86,7 @@ void SetBlobHeaders(httplib::Response& res, const Digest& digest) {
 
 // 206 + Content-Range, 416, or the full 200 body, for an entity of `size` bytes.
 // Returns false when the response is complete (416).
-bool ApplyRange(const httplib::Request& req, httplib::Response& res, uint64_t size,
-                ByteRange* range) {
+bool ApplyRange(const httplib::Request& req, HttpResponse& res, uint64_t size, ByteRange* range) {
   *range = {0, size == 0 ? 0 : size - 1};
   RangeRequest parsed = ParseRange(req.get_header_value("Range"), size);
   if (parsed.outcome == RangeOutcome::kUnsatisfiable) {
@@ -106,7 +105,7 @@ bool ApplyRange(const httplib::Request& req, httplib::Response& res, uint64_t si
   return true;
 }
 
-void WritePage(const httplib::Request& req, httplib::Response& res, const std::string& path,
+void WritePage(const httplib::Request& req, HttpResponse& res, const std::string& path,
                const std::vector<std::string>& all, const char* key, const std::string* name) {
   auto page_request =
       ParsePageRequest(req.get_param_value("n"), req.has_param("n"), req.get_param_value("last"));
@@ -123,8 +122,7 @@ void WritePage(const httplib::Request& req, httplib::Response& res, const std::s
 
 }  // namespace
 
-void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& res,
-                              RequestBody& body) {
+void RegistryHandlers::Handle(const httplib::Request& req, HttpResponse& res, RequestBody& body) {
   Route route = ParseRoute(req.path);
   if (route.kind == RouteKind::kOther) {
     return WriteError(res, Error{ErrorKind::kNameUnknown, "not found: " + req.path});
@@ -181,12 +179,12 @@ void RegistryHandlers::Handle(const httplib::Request& req, httplib::Response& re
   WriteError(res, Error{ErrorKind::kNameInvalid, "invalid repository path: " + req.path});
 }
 
-void RegistryHandlers::Ping(httplib::Response& res) {
+void RegistryHandlers::Ping(HttpResponse& res) {
   res.status = 200;
   res.set_content("{}", "application/json");
 }
 
-void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& res,
+void RegistryHandlers::Manifest(const httplib::Request& req, HttpResponse& res,
                                 const std::string& name, const std::string& reference) {
   auto repo = RepoName::Parse(name);
   if (!repo) return WriteError(res, repo.error());
@@ -227,8 +225,8 @@ void RegistryHandlers::Manifest(const httplib::Request& req, httplib::Response& 
   res.set_content(*manifest.bytes, manifest.media_type);
 }
 
-void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
-                            const std::string& name, const std::string& reference) {
+void RegistryHandlers::Blob(const httplib::Request& req, HttpResponse& res, const std::string& name,
+                            const std::string& reference) {
   auto repo = RepoName::Parse(name);
   if (!repo) return WriteError(res, repo.error());
   auto digest = Digest::Parse(reference);
@@ -261,7 +259,7 @@ void RegistryHandlers::Blob(const httplib::Request& req, httplib::Response& res,
                   range.length());
 }
 
-void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& res,
+void RegistryHandlers::TagsList(const httplib::Request& req, HttpResponse& res,
                                 const std::string& name) {
   auto repo = RepoName::Parse(name);
   if (!repo) return WriteError(res, repo.error());
@@ -271,7 +269,7 @@ void RegistryHandlers::TagsList(const httplib::Request& req, httplib::Response& 
   WritePage(req, res, TagsListPath(*repo), *tags, "tags", &repo->str());
 }
 
-void RegistryHandlers::Catalog(const httplib::Request& req, httplib::Response& res) {
+void RegistryHandlers::Catalog(const httplib::Request& req, HttpResponse& res) {
   auto repos = mirror_.Catalog();
   if (!repos) return WriteError(res, repos.error());
   WritePage(req, res, "/v2/_catalog", *repos, "repositories", nullptr);

@@ -8,6 +8,7 @@
 #include "cache/mirror.h"
 #include "http/push_handlers.h"
 #include "server/exchange.h"
+#include "server/http_response.h"
 
 namespace hubcache {
 
@@ -16,16 +17,16 @@ class RegistryHandlers {
   explicit RegistryHandlers(Mirror& mirror) : mirror_(mirror), push_(mirror) {}
 
   // Every request goes through here (all methods, all paths).
-  void Handle(const httplib::Request& req, httplib::Response& res, RequestBody& body);
+  void Handle(const httplib::Request& req, HttpResponse& res, RequestBody& body);
 
  private:
-  void Ping(httplib::Response& res);
-  void Manifest(const httplib::Request& req, httplib::Response& res, const std::string& name,
+  void Ping(HttpResponse& res);
+  void Manifest(const httplib::Request& req, HttpResponse& res, const std::string& name,
                 const std::string& reference);
-  void Blob(const httplib::Request& req, httplib::Response& res, const std::string& name,
+  void Blob(const httplib::Request& req, HttpResponse& res, const std::string& name,
             const std::string& reference);
-  void TagsList(const httplib::Request& req, httplib::Response& res, const std::string& name);
-  void Catalog(const httplib::Request& req, httplib::Response& res);
+  void TagsList(const httplib::Request& req, HttpResponse& res, const std::string& name);
+  void Catalog(const httplib::Request& req, HttpResponse& res);
 
   Mirror& mirror_;
   PushHandlers push_;

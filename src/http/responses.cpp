@@ -10,12 +10,12 @@ constexpr const char* kOctetStream = "application/octet-stream";
 
 }  // namespace
 
-void WriteError(httplib::Response& res, const Error& error) {
+void WriteError(HttpResponse& res, const Error& error) {
   res.status = ToWire(error.kind).http_status;
   res.set_content(ErrorJson(error), "application/json");
 }
 
-void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t length,
+void ServeFile(HttpResponse& res, UniqueFd fd, uint64_t first, uint64_t length,
                std::unique_ptr<PinSet::Pin> pin) {
   // What the transfer needs alive until it ends: the file, and the pin that
   // keeps the evictor off it.
@@ -28,7 +28,7 @@ void ServeFile(httplib::Response& res, UniqueFd fd, uint64_t first, uint64_t len
   SetFileBody(res, length, kOctetStream, FileBody(file, first, std::move(owner)));
 }
 
-void ServeBlobStream(httplib::Response& res, BlobService& blobs, std::shared_ptr<BlobRead> read,
+void ServeBlobStream(HttpResponse& res, BlobService& blobs, std::shared_ptr<BlobRead> read,
                      uint64_t first, uint64_t length) {
   res.set_content_provider(
       length, kOctetStream,
@@ -40,7 +40,7 @@ void ServeBlobStream(httplib::Response& res, BlobService& blobs, std::shared_ptr
       });
 }
 
-void ServeBlobChunked(httplib::Response& res, BlobService& blobs, std::shared_ptr<BlobRead> read) {
+void ServeBlobChunked(HttpResponse& res, BlobService& blobs, std::shared_ptr<BlobRead> read) {
   res.set_chunked_content_provider(
       kOctetStream, [&blobs, read](size_t offset, httplib::DataSink& sink) {
         if (offset != 0) return false;  // one call streams it all
@@ -54,7 +54,7 @@ void ServeBlobChunked(httplib::Response& res, BlobService& blobs, std::shared_pt
       });
 }
 
-void AnnounceLength(httplib::Response& res, uint64_t length, const std::string& content_type) {
+void AnnounceLength(HttpResponse& res, uint64_t length, const std::string& content_type) {
   if (length == 0) {
     res.set_header("Content-Type", content_type);
     return;

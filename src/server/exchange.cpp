@@ -96,7 +96,7 @@ void BuildRequest(RequestHead& head, std::string path, httplib::Params params,
   req.ssl = ssl;
 }
 
-void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Response& res,
+void HandleGuarded(RequestRouter& router, httplib::Request& req, HttpResponse& res,
                    RequestBody& body) {
   // The fields set at admission (API version, configured fields) go out on
   // the 500 too.
@@ -110,7 +110,7 @@ void HandleGuarded(RequestRouter& router, httplib::Request& req, httplib::Respon
   } catch (...) {
     Logger("http")->error("handler exception of unknown type");
   }
-  res = httplib::Response();
+  res = HttpResponse();
   res.headers = std::move(admitted);
   res.status = 500;
   res.set_content(ErrorJson("UNKNOWN", "internal error"), "application/json");
@@ -231,7 +231,7 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
   }
   const bool has_body = head.has_body();
   httplib::Request req;
-  httplib::Response res;
+  HttpResponse res;
   // Moves the method, target and fields out of `head`; its framing stays.
   BuildRequest(head, std::move(path), std::move(params), stream, ssl, req);
 
@@ -266,19 +266,19 @@ ExchangeEnd ServeExchange(ConnectionStream& stream, const ConnectionLimits& limi
           break;
         }
         case BodyRead::kTooLarge:
-          res = httplib::Response();
+          res = HttpResponse();
           res.status = 413;
           stream.Reject(413, "the request body is too large", counters.rejected_body_too_large);
           router.Finish(context, req, res);
           return ExchangeEnd::kBroken;
         case BodyRead::kMalformed:
-          res = httplib::Response();
+          res = HttpResponse();
           res.status = 400;
           stream.Reject(400, error.c_str(), counters.rejected_malformed_request);
           router.Finish(context, req, res);
           return ExchangeEnd::kBroken;
         case BodyRead::kGone:
-          res = httplib::Response();
+          res = HttpResponse();
           res.status = 400;
           router.Finish(context, req, res);
           return ExchangeEnd::kBroken;

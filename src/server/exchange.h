@@ -11,7 +11,7 @@
 //   4. the answer is written (server/response_writer.h).
 // The handlers see an httplib::Request built from the parsed head (the path
 // percent-decoded, the query split into parameters; header values as sent)
-// and fill an httplib::Response, as cpp-httplib's own handlers do; cpp-httplib
+// and fill an HttpResponse, as cpp-httplib's own handlers do; cpp-httplib
 // itself never parses a request (so req.ranges stays empty: a Range header is
 // read once, by registry/range.h).
 
@@ -28,6 +28,7 @@
 #include "common/byte_source.h"
 #include "server/connection_counters.h"
 #include "server/connection_stream.h"
+#include "server/http_response.h"
 #include "server/request_parser.h"
 
 namespace hubcache {
@@ -91,14 +92,13 @@ class RequestRouter {
  public:
   virtual ~RequestRouter() = default;
   // The head is parsed into `req`. Credentials and limits are checked here.
-  virtual Admission Admit(RequestContext& context, httplib::Request& req,
-                          httplib::Response& res) = 0;
+  virtual Admission Admit(RequestContext& context, httplib::Request& req, HttpResponse& res) = 0;
   // Produces the answer; may read `body` (see RequestBody).
-  virtual void Handle(httplib::Request& req, httplib::Response& res, RequestBody& body) = 0;
+  virtual void Handle(httplib::Request& req, HttpResponse& res, RequestBody& body) = 0;
   // After the answer went out (or failed), for every admitted request: logs,
   // counts and gives back what Admit took.
   virtual void Finish(const RequestContext& context, const httplib::Request& req,
-                      const httplib::Response& res) = 0;
+                      const HttpResponse& res) = 0;
 };
 
 // Splits a request target into the percent-decoded path and its query

@@ -48,9 +48,9 @@ bool SendFileBody(ConnectionStream& stream, const FileBody& file, size_t length,
   return true;
 }
 
-bool WriteLengthBody(ConnectionStream& stream, httplib::Response& res, uint64_t& written) {
-  const size_t length = res.content_length_;
-  if (const FileBody* file = res.content_provider_.target<FileBody>();
+bool WriteLengthBody(ConnectionStream& stream, const HttpResponse& res, uint64_t& written) {
+  const uint64_t length = res.provider_length();
+  if (const FileBody* file = res.length_provider().target<FileBody>();
       file != nullptr && stream.can_send_file()) {
     return SendFileBody(stream, *file, length, written);
   }
@@ -69,14 +69,14 @@ bool WriteLengthBody(ConnectionStream& stream, httplib::Response& res, uint64_t&
   int idle_calls = 0;
   while (offset < length) {
     const size_t before = offset;
-    if (!res.content_provider_(offset, length - offset, sink) || !ok) return false;
+    if (!res.length_provider()(offset, length - offset, sink) || !ok) return false;
     idle_calls = offset == before ? idle_calls + 1 : 0;
     if (idle_calls > kMaxIdleProviderCalls) return false;
   }
   return true;
 }
 
-bool WriteChunkedBody(ConnectionStream& stream, httplib::Response& res, uint64_t& written) {
+bool WriteChunkedBody(ConnectionStream& stream, const HttpResponse& res, uint64_t& written) {
   size_t offset = 0;
   bool ok = true;
   bool done = false;
@@ -99,8 +99,7 @@ bool WriteChunkedBody(ConnectionStream& stream, httplib::Response& res, uint64_t
   int idle_calls = 0;
   while (!done) {
     const size_t before = offset;
-    // httplib keeps a chunked provider behind a three-argument adapter.
-    if (!res.content_provider_(offset, 0, sink) || !ok) return false;
+    if (!res.chunked_provider()(offset, sink) || !ok) return false;
     idle_calls = offset == before && !done ? idle_calls + 1 : 0;
     if (idle_calls > kMaxIdleProviderCalls) return false;
   }
@@ -130,7 +129,7 @@ bool FileBody::operator()(size_t offset, size_t length, httplib::DataSink& sink)
   return sink.write(s.buffer->data(), static_cast<size_t>(n));
 }
 
-void SetFileBody(httplib::Response& res, uint64_t length, const std::string& content_type,
+void SetFileBody(HttpResponse& res, uint64_t length, const std::string& content_type,
                  FileBody file) {
   res.set_content_provider(length, content_type, std::move(file));
 }
@@ -202,11 +201,11 @@ const char* StatusReason(int status) {
   }
 }
 
-ResponseWritten WriteResponse(ConnectionStream& stream, httplib::Response& res,
+ResponseWritten WriteResponse(ConnectionStream& stream, HttpResponse& res,
                               ResponseFraming framing) {
   if (res.status < 100 || res.status > 599) res.status = 500;
   const bool no_body = res.status < 200 || res.status == 204 || res.status == 304;
-  const bool chunked = res.content_provider_ && res.is_chunked_content_provider_;
+  const bool chunked = res.has_chunked_provider();
   std::string head;
   head.reserve(512);
   head += "HTTP/1.1 ";
@@ -226,7 +225,7 @@ ResponseWritten WriteResponse(ConnectionStream& stream, httplib::Response& res,
       head += "Transfer-Encoding: chunked\r\n";
     } else {
       head += "Content-Length: ";
-      head += std::to_string(res.content_provider_ ? res.content_length_ : res.body.size());
+      head += std::to_string(res.has_length_provider() ? res.provider_length() : res.body.size());
       head += "\r\n";
     }
   }
@@ -243,7 +242,7 @@ ResponseWritten WriteResponse(ConnectionStream& stream, httplib::Response& res,
     return written;
   }
   bool ok;
-  if (!res.content_provider_) {
+  if (!res.has_length_provider() && !chunked) {
     ok = WriteAll(stream, res.body.data(), res.body.size());
     if (ok) written.body_bytes = res.body.size();
   } else if (chunked) {
@@ -251,7 +250,6 @@ ResponseWritten WriteResponse(ConnectionStream& stream, httplib::Response& res,
   } else {
     ok = WriteLengthBody(stream, res, written.body_bytes);
   }
-  res.content_provider_success_ = ok;
   written.complete = ok;
   return written;
 }

@@ -1,7 +1,7 @@
 #pragma once
-// Writes a handler's httplib::Response on a client connection: the status
+// Writes a handler's HttpResponse on a client connection: the status
 // line, the handler's fields (any with a CR, LF or NUL dropped: no response
-// splitting), our framing fields, and the body from Response::body or its
+// splitting), our framing fields, and the body from its bytes or its
 // content provider. Framing is ours alone: Content-Length is the body's real
 // length (a provider that writes more is cut off), Transfer-Encoding: chunked
 // for a provider without a length, no body for HEAD, 1xx, 204 and 304.
@@ -19,6 +19,7 @@
 #include <string>
 
 #include "server/connection_stream.h"
+#include "server/http_response.h"
 
 namespace hubcache {
 
@@ -42,7 +43,7 @@ class FileBody {
 };
 
 // Makes `file` the body of `res`: `length` bytes of `content_type`.
-void SetFileBody(httplib::Response& res, uint64_t length, const std::string& content_type,
+void SetFileBody(HttpResponse& res, uint64_t length, const std::string& content_type,
                  FileBody file);
 
 // "OK", "Not Found", ...: the reason phrase for a status.
@@ -61,7 +62,7 @@ struct ResponseWritten {
   uint64_t body_bytes = 0;  // of the body, as sent (chunk framing not counted)
 };
 
-[[nodiscard]] ResponseWritten WriteResponse(ConnectionStream& stream, httplib::Response& res,
+[[nodiscard]] ResponseWritten WriteResponse(ConnectionStream& stream, HttpResponse& res,
                                             ResponseFraming framing);
 
 }  // namespace hubcache

@@ -31,11 +31,11 @@ std::string ReadSome(int fd, size_t want) {
 
 // Answers every request "ok".
 struct OkRouter : RequestRouter {
-  Admission Admit(RequestContext&, httplib::Request&, httplib::Response&) override { return {}; }
-  void Handle(httplib::Request&, httplib::Response& res, RequestBody&) override {
+  Admission Admit(RequestContext&, httplib::Request&, HttpResponse&) override { return {}; }
+  void Handle(httplib::Request&, HttpResponse& res, RequestBody&) override {
     res.set_content("ok", "text/plain");
   }
-  void Finish(const RequestContext&, const httplib::Request&, const httplib::Response&) override {}
+  void Finish(const RequestContext&, const httplib::Request&, const HttpResponse&) override {}
 };
 
 const std::string kRequest = "GET / HTTP/1.1\r\nHost: m\r\n\r\n";

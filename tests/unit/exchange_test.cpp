@@ -36,7 +36,7 @@ struct RecordingRouter : RequestRouter {
   bool provider_overruns = false;
   int file_fd = -1;  // >= 0: answer "/file" with bytes [2, 7) of this file
 
-  Admission Admit(RequestContext& context, httplib::Request& req, httplib::Response& res) override {
+  Admission Admit(RequestContext& context, httplib::Request& req, HttpResponse& res) override {
     CHECK(context.body_bytes == 0);
     admitted.push_back(req.method + " " + req.path);
     if (admission.kind == Admission::Kind::kAnswered) {
@@ -45,7 +45,7 @@ struct RecordingRouter : RequestRouter {
     }
     return admission;
   }
-  void Handle(httplib::Request& req, httplib::Response& res, RequestBody&) override {
+  void Handle(httplib::Request& req, HttpResponse& res, RequestBody&) override {
     handled.push_back(req);
     res.status = 200;
     if (req.path == "/file" && file_fd >= 0) {
@@ -70,7 +70,7 @@ struct RecordingRouter : RequestRouter {
     res.set_content(req.path + "|" + req.body, "text/plain");
   }
   void Finish(const RequestContext& context, const httplib::Request&,
-              const httplib::Response&) override {
+              const HttpResponse&) override {
     ++finished;
     body_bytes.push_back(context.body_bytes);
   }
