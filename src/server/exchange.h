@@ -11,9 +11,14 @@
 //   4. the answer is written (server/response_writer.h).
 // The handlers see an httplib::Request built from the parsed head (the path
 // percent-decoded, the query split into parameters; header values as sent)
-// and fill an HttpResponse, as cpp-httplib's own handlers do; cpp-httplib
-// itself never parses a request (so req.ranges stays empty: a Range header is
-// read once, by registry/range.h).
+// and fill an HttpResponse (server/http_response.h); cpp-httplib itself never
+// parses a request (so req.ranges stays empty: a Range header is read once, by
+// registry/range.h).
+// Thread-safety: ServeExchange runs on the thread serving the connection, and
+// everything of one request (its RequestContext, RequestBody, request and
+// response) is that thread's alone; a RequestRouter is shared by every
+// connection and must take concurrent calls. The caller owns the stream; the
+// router is borrowed.
 
 #include <openssl/ssl.h>
 
