@@ -9,18 +9,22 @@
 namespace hubcache {
 namespace {
 
-// The media type of an upstream manifest, checked by its content (and its
-// Content-Type): anything else (an HTML error page, a JSON error) is an
-// upstream failure, never served or kept.
-Result<std::string> CheckedMediaType(const UpstreamResponse& response, const std::string& what) {
+// The upstream's manifest `digest` (its bytes moved out of `response`), its
+// media type checked by its content (and its Content-Type): anything else (an
+// HTML error page, a JSON error) is an upstream failure, counted, never served
+// or kept.
+Result<Manifest> CheckedManifest(const Digest& digest, UpstreamResponse& response,
+                                 const std::string& what, CacheStats& stats) {
   auto type = CheckManifest(response.body, response.Header("content-type"));
   if (!type) {
+    ++stats.upstream_errors;
     Logger("cache")->warn("upstream manifest refused manifest={} reason=\"{}\"", what,
                           type.error().message);
     return Fail(ErrorKind::kUpstreamInvalid,
                 what + ": the upstream's answer is not a manifest (" + type.error().message + ")");
   }
-  return type;
+  return Manifest{digest, std::move(*type),
+                  std::make_shared<const std::string>(std::move(response.body))};
 }
 
 std::string TagKey(const RepoName& repo, const Tag& tag, const AcceptSet& accept) {
@@ -203,18 +207,13 @@ Result<ManifestResult> ManifestService::GetByDigest(const RepoName& repo, const 
       Logger("cache")->warn("manifest digest mismatch manifest={}", what);
       return Fail(ErrorKind::kUpstreamInvalid, what + ": upstream bytes do not match the digest");
     }
-    auto media_type = CheckedMediaType(*response, what);
-    if (!media_type) {
-      ++stats_.upstream_errors;
-      return tl::unexpected(media_type.error());
-    }
-    Manifest manifest{digest, *media_type,
-                      std::make_shared<const std::string>(std::move(response->body))};
-    if (auto s = Store(repo, manifest); !s) {
+    auto manifest = CheckedManifest(digest, *response, what, stats_);
+    if (!manifest) return tl::unexpected(manifest.error());
+    if (auto s = Store(repo, *manifest); !s) {
       Logger("cache")->warn("manifest not cached manifest={} error=\"{}\"", what,
                             s.error().message);
     }
-    return ManifestResult{manifest, ManifestSource::kUpstream};
+    return ManifestResult{std::move(*manifest), ManifestSource::kUpstream};
   });
 }
 
@@ -302,20 +301,14 @@ Result<ManifestResult> ManifestService::FetchTag(const RepoName& repo, const Tag
     return Fail(ErrorKind::kUpstreamInvalid,
                 what + ": upstream Docker-Content-Digest does not match the manifest bytes");
   }
-  auto media_type = CheckedMediaType(*response, what);
-  if (!media_type) {
-    ++stats_.upstream_errors;
-    return tl::unexpected(media_type.error());
-  }
-  Manifest manifest{digest, *media_type,
-                    std::make_shared<const std::string>(std::move(response->body))};
-  auto log = Logger("cache");
-  if (auto s = Store(repo, manifest); !s) {
-    log->warn("manifest not cached tag={} error=\"{}\"", what, s.error().message);
+  auto manifest = CheckedManifest(digest, *response, what, stats_);
+  if (!manifest) return tl::unexpected(manifest.error());
+  if (auto s = Store(repo, *manifest); !s) {
+    Logger("cache")->warn("manifest not cached tag={} error=\"{}\"", what, s.error().message);
   } else {
-    StoreTag(repo, tag, accept, TagRow{digest.str(), *media_type, UnixNowMs()});
+    StoreTag(repo, tag, accept, TagRow{digest.str(), manifest->media_type, UnixNowMs()});
   }
-  return ManifestResult{manifest, ManifestSource::kUpstream};
+  return ManifestResult{std::move(*manifest), ManifestSource::kUpstream};
 }
 
 }  // namespace hubcache

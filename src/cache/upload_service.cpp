@@ -71,6 +71,26 @@ struct UploadService::Live {
   uint64_t hashed = 0;
 };
 
+struct UploadService::Writing {
+  std::shared_ptr<Live> live;
+  std::unique_lock<std::mutex> busy;
+  UploadRow row;
+};
+
+Result<UploadService::Writing> UploadService::TakeForWriting(const RepoName& repo,
+                                                             const std::string& id) {
+  auto row = Lookup(repo, id);
+  if (!row) return tl::unexpected(row.error());
+  auto live = LiveOf(id);
+  std::unique_lock busy(live->busy, std::try_to_lock);
+  if (!busy.owns_lock()) {
+    return Fail(ErrorKind::kUploadOutOfOrder, "another request is writing to this upload");
+  }
+  row = Lookup(repo, id);
+  if (!row) return tl::unexpected(row.error());
+  return Writing{std::move(live), std::move(busy), std::move(*row)};
+}
+
 UploadService::UploadService(BlobStore& hosted, BlobStore& cache, IndexDb& index, CacheStats& stats,
                              HostedBucket* bucket)
     : hosted_(hosted), cache_(cache), index_(index), stats_(stats), bucket_(bucket) {}
@@ -206,22 +226,14 @@ Result<uint64_t> UploadService::Receive(Live& live, const UploadRow& row, ByteSo
 
 Result<UploadStatus> UploadService::Append(const RepoName& repo, const std::string& id,
                                            std::optional<uint64_t> start, ByteSource& body) {
-  auto row = Lookup(repo, id);
-  if (!row) return tl::unexpected(row.error());
-  auto live = LiveOf(id);
-  std::unique_lock busy(live->busy, std::try_to_lock);
-  if (!busy.owns_lock()) {
-    return Fail(ErrorKind::kUploadOutOfOrder, "another request is writing to this upload");
-  }
-  // Re-read under the lock: a request that held it may have moved the offset.
-  row = Lookup(repo, id);
-  if (!row) return tl::unexpected(row.error());
-  if (start && *start != row->offset) {
+  auto writing = TakeForWriting(repo, id);
+  if (!writing) return tl::unexpected(writing.error());
+  if (start && *start != writing->row.offset) {
     return Fail(ErrorKind::kUploadOutOfOrder, "the chunk starts at " + std::to_string(*start) +
                                                   " but the upload is at " +
-                                                  std::to_string(row->offset));
+                                                  std::to_string(writing->row.offset));
   }
-  auto offset = Receive(*live, *row, body);
+  auto offset = Receive(*writing->live, writing->row, body);
   if (!offset) return tl::unexpected(offset.error());
   return UploadStatus{id, *offset};
 }
@@ -284,20 +296,13 @@ Result<StoredBlob> UploadService::Complete(Live& live, const UploadRow& row, con
 
 Result<StoredBlob> UploadService::Finish(const RepoName& repo, const std::string& id,
                                          const Digest& digest, ByteSource& body) {
-  auto row = Lookup(repo, id);
-  if (!row) return tl::unexpected(row.error());
-  auto live = LiveOf(id);
-  std::unique_lock busy(live->busy, std::try_to_lock);
-  if (!busy.owns_lock()) {
-    return Fail(ErrorKind::kUploadOutOfOrder, "another request is writing to this upload");
-  }
-  row = Lookup(repo, id);
-  if (!row) return tl::unexpected(row.error());
-  auto offset = Receive(*live, *row, body);
+  auto writing = TakeForWriting(repo, id);
+  if (!writing) return tl::unexpected(writing.error());
+  auto offset = Receive(*writing->live, writing->row, body);
   if (!offset) return tl::unexpected(offset.error());
-  row->offset = *offset;
-  auto stored = Complete(*live, *row, digest);
-  busy.unlock();
+  writing->row.offset = *offset;
+  auto stored = Complete(*writing->live, writing->row, digest);
+  writing->busy.unlock();
   if (stored || stored.error().kind == ErrorKind::kDigestInvalid) Forget(id);
   return stored;
 }

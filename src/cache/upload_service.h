@@ -87,6 +87,10 @@ class UploadService {
   void Forget(const std::string& id);
   std::filesystem::path PathOf(const std::string& id) const;
   Result<UploadRow> Lookup(const RepoName& repo, const std::string& id);
+  // An upload taken for writing by this request: its lock held, its row read
+  // again under it (a request that held it may have moved the offset).
+  struct Writing;
+  Result<Writing> TakeForWriting(const RepoName& repo, const std::string& id);
   // Appends the body to the open upload; updates `live` and the index.
   Result<uint64_t> Receive(Live& live, const UploadRow& row, ByteSource& body);
   Result<StoredBlob> Complete(Live& live, const UploadRow& row, const Digest& digest);
