@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -21,6 +20,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from fake_upstream import FakeRegistry, sha256_digest  # noqa: E402
 from mirror import Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
 
@@ -910,14 +910,5 @@ class LazyUpstreamTest(MirrorTestCase):
         self.assertTrue(self.fake.requests(path_contains="/token"), "the mirror never fetched a token")
 
 
-def main():
-    # A SIGTERM (e.g. a meson timeout) must still stop the hubcache processes we started.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        unittest.main(verbosity=2)
-    finally:
-        tearDownModule()
-
-
 if __name__ == "__main__":
-    main()
+    harness.run_module(__file__, last_resort=[tearDownModule])

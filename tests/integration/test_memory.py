@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -21,6 +20,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from fake_upstream import FakeRegistry, GeneratedBody  # noqa: E402
 from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
 
@@ -180,13 +180,5 @@ class MemoryTest(unittest.TestCase):
         self._assert_rss("after a range hit")
 
 
-def main():
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        unittest.main(verbosity=2)
-    finally:
-        tearDownModule()
-
-
 if __name__ == "__main__":
-    main()
+    harness.run_module(__file__, last_resort=[tearDownModule])
