@@ -13,14 +13,10 @@
 // the UI does once logged in), optional delete (then the UI's DELETE of the manifest by
 // digest follows, and a GET of it must be 404). Exits 0 when all pass, 1 otherwise.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const PAGE_URL = process.env.PAGE_URL;
 const MIRRORS = JSON.parse(process.env.MIRRORS || "[]");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // The Accept field of docker-registry-ui's manifest request.
 const UI_ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
@@ -113,21 +109,7 @@ async function checkMirror(page, m) {
 }
 
 async function main() {
-  const profile = mkdtempSync(path.join(tmpdir(), "hubcache-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const { context, close } = await launchChromium();
   try {
     const page = await context.newPage();
     const consoleErrors = [];
@@ -146,8 +128,7 @@ async function main() {
     const okMirrorsBlocked = corsErrors.filter((t) => MIRRORS.some((m) => m.expect === "ok" && t.includes(m.url)));
     check(okMirrorsBlocked.length === 0, `no CORS error for the mirrors with headers${okMirrorsBlocked.length ? ": " + okMirrorsBlocked.join("; ") : ""}`);
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
   console.log(failures === 0 ? "cors: all checks passed" : `cors: ${failures} check(s) failed`);
   process.exit(failures === 0 ? 0 : 1);

@@ -17,16 +17,12 @@
 // (confirm; the token is kept from the evict) deletes the tag from the page and /stats.
 // Exits 0 when all pass, 1 otherwise.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const MIRROR_URL = process.env.MIRROR_URL;
 const ADMIN_MIRROR_URL = process.env.ADMIN_MIRROR_URL || "";
 const ADMIN_TOKEN = process.env.ADMIN_TOKEN || "";
 const SCREENSHOT = process.env.SCREENSHOT || "";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SETTLE_MS = 15000; // the page polls every 2 s; give it a few rounds to catch up
 
 if (!MIRROR_URL) {
@@ -167,22 +163,7 @@ async function openDashboard(context, base) {
 }
 
 async function main() {
-  const profile = mkdtempSync(path.join(tmpdir(), "hubcache-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 1000 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const { context, close } = await launchChromium({ viewport: { width: 1440, height: 1000 } });
   try {
     const { page, problems } = await openDashboard(context, MIRROR_URL);
     // The page and the test each read /stats; wait for a poll that saw the settled state.
@@ -274,8 +255,7 @@ async function main() {
       check(admin.problems.length === 0, `no page errors on the admin mirror${admin.problems.length ? ": " + admin.problems.join("; ") : ""}`);
     }
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
   console.log(failures === 0 ? "dashboard: all checks passed" : `dashboard: ${failures} check(s) failed`);
   process.exit(failures === 0 ? 0 : 1);
