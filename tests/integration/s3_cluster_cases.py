@@ -47,7 +47,7 @@ import s3_mirror_cases
 from balancer import HaproxyBalancer
 from mirror import Mirror, wait_until
 from s3_mirror_cases import Relay, bucket_keys, s3_env, skopeo_copy_all, stats
-from upstream import Upstream
+from upstream import started_upstream
 
 IMAGES = ("multi", "docker2")
 NODE_NAMES = ("hubcache-1", "hubcache-2", "hubcache-3")
@@ -132,11 +132,7 @@ class Cluster(unittest.TestCase):
     def setUpClass(cls):
         if shutil.which("haproxy") is None:
             raise RuntimeError("haproxy not installed (scripts/install-deps.sh all)")
-        cls.work, cleanup = harness.module_workdir("s3-cluster")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("s3-cluster", cls.addClassCleanup)
         cls.images = {}
         for name in IMAGES:
             fixtures.push(cls.up, cls.work, name)

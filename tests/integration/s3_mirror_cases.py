@@ -45,7 +45,7 @@ import unittest
 import fixtures
 import harness
 from mirror import Mirror, hubcache_bin, clean_env, free_port, wait_until
-from upstream import Upstream
+from upstream import started_upstream
 
 CEPH = None  # set by setup(): the module's running gateway
 IMAGES = ("multi", "docker2")
@@ -196,11 +196,7 @@ def skopeo_copy_all(workdir, host, image, dest):
 class MirrorOnS3(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work, cleanup = harness.module_workdir("s3-mirror")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("s3-mirror", cls.addClassCleanup)
         cls.images = {}
         for name in IMAGES:
             fixtures.push(cls.up, cls.work, name)

@@ -24,7 +24,7 @@ import harness  # noqa: E402
 from harness import (ACCEPT_ALL, MEDIA_DOCKER_LIST, MEDIA_DOCKER_V2, MEDIA_OCI_INDEX,  # noqa: E402
                      MEDIA_OCI_MANIFEST)
 from mirror import Mirror  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 MULTI_TAGS = ("1", "10", "2", "3")  # in lexical order, which is not numeric order
 API_VERSION = "registry/2.0"
@@ -43,11 +43,7 @@ class State:
 def setUpModule():
     global S
     S = State()
-    S.work, cleanup = harness.module_workdir("api")
-    unittest.addModuleCleanup(cleanup)
-    S.up = Upstream(S.work)
-    unittest.addModuleCleanup(S.up.stop)
-    S.up.start()
+    S.work, S.up = started_upstream("api", unittest.addModuleCleanup)
     fixtures.push(S.up, S.work, "multi", tags=MULTI_TAGS)
     fixtures.push(S.up, S.work, "docker2")
     S.multi = fixtures.describe(S.up, "multi")

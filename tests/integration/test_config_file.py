@@ -19,7 +19,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from harness import compare_dirs, skopeo  # noqa: E402
 from mirror import Mirror, free_port, run_cli, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 USER, PASSWORD = "ci", "ci-secret-1"
 
@@ -30,11 +30,7 @@ class S:
 
 def setUpModule():
     harness.require_tools("docker-registry", "skopeo", "htpasswd", "openssl")
-    S.work, cleanup = harness.module_workdir("config-file")
-    unittest.addModuleCleanup(cleanup)
-    S.up = Upstream(S.work)
-    unittest.addModuleCleanup(S.up.stop)
-    S.up.start()
+    S.work, S.up = started_upstream("config-file", unittest.addModuleCleanup)
     fixtures.push(S.up, S.work, "docker2")
     S.cert, S.key = harness.make_cert(S.work, "domain")
     S.htpasswd = harness.write_htpasswd(os.path.join(S.work, "htpasswd"), (USER, PASSWORD))

@@ -30,7 +30,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from ceph_rgw import CephRgw  # noqa: E402
 from mirror import Mirror, free_port as harness_free_port  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUITE_DIR = os.path.normpath(os.path.join(REPO, "..", "shared", "tools", "oci-conformance"))
@@ -133,11 +133,7 @@ class ConformancePull(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_tools("docker-registry", "skopeo", "openssl")
-        cls.work, cleanup = harness.module_workdir("conformance")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("conformance", cls.addClassCleanup)
         fixtures.push(cls.up, cls.work, IMAGE)
         cls.img = fixtures.describe(cls.up, IMAGE)
         cls.mirror = Mirror(cls.work, cls.up.url)

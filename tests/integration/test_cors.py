@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, free_port, hubcache_bin, run_cli  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 USER, PASSWORD = "ui-user", "ui-secret-1"
 ORIGIN = "https://ui.example"
@@ -48,11 +48,7 @@ class Cors(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_tools("htpasswd", "skopeo", "docker-registry")
-        cls.work, cleanup = harness.module_workdir("cors")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("cors", cls.addClassCleanup)
         fixtures.push(cls.up, cls.work, "docker2")
         cls.image = fixtures.describe(cls.up, "docker2")
         cls.htpasswd = os.path.join(cls.work, "htpasswd")

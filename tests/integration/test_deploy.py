@@ -72,7 +72,7 @@ from balancer import (HaproxyBalancer, haproxy_rules, haproxy_servers,  # noqa: 
                       stop_process)
 import harness  # noqa: E402
 from mirror import REPO_ROOT, Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
-from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
+from upstream import PUSH_PASSWORD, PUSH_USER, Upstream, started_upstream  # noqa: E402
 
 DEPLOY = os.path.join(REPO_ROOT, "deploy")
 README = os.path.join(REPO_ROOT, "README.md")
@@ -244,11 +244,7 @@ class ContainerdPull(unittest.TestCase):
         if reason:
             SKIPPED.append(reason)
             raise unittest.SkipTest(reason)
-        cls.work, cleanup = harness.module_workdir("deploy-ctr")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("deploy-ctr", cls.addClassCleanup)
         # A second registry, ghcr.io as the node knows it, here a basic-auth registry on
         # loopback that the mirror's config.yml lists under hubcache.upstreams.
         cls.ghcr = Upstream(cls.work, auth="basic", name="ghcr")

@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 MiB = 1 << 20
 CAP_BYTES = 25 * MiB
@@ -70,11 +70,7 @@ _images = {}
 
 def setUpModule():
     global _up, _work
-    _work, cleanup = harness.module_workdir("eviction")
-    unittest.addModuleCleanup(cleanup)
-    _up = Upstream(_work)
-    unittest.addModuleCleanup(_up.stop)
-    _up.start()
+    _work, _up = started_upstream("eviction", unittest.addModuleCleanup)
     for name in IMAGES:
         fixtures.push(_up, _work, name)
         _images[name] = fixtures.describe(_up, name)

@@ -39,7 +39,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from fake_upstream import GeneratedBody, FakeRegistry  # noqa: E402
 from mirror import Mirror, parse_gc, run_cli, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 MiB = 1 << 20
 IMAGES = ("multi", "docker2", "sharea", "shareb")
@@ -56,11 +56,7 @@ _direct = {}
 
 def setUpModule():
     global _up, _work
-    _work, cleanup = harness.module_workdir("gclsrm")
-    unittest.addModuleCleanup(cleanup)
-    _up = Upstream(_work)
-    unittest.addModuleCleanup(_up.stop)
-    _up.start()
+    _work, _up = started_upstream("gclsrm", unittest.addModuleCleanup)
     for name in IMAGES:
         fixtures.push(_up, _work, name)
         _img[name] = fixtures.describe(_up, name)

@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 CLIENTS = 20
 SOCKET_TIMEOUT_S = 60   # longest silence a client accepts from the mirror
@@ -154,11 +154,7 @@ def fetch(port, path, barrier, result):
 class Herd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work, cleanup = harness.module_workdir("herd")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("herd", cls.addClassCleanup)
         fixtures.push(cls.up, cls.work, "big100")
         img = fixtures.describe(cls.up, "big100")
         (cls.digest,) = img.layers
@@ -229,11 +225,7 @@ class SmallHerd(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.work, cleanup = harness.module_workdir("herd-small")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("herd-small", cls.addClassCleanup)
         fixtures.push(cls.up, cls.work, "multi", tags=("1", "2"))
         cls.multi = fixtures.describe(cls.up, "multi")
         cls.proxy = GateProxy(cls.up.url)

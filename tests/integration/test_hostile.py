@@ -53,7 +53,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from harness import ACCEPT_ALL  # noqa: E402
 from mirror import Mirror, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 HEADER_TIMEOUT_S = 3
 SLACK_S = 6  # scheduling delay tolerated on a loaded 2-core machine, on top of a timeout
@@ -88,11 +88,7 @@ def setUpModule():
     harness.require_tools("skopeo", "docker-registry", "openssl")
     S = State()
     S.nofile = raise_nofile_limit()
-    S.work, cleanup = harness.module_workdir("hostile")
-    unittest.addModuleCleanup(cleanup)
-    S.up = Upstream(S.work)
-    unittest.addModuleCleanup(S.up.stop)
-    S.up.start()
+    S.work, S.up = started_upstream("hostile", unittest.addModuleCleanup)
     fixtures.push(S.up, S.work, "docker2")
     S.img = fixtures.describe(S.up, "docker2")
     S.mirrors = 0

@@ -28,7 +28,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from fake_upstream import FakeRegistry  # noqa: E402
 from mirror import Mirror, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 MAX_FILLS = 3
 MAX_BYTES = 600 * 1024
@@ -56,11 +56,7 @@ def settled(mirror, started_and_skipped):
 class PrefetchRealUpstream(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work, cleanup = harness.module_workdir("prefetch")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("prefetch", cls.addClassCleanup)
         cls.images = {}
         for name in ("many12", "docker2", "multi", "sharea"):
             fixtures.push(cls.up, cls.work, name)

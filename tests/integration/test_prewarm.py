@@ -40,7 +40,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
 from harness import make_cert  # noqa: E402
-from upstream import PUSH_PASSWORD, PUSH_USER, Upstream  # noqa: E402
+from upstream import PUSH_PASSWORD, PUSH_USER, Upstream, started_upstream  # noqa: E402
 
 PREWARM_TIMEOUT_S = 90
 COPY_TIMEOUT_S = 60
@@ -81,11 +81,7 @@ def table_rows(stdout):
 class Prewarm(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work, cleanup = harness.module_workdir("prewarm")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("prewarm", cls.addClassCleanup)
         fixtures.push(cls.up, cls.work, "multi")
         fixtures.push(cls.up, cls.work, "docker2")
         pinned_root = os.path.join(cls.work, "pinned-layout")

@@ -22,7 +22,7 @@ sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 IMAGES = ("multi", "docker2", "big100")
 # label -> (image, --override-arch or None for `copy --all`)
@@ -49,11 +49,7 @@ def skopeo_copy(workdir, host, image, arch, dest):
 class PullThroughMirror(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work, cleanup = harness.module_workdir("pull")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("pull", cls.addClassCleanup)
         cls.images = {}
         for name in IMAGES:
             fixtures.push(cls.up, cls.work, name)

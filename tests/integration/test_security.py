@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import Upstream, started_upstream  # noqa: E402
 
 PULL_USER, PULL_PASSWORD = "puller", "pull-secret-1"
 ADMIN_USER, ADMIN_PASSWORD = "boss", "admin-secret-2"
@@ -78,11 +78,7 @@ class Security(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_tools("openssl", "htpasswd", "skopeo", "docker-registry")
-        cls.work, cleanup = harness.module_workdir("security")
-        cls.addClassCleanup(cleanup)
-        cls.up = Upstream(cls.work)
-        cls.addClassCleanup(cls.up.stop)
-        cls.up.start()
+        cls.work, cls.up = started_upstream("security", cls.addClassCleanup)
         fixtures.push(cls.up, cls.work, "docker2")
         cls.image = fixtures.describe(cls.up, "docker2")
         cls.cert, cls.key = harness.make_cert(cls.work, "mirror")

@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from mirror import Mirror, wait_until  # noqa: E402
 from test_hostile import connect, exchange, parse_metrics, read_to_eof, send_quietly  # noqa: E402
-from upstream import Upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 ADMIN_TOKEN = "smuggling-test-admin-token-0123456789"
 DEADLINE_S = 10  # for one exchange on a loaded 2-core machine
@@ -51,11 +51,7 @@ def setUpModule():
     global S
     harness.require_tools("docker-registry", "openssl")
     S = State()
-    S.work, cleanup = harness.module_workdir("smuggling")
-    unittest.addModuleCleanup(cleanup)
-    S.up = Upstream(S.work)
-    unittest.addModuleCleanup(S.up.stop)
-    S.up.start()
+    S.work, S.up = started_upstream("smuggling", unittest.addModuleCleanup)
     d = os.path.join(S.work, "mirror")
     os.makedirs(d)
     S.m = Mirror(d, S.up.url, extra_args=["--admin-token", ADMIN_TOKEN,

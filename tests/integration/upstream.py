@@ -372,6 +372,19 @@ health:
         return r.header("Docker-Content-Digest")
 
 
+def started_upstream(label, add_cleanup, **kwargs):
+    """A fresh work directory for `label` (harness.module_workdir) and a started Upstream
+    in it (kwargs as Upstream's); both are undone by `add_cleanup` (a class's
+    addClassCleanup, or unittest.addModuleCleanup), the upstream first. Returns
+    (work directory, upstream)."""
+    work, cleanup = harness.module_workdir(label)
+    add_cleanup(cleanup)
+    up = Upstream(work, **kwargs)
+    add_cleanup(up.stop)
+    up.start()
+    return work, up
+
+
 def _status_matches(status, want):
     if isinstance(want, int):
         return status == want
