@@ -13,7 +13,7 @@
 // the UI does once logged in), optional delete (then the UI's DELETE of the manifest by
 // digest follows, and a GET of it must be 404). Exits 0 when all pass, 1 otherwise.
 
-import { launchChromium } from "./chromium.mjs";
+import { check, finish, launchChromium } from "./chromium.mjs";
 
 const PAGE_URL = process.env.PAGE_URL;
 const MIRRORS = JSON.parse(process.env.MIRRORS || "[]");
@@ -30,15 +30,6 @@ if (!PAGE_URL || MIRRORS.length === 0) {
   process.exit(2);
 }
 
-let failures = 0;
-function check(ok, what) {
-  if (ok) {
-    console.log(`ok   ${what}`);
-  } else {
-    failures++;
-    console.log(`FAIL ${what}`);
-  }
-}
 
 // Runs in the page: the UI's calls in order. Returns what each gave, or where it stopped.
 async function uiCalls({ base, repo, tag, accept, authorization, remove }) {
@@ -130,8 +121,7 @@ async function main() {
   } finally {
     await close();
   }
-  console.log(failures === 0 ? "cors: all checks passed" : `cors: ${failures} check(s) failed`);
-  process.exit(failures === 0 ? 0 : 1);
+  finish("cors");
 }
 
 main().catch((e) => {

@@ -17,7 +17,7 @@
 // (confirm; the token is kept from the evict) deletes the tag from the page and /stats.
 // Exits 0 when all pass, 1 otherwise.
 
-import { launchChromium } from "./chromium.mjs";
+import { check, finish, launchChromium } from "./chromium.mjs";
 
 const MIRROR_URL = process.env.MIRROR_URL;
 const ADMIN_MIRROR_URL = process.env.ADMIN_MIRROR_URL || "";
@@ -30,15 +30,6 @@ if (!MIRROR_URL) {
   process.exit(2);
 }
 
-let failures = 0;
-function check(ok, what) {
-  if (ok) {
-    console.log(`ok   ${what}`);
-  } else {
-    failures++;
-    console.log(`FAIL ${what}`);
-  }
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const get = (obj, p) => p.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
 
@@ -257,8 +248,7 @@ async function main() {
   } finally {
     await close();
   }
-  console.log(failures === 0 ? "dashboard: all checks passed" : `dashboard: ${failures} check(s) failed`);
-  process.exit(failures === 0 ? 0 : 1);
+  finish("dashboard");
 }
 
 main().catch((e) => {

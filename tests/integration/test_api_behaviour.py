@@ -517,7 +517,4 @@ class OwnMirror(Base):
 
 if __name__ == "__main__":
     harness.require_tools("docker-registry", "skopeo", "openssl")
-    started = time.monotonic()
-    prog = unittest.main(exit=False, verbosity=2)
-    print(f"{os.path.basename(__file__)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
+    harness.run_module(__file__)
