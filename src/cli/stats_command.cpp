@@ -106,13 +106,11 @@ int RunStats(const std::vector<std::string>& args) {
   std::string body;
   char error[CURL_ERROR_SIZE] = {0};
   const std::string target = url + "/stats?repositories=0";
-  curl_easy_setopt(h, CURLOPT_URL, target.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  SetTransferBasics(h, target,
+                    {.user_agent = "hubcache-stats/" HUBCACHE_VERSION, .error_buffer = error});
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache-stats/" HUBCACHE_VERSION);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Append);
   CURLcode rc = curl_easy_perform(h);

@@ -152,19 +152,14 @@ Result<MirrorReply> MirrorSession::Perform(const std::string& path, Transfer& tr
     headers = curl_slist_append(headers, (std::string(kPrefetchHeader) + ": off").c_str());
   }
   char error_buffer[CURL_ERROR_SIZE] = {0};
-  const long stall_s = std::max<long>(1, static_cast<long>(options_.stall_timeout.count() / 1000));
 
   curl_easy_reset(h);  // keeps the connection cache
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  SetTransferBasics(h, url,
+                    {.user_agent = "hubcache-prewarm/" HUBCACHE_VERSION,
+                     .error_buffer = error_buffer,
+                     .connect_timeout = options_.connect_timeout,
+                     .stall = options_.stall_timeout});
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache-prewarm/" HUBCACHE_VERSION);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
   if (!transfer.is_blob) {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.manifest_timeout.count()));
   }

@@ -1,5 +1,7 @@
 #include "upstream/curl_easy.h"
 
+#include <algorithm>
+
 #include "common/strings.h"
 
 namespace hubcache {
@@ -53,6 +55,23 @@ void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::str
   std::string value(TrimSpaces(line.substr(colon + 1)));
   auto [it, inserted] = headers.emplace(name, value);
   if (!inserted) it->second += ", " + value;
+}
+
+void SetTransferBasics(CURL* h, const std::string& url, const TransferBasics& basics) {
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, basics.user_agent);
+  if (basics.error_buffer != nullptr) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, basics.error_buffer);
+  if (basics.connect_timeout.count() > 0) {
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(basics.connect_timeout.count()));
+  }
+  if (basics.stall.count() > 0) {
+    const long stall_s = std::max<long>(1, static_cast<long>(basics.stall.count() / 1000));
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
+  }
 }
 
 }  // namespace hubcache

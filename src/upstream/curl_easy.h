@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,19 @@ class CurlHandlePool {
 // by ", ". A status line ("HTTP/...") begins a new response (after 100
 // Continue, or a redirect curl follows) and clears what came before.
 void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::string>& headers);
+
+// What every transfer sets the same way, in one call: the URL; no signals (a
+// worker thread must not take SIGALRM); redirects never followed by curl (a
+// caller that follows one checks it first); the User-Agent; the error buffer
+// (CURL_ERROR_SIZE bytes, the caller's); the connect timeout; and the stall
+// rule: less than a byte a second for `stall` ends the transfer.
+struct TransferBasics {
+  const char* user_agent = "hubcache/" HUBCACHE_VERSION;
+  char* error_buffer = nullptr;
+  std::chrono::milliseconds connect_timeout{0};  // 0: curl's own
+  std::chrono::milliseconds stall{0};            // 0: no stall rule
+};
+void SetTransferBasics(CURL* handle, const std::string& url, const TransferBasics& basics);
 
 // How much of an error body (or another small body) a transfer keeps: enough for
 // any registry or S3 error document, never a stream's worth.

@@ -452,23 +452,17 @@ Result<S3Client::Response> S3Client::Perform(Request& r) {
   }
   for (const auto& line : r.headers) headers = curl_slist_append(headers, line.c_str());
   char error_buffer[CURL_ERROR_SIZE] = {0};
-  const long stall_s = std::max<long>(1, static_cast<long>(options_.stall_timeout.count() / 1000));
   const std::string sigv4 = "aws:amz:" + options_.region + ":s3";
 
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  SetTransferBasics(h, url,
+                    {.error_buffer = error_buffer,
+                     .connect_timeout = options_.connect_timeout,
+                     .stall = options_.stall_timeout});
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
   curl_easy_setopt(h, CURLOPT_USERNAME, options_.access_key.c_str());
   curl_easy_setopt(h, CURLOPT_PASSWORD, options_.secret_key.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
                    r.bounded ? static_cast<long>(options_.request_timeout.count()) : 0L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -304,18 +304,11 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
     header_list = curl_slist_append(header_list, ("Authorization: " + authorization).c_str());
   }
   char error_buffer[CURL_ERROR_SIZE] = {0};
-  const long stall_s = std::max<long>(1, static_cast<long>(options_.stall_timeout.count() / 1000));
-
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  SetTransferBasics(h, url,
+                    {.error_buffer = error_buffer,
+                     .connect_timeout = options_.connect_timeout,
+                     .stall = options_.stall_timeout});
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.total_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024L);
@@ -428,13 +421,9 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
         ("Authorization: Basic " + Base64Encode(options_.username + ":" + options_.password))
             .c_str());
   }
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  SetTransferBasics(h, url,
+                    {.error_buffer = error_buffer, .connect_timeout = options_.connect_timeout});
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   ApplyTlsOptions(h);
@@ -504,12 +493,10 @@ UpstreamClient::Reachability UpstreamClient::ProbeReachable(
   }
   const std::string url = options_.base_url + "/v2/";
   char error[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  SetTransferBasics(h, url,
+                    {.user_agent = "hubcache/" HUBCACHE_VERSION " readyz", .error_buffer = error});
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "hubcache/" HUBCACHE_VERSION " readyz");
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(
       h, CURLOPT_WRITEFUNCTION,
       +[](char*, size_t size, size_t n, void*) -> size_t { return size * n; });
