@@ -7,9 +7,8 @@
 # (each sanitized test and each fuzz target is one test; a skipped test counts as
 # failed, see scripts/tally.py). RUN_SANITIZE=0 or
 # RUN_FUZZ=0 skips a step for a quick local run; CI runs both. The whole run,
-# builds included (unity builds, see meson.build), took 19 minutes in a clean
-# clone on the shared 2-core machine with other work beside it (docs/
-# benchmarks.md, "Build time").
+# builds included (unity builds, see meson.build), took 16 minutes in a clean
+# clone on the shared 2-core machine (docs/benchmarks.md, "Build time").
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh all
