@@ -313,15 +313,10 @@ Status UploadService::Discard(const std::string& id) {
 }
 
 Status UploadService::Cancel(const RepoName& repo, const std::string& id) {
-  auto row = Lookup(repo, id);
-  if (!row) return tl::unexpected(row.error());
-  auto live = LiveOf(id);
-  std::unique_lock busy(live->busy, std::try_to_lock);
-  if (!busy.owns_lock()) {
-    return Fail(ErrorKind::kUploadOutOfOrder, "another request is writing to this upload");
-  }
+  auto writing = TakeForWriting(repo, id);
+  if (!writing) return tl::unexpected(writing.error());
   auto s = Discard(id);
-  busy.unlock();
+  writing->busy.unlock();
   Forget(id);
   return s;
 }

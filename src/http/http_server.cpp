@@ -1,7 +1,5 @@
 #include "http/http_server.h"
 
-#include <sys/socket.h>
-
 #include <httplib.h>
 
 #include "common/log.h"

@@ -25,7 +25,6 @@ class HttpResponse {
   void set_header(const std::string& name, const std::string& value);
   // The first value of a field, "" when absent.
   std::string get_header_value(const std::string& name) const;
-  bool has_header(const std::string& name) const { return headers.count(name) > 0; }
 
   // The body as bytes, and its Content-Type.
   void set_content(std::string content, const std::string& content_type);
