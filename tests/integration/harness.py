@@ -8,6 +8,7 @@
   stream_get()          one GET on its own connection, the body hashed as it streams in
   cache_objects()       the objects in a hubcache root (blobs/ and manifests/), by digest
   module_workdir()      a fresh temp dir for one test module, removed at the end
+  cleaned_workdir()     module_workdir(), its removal handed to a cleanup hook
   require_tools()       exit 77 when a tool the tests need is not installed
   run_module()          unittest.main for a module, with cleanups even on SIGTERM/^C;
                         exit 77 when a test skipped (scripts/test.sh: a failure)
@@ -205,6 +206,14 @@ def module_workdir(prefix):
         else:
             shutil.rmtree(d, ignore_errors=True)
     return d, cleanup
+
+
+def cleaned_workdir(label, add_cleanup):
+    """A fresh module_workdir(label), removed by `add_cleanup` (a class's addClassCleanup,
+    or unittest.addModuleCleanup). Returns the directory."""
+    d, cleanup = module_workdir(label)
+    add_cleanup(cleanup)
+    return d
 
 
 def require_tools(*tools):

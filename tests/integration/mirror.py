@@ -4,9 +4,9 @@ Every test owns its mirror: a fresh cache root under the test's temp dir, a free
 loopback port, and a PID it stops itself. The binary comes from $HUBCACHE_BIN
 (set by meson), falling back to build/hubcache for runs by hand.
 
-Also: run_cli() runs a one-shot subcommand (ls, rm, gc) with a clean environment,
-parse_gc() reads the report `hubcache gc` prints, and Mirror.reconcile_report()
-the `cache opened:` line a server logs at start.
+Also: require_hubcache() checks that the binary is there, run_cli() runs a one-shot
+subcommand (ls, rm, gc) with a clean environment, parse_gc() reads the report `hubcache gc`
+prints, and Mirror.reconcile_report() the `cache opened:` line a server logs at start.
 """
 import os
 import re
@@ -23,6 +23,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 def hubcache_bin():
     return os.environ.get("HUBCACHE_BIN", os.path.join(REPO_ROOT, "build", "hubcache"))
+
+
+def require_hubcache():
+    """Raises when the hubcache binary (hubcache_bin()) is missing or not executable."""
+    if not os.access(hubcache_bin(), os.X_OK):
+        raise RuntimeError(f"hubcache binary not found or not executable: {hubcache_bin()}")
 
 
 def free_port():

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import threading
@@ -22,7 +21,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from fake_upstream import FakeRegistry, sha256_digest  # noqa: E402
-from mirror import Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
+from mirror import Mirror, free_port, require_hubcache, wait_until  # noqa: E402
 
 CLIENT_TIMEOUT_S = 30  # one socket operation
 CLIENT_DEADLINE_S = 60  # one whole response
@@ -45,15 +44,12 @@ _live_mirrors = set()
 
 def setUpModule():
     global _workdir
-    if not os.access(hubcache_bin(), os.X_OK):
-        raise RuntimeError(f"hubcache binary not found or not executable: {hubcache_bin()}")
-    _workdir = tempfile.mkdtemp(prefix="hubcache-faults-")
+    require_hubcache()
+    _workdir = harness.cleaned_workdir("faults", unittest.addModuleCleanup)
 
 
 def tearDownModule():
-    _stop_live_mirrors()
-    if _workdir and not os.environ.get("HUBCACHE_KEEP_TMP"):
-        shutil.rmtree(_workdir, ignore_errors=True)
+    _stop_live_mirrors()  # before the module cleanup removes the work dir
 
 
 def _stop_live_mirrors():
@@ -126,13 +122,11 @@ def fetch(url, method="GET", headers=None, on_chunk=None):
 
 
 def blob_path(root, digest):
-    hexd = digest.split(":", 1)[1]
-    return os.path.join(root, "blobs", "sha256", hexd[:2], hexd)
+    return harness.cache_object_path(root, "blob", digest)
 
 
 def manifest_path(root, digest):
-    hexd = digest.split(":", 1)[1]
-    return os.path.join(root, "manifests", "sha256", hexd[:2], hexd)
+    return harness.cache_object_path(root, "manifest", digest)
 
 
 def files_mentioning(directory, digest):
@@ -145,19 +139,7 @@ def files_mentioning(directory, digest):
 
 
 def tmp_entries(root):
-    tmp = os.path.join(root, "tmp")
-    try:
-        return os.listdir(tmp)
-    except FileNotFoundError:
-        return []
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return harness.dir_entries(os.path.join(root, "tmp"))
 
 
 # ---- base class ------------------------------------------------------------------------------
@@ -278,7 +260,7 @@ class BodyFaultTest(MirrorTestCase):
                          "after the fault cleared, expected exactly one new upstream GET answered 200")
         wait_until(lambda: os.path.exists(blob_path(m.root, digest)), CLEANUP_DEADLINE_S,
                    f"{blob_path(m.root, digest)} to appear")
-        self.assertEqual(sha256_file(blob_path(m.root, digest)), digest)
+        self.assertEqual(harness.file_sha256(blob_path(m.root, digest)), digest)
         self.assert_tmp_empties(m.root)
 
         # And the cached copy is served with no upstream request at all.
@@ -516,7 +498,7 @@ class ManifestBodyFaultTest(MirrorTestCase):
         self.fake.clear_fault()
         self.assert_serves(self.get_manifest(m, "latest"), img["manifest"], digest)
         self.assert_serves(self.get_manifest(m, digest), img["manifest"], digest)
-        self.assertEqual(sha256_file(manifest_path(m.root, digest)), digest)
+        self.assertEqual(harness.file_sha256(manifest_path(m.root, digest)), digest)
 
     def test_truncated_manifest(self):
         self._check("truncate")
@@ -622,7 +604,7 @@ class RedirectTest(MirrorTestCase):
             self.assertTrue(req.authorization.startswith("Bearer "), req.authorization)
             self.assertIn(req.authorization[len("Bearer "):], fake.issued_tokens, "not a token we issued")
         wait_until(lambda: os.path.exists(blob_path(m.root, digest)), CLEANUP_DEADLINE_S, "blob file")
-        self.assertEqual(sha256_file(blob_path(m.root, digest)), digest)
+        self.assertEqual(harness.file_sha256(blob_path(m.root, digest)), digest)
 
         # The signed URL expires; a cached redirect would now fail. The bytes must come from cache.
         fake.expire_redirects()
@@ -698,7 +680,7 @@ class NotRegistryContentTest(MirrorTestCase):
         self.assertEqual(r.headers.get("content-type"),
                          "application/vnd.docker.distribution.manifest.v2+json", r)
         self.assertEqual(r.headers.get("x-hubcache-cache"), "miss", r)
-        self.assertEqual(sha256_file(manifest_path(m.root, img["manifest_digest"])),
+        self.assertEqual(harness.file_sha256(manifest_path(m.root, img["manifest_digest"])),
                          img["manifest_digest"])
 
     def test_html_page_on_revalidation_keeps_the_cached_tag(self):

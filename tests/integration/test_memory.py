@@ -10,11 +10,8 @@ Run directly:
     HUBCACHE_BIN=build/hubcache python3 tests/integration/test_memory.py
 """
 import hashlib
-import http.client
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -22,11 +19,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from fake_upstream import FakeRegistry, GeneratedBody  # noqa: E402
-from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
+from mirror import Mirror, require_hubcache, wait_until  # noqa: E402
 
 BLOB_BYTES = 1 << 30
 RSS_LIMIT_KIB = 64 * 1024
-READ_BYTES = 1 << 20
 PAUSE_AFTER_BYTES = 16 << 20  # the client reads this much of the miss, then stops reading...
 PAUSE_MAX_S = 3  # ...until the upstream has sent half the blob, or this long
 CLIENT_TIMEOUT_S = 30
@@ -39,41 +35,24 @@ _mirror = None
 
 def setUpModule():
     global _workdir
-    if not os.access(hubcache_bin(), os.X_OK):
-        raise RuntimeError(f"hubcache binary not found or not executable: {hubcache_bin()}")
-    _workdir = tempfile.mkdtemp(prefix="hubcache-memory-")
+    require_hubcache()
+    _workdir = harness.cleaned_workdir("memory", unittest.addModuleCleanup)
 
 
 def tearDownModule():
     if _mirror is not None:
         _mirror.stop()
-    if _workdir and not os.environ.get("HUBCACHE_KEEP_TMP"):
-        shutil.rmtree(_workdir, ignore_errors=True)
 
 
 def stream_blob(url, path, on_progress=None, headers=None):
-    """GETs `path`, hashing the body in chunks. Returns (status, headers, received, digest)."""
-    conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=CLIENT_TIMEOUT_S)
-    t0 = time.monotonic()
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        headers = {k.lower(): v for k, v in resp.getheaders()}
-        h = hashlib.sha256()
-        received = 0
-        while True:
-            if time.monotonic() - t0 > TRANSFER_DEADLINE_S:
-                raise TimeoutError(f"1 GiB transfer not done after {TRANSFER_DEADLINE_S}s ({received} bytes)")
-            chunk = resp.read(READ_BYTES)
-            if not chunk:
-                break
-            h.update(chunk)
-            received += len(chunk)
-            if on_progress:
-                on_progress(received)
-        return resp.status, headers, received, "sha256:" + h.hexdigest()
-    finally:
-        conn.close()
+    """GETs `path`, hashing the body in 1 MiB reads (harness.stream_get); raises when the
+    body ends early or overruns TRANSFER_DEADLINE_S. Returns (status, headers, received,
+    digest)."""
+    r = harness.stream_get(url, path, headers, timeout=CLIENT_TIMEOUT_S,
+                           deadline_s=TRANSFER_DEADLINE_S, on_chunk=on_progress)
+    if r.error is not None:
+        raise r.error
+    return r.status, r.headers, r.size, r.digest
 
 
 class MemoryTest(unittest.TestCase):
