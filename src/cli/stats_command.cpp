@@ -109,7 +109,6 @@ int RunStats(const std::vector<std::string>& args) {
   SetTransferBasics(h, target,
                     {.user_agent = "hubcache-stats/" HUBCACHE_VERSION, .error_buffer = error});
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Append);

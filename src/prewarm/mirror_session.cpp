@@ -163,7 +163,6 @@ Result<MirrorReply> MirrorSession::Perform(const std::string& path, Transfer& tr
   if (!transfer.is_blob) {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.manifest_timeout.count()));
   }
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024L);
   if (!options_.username.empty()) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));

@@ -59,6 +59,7 @@ void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::str
 
 void SetTransferBasics(CURL* h, const std::string& url, const TransferBasics& basics) {
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, basics.user_agent);

@@ -53,8 +53,8 @@ class CurlHandlePool {
 // Continue, or a redirect curl follows) and clears what came before.
 void AddResponseHeaderLine(std::string_view line, std::map<std::string, std::string>& headers);
 
-// What every transfer sets the same way, in one call: the URL; no signals (a
-// worker thread must not take SIGALRM); redirects never followed by curl (a
+// What every transfer sets the same way, in one call: the URL; only http and
+// https; no signals (a worker thread must not take SIGALRM); redirects never followed by curl (a
 // caller that follows one checks it first); the User-Agent; the error buffer
 // (CURL_ERROR_SIZE bytes, the caller's); the connect timeout; and the stall
 // rule: less than a byte a second for `stall` ends the transfer.

@@ -468,7 +468,6 @@ Result<S3Client::Response> S3Client::Perform(Request& r) {
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kBufferBytes);
   curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kBufferBytes);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   const std::string method = r.method;
   if (method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -573,6 +572,16 @@ Error S3Client::StatusError(const Request& r, const Response& response) {
     kind = ErrorKind::kUpstreamUnavailable;
   }
   return Error{kind, message};
+}
+
+template <class T>
+Result<T> S3Client::PerformForDocument(Request& r, Result<T> (*parse)(std::string_view)) {
+  auto response = PerformIdempotent(r);
+  if (!response) return tl::unexpected(response.error());
+  if (response->status != 200) return tl::unexpected(StatusError(r, *response));
+  auto document = parse(response->body);
+  if (!document) counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  return document;
 }
 
 Status S3Client::Check() {
@@ -786,12 +795,7 @@ Result<std::string> S3Client::CreateUpload(const std::string& full_key,
   r.query = {{"uploads", ""}};
   r.has_body = true;
   r.headers.push_back("Content-Type: " + content_type);
-  auto response = PerformIdempotent(r);
-  if (!response) return tl::unexpected(response.error());
-  if (response->status != 200) return tl::unexpected(StatusError(r, *response));
-  auto id = ParseInitiateMultipartUpload(response->body);
-  if (!id) counters_.errors.fetch_add(1, std::memory_order_relaxed);
-  return id;
+  return PerformForDocument(r, &ParseInitiateMultipartUpload);
 }
 
 Status S3Client::Complete(const std::string& full_key, const std::string& upload_id,
@@ -933,14 +937,8 @@ Result<std::vector<S3Client::ListedObject>> S3Client::List(const std::string& pr
     r.query.push_back({"continuation-token", *continuation});
   }
   r.max_body_bytes = kMaxListBodyBytes;
-  auto response = PerformIdempotent(r);
-  if (!response) return tl::unexpected(response.error());
-  if (response->status != 200) return tl::unexpected(StatusError(r, *response));
-  auto page = ParseListObjectsV2(response->body);
-  if (!page) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    return tl::unexpected(page.error());
-  }
+  auto page = PerformForDocument(r, &ParseListObjectsV2);
+  if (!page) return tl::unexpected(page.error());
   std::vector<ListedObject> out;
   out.reserve(page->objects.size());
   for (auto& o : page->objects) {
@@ -966,14 +964,8 @@ Result<std::vector<S3Client::PendingUpload>> S3Client::ListUploads(const std::st
     if (!key_marker.empty()) r.query.push_back({"key-marker", key_marker});
     if (!id_marker.empty()) r.query.push_back({"upload-id-marker", id_marker});
     r.max_body_bytes = kMaxListBodyBytes;
-    auto response = PerformIdempotent(r);
-    if (!response) return tl::unexpected(response.error());
-    if (response->status != 200) return tl::unexpected(StatusError(r, *response));
-    auto page = ParseListMultipartUploads(response->body);
-    if (!page) {
-      counters_.errors.fetch_add(1, std::memory_order_relaxed);
-      return tl::unexpected(page.error());
-    }
+    auto page = PerformForDocument(r, &ParseListMultipartUploads);
+    if (!page) return tl::unexpected(page.error());
     for (auto& u : page->uploads) {
       if (!StartsWith(u.key, root)) continue;
       out.push_back({u.key.substr(root.size()), u.upload_id, u.initiated_unix_ms});

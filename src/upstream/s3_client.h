@@ -245,6 +245,11 @@ class S3Client {
   Result<Response> PerformIdempotent(Request& request);
   // The error for an unexpected status, counted.
   Error StatusError(const Request& request, const Response& response);
+  // PerformIdempotent for a request whose 200 answer is an XML document, read
+  // by `parse` (s3_xml.h). Another status, or a document `parse` refuses, is
+  // an error and counted.
+  template <class T>
+  Result<T> PerformForDocument(Request& request, Result<T> (*parse)(std::string_view));
 
   Result<std::optional<uint64_t>> HeadFull(const std::string& full_key);
   Result<std::string> CreateUpload(const std::string& full_key, const std::string& content_type);

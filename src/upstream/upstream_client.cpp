@@ -312,7 +312,6 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.total_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   ApplyTlsOptions(h);
   ApplyConnectGuard(h, ctx.connect);
   if (request.method == "HEAD") curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -425,7 +424,6 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
                     {.error_buffer = error_buffer, .connect_timeout = options_.connect_timeout});
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   ApplyTlsOptions(h);
   ApplyConnectGuard(h, connect);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
@@ -496,7 +494,6 @@ UpstreamClient::Reachability UpstreamClient::ProbeReachable(
   SetTransferBasics(h, url,
                     {.user_agent = "hubcache/" HUBCACHE_VERSION " readyz", .error_buffer = error});
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(
       h, CURLOPT_WRITEFUNCTION,
       +[](char*, size_t size, size_t n, void*) -> size_t { return size * n; });
