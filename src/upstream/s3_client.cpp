@@ -206,11 +206,11 @@ struct S3Client::Request {
   Op op = Op::kGet;
   const char* api = "";     // the S3 operation, for messages: "PutObject"
   const char* method = "";  // GET HEAD PUT POST DELETE
-  std::string full_key;     // "" = the bucket
-  std::vector<QueryParam> query;
-  std::vector<std::string> headers;
+  std::string full_key{};   // "" = the bucket
+  std::vector<QueryParam> query{};
+  std::vector<std::string> headers{};
   bool has_body = false;  // PUT/POST of `body` (maybe empty), signed with its SHA-256
-  std::string_view body;
+  std::string_view body{};
   UploadState* upload = nullptr;  // a streamed body instead (UNSIGNED-PAYLOAD)
   DownloadState* download = nullptr;
   size_t max_body_bytes = kMaxErrorBodyBytes;  // a 2xx body kept in the response
@@ -218,7 +218,7 @@ struct S3Client::Request {
   int attempts = 0;                            // sent so far
   // Of the last attempt: the curl code, and whether a retry may help.
   CURLcode rc = CURLE_OK;
-  std::string curl_detail;  // curl's error text
+  std::string curl_detail{};  // curl's error text
   bool retryable = false;
 };
 
@@ -585,10 +585,7 @@ Result<T> S3Client::PerformForDocument(Request& r, Result<T> (*parse)(std::strin
 }
 
 Status S3Client::Check() {
-  Request r;
-  r.op = Op::kList;
-  r.api = "ListObjectsV2";
-  r.method = "GET";
+  Request r{.op = Op::kList, .api = "ListObjectsV2", .method = "GET"};
   r.query = {{"list-type", "2"}, {"max-keys", "1"}};
   if (!options_.root_directory.empty())
     r.query.push_back({"prefix", options_.root_directory + "/"});
@@ -652,11 +649,7 @@ Result<std::optional<uint64_t>> S3Client::Head(const std::string& key) {
 }
 
 Result<std::optional<uint64_t>> S3Client::HeadFull(const std::string& full_key) {
-  Request r;
-  r.op = Op::kHead;
-  r.api = "HeadObject";
-  r.method = "HEAD";
-  r.full_key = full_key;
+  Request r{.op = Op::kHead, .api = "HeadObject", .method = "HEAD", .full_key = full_key};
   auto response = PerformIdempotent(r);
   if (!response) return tl::unexpected(response.error());
   if (response->status == 404) return std::optional<uint64_t>();
@@ -691,11 +684,7 @@ Result<bool> S3Client::Get(const std::string& key, uint64_t first, std::optional
   download.sink = &sink;
   download.first = first;
   download.length = length;
-  Request r;
-  r.op = Op::kGet;
-  r.api = "GetObject";
-  r.method = "GET";
-  r.full_key = *full;
+  Request r{.op = Op::kGet, .api = "GetObject", .method = "GET", .full_key = *full};
   r.download = &download;
   r.bounded = false;
   if (first > 0 || length) {
@@ -723,11 +712,7 @@ Result<std::optional<std::string>> S3Client::GetSmall(const std::string& key, si
                                                       std::string* content_type) {
   auto full = FullKey(key);
   if (!full) return tl::unexpected(full.error());
-  Request r;
-  r.op = Op::kGet;
-  r.api = "GetObject";
-  r.method = "GET";
-  r.full_key = *full;
+  Request r{.op = Op::kGet, .api = "GetObject", .method = "GET", .full_key = *full};
   r.max_body_bytes = max_bytes;
   auto response = PerformIdempotent(r);
   if (!response) return tl::unexpected(response.error());
@@ -745,11 +730,7 @@ Status S3Client::PutSmall(const std::string& key, std::string_view bytes,
   auto full = FullKey(key);
   if (!full) return tl::unexpected(full.error());
   if (!IsFieldValue(content_type)) return BadContentType(content_type);
-  Request r;
-  r.op = Op::kPut;
-  r.api = "PutObject";
-  r.method = "PUT";
-  r.full_key = *full;
+  Request r{.op = Op::kPut, .api = "PutObject", .method = "PUT", .full_key = *full};
   r.has_body = true;
   r.body = bytes;
   r.headers.push_back("Content-Type: " +
@@ -771,11 +752,7 @@ Status S3Client::PutStream(const std::string& key, uint64_t size, const Reader& 
   upload.read = &read;
   upload.length = size;
   upload.counters = &counters_;
-  Request r;
-  r.op = Op::kPut;
-  r.api = "PutObject";
-  r.method = "PUT";
-  r.full_key = *full;
+  Request r{.op = Op::kPut, .api = "PutObject", .method = "PUT", .full_key = *full};
   r.upload = &upload;
   r.bounded = false;
   r.headers.push_back("Content-Type: " + type);
@@ -787,11 +764,8 @@ Status S3Client::PutStream(const std::string& key, uint64_t size, const Reader& 
 
 Result<std::string> S3Client::CreateUpload(const std::string& full_key,
                                            const std::string& content_type) {
-  Request r;
-  r.op = Op::kMultipart;
-  r.api = "CreateMultipartUpload";
-  r.method = "POST";
-  r.full_key = full_key;
+  Request r{
+      .op = Op::kMultipart, .api = "CreateMultipartUpload", .method = "POST", .full_key = full_key};
   r.query = {{"uploads", ""}};
   r.has_body = true;
   r.headers.push_back("Content-Type: " + content_type);
@@ -806,11 +780,10 @@ Status S3Client::Complete(const std::string& full_key, const std::string& upload
             XmlEscape(etags[i]) + "</ETag></Part>";
   }
   body += "</CompleteMultipartUpload>";
-  Request r;
-  r.op = Op::kMultipart;
-  r.api = "CompleteMultipartUpload";
-  r.method = "POST";
-  r.full_key = full_key;
+  Request r{.op = Op::kMultipart,
+            .api = "CompleteMultipartUpload",
+            .method = "POST",
+            .full_key = full_key};
   r.query = {{"uploadId", upload_id}};
   r.has_body = true;
   r.body = body;
@@ -845,11 +818,10 @@ Status S3Client::Complete(const std::string& full_key, const std::string& upload
 }
 
 Status S3Client::Abort(const std::string& full_key, const std::string& upload_id) {
-  Request r;
-  r.op = Op::kMultipart;
-  r.api = "AbortMultipartUpload";
-  r.method = "DELETE";
-  r.full_key = full_key;
+  Request r{.op = Op::kMultipart,
+            .api = "AbortMultipartUpload",
+            .method = "DELETE",
+            .full_key = full_key};
   r.query = {{"uploadId", upload_id}};
   auto response = PerformIdempotent(r);
   if (!response) return tl::unexpected(response.error());
@@ -881,11 +853,7 @@ Status S3Client::PutMultipart(const std::string& full_key, uint64_t size, const 
     upload.base = offset;
     upload.length = std::min(part_size, size - offset);
     upload.counters = &counters_;
-    Request r;
-    r.op = Op::kMultipart;
-    r.api = "UploadPart";
-    r.method = "PUT";
-    r.full_key = full_key;
+    Request r{.op = Op::kMultipart, .api = "UploadPart", .method = "PUT", .full_key = full_key};
     r.query = {{"partNumber", std::to_string(etags.size() + 1)}, {"uploadId", *upload_id}};
     r.upload = &upload;
     r.bounded = false;
@@ -907,11 +875,7 @@ Status S3Client::PutMultipart(const std::string& full_key, uint64_t size, const 
 Status S3Client::Delete(const std::string& key) {
   auto full = FullKey(key);
   if (!full) return tl::unexpected(full.error());
-  Request r;
-  r.op = Op::kDelete;
-  r.api = "DeleteObject";
-  r.method = "DELETE";
-  r.full_key = *full;
+  Request r{.op = Op::kDelete, .api = "DeleteObject", .method = "DELETE", .full_key = *full};
   auto response = PerformIdempotent(r);
   if (!response) return tl::unexpected(response.error());
   if (response->status == 204 || response->status == 200) return {};
@@ -926,10 +890,7 @@ Result<std::vector<S3Client::ListedObject>> S3Client::List(const std::string& pr
                                                            size_t max_keys,
                                                            std::string* continuation) {
   const std::string root = options_.root_directory.empty() ? "" : options_.root_directory + "/";
-  Request r;
-  r.op = Op::kList;
-  r.api = "ListObjectsV2";
-  r.method = "GET";
+  Request r{.op = Op::kList, .api = "ListObjectsV2", .method = "GET"};
   r.query = {{"list-type", "2"},
              {"max-keys", std::to_string(std::clamp<size_t>(max_keys, 1, kMaxListPage))}};
   if (!root.empty() || !prefix.empty()) r.query.push_back({"prefix", root + prefix});
@@ -955,10 +916,7 @@ Result<std::vector<S3Client::PendingUpload>> S3Client::ListUploads(const std::st
   std::string key_marker;
   std::string id_marker;
   while (true) {
-    Request r;
-    r.op = Op::kList;
-    r.api = "ListMultipartUploads";
-    r.method = "GET";
+    Request r{.op = Op::kList, .api = "ListMultipartUploads", .method = "GET"};
     r.query = {{"uploads", ""}};
     if (!root.empty() || !prefix.empty()) r.query.push_back({"prefix", root + prefix});
     if (!key_marker.empty()) r.query.push_back({"key-marker", key_marker});
