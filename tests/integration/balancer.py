@@ -2,6 +2,7 @@
 
   haproxy_servers()   the `server` lines of an HAProxy configuration
   haproxy_rules()     the configuration without comments, blank lines and server lines
+  servers_at()        a configuration's server addresses moved to given loopback ports
   haproxy_adapted()   the shipped file moved to loopback ports, its servers at given
                       ports, optionally a shorter health-check interval
   HaproxyBalancer     `haproxy -db` on such a file: start() waits for every node UP,
@@ -47,19 +48,29 @@ def haproxy_rules(text):
     return [line for line in lines if line and not line.startswith(("#", "server "))]
 
 
-def haproxy_adapted(text, port, monitor_port, node_ports, check_inter=None):
-    """The configuration listening on loopback ports, its servers at 127.0.0.1:node_ports
-    in order (a server whose port is None is left out). check_inter (e.g. "500ms")
-    replaces the `inter` of the default-server line: a dead node is then out after
-    `fall` times it instead of seconds."""
+def servers_at(text, server_re, node_ports, what):
+    """`text` with the address of each match of `server_re` (group 1: what stands before
+    the address, group 2: after it) replaced by 127.0.0.1:node_ports in order; a match
+    whose port is None is left out. Raises unless the matches are one per port (`what`
+    names them in the message, e.g. "haproxy.cfg server lines")."""
     servers = iter(node_ports)
 
     def server(m):
         p = next(servers)
         return "" if p is None else f"{m.group(1)}127.0.0.1:{p}{m.group(2)}"
-    text, n = re.subn(r"(?m)^([ \t]*server[ \t]+\S+[ \t]+)\S+(.*)$", server, text)
+    text, n = re.subn(server_re, server, text)
     if n != len(node_ports):
-        raise AssertionError(f"haproxy.cfg has {n} server lines, the test {len(node_ports)}")
+        raise AssertionError(f"{what}: {n} in the file, the test has {len(node_ports)}")
+    return text
+
+
+def haproxy_adapted(text, port, monitor_port, node_ports, check_inter=None):
+    """The configuration listening on loopback ports, its servers at 127.0.0.1:node_ports
+    in order (a server whose port is None is left out). check_inter (e.g. "500ms")
+    replaces the `inter` of the default-server line: a dead node is then out after
+    `fall` times it instead of seconds."""
+    text = servers_at(text, r"(?m)^([ \t]*server[ \t]+\S+[ \t]+)\S+(.*)$", node_ports,
+                      "haproxy.cfg server lines")
     for shipped, here in ((":5000", port), (":8404", monitor_port)):
         text, n = re.subn(rf"(?m)^([ \t]*bind[ \t]+){shipped}\b", rf"\g<1>127.0.0.1:{here}",
                           text)
@@ -105,11 +116,7 @@ class HaproxyBalancer:
             raise AssertionError(f"haproxy exited: {self.log()[-3000:]}")
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return harness.read_text(self.log_path)
 
     def states(self):
         """{server name: status} from the balancer's /stats CSV; {} when it does not answer."""

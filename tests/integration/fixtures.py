@@ -17,7 +17,8 @@ right diff_ids.
 Built layouts are cached under $HUBCACHE_FIXTURE_CACHE (default /tmp/hubcache-fixtures),
 one directory per image, created atomically (build in a temp dir, then rename), under a
 file lock so parallel test modules build each image once. Digests are never hard-coded:
-describe() reads them back from the registry after the push.
+describe() reads them back from the registry after the push (push_described(): both, for
+several images).
 """
 import errno
 import fcntl
@@ -311,6 +312,15 @@ def describe(upstream, name, tag=LAYOUT_TAG, repo=None):
             img.blobs[layer["digest"]] = layer["size"]
             img.layers.append(layer["digest"])
     return img
+
+
+def push_described(upstream, workdir, names):
+    """Pushes each fixture of `names` as library/NAME:1 (push()); returns {name: describe()}."""
+    images = {}
+    for name in names:
+        push(upstream, workdir, name)
+        images[name] = describe(upstream, name)
+    return images
 
 
 def blob_path(name, digest):

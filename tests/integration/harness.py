@@ -4,11 +4,14 @@
   bearer_challenge()    parses a `WWW-Authenticate: Bearer ...` header
   skopeo()              runs skopeo hermetically (own policy, empty auth file, no registries.conf)
   skopeo_copy()         `skopeo copy [--all] docker://HOST/IMAGE dir:DEST` over plain HTTP
+  copy_dest()           WORKDIR/copies/PHASE/LABEL, the dir: destination of one copy
   compare_dirs()        file-by-file byte comparison of two directories
   stream_get()          one GET on its own connection, the body hashed as it streams in
   cache_objects()       the objects in a hubcache root (blobs/ and manifests/), by digest
+  read_text()           a log file's text, "" before it exists
   module_workdir()      a fresh temp dir for one test module, removed at the end
   cleaned_workdir()     module_workdir(), its removal handed to a cleanup hook
+  ModuleState           a test module's shared state, filled in by its setUpModule
   require_tools()       exit 77 when a tool the tests need is not installed
   run_module()          unittest.main for a module, with cleanups even on SIGTERM/^C;
                         exit 77 when a test skipped (scripts/test.sh: a failure)
@@ -145,13 +148,24 @@ def skopeo(workdir, global_args, cmd_args, timeout=240):
     return p
 
 
-def skopeo_copy(workdir, host, image, dest, all_platforms=True, timeout=240):
-    """Copies docker://HOST/IMAGE (e.g. library/multi:1) into dir:DEST, anonymously over HTTP."""
+def skopeo_copy(workdir, host, image, dest, all_platforms=True, timeout=240, arch=None):
+    """Copies docker://HOST/IMAGE (e.g. library/multi:1) into dir:DEST, anonymously over HTTP.
+    With `arch`, the linux/ARCH platform alone (--override-os/--override-arch; all_platforms
+    is then ignored)."""
+    global_args = ["--override-os", "linux", "--override-arch", arch] if arch else []
     args = ["copy", "--src-tls-verify=false", "--src-no-creds"]
-    if all_platforms:
+    if all_platforms and not arch:
         args.append("--all")
     args += [f"docker://{host}/{image}", f"dir:{dest}"]
-    return skopeo(workdir, [], args, timeout=timeout)
+    return skopeo(workdir, global_args, args, timeout=timeout)
+
+
+def copy_dest(workdir, phase, label):
+    """WORKDIR/copies/PHASE/LABEL, the dir: destination of one copy; its parent exists, as
+    skopeo requires."""
+    parent = os.path.join(workdir, "copies", phase)
+    os.makedirs(parent, exist_ok=True)
+    return os.path.join(parent, label)
 
 
 def compare_dirs(a, b):
@@ -214,6 +228,11 @@ def cleaned_workdir(label, add_cleanup):
     d, cleanup = module_workdir(label)
     add_cleanup(cleanup)
     return d
+
+
+class ModuleState:
+    """A test module's shared state (work dir, servers, images): one instance, `S`, whose
+    attributes the module's setUpModule sets."""
 
 
 def require_tools(*tools):
@@ -310,6 +329,16 @@ def cache_objects(root):
 def cache_bytes(root):
     """Bytes in ROOT/blobs and ROOT/manifests (what a cache size cap counts)."""
     return sum(cache_objects(root).values())
+
+
+def read_text(path):
+    """The whole file as text (undecodable bytes replaced); "" when it cannot be read
+    (a log not written yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def dir_entries(path):

@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 
+import harness
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -153,11 +155,7 @@ class Mirror:
         return self
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return harness.read_text(self.log_path)
 
     def reconcile_report(self):
         """The counts of this process's `cache opened: k=v ...` line, or None before it."""

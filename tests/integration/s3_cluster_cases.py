@@ -133,10 +133,8 @@ class Cluster(unittest.TestCase):
         if shutil.which("haproxy") is None:
             raise RuntimeError("haproxy not installed (scripts/install-deps.sh all)")
         cls.work, cls.up = started_upstream("s3-cluster", cls.addClassCleanup)
-        cls.images = {}
+        cls.images = fixtures.push_described(cls.up, cls.work, IMAGES)
         for name in IMAGES:
-            fixtures.push(cls.up, cls.work, name)
-            cls.images[name] = fixtures.describe(cls.up, name)
             skopeo_copy_all(cls.work, cls.up.host, name, cls.out("direct", name))
         # The nodes' way to the upstream; the kill test slows it down.
         cls.relay = Relay(cls.up.port)
@@ -162,9 +160,7 @@ class Cluster(unittest.TestCase):
 
     @classmethod
     def out(cls, phase, label):
-        parent = os.path.join(cls.work, "copies", phase)
-        os.makedirs(parent, exist_ok=True)
-        return os.path.join(parent, label)
+        return harness.copy_dest(cls.work, phase, label)
 
     def logs(self):
         """The end of every node's and the balancer's log, for failure messages."""

@@ -197,19 +197,15 @@ class MirrorOnS3(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work, cls.up = started_upstream("s3-mirror", cls.addClassCleanup)
-        cls.images = {}
+        cls.images = fixtures.push_described(cls.up, cls.work, IMAGES)
         for name in IMAGES:
-            fixtures.push(cls.up, cls.work, name)
-            cls.images[name] = fixtures.describe(cls.up, name)
             skopeo_copy_all(cls.work, cls.up.host, name, cls.out("direct", name))
         cls.relay = Relay(CEPH.port)
         cls.addClassCleanup(cls.relay.close)
 
     @classmethod
     def out(cls, phase, label):
-        parent = os.path.join(cls.work, "copies", phase)
-        os.makedirs(parent, exist_ok=True)
-        return os.path.join(parent, label)
+        return harness.copy_dest(cls.work, phase, label)
 
     def start_mirror(self, name, endpoint=None):
         d = os.path.join(self.work, name)

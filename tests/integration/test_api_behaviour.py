@@ -33,16 +33,10 @@ ZERO_DIGEST = "sha256:" + "0" * 64
 # ask twice inside the window after pushing to the upstream.
 MOVE_FRESHNESS_S = 3
 
-S = None  # module state: work dir, upstream, described images
-
-
-class State:
-    pass
+S = harness.ModuleState()  # work dir, upstream, described images
 
 
 def setUpModule():
-    global S
-    S = State()
     S.work, S.up = started_upstream("api", unittest.addModuleCleanup)
     fixtures.push(S.up, S.work, "multi", tags=MULTI_TAGS)
     fixtures.push(S.up, S.work, "docker2")

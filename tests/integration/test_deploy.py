@@ -69,7 +69,7 @@ sys.path.insert(0, HERE)
 
 import fixtures  # noqa: E402
 from balancer import (HaproxyBalancer, haproxy_rules, haproxy_servers,  # noqa: E402
-                      stop_process)
+                      servers_at, stop_process)
 import harness  # noqa: E402
 from mirror import REPO_ROOT, Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
 from upstream import PUSH_PASSWORD, PUSH_USER, Upstream, started_upstream  # noqa: E402
@@ -207,10 +207,7 @@ class Containerd:
         return None
 
     def log(self):
-        try:
-            return read(self.log_path)
-        except OSError:
-            return ""
+        return harness.read_text(self.log_path)
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -478,14 +475,8 @@ def nginx_servers(text):
 def nginx_adapted(text, port, node_ports, d):
     """The configuration listening on a loopback port, its upstream servers at
     127.0.0.1:node_ports in order (None: left out), its temp files under `d`."""
-    servers = iter(node_ports)
-
-    def server(m):
-        p = next(servers)
-        return "" if p is None else f"{m.group(1)}127.0.0.1:{p}{m.group(2)}"
-    text, n = re.subn(r"(?m)^([ \t]*server[ \t]+)[^\s{;]+([^;{\n]*;.*)$", server, text)
-    if n != len(node_ports):
-        raise AssertionError(f"nginx.conf has {n} upstream servers, the test {len(node_ports)}")
+    text = servers_at(text, r"(?m)^([ \t]*server[ \t]+)[^\s{;]+([^;{\n]*;.*)$", node_ports,
+                      "nginx.conf upstream servers")
     text, n = re.subn(r"(?m)^([ \t]*listen[ \t]+)5000\b", rf"\g<1>127.0.0.1:{port}", text)
     if n != 1:
         raise AssertionError("nginx.conf: no `listen 5000` line to move to loopback")

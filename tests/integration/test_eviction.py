@@ -71,9 +71,7 @@ _images = {}
 def setUpModule():
     global _up, _work
     _work, _up = started_upstream("eviction", unittest.addModuleCleanup)
-    for name in IMAGES:
-        fixtures.push(_up, _work, name)
-        _images[name] = fixtures.describe(_up, name)
+    _images.update(fixtures.push_described(_up, _work, IMAGES))
 
 
 class CacheSampler:

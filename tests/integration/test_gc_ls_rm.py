@@ -57,9 +57,8 @@ _direct = {}
 def setUpModule():
     global _up, _work
     _work, _up = started_upstream("gclsrm", unittest.addModuleCleanup)
+    _img.update(fixtures.push_described(_up, _work, IMAGES))
     for name in IMAGES:
-        fixtures.push(_up, _work, name)
-        _img[name] = fixtures.describe(_up, name)
         _direct[name] = os.path.join(_work, f"direct-{name}")
         harness.skopeo_copy(_work, _up.host, f"library/{name}:1", _direct[name])
 

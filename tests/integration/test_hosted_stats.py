@@ -26,21 +26,14 @@ import hosted_push  # noqa: E402
 from fake_upstream import FakeRegistry  # noqa: E402
 from harness import ACCEPT_ALL  # noqa: E402
 from mirror import Mirror, hubcache_bin, run_cli, wait_until  # noqa: E402
-from test_stats import get_json, metric, parse_metrics  # noqa: E402
+from test_stats import get_json, metric, parse_metrics, registry_requests  # noqa: E402
 
 ADMIN_TOKEN = "hosted-stats-admin-token"
-S = None  # module state
-
-
-class State:
-    pass
+S = harness.ModuleState()  # the work dir
 
 
 def setUpModule():
-    global S
-    S = State()
-    S.work, cleanup = harness.module_workdir("hosted-stats")
-    unittest.addModuleCleanup(cleanup)
+    S.work = harness.cleaned_workdir("hosted-stats", unittest.addModuleCleanup)
 
 
 def hosted_settled(mirror, want):
@@ -50,10 +43,6 @@ def hosted_settled(mirror, want):
         h = s["hosted"]
         return s if all(h[k] == v for k, v in want.items()) else None
     return wait_until(check, 15, f"/stats hosted to be {want}")
-
-
-def registry_requests(s):
-    return s["requests"]["manifest"]["requests"] + s["requests"]["blob"]["requests"]
 
 
 class Figures(unittest.TestCase):

@@ -63,11 +63,7 @@ REASONS = ("connections", "connections_per_client", "header_timeout", "request_l
            "headers_too_large", "too_many_headers", "requests_per_client", "auth_rate_limited")
 SENTINEL = f"HUBCACHE-SENTINEL-{uuid.uuid4().hex}".encode()
 
-S = None  # module state: work dir, upstream, the described image
-
-
-class State:
-    pass
+S = harness.ModuleState()  # work dir, upstream, the described image
 
 
 def raise_nofile_limit():
@@ -84,9 +80,7 @@ def raise_nofile_limit():
 
 
 def setUpModule():
-    global S
     harness.require_tools("skopeo", "docker-registry", "openssl")
-    S = State()
     S.nofile = raise_nofile_limit()
     S.work, S.up = started_upstream("hostile", unittest.addModuleCleanup)
     fixtures.push(S.up, S.work, "docker2")

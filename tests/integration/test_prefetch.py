@@ -57,10 +57,8 @@ class PrefetchRealUpstream(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work, cls.up = started_upstream("prefetch", cls.addClassCleanup)
-        cls.images = {}
-        for name in ("many12", "docker2", "multi", "sharea"):
-            fixtures.push(cls.up, cls.work, name)
-            cls.images[name] = fixtures.describe(cls.up, name)
+        cls.images = fixtures.push_described(cls.up, cls.work,
+                                             ("many12", "docker2", "multi", "sharea"))
         cls.mirror = cls.start_mirror("mirror")
         cls.addClassCleanup(cls.mirror.stop)
 

@@ -40,7 +40,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
 from harness import make_cert  # noqa: E402
-from upstream import PUSH_PASSWORD, PUSH_USER, Upstream, started_upstream  # noqa: E402
+from upstream import PUSH_PASSWORD, PUSH_USER, started_upstream  # noqa: E402
 
 PREWARM_TIMEOUT_S = 90
 COPY_TIMEOUT_S = 60
@@ -126,18 +126,12 @@ class Prewarm(unittest.TestCase):
 
     @classmethod
     def out(cls, phase, label):
-        parent = os.path.join(cls.work, "copies", phase)
-        os.makedirs(parent, exist_ok=True)
-        return os.path.join(parent, label)
+        return harness.copy_dest(cls.work, phase, label)
 
     @classmethod
     def skopeo_copy(cls, host, ref, arch, dest):
-        global_args = ["--override-os", "linux", "--override-arch", arch] if arch else []
-        args = ["copy", "--src-tls-verify=false", "--src-no-creds"]
-        if arch is None:
-            args.append("--all")
-        args += [f"docker://{host}/{ref}", f"dir:{dest}"]
-        harness.skopeo(cls.work, global_args, args, timeout=COPY_TIMEOUT_S)
+        """REF into dir:DEST: every platform (arch None), or linux/ARCH alone."""
+        harness.skopeo_copy(cls.work, host, ref, dest, arch=arch, timeout=COPY_TIMEOUT_S)
 
     def prewarm_ok(self, args):
         r = run_prewarm(args)

@@ -71,7 +71,7 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 from fake_upstream import BytesBody, FakeRegistry, GeneratedBody  # noqa: E402
-from mirror import Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
+from mirror import Mirror, free_port, require_hubcache, wait_until  # noqa: E402
 from test_disk_full import mount_refused_reason, mount_tmpfs, umount  # noqa: E402
 import test_disk_full  # noqa: E402  (its list of mounts, for an interrupted run)
 from test_hostile import Answer, connect  # noqa: E402
@@ -87,20 +87,12 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 MANIFEST_MAX_BYTES = 4 * MiB
 
-S = None  # module state: work dir, the shared mirror
-
-
-class State:
-    pass
+S = harness.ModuleState()  # work dir, the shared mirror
 
 
 def setUpModule():
-    global S
-    if not os.access(hubcache_bin(), os.X_OK):
-        raise RuntimeError(f"hubcache binary not found or not executable: {hubcache_bin()}")
-    S = State()
-    S.work, cleanup = harness.module_workdir("pushfaults")
-    unittest.addModuleCleanup(cleanup)
+    require_hubcache()
+    S.work = harness.cleaned_workdir("pushfaults", unittest.addModuleCleanup)
     # Nothing listens here: a request that went upstream would fail, not hang.
     S.closed_upstream = f"http://127.0.0.1:{free_port()}"
     S.m = new_mirror("shared")
@@ -777,8 +769,9 @@ def interrupted_cleanup():
     (the module cleanup could not remove the mount point)."""
     for path in reversed(test_disk_full._mounts):
         umount(path)
-    if S is not None and not os.environ.get("HUBCACHE_KEEP_TMP"):
-        shutil.rmtree(S.work, ignore_errors=True)
+    work = getattr(S, "work", None)
+    if work and not os.environ.get("HUBCACHE_KEEP_TMP"):
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---- 3. memory ------------------------------------------------------------------------------

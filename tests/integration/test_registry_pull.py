@@ -38,22 +38,16 @@ MAX_TOKENS_PER_REPO_COLD = 2
 
 
 def skopeo_copy(workdir, host, image, arch, dest):
-    global_args = ["--override-os", "linux", "--override-arch", arch] if arch else []
-    args = ["copy", "--src-tls-verify=false", "--src-no-creds"]
-    if arch is None:
-        args.append("--all")
-    args += [f"docker://{host}/library/{image}:1", f"dir:{dest}"]
-    harness.skopeo(workdir, global_args, args, timeout=COPY_TIMEOUT_S)
+    """library/IMAGE:1 into dir:DEST: every platform (arch None), or linux/ARCH alone."""
+    harness.skopeo_copy(workdir, host, f"library/{image}:1", dest, arch=arch,
+                        timeout=COPY_TIMEOUT_S)
 
 
 class PullThroughMirror(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work, cls.up = started_upstream("pull", cls.addClassCleanup)
-        cls.images = {}
-        for name in IMAGES:
-            fixtures.push(cls.up, cls.work, name)
-            cls.images[name] = fixtures.describe(cls.up, name)
+        cls.images = fixtures.push_described(cls.up, cls.work, IMAGES)
         for label, (image, arch) in COPIES.items():
             skopeo_copy(cls.work, cls.up.host, image, arch, cls.out("direct", label))
 
@@ -68,10 +62,7 @@ class PullThroughMirror(unittest.TestCase):
 
     @classmethod
     def out(cls, phase, label):
-        """The dir: destination of one copy; its parent exists, as skopeo requires."""
-        parent = os.path.join(cls.work, "copies", phase)
-        os.makedirs(parent, exist_ok=True)
-        return os.path.join(parent, label)
+        return harness.copy_dest(cls.work, phase, label)
 
     def mirror_log_tail(self):
         return self.mirror.log()[-3000:]

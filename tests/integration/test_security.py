@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from mirror import Mirror, free_port, hubcache_bin, wait_until  # noqa: E402
-from upstream import Upstream, started_upstream  # noqa: E402
+from upstream import started_upstream  # noqa: E402
 
 PULL_USER, PULL_PASSWORD = "puller", "pull-secret-1"
 ADMIN_USER, ADMIN_PASSWORD = "boss", "admin-secret-2"
@@ -306,11 +306,15 @@ class UpstreamTrust(unittest.TestCase):
         cls.addClassCleanup(cls.server.shutdown)
         cls.upstream_url = f"https://127.0.0.1:{cls.server.server_address[1]}"
 
-    def status_through_mirror(self, env):
+    def started_mirror(self, env):
+        """A started Mirror (in a fresh directory) of the test upstream, with `env`; the
+        caller stops it."""
         d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
         os.makedirs(d)
-        m = Mirror(d, self.upstream_url, env=env)
-        m.start()
+        return Mirror(d, self.upstream_url, env=env).start()
+
+    def status_through_mirror(self, env):
+        m = self.started_mirror(env)
         try:
             status, _, body = get(m.url + "/v2/library/x/manifests/1")
             return status, body, m.log()
@@ -319,10 +323,7 @@ class UpstreamTrust(unittest.TestCase):
 
     def readiness_through_mirror(self, env):
         """/readyz's upstream section once its probe has answered."""
-        d = os.path.join(self.work, f"m{len(os.listdir(self.work))}")
-        os.makedirs(d)
-        m = Mirror(d, self.upstream_url, env=env)
-        m.start()
+        m = self.started_mirror(env)
         try:
             out = {}
 

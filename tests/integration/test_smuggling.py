@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
-from mirror import Mirror, wait_until  # noqa: E402
+from mirror import Mirror  # noqa: E402
 from test_hostile import connect, exchange, parse_metrics, read_to_eof, send_quietly  # noqa: E402
 from upstream import started_upstream  # noqa: E402
 
@@ -40,17 +40,11 @@ SMUGGLED = f"GET {SMUGGLED_PATH} HTTP/1.1\r\nHost: m\r\n\r\n".encode()
 # Allocator noise (more under ASan's shadow memory); the bodies at stake are 20-48 MiB.
 RSS_SLACK_KIB = (24 if "ASAN_OPTIONS" in os.environ else 12) * 1024
 
-S = None
-
-
-class State:
-    pass
+S = harness.ModuleState()
 
 
 def setUpModule():
-    global S
     harness.require_tools("docker-registry", "openssl")
-    S = State()
     S.work, S.up = started_upstream("smuggling", unittest.addModuleCleanup)
     d = os.path.join(S.work, "mirror")
     os.makedirs(d)
@@ -62,11 +56,7 @@ def setUpModule():
 
 
 def access_log():
-    try:
-        with open(os.path.join(S.work, "mirror", "access.log"), "rb") as f:
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
+    return harness.read_text(os.path.join(S.work, "mirror", "access.log"))
 
 
 def metrics():

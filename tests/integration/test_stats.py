@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,18 +39,11 @@ from harness import ACCEPT_ALL  # noqa: E402
 from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
-S = None  # module state
-
-
-class State:
-    pass
+S = harness.ModuleState()  # the work dir
 
 
 def setUpModule():
-    global S
-    S = State()
-    S.work, cleanup = harness.module_workdir("stats")
-    unittest.addModuleCleanup(cleanup)
+    S.work = harness.cleaned_workdir("stats", unittest.addModuleCleanup)
 
 
 def get_json(mirror, path):

@@ -244,11 +244,7 @@ health:
 
     @staticmethod
     def tail(path, n=4000):
-        try:
-            with open(path, "rb") as f:
-                return f.read().decode(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return harness.read_text(path)[-n:]
 
     # -- logs and counters -----------------------------------------------------------------
 
@@ -377,8 +373,7 @@ def started_upstream(label, add_cleanup, **kwargs):
     in it (kwargs as Upstream's); both are undone by `add_cleanup` (a class's
     addClassCleanup, or unittest.addModuleCleanup), the upstream first. Returns
     (work directory, upstream)."""
-    work, cleanup = harness.module_workdir(label)
-    add_cleanup(cleanup)
+    work = harness.cleaned_workdir(label, add_cleanup)
     up = Upstream(work, **kwargs)
     add_cleanup(up.stop)
     up.start()
