@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 from fake_upstream import BytesBody, FakeRegistry, GeneratedBody  # noqa: E402
-from mirror import Mirror, hubcache_bin, wait_until  # noqa: E402
+from mirror import Mirror, require_hubcache, wait_until  # noqa: E402
 
 MiB = 1 << 20
 FS_SIZE = "24m"
@@ -71,6 +71,17 @@ def umount(path):
         subprocess.run(["umount", "-l", path], capture_output=True, timeout=30)
 
 
+def mounted_tmpfs(path, size, add_cleanup):
+    """Makes the directory `path` and mounts a tmpfs of `size` (e.g. "24m") on it, unmounted
+    by `add_cleanup` (a class's addClassCleanup); raises when it cannot mount. Returns path."""
+    os.makedirs(path)
+    err = mount_tmpfs(path, f"size={size}")
+    if err:
+        raise RuntimeError(f"mount tmpfs on {path}: {err}")
+    add_cleanup(umount, path)
+    return path
+
+
 def mount_refused_reason():
     """Why this environment cannot run the module, or None."""
     if os.geteuid() != 0:
@@ -103,16 +114,9 @@ def range_digest(body, first, last):
 class DiskFull(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not os.access(hubcache_bin(), os.X_OK):
-            raise RuntimeError(f"hubcache binary not found or not executable: {hubcache_bin()}")
-        cls.work, cleanup = harness.module_workdir("diskfull")
-        cls.addClassCleanup(cleanup)
-        cls.fs = os.path.join(cls.work, "fs")
-        os.makedirs(cls.fs)
-        err = mount_tmpfs(cls.fs, f"size={FS_SIZE}")
-        if err:
-            raise RuntimeError(f"mount tmpfs on {cls.fs}: {err}")
-        cls.addClassCleanup(umount, cls.fs)
+        require_hubcache()
+        cls.work = harness.cleaned_workdir("diskfull", cls.addClassCleanup)
+        cls.fs = mounted_tmpfs(os.path.join(cls.work, "fs"), FS_SIZE, cls.addClassCleanup)
         cls.big = GeneratedBody(BIG_BYTES, seed=424242)
         cls.fake = FakeRegistry().start()
         cls.addClassCleanup(cls.fake.stop)

@@ -72,7 +72,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from fake_upstream import BytesBody, FakeRegistry, GeneratedBody  # noqa: E402
 from mirror import Mirror, free_port, require_hubcache, wait_until  # noqa: E402
-from test_disk_full import mount_refused_reason, mount_tmpfs, umount  # noqa: E402
+from test_disk_full import mount_refused_reason, mounted_tmpfs, umount  # noqa: E402
 import test_disk_full  # noqa: E402  (its list of mounts, for an interrupted run)
 from test_hostile import Answer, connect  # noqa: E402
 
@@ -405,6 +405,11 @@ class Base(unittest.TestCase):
                 self.assertEqual(harness.file_sha256(full), "sha256:" + name,
                                  f"{what}: {full} does not hash to its name")
 
+    def assert_upload_holds(self, up, end, what):
+        """A GET of the upload answers 204 with a Range that ends at `end` (bytes held)."""
+        r = up.status()
+        self.assertEqual((r.status, range_end(r.header("Range"))), (204, end), f"{what}: {r!r}")
+
     def assert_upload_gone(self, m, up, what):
         r = request(m.url, "GET", up.location)
         self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{what}: GET of a closed upload")
@@ -590,12 +595,7 @@ class DiskFull(Base):
         reason = mount_refused_reason()
         if reason:
             raise unittest.SkipTest(reason)
-        cls.fs = os.path.join(S.work, "diskfull-fs")
-        os.makedirs(cls.fs)
-        err = mount_tmpfs(cls.fs, f"size={DF_FS}")
-        if err:
-            raise RuntimeError(f"mount tmpfs on {cls.fs}: {err}")
-        cls.addClassCleanup(umount, cls.fs)
+        cls.fs = mounted_tmpfs(os.path.join(S.work, "diskfull-fs"), DF_FS, cls.addClassCleanup)
         cls.fake = FakeRegistry().start()
         cls.addClassCleanup(cls.fake.stop)
         cls.cached = BytesBody(blob_bytes(300_000, seed=77))
@@ -966,16 +966,13 @@ class Hostile(Base):
         up = self.start_upload(S.m.url, H_REPO, what)
         r = up.patch(data[1:1001], start=1)
         self.assert_error(r, 416, None, "first chunk starting at 1")
-        self.assertEqual(up.status().status, 204)
-        self.assertEqual(range_end(up.status().header("Range")), 0, "416 stored something")
+        self.assert_upload_holds(up, 0, "after the 416: it stored something")
         self.push_chunks(up, data[:1000], 1000, what)
         for start, name in ((1100, "gap"), (500, "overlap"), (0, "overlap from 0"),
                             (999, "overlap by one byte")):
             r = up.patch(data[start:start + 1000], start=start)
             self.assert_error(r, 416, None, f"{name}: PATCH {start}-{start + 999} at 1000")
-            r = up.status()
-            self.assertEqual((r.status, range_end(r.header("Range"))), (204, 1000),
-                             f"{name}: the upload after the 416: {r!r}")
+            self.assert_upload_holds(up, 1000, f"{name}: the upload after the 416")
         self.assert_nothing_left(what, digest_of(data))
         self.push_chunks(up, data, 1000, what)
         self.assert_committed(up.finish(digest_of(data)), H_REPO, digest_of(data), what)
@@ -991,9 +988,8 @@ class Hostile(Base):
             r = request(S.m.url, "PATCH", up.location, dict(base, **{"Content-Range": value}),
                         data[1000:2000])
             self.assert_error(r, (400, 416), None, f"Content-Range {value!r} on 1000 bytes")
-            r = up.status()
-            self.assertEqual((r.status, range_end(r.header("Range"))), (204, 1000),
-                             f"Content-Range {value!r}: the upload after the refusal: {r!r}")
+            self.assert_upload_holds(up, 1000,
+                                     f"Content-Range {value!r}: the upload after the refusal")
         self.assert_nothing_left(what, digest_of(data))
         self.push_chunks(up, data, 1000, what)
         self.assert_committed(up.finish(digest_of(data)), H_REPO, digest_of(data), what)
@@ -1139,9 +1135,7 @@ class Hostile(Base):
                 ("DELETE", foreign, {}, None)):
             r = request(S.m.url, method, path, headers, body)
             self.assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN", f"{method} through {H_OTHER}")
-        r = up.status()
-        self.assertEqual((r.status, range_end(r.header("Range"))), (204, 1000),
-                         f"the upload after the foreign requests: {r!r}")
+        self.assert_upload_holds(up, 1000, "the upload after the foreign requests")
         self.assert_nothing_left(what, digest_of(data[:1000]))
         self.assertEqual(request(S.m.url, "HEAD",
                                  f"/v2/{H_OTHER}/blobs/{digest_of(data[:1000])}").status, 404)
