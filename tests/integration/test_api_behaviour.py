@@ -153,6 +153,13 @@ class SharedMirror(Base):
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual(r.header("Docker-Content-Digest"), S.multi.digest, r)
 
+    def assert_whole_blob_answer(self, r, digest, size):
+        """`r` answers the whole blob: 200, its size, digest and Accept-Ranges: bytes."""
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("Content-Length"), str(size), r)
+        self.assertEqual(r.header("Docker-Content-Digest"), digest, r)
+        self.assertEqual(r.header("Accept-Ranges"), "bytes", r)
+
     def test_blob_head_and_get(self):
         for img, fixture in ((S.multi, "multi"), (S.docker2, "docker2")):
             for digest, size in img.blobs.items():
@@ -160,17 +167,10 @@ class SharedMirror(Base):
                     want = f.read()
                 path = f"/v2/{img.repo}/blobs/{digest}"
                 with self.subTest(blob=f"{img.repo}@{digest[:19]}", method="HEAD"):
-                    r = self.call(self.m, "HEAD", path)
-                    self.assertEqual(r.status, 200, r)
-                    self.assertEqual(r.header("Content-Length"), str(size), r)
-                    self.assertEqual(r.header("Docker-Content-Digest"), digest, r)
-                    self.assertEqual(r.header("Accept-Ranges"), "bytes", r)
+                    self.assert_whole_blob_answer(self.call(self.m, "HEAD", path), digest, size)
                 with self.subTest(blob=f"{img.repo}@{digest[:19]}", method="GET"):
                     r = self.call(self.m, "GET", path)
-                    self.assertEqual(r.status, 200, r)
-                    self.assertEqual(r.header("Content-Length"), str(size), r)
-                    self.assertEqual(r.header("Docker-Content-Digest"), digest, r)
-                    self.assertEqual(r.header("Accept-Ranges"), "bytes", r)
+                    self.assert_whole_blob_answer(r, digest, size)
                     self.assertTrue(r.body == want, f"body of {digest} differs ({len(r.body)} "
                                                     f"bytes, want {len(want)})")
 
