@@ -17,23 +17,17 @@ and the manifest is gone (404) afterwards.
 Exit status: 0 pass, 1 fail, 77 skip (chromium, node, docker-registry, skopeo, htpasswd
 or playwright-core missing: `npm ci` in tests/browser, as scripts/test.sh does).
 """
-import base64
 import functools
 import http.server
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATION = os.path.join(os.path.dirname(HERE), "integration")
-sys.path.insert(0, INTEGRATION)
-
-import fixtures  # noqa: E402
+from browser_run import finish, pull, require_browser, run_page_test, stop_servers
+import fixtures  # noqa: E402  (tests/integration, on the path through browser_run)
 import harness  # noqa: E402
-from harness import ACCEPT_ALL  # noqa: E402
 from mirror import Mirror  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
@@ -69,23 +63,8 @@ def cors_env(origin):
     }
 
 
-def pull(mirror, repo, tag, headers):
-    """GETs the manifest and every blob, so that the catalog lists the repository."""
-    def get(path):
-        r = harness.request(mirror.url, "GET", path, {"Accept": ACCEPT_ALL, **headers})
-        if r.status != 200 or not r.complete:
-            raise RuntimeError(f"GET {path}: {r!r}")
-        return r
-    manifest = json.loads(get(f"/v2/{repo}/manifests/{tag}").body)
-    for d in [manifest["config"], *manifest["layers"]]:
-        get(f"/v2/{repo}/blobs/{d['digest']}")
-
-
 def main():
-    harness.require_tools("docker-registry", "skopeo", "htpasswd", "node", "chromium")
-    if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
-        print("SKIP: playwright-core not installed: run `npm ci` in tests/browser", file=sys.stderr)
-        return 77
+    require_browser("docker-registry", "skopeo", "htpasswd")
     started = time.monotonic()
     work, cleanup = harness.module_workdir("browser-cors")
     up = Upstream(work)
@@ -99,9 +78,7 @@ def main():
         os.makedirs(site_dir)
         site = serve_page(site_dir)
         origin = f"http://127.0.0.1:{site.server_address[1]}"
-        htpasswd = os.path.join(work, "users.htpasswd")
-        subprocess.run(["htpasswd", "-B", "-b", "-c", htpasswd, USER, PASSWORD],
-                       check=True, capture_output=True, timeout=60)
+        htpasswd = harness.write_htpasswd(os.path.join(work, "users.htpasswd"), (USER, PASSWORD))
         auth_env = {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": htpasswd}
         specs = [("open", cors_env(origin), None),
                  ("htpasswd", {**cors_env(origin), **auth_env}, (USER, PASSWORD)),
@@ -114,11 +91,9 @@ def main():
             m = Mirror(d, up.url, env=env, extra_args=hosted_args)
             mirrors.append(m)
             m.start()
-            headers = {}
-            if creds:
-                token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-                headers["Authorization"] = "Basic " + token
-            pull(m, image.repo, image.tag, headers)
+            # So that the catalog lists the repository.
+            pull(m, image.repo, image.tag,
+                 headers={"Authorization": harness.basic_auth(*creds)} if creds else None)
             entry = {"name": name, "url": m.url, "repo": image.repo, "tag": image.tag,
                      "digest": image.digest, "expect": "blocked" if name == "bare" else "ok"}
             if creds:
@@ -137,27 +112,17 @@ def main():
                                  delete=True))
 
         env = dict(os.environ, PAGE_URL=origin + "/ui.html", MIRRORS=json.dumps(plan))
-        p = subprocess.run(["node", os.path.join(HERE, "cors.test.mjs")], env=env,
-                           timeout=NODE_TIMEOUT_S)
-        ok = p.returncode == 0
+        ok = run_page_test("cors.test.mjs", env, NODE_TIMEOUT_S)
         # The page's Authorization and Accept fields made chromium send a preflight.
         preflights = mirrors[1].log().count("OPTIONS")
         print(f"{'ok  ' if preflights else 'FAIL'} the htpasswd mirror saw {preflights} "
               "OPTIONS preflight(s)")
-        ok = ok and preflights > 0
-        print(f"{os.path.basename(__file__)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
-        if not ok:
-            for m in mirrors:
-                print(m.log()[-2000:], file=sys.stderr)
-        return 0 if ok else 1
+        return finish(__file__, started, ok and preflights > 0, mirrors)
     finally:
         if site:
             site.shutdown()
             site.server_close()
-        for m in mirrors:
-            m.stop()
-        up.stop()
-        cleanup()
+        stop_servers(mirrors, up, cleanup)
 
 
 if __name__ == "__main__":

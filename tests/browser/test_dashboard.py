@@ -11,47 +11,19 @@ screenshot of the plain one to $HUBCACHE_ARTIFACTS/dashboard.png (default build/
 Exit status: 0 pass, 1 fail, 77 skip (chromium, node, docker-registry, skopeo or
 playwright-core missing: `npm ci` in tests/browser, as scripts/test.sh does).
 """
-import json
 import os
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATION = os.path.join(os.path.dirname(HERE), "integration")
-sys.path.insert(0, INTEGRATION)
-
-import fixtures  # noqa: E402
+from browser_run import finish, pull, require_browser, run_page_test, stop_servers
+import fixtures  # noqa: E402  (tests/integration, on the path through browser_run)
 import harness  # noqa: E402
 import hosted_push  # noqa: E402
-from harness import ACCEPT_ALL  # noqa: E402
 from mirror import REPO_ROOT, Mirror, wait_until  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
 ADMIN_TOKEN = "dashboard-test-admin-token"
 NODE_TIMEOUT_S = 120
-
-
-def pull(mirror, name, ref, platform=None):
-    """GETs a manifest by tag, the platform manifest (for an index) and every blob."""
-    n = 0
-
-    def get(path):
-        nonlocal n
-        r = harness.request(mirror.url, "GET", path, {"Accept": ACCEPT_ALL})
-        if r.status != 200 or not r.complete:
-            raise RuntimeError(f"GET {path}: {r!r}")
-        n += 1
-        return r
-
-    top = json.loads(get(f"/v2/{name}/manifests/{ref}").body)
-    manifest = top
-    if "manifests" in top:
-        child = next(m for m in top["manifests"] if m["platform"]["architecture"] == platform)
-        manifest = json.loads(get(f"/v2/{name}/manifests/{child['digest']}").body)
-    for d in [manifest["config"], *manifest["layers"]]:
-        get(f"/v2/{name}/blobs/{d['digest']}")
-    return n
 
 
 def fills_done(mirror):
@@ -68,10 +40,7 @@ def settle(mirror, total):
 
 
 def main():
-    harness.require_tools("docker-registry", "skopeo", "openssl", "node", "chromium")
-    if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
-        print("SKIP: playwright-core not installed: run `npm ci` in tests/browser", file=sys.stderr)
-        return 77
+    require_browser("docker-registry", "skopeo", "openssl")
     artifacts = os.environ.get("HUBCACHE_ARTIFACTS") or os.path.join(REPO_ROOT, "build",
                                                                       "artifacts")
     os.makedirs(artifacts, exist_ok=True)
@@ -105,18 +74,10 @@ def main():
 
         env = dict(os.environ, MIRROR_URL=plain.url, ADMIN_MIRROR_URL=admin.url,
                    ADMIN_TOKEN=ADMIN_TOKEN, SCREENSHOT=screenshot)
-        p = subprocess.run(["node", os.path.join(HERE, "dashboard.test.mjs")], env=env,
-                           timeout=NODE_TIMEOUT_S)
-        print(f"{os.path.basename(__file__)}: {time.monotonic() - started:.1f}s", file=sys.stderr)
-        if p.returncode != 0:
-            for m in mirrors:
-                print(m.log()[-2000:], file=sys.stderr)
-        return 0 if p.returncode == 0 else 1
+        ok = run_page_test("dashboard.test.mjs", env, NODE_TIMEOUT_S)
+        return finish(__file__, started, ok, mirrors)
     finally:
-        for m in mirrors:
-            m.stop()
-        up.stop()
-        cleanup()
+        stop_servers(mirrors, up, cleanup)
 
 
 if __name__ == "__main__":
