@@ -113,8 +113,7 @@ int RunStats(const std::vector<std::string>& args) {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Append);
   CURLcode rc = curl_easy_perform(h);
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const long status = ResponseStatus(h);
   if (rc != CURLE_OK) {
     std::fprintf(stderr, "hubcache stats: cannot reach %s: %s\n", target.c_str(),
                  error[0] ? error : curl_easy_strerror(rc));

@@ -75,4 +75,10 @@ void SetTransferBasics(CURL* h, const std::string& url, const TransferBasics& ba
   }
 }
 
+long ResponseStatus(CURL* h) {
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
 }  // namespace hubcache

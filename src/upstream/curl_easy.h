@@ -66,6 +66,10 @@ struct TransferBasics {
 };
 void SetTransferBasics(CURL* handle, const std::string& url, const TransferBasics& basics);
 
+// The HTTP status of the transfer on `handle` so far: 0 before a status line
+// (or when none came), else the last response's.
+long ResponseStatus(CURL* handle);
+
 // How much of an error body (or another small body) a transfer keeps: enough for
 // any registry or S3 error document, never a stream's worth.
 inline constexpr size_t kMaxErrorBodyBytes = 64 * 1024;

@@ -291,8 +291,7 @@ size_t OnS3BodyData(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t bytes = size * n;
   t->counters->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
-  long status = 0;
-  curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &status);
+  const long status = ResponseStatus(t->handle);
   const bool ok = status >= 200 && status < 300;
   DownloadState* d = t->download;
   if (ok && d != nullptr) {
@@ -497,7 +496,7 @@ Result<S3Client::Response> S3Client::Perform(Request& r) {
   const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::steady_clock::now() - started)
                                             .count());
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  response.status = ResponseStatus(h);
   handles_->Release(h);
   curl_slist_free_all(headers);
 

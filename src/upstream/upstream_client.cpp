@@ -132,8 +132,7 @@ size_t OnBodyData(char* data, size_t size, size_t n, void* user) {
   auto* c = static_cast<TransferContext*>(user);
   size_t bytes = size * n;
   c->counters->bytes_received += bytes;
-  long status = 0;
-  curl_easy_getinfo(c->handle, CURLINFO_RESPONSE_CODE, &status);
+  const long status = ResponseStatus(c->handle);
   if (c->sink != nullptr && status >= 200 && status < 300) {
     if (!c->head_delivered) {
       c->head_delivered = true;
@@ -322,8 +321,7 @@ Result<UpstreamResponse> UpstreamClient::PerformOnce(Request& request, const std
 
   ++counters_.requests;
   CURLcode rc = curl_easy_perform(h);
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const long status = ResponseStatus(h);
   ctx.response.status = static_cast<int>(status);
   ++counters_.by_method_status[request.method == "HEAD"][status > 0 && status < 600 ? status : 0];
   if (auto limit = RateLimitValue(ctx.response.Header("ratelimit-limit")); limit >= 0) {
@@ -430,8 +428,7 @@ Result<std::string> UpstreamClient::FetchToken(const AuthChallenge& challenge,
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &AppendBounded);
   ++counters_.token_fetches;
   CURLcode rc = curl_easy_perform(h);
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const long status = ResponseStatus(h);
   handles_->Release(h);
   curl_slist_free_all(header_list);
   Logger("upstream")->debug("token request scope={} status={}", scope, status);
@@ -499,8 +496,7 @@ UpstreamClient::Reachability UpstreamClient::ProbeReachable(
       +[](char*, size_t size, size_t n, void*) -> size_t { return size * n; });
   ApplyTlsOptions(h);
   CURLcode rc = curl_easy_perform(h);
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const long status = ResponseStatus(h);
   out.status = static_cast<int>(status);
   out.reachable = rc == CURLE_OK && status > 0 && status < 500;
   if (rc != CURLE_OK) {
