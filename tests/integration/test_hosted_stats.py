@@ -26,7 +26,8 @@ import hosted_push  # noqa: E402
 from fake_upstream import FakeRegistry  # noqa: E402
 from harness import ACCEPT_ALL  # noqa: E402
 from mirror import Mirror, hubcache_bin, run_cli, wait_until  # noqa: E402
-from test_stats import get_json, metric, parse_metrics, registry_requests  # noqa: E402
+from test_stats import (get_json, metric, parse_metrics, promtool_check,  # noqa: E402
+                        registry_requests)
 
 ADMIN_TOKEN = "hosted-stats-admin-token"
 S = harness.ModuleState()  # the work dir
@@ -228,11 +229,9 @@ class Figures(unittest.TestCase):
         for route, code, n in (("manifest", "2xx", 4), ("manifest", "4xx", 1), ("blob", "2xx", 2)):
             self.assertEqual(metric(mt, "hubcache_http_requests_total", route=route,
                                     cache="hosted", code=code), n, (route, code))
-        p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
-                           timeout=60)
-        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
-        self.assertEqual(p.stdout.decode().strip() + p.stderr.decode().strip(), "",
-                         "promtool lint findings")
+        status, findings = promtool_check(r.body)
+        self.assertEqual(status, 0, findings)
+        self.assertEqual(findings.strip(), "", "promtool lint findings")
 
     # -- CLI --------------------------------------------------------------------------------------
 

@@ -64,6 +64,13 @@ def settled_stats(mirror, registry_total, timeout_s=10):
         get_json(mirror, "/stats")), timeout_s, f"/stats to count {registry_total} requests")
 
 
+def promtool_check(body):
+    """`promtool check metrics` on a /metrics body: (its exit status, what it printed)."""
+    p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
+                       timeout=60)
+    return p.returncode, p.stdout.decode() + p.stderr.decode()
+
+
 def parse_metrics(text):
     """{(name, ((label, value), ...)): float} for every sample line."""
     out = {}
@@ -375,11 +382,9 @@ class KnownSequence(unittest.TestCase):
         self.assertEqual(metric(mt, "hubcache_http_requests_total", route="blob", cache="hit",
                                 code="2xx"), 4)
         # promtool parses and lints it.
-        p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
-                           timeout=60)
-        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
-        self.assertEqual(p.stdout.decode().strip() + p.stderr.decode().strip(), "",
-                         "promtool lint findings")
+        status, findings = promtool_check(r.body)
+        self.assertEqual(status, 0, findings)
+        self.assertEqual(findings.strip(), "", "promtool lint findings")
 
     # -- access log -------------------------------------------------------------------------------
 
