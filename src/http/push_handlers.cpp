@@ -186,7 +186,7 @@ void PushHandlers::PutManifest(const httplib::Request& req, HttpResponse& res, c
                                RequestBody& body) {
   auto repo = WritableRepo(res, route.name);
   if (!repo) return;
-  auto reference = ParseReference(route.reference);
+  auto reference = ParseWrittenReference(route.reference);
   if (!reference) return WriteError(res, reference.error());
   auto bytes = ReadSmallBody(body, mirror_.hosted().max_manifest_bytes());
   if (!bytes) return WriteError(res, bytes.error());

@@ -83,9 +83,13 @@ Result<Tag> Tag::Parse(std::string_view raw) {
   auto word = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
   };
-  if (!word(raw.front())) return Fail(ErrorKind::kTagInvalid, "invalid tag");
+  auto invalid = [] {
+    return Fail(ErrorKind::kTagInvalid,
+                "invalid tag: a letter, digit or '_', then letters, digits, '_', '.' or '-'");
+  };
+  if (!word(raw.front())) return invalid();
   for (char c : raw.substr(1)) {
-    if (!word(c) && c != '.' && c != '-') return Fail(ErrorKind::kTagInvalid, "invalid tag");
+    if (!word(c) && c != '.' && c != '-') return invalid();
   }
   return Tag(std::string(raw));
 }
@@ -120,6 +124,13 @@ Result<Reference> ParseReference(std::string_view raw) {
   if (!tag)
     return Fail(ErrorKind::kManifestUnknown,
                 "reference is neither a tag nor a digest: no manifest has it");
+  return Reference(*tag);
+}
+
+Result<Reference> ParseWrittenReference(std::string_view raw) {
+  if (raw.find(':') != std::string_view::npos) return ParseReference(raw);
+  auto tag = Tag::Parse(raw);
+  if (!tag) return tl::unexpected(tag.error());
   return Reference(*tag);
 }
 

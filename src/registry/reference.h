@@ -65,6 +65,9 @@ class Digest {
 // manifest that can exist).
 using Reference = std::variant<Tag, Digest>;
 [[nodiscard]] Result<Reference> ParseReference(std::string_view raw);
+// The reference a PUT names: as ParseReference, but what is no tag fails with
+// kTagInvalid, the client's error (the push names a manifest, it finds none).
+[[nodiscard]] Result<Reference> ParseWrittenReference(std::string_view raw);
 std::string ReferenceString(const Reference& ref);
 
 }  // namespace hubcache

@@ -282,5 +282,24 @@ TEST_CASE("ParseReference tells tags from digests") {
   }
 }
 
+TEST_CASE("ParseWrittenReference: a PUT under what is no tag is the client's TAG_INVALID") {
+  for (std::string bad : {std::string(), std::string("-x"), std::string(".x"), Repeat('t', 129),
+                          std::string("a b"), std::string(".."), std::string("a@b")}) {
+    CAPTURE(bad);
+    auto ref = ParseWrittenReference(bad);
+    REQUIRE_FALSE(ref.has_value());
+    CHECK(ref.error().kind == ErrorKind::kTagInvalid);
+  }
+  auto tag = ParseWrittenReference("v1.2_rc-3");
+  REQUIRE(tag.has_value());
+  CHECK(std::get<Tag>(*tag).str() == "v1.2_rc-3");
+  auto digest = ParseWrittenReference("sha256:" + kEmptyHex);
+  REQUIRE(digest.has_value());
+  CHECK(std::holds_alternative<Digest>(*digest));
+  auto bad_digest = ParseWrittenReference("sha256:XYZ");
+  REQUIRE_FALSE(bad_digest.has_value());
+  CHECK(bad_digest.error().kind == ErrorKind::kDigestInvalid);
+}
+
 }  // namespace
 }  // namespace hubcache
