@@ -613,6 +613,19 @@ class DeployFiles(unittest.TestCase):
 
     # Kubernetes
 
+    def assert_probes_and_cache_mount(self, c, env, addr_port):
+        """Kubernetes container `c` has its liveness probe on /healthz and its readiness
+        probe on /readyz, both at `addr_port` (by number or by port name), and one volume
+        mount at the cache root of `env`; returns that mount."""
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            get = c[probe]["httpGet"]
+            self.assertEqual(get["path"], path)
+            self.assertEqual(ports.get(get["port"], get["port"]), addr_port)
+        (mount,) = [m for m in c["volumeMounts"]
+                    if m["mountPath"] == env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]]
+        return mount
+
     def test_kubernetes_manifest(self):
         import yaml
         docs = [d for d in yaml.safe_load_all(read(deploy_path("kubernetes.yaml"))) if d]
@@ -622,15 +635,9 @@ class DeployFiles(unittest.TestCase):
         (c,) = pod["containers"]
         env = {e["name"]: e.get("value", "from-a-secret") for e in c["env"]}
         self.assert_valid_settings(env, "kubernetes.yaml container env")
-        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         addr_port = int(env.get("REGISTRY_HTTP_ADDR", ":5000").rsplit(":", 1)[1])
-        self.assertIn(addr_port, ports.values())
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-            get = c[probe]["httpGet"]
-            self.assertEqual(get["path"], path)
-            self.assertEqual(ports.get(get["port"], get["port"]), addr_port)
-        (mount,) = [m for m in c["volumeMounts"]
-                    if m["mountPath"] == env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]]
+        self.assertIn(addr_port, [p["containerPort"] for p in c["ports"]])
+        mount = self.assert_probes_and_cache_mount(c, env, addr_port)
         (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
         self.assertEqual(vol["persistentVolumeClaim"]["claimName"],
                          by_kind["PersistentVolumeClaim"]["metadata"]["name"])
@@ -796,14 +803,8 @@ class DeployFiles(unittest.TestCase):
                           f"{name} must come from a Secret")
         self.assertGreaterEqual(int(env["HUBCACHE_MAX_CONNECTIONS_PER_CLIENT"]),
                                 int(env["HUBCACHE_MAX_CONNECTIONS"]))
-        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         addr_port = int(env["REGISTRY_HTTP_ADDR"].rsplit(":", 1)[1])
-        for probe, probe_path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-            get = c[probe]["httpGet"]
-            self.assertEqual(get["path"], probe_path)
-            self.assertEqual(ports.get(get["port"], get["port"]), addr_port)
-        (mount,) = [m for m in c["volumeMounts"]
-                    if m["mountPath"] == env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]]
+        mount = self.assert_probes_and_cache_mount(c, env, addr_port)
         self.assertIn(mount["name"], [t["metadata"]["name"]
                                       for t in sts["spec"]["volumeClaimTemplates"]],
                       "each pod needs its own L1 claim")
