@@ -1279,6 +1279,19 @@ class Hostile(Base):
         self.assertEqual((r.status, r.header("Docker-Content-Digest")), (201, digest_of(raw)),
                          f"the same manifest by its own digest: {r!r}")
 
+    def test_manifest_put_under_a_malformed_tag(self):
+        config, layer = self.pushed_image()
+        # Padded: a manifest no other test of this class pushes.
+        raw = self.manifest(config, [layer], pad_to=len(self.manifest(config, [layer])) + 64)
+        for tag in ("-x", ".hidden", "t" * 129, "a%20b", "%2e%2e"):
+            r = self.put_manifest(tag, raw)
+            self.assert_error(r, 400, "TAG_INVALID", f"manifest PUT under tag {tag!r}")
+        self.assert_no_manifest(digest_of(raw), "malformed tags")
+        self.assert_nothing_left("manifest PUT under malformed tags")
+        r = self.put_manifest("t" * 128, raw)
+        self.assertEqual((r.status, r.header("Docker-Content-Digest")), (201, digest_of(raw)),
+                         f"the same manifest under a 128-character tag: {r!r}")
+
     def test_push_to_a_mirrored_name_is_denied(self):
         r = request(S.m.url, "POST", "/v2/library/alpine/blobs/uploads/",
                     {"Content-Length": "0"}, b"")
