@@ -14,20 +14,26 @@
 namespace hubcache {
 namespace {
 
-// Half-closes, then reads and drops what the client still sends for a moment
-// before closing: closing with unread bytes would reset the connection, and a
-// reset can destroy the answer before the client has read it.
+// Half-closes, then reads and drops what the client still sends (a body the
+// answer refused, up to kLingerBytes within kLingerTime) before closing:
+// closing with unread bytes would reset the connection, and a reset can
+// destroy the answer before the client, still sending, has read it.
+constexpr auto kLingerTime = std::chrono::milliseconds(1'000);
+constexpr size_t kLingerBytes = 16 << 20;
+
 void LingeringClose(int fd) {
   ::shutdown(fd, SHUT_WR);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-  char sink[4096];
-  for (int rounds = 0; rounds < 64; ++rounds) {
+  const auto deadline = std::chrono::steady_clock::now() + kLingerTime;
+  char sink[64 * 1024];
+  for (size_t drained = 0; drained < kLingerBytes;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    if (::recv(fd, sink, sizeof(sink), 0) <= 0) break;
+    const ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
   }
   ::close(fd);
 }

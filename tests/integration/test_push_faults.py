@@ -1162,6 +1162,22 @@ class Hostile(Base):
         self.assertEqual(sorted(os.listdir(S.work)), sorted(outside), "a file was created")
         self.assert_nothing_left("malformed upload ids", digest_of(b"abc"))
 
+    def test_refused_large_body_sent_whole_still_gets_its_answer(self):
+        # A client that writes its whole body before reading (http.client, curl without
+        # Expect) still reads the refusal: the server drains what it sends after the answer
+        # instead of resetting the connection under it.
+        body = b"\0" * (8 * MiB)
+        path = f"/v2/{H_REPO}/blobs/uploads/00000000-0000-0000-0000-000000000000"
+        for attempt in range(3):
+            with connect(S.m.port, timeout=REQUEST_TIMEOUT_S) as s:
+                started = time.monotonic()
+                s.sendall(raw_head("PATCH", path, {"Content-Type": OCTET,
+                                                   "Content-Length": len(body)}) + body)
+                a = read_answer(s, started)
+            self.assert_error(a, 404, "BLOB_UPLOAD_UNKNOWN",
+                              f"an 8 MiB PATCH to an unknown upload, attempt {attempt}")
+        self.assert_nothing_left("refused 8 MiB PATCHes")
+
     def test_malformed_digests(self):
         data = blob_bytes(1000, 58)
         hexd = digest_of(data)[7:]
