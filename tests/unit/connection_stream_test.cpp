@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -156,6 +158,69 @@ TEST_CASE("ConnectionStream: SendFile sends file bytes after what was gathered, 
   CHECK(pair.Received() == "head:456789abtail");
   // Past the end of the file: fewer bytes than asked is a failure.
   CHECK_FALSE(stream.SendFile(file.get(), 10, 8));
+}
+
+// A connected loopback TCP pair (the server end non-blocking, as the server's
+// sockets are): TCP options such as TCP_CORK do nothing on a socketpair.
+struct TcpPair {
+  UniqueFd server;
+  UniqueFd client;
+  TcpPair() {
+    UniqueFd listener(::socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(listener.get() >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    auto* a = reinterpret_cast<sockaddr*>(&address);
+    REQUIRE(::bind(listener.get(), a, length) == 0);
+    REQUIRE(::listen(listener.get(), 1) == 0);
+    REQUIRE(::getsockname(listener.get(), a, &length) == 0);
+    client = UniqueFd(::socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(::connect(client.get(), a, length) == 0);
+    server = UniqueFd(::accept(listener.get(), nullptr, nullptr));
+    REQUIRE(server.get() >= 0);
+    ::fcntl(server.get(), F_SETFL, ::fcntl(server.get(), F_GETFL) | O_NONBLOCK);
+  }
+};
+
+TEST_CASE(
+    "ConnectionStream: a large file body goes out whole over TCP, the socket uncorked after") {
+  TcpPair pair;
+  ConnectionCounters stats;
+  ConnectionLimits limits;
+  ConnectionStream stream(pair.server.get(), nullptr, "127.0.0.1", 1, limits, stats);
+  char path[] = "/tmp/hubcache-sendfile-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  REQUIRE(file.get() >= 0);
+  ::unlink(path);
+  std::string content;
+  for (size_t i = 0; content.size() < (3u << 20) + 17; ++i) content += std::to_string(i) + ",";
+  REQUIRE(::write(file.get(), content.data(), content.size()) ==
+          static_cast<ssize_t>(content.size()));
+  // The reader gives up after 5 s without a byte, so a failure cannot hang the test.
+  timeval five_seconds{5, 0};
+  ::setsockopt(pair.client.get(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+  std::string got;
+  std::thread reader([&] {
+    char buffer[65536];
+    while (got.size() < 5 + content.size()) {
+      ssize_t n = ::recv(pair.client.get(), buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      got.append(buffer, static_cast<size_t>(n));
+    }
+  });
+  CHECK(stream.write("head:", 5) == 5);
+  const bool sent = stream.SendFile(file.get(), 0, content.size());
+  int corked = -1;
+  socklen_t size = sizeof(corked);
+  const int got_option = ::getsockopt(pair.server.get(), IPPROTO_TCP, TCP_CORK, &corked, &size);
+  reader.join();
+  REQUIRE(sent);
+  REQUIRE(got_option == 0);
+  CHECK(corked == 0);  // uncorked: the last partial segment is not held back
+  REQUIRE(got.size() == 5 + content.size());
+  CHECK((got == "head:" + content));  // (not printed: 3 MiB)
 }
 
 TEST_CASE("ConnectionStream: small writes are gathered until a flush or a wait for the client") {
