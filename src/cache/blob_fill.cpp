@@ -172,27 +172,29 @@ Result<std::optional<uint64_t>> BlobFill::WaitForHeaders(std::chrono::millisecon
   return total_;
 }
 
+Result<uint64_t> BlobFill::WaitReadable(uint64_t offset, std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  // Bytes a reader may see: everything once verified; before that, all but the
+  // last byte of a known length, so a wrong body never looks complete.
+  auto available = [this] {
+    if (state_ == State::kVerified) return written_;
+    if (total_ && *total_ > 0) return std::min(written_, *total_ - 1);
+    return written_;
+  };
+  bool ready = changed_.wait_for(lock, limit, [&] {
+    return state_ == State::kFailed || state_ == State::kVerified || available() > offset;
+  });
+  if (state_ == State::kFailed) return tl::unexpected(error_);
+  if (!ready) return Fail(ErrorKind::kUpstreamUnavailable, "upstream stalled");
+  return std::max(available(), offset);
+}
+
 Result<size_t> BlobFill::ReadAt(uint64_t offset, char* out, size_t max,
                                 std::chrono::milliseconds limit) {
-  uint64_t readable = 0;
-  {
-    std::unique_lock lock(mutex_);
-    // Bytes a reader may see: everything once verified; before that, all but the
-    // last byte of a known length, so a wrong body never looks complete.
-    auto available = [this] {
-      if (state_ == State::kVerified) return written_;
-      if (total_ && *total_ > 0) return std::min(written_, *total_ - 1);
-      return written_;
-    };
-    bool ready = changed_.wait_for(lock, limit, [&] {
-      return state_ == State::kFailed || state_ == State::kVerified || available() > offset;
-    });
-    if (state_ == State::kFailed) return tl::unexpected(error_);
-    if (!ready) return Fail(ErrorKind::kUpstreamUnavailable, "upstream stalled");
-    readable = available();
-    if (offset >= readable) return size_t{0};  // verified end
-  }
-  size_t want = static_cast<size_t>(std::min<uint64_t>(max, readable - offset));
+  auto readable = WaitReadable(offset, limit);
+  if (!readable) return tl::unexpected(readable.error());
+  if (*readable <= offset) return size_t{0};  // verified end
+  size_t want = static_cast<size_t>(std::min<uint64_t>(max, *readable - offset));
   ssize_t n;
   do {
     n = ::pread(read_fd_.get(), out, want, static_cast<off_t>(offset));

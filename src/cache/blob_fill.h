@@ -49,6 +49,12 @@ class BlobFill {
   // Returns 0 only at the verified end of the blob. Fails when the fill failed.
   [[nodiscard]] Result<size_t> ReadAt(uint64_t offset, char* out, size_t max,
                                       std::chrono::milliseconds limit);
+  // Waits as ReadAt does, and returns where the bytes a reader may see from
+  // `offset` end: past `offset`, or `offset` itself at the verified end. The
+  // bytes before it can be read from read_fd() (with pread or sendfile).
+  [[nodiscard]] Result<uint64_t> WaitReadable(uint64_t offset, std::chrono::milliseconds limit);
+  // The temp file, open for reading; valid as long as this fill is.
+  int read_fd() const { return read_fd_.get(); }
 
   const Digest& digest() const { return digest_; }
   // Whether the bytes come from the S3 bucket behind the cache (then it is a

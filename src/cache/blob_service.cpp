@@ -185,6 +185,13 @@ bool BlobService::Stream(const BlobRead& read, uint64_t first, std::optional<uin
   return false;  // a hit or a hosted blob is sent from its file
 }
 
+std::optional<uint64_t> BlobService::FillReadableEnd(const BlobRead& read, uint64_t offset) {
+  if (!read.fill) return std::nullopt;
+  auto end = read.fill->WaitReadable(offset, options_.wait_limit);
+  if (!end || *end <= offset) return std::nullopt;
+  return *end;
+}
+
 bool BlobService::StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
                              const Writer& write) {
   MappedBuffer buffer(kStreamChunkBytes);

@@ -100,6 +100,13 @@ class BlobService {
   bool Stream(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,
               const Writer& write);
 
+  // For a read with a fill (kMiss, kBucket, a kHosted read from the bucket):
+  // waits (at most the wait limit) until its temp file, read.fill->read_fd(),
+  // holds bytes at `offset` a client may get, and returns where they end;
+  // nullopt when it never will (the fill failed or ended): Stream() from there
+  // then finishes the body, or fails it.
+  std::optional<uint64_t> FillReadableEnd(const BlobRead& read, uint64_t offset);
+
  private:
   Result<uint64_t> UpstreamSize(const RepoName& repo, const Digest& digest);
   bool StreamFill(const BlobRead& read, uint64_t first, std::optional<uint64_t> length,

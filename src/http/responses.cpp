@@ -30,14 +30,19 @@ void ServeFile(HttpResponse& res, UniqueFd fd, uint64_t first, uint64_t length,
 
 void ServeBlobStream(HttpResponse& res, BlobService& blobs, std::shared_ptr<BlobRead> read,
                      uint64_t first, uint64_t length) {
-  res.set_content_provider(
-      length, kOctetStream,
-      [&blobs, read, first, length](size_t offset, size_t, httplib::DataSink& sink) {
-        if (offset != 0) return false;  // one call streams it all; a retry means it failed
-        return blobs.Stream(*read, first, length, [&sink](const char* data, size_t size) {
-          return sink.write(data, size);
-        });
-      });
+  // Writes the body from `offset` on (of `length`): the provider of a TLS
+  // connection, and what finishes a fill's body that its file cannot (the disk
+  // failed: Stream() goes on from the upstream).
+  auto stream = [&blobs, read, first, length](size_t offset, size_t, httplib::DataSink& sink) {
+    return blobs.Stream(*read, first + offset, length - offset,
+                        [&sink](const char* data, size_t size) { return sink.write(data, size); });
+  };
+  if (!read->fill) return res.set_content_provider(length, kOctetStream, std::move(stream));
+  // A fill: sendfile(2) from its temp file as it grows, like a hit from its file.
+  const int file = read->fill->read_fd();
+  auto ready = [&blobs, read](uint64_t offset) { return blobs.FillReadableEnd(*read, offset); };
+  SetFileBody(res, length, kOctetStream,
+              FileBody(file, first, read, std::move(ready), std::move(stream)));
 }
 
 void ServeBlobChunked(HttpResponse& res, BlobService& blobs, std::shared_ptr<BlobRead> read) {

@@ -36,25 +36,36 @@ bool WriteAll(ConnectionStream& stream, const char* data, size_t size) {
 // A provider that keeps returning true without writing is stuck: give up.
 constexpr int kMaxIdleProviderCalls = 1000;
 
-bool SendFileBody(ConnectionStream& stream, const FileBody& file, size_t length,
-                  uint64_t& written) {
+enum class FileSent { kWhole, kFailed, kSourceStopped };
+
+// Sends [written, length) of `file` with sendfile(2), each chunk no further
+// than `ready` allows for a growing file. kSourceStopped: the file will not
+// grow far enough, and the rest is the fallback provider's.
+FileSent SendFileBody(ConnectionStream& stream, const FileBody& file, size_t length,
+                      uint64_t& written) {
   while (written < length) {
     size_t want = std::min(length - written, kSendFileChunkBytes);
-    if (!stream.SendFile(file.fd(), static_cast<off_t>(file.first() + written), want)) {
-      return false;
+    const uint64_t at = file.first() + written;
+    if (file.ready()) {
+      std::optional<uint64_t> end = file.ready()(at);
+      if (!end || *end <= at) return FileSent::kSourceStopped;
+      want = static_cast<size_t>(std::min<uint64_t>(want, *end - at));
     }
+    if (!stream.SendFile(file.fd(), static_cast<off_t>(at), want)) return FileSent::kFailed;
     written += want;
   }
-  return true;
+  return FileSent::kWhole;
 }
 
 bool WriteLengthBody(ConnectionStream& stream, const HttpResponse& res, uint64_t& written) {
   const uint64_t length = res.provider_length();
   if (const FileBody* file = res.length_provider().target<FileBody>();
       file != nullptr && stream.can_send_file()) {
-    return SendFileBody(stream, *file, length, written);
+    FileSent sent = SendFileBody(stream, *file, length, written);
+    if (sent != FileSent::kSourceStopped) return sent == FileSent::kWhole;
   }
-  size_t offset = 0;
+  // From what went out already (a growing file's fallback takes over there).
+  size_t offset = static_cast<size_t>(written);
   bool ok = true;
   httplib::DataSink sink;
   sink.write = [&](const char* data, size_t size) {
@@ -116,7 +127,15 @@ struct FileBody::State {
 FileBody::FileBody(int fd, uint64_t first, std::shared_ptr<void> owner)
     : fd_(fd), first_(first), state_(std::make_shared<State>(State{std::move(owner), nullptr})) {}
 
+FileBody::FileBody(int fd, uint64_t first, std::shared_ptr<void> owner, Ready ready,
+                   Provider fallback)
+    : FileBody(fd, first, std::move(owner)) {
+  ready_ = std::move(ready);
+  fallback_ = std::move(fallback);
+}
+
 bool FileBody::operator()(size_t offset, size_t length, httplib::DataSink& sink) const {
+  if (fallback_) return fallback_(offset, length, sink);
   State& s = *state_;
   if (!s.buffer) s.buffer = std::make_unique<MappedBuffer>(kStreamChunkBytes);
   if (s.buffer->size() == 0) return false;  // out of memory

@@ -15,7 +15,9 @@
 #include <httplib.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "server/connection_stream.h"
@@ -26,13 +28,26 @@ namespace hubcache {
 // The body of a response read from an open file: its bytes [first, first +
 // length). `owner` keeps the file descriptor (and whatever else must last as
 // long as the transfer) alive until the response is gone.
+//
+// A file still being written (a blob being fetched) comes with `ready` and
+// `fallback`. `ready(offset)` waits until the file holds bytes at `offset`
+// that may be sent and returns where they end (past `offset`), or nullopt when
+// the file will not grow there. The writer then sends sendfile(2) chunks up to
+// that end; on nullopt, and on a TLS connection throughout, it asks `fallback`,
+// a content provider that writes the body from the given offset its own way.
 class FileBody {
  public:
+  using Ready = std::function<std::optional<uint64_t>(uint64_t file_offset)>;
+  using Provider = std::function<bool(size_t offset, size_t length, httplib::DataSink& sink)>;
+
   FileBody(int fd, uint64_t first, std::shared_ptr<void> owner);
+  FileBody(int fd, uint64_t first, std::shared_ptr<void> owner, Ready ready, Provider fallback);
   int fd() const { return fd_; }
   uint64_t first() const { return first_; }
-  // The content provider: reads the bytes at `offset` through a buffer into
-  // `sink`. The writer calls it only when it cannot send the file itself.
+  // Null for a complete file.
+  const Ready& ready() const { return ready_; }
+  // The content provider: the bytes at `offset` into `sink`, through a buffer
+  // (or `fallback`). The writer calls it only when it cannot send the file itself.
   bool operator()(size_t offset, size_t length, httplib::DataSink& sink) const;
 
  private:
@@ -40,6 +55,8 @@ class FileBody {
   int fd_;
   uint64_t first_;
   std::shared_ptr<State> state_;  // the owner, and the buffer of buffered reads
+  Ready ready_;
+  Provider fallback_;
 };
 
 // Makes `file` the body of `res`: `length` bytes of `content_type`.

@@ -35,6 +35,12 @@ struct RecordingRouter : RequestRouter {
   std::vector<uint64_t> body_bytes;  // each finished request's, from its context
   bool provider_overruns = false;
   int file_fd = -1;  // >= 0: answer "/file" with bytes [2, 7) of this file
+  // "/growing" (with file_fd): bytes [2, 12) of the file as a growing FileBody
+  // whose file is readable up to each of growing_ends in turn, then no further
+  // (nullopt); the fallback writes the rest from the file and records where
+  // it was asked to start.
+  std::vector<uint64_t> growing_ends;
+  std::vector<size_t> fallback_offsets;
 
   Admission Admit(RequestContext& context, httplib::Request& req, HttpResponse& res) override {
     CHECK(context.body_bytes == 0);
@@ -50,6 +56,23 @@ struct RecordingRouter : RequestRouter {
     res.status = 200;
     if (req.path == "/file" && file_fd >= 0) {
       SetFileBody(res, 5, "application/octet-stream", FileBody(file_fd, 2, nullptr));
+      return;
+    }
+    if (req.path == "/growing" && file_fd >= 0) {
+      auto next = std::make_shared<size_t>(0);
+      auto ready = [this, next](uint64_t offset) -> std::optional<uint64_t> {
+        while (*next < growing_ends.size() && growing_ends[*next] <= offset) ++*next;
+        if (*next == growing_ends.size()) return std::nullopt;
+        return growing_ends[(*next)++];
+      };
+      auto fallback = [this](size_t offset, size_t length, httplib::DataSink& sink) {
+        fallback_offsets.push_back(offset);
+        char buffer[16];
+        ssize_t n = ::pread(file_fd, buffer, length, static_cast<off_t>(2 + offset));
+        return n == static_cast<ssize_t>(length) && sink.write(buffer, length);
+      };
+      SetFileBody(res, 10, "application/octet-stream",
+                  FileBody(file_fd, 2, nullptr, std::move(ready), std::move(fallback)));
       return;
     }
     if (req.path == "/chunked") {
@@ -324,6 +347,41 @@ TEST_CASE("ServeExchange: each request's context counts the body bytes that went
   std::string got = f.Received();
   CHECK(got.find("Content-Length: 5\r\n\r\n23456HTTP/1.1 200") != std::string::npos);
   CHECK(got.find("3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n") != std::string::npos);
+}
+
+TEST_CASE("ServeExchange: a growing file goes out as it becomes readable, then its fallback") {
+  TempDir dir;
+  WriteFile(dir.path() / "blob", "0123456789ABCDEF");
+  UniqueFd file(::open((dir.path() / "blob").c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(file.valid());
+  SUBCASE("readable to the end: sendfile only") {
+    ExchangeFixture f;
+    f.router.file_fd = file.get();
+    f.router.growing_ends = {4, 7, 12};
+    auto ends = f.Serve("GET /growing HTTP/1.1\r\nHost: m\r\n\r\n");
+    CHECK(ends[0] == ExchangeEnd::kKeepAlive);
+    CHECK(f.Received().find("Content-Length: 10\r\n\r\n23456789AB") != std::string::npos);
+    CHECK(f.router.fallback_offsets.empty());
+    CHECK(f.router.body_bytes == std::vector<uint64_t>{10});
+  }
+  SUBCASE("the file stops growing at 7: the fallback writes the rest from there") {
+    ExchangeFixture f;
+    f.router.file_fd = file.get();
+    f.router.growing_ends = {4, 7};
+    auto ends = f.Serve("GET /growing HTTP/1.1\r\nHost: m\r\n\r\n");
+    CHECK(ends[0] == ExchangeEnd::kKeepAlive);
+    CHECK(f.Received().find("Content-Length: 10\r\n\r\n23456789AB") != std::string::npos);
+    CHECK(f.router.fallback_offsets == std::vector<size_t>{5});  // file offset 7, body offset 5
+    CHECK(f.router.body_bytes == std::vector<uint64_t>{10});
+  }
+  SUBCASE("not readable at all: the fallback writes everything") {
+    ExchangeFixture f;
+    f.router.file_fd = file.get();
+    auto ends = f.Serve("GET /growing HTTP/1.1\r\nHost: m\r\n\r\n");
+    CHECK(ends[0] == ExchangeEnd::kKeepAlive);
+    CHECK(f.Received().find("Content-Length: 10\r\n\r\n23456789AB") != std::string::npos);
+    CHECK(f.router.fallback_offsets == std::vector<size_t>{0});
+  }
 }
 
 TEST_CASE("FileBody reads its range through a buffer where sendfile cannot go (TLS)") {
