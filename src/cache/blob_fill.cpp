@@ -476,12 +476,23 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
       log->error("hosted blob in the S3 bucket does not match its digest key={}", bucket_key);
   }
 
+  // With mutex_ held.
+  auto leave_active_locked = [this, &fill] {
+    auto it = active_.find(fill->digest().hex());
+    if (it != active_.end() && it->second == fill) active_.erase(it);
+  };
   if (failure) {
     ++stats_.fills_failed;
     if (failure->kind != ErrorKind::kBlobUnknown && !from_l2 && !l2_failure) {
       ++stats_.upstream_errors;
     }
     log->warn("fill failed blob={} error=\"{}\"", what, failure->message);
+    {
+      // Out of active_ before its readers learn that it failed: a request that
+      // comes after them starts a fill of its own instead of joining this one.
+      std::lock_guard lock(mutex_);
+      leave_active_locked();
+    }
     fill->Finish(BlobFill::State::kFailed, *failure, write_failed);
   } else {
     // Readers may have everything now; syncing and indexing can take a while.
@@ -499,9 +510,7 @@ void FillManager::Run(uint64_t id, RepoName repo, std::shared_ptr<BlobFill> fill
   }
 
   std::lock_guard lock(mutex_);
-  if (auto it = active_.find(fill->digest().hex()); it != active_.end() && it->second == fill) {
-    active_.erase(it);
-  }
+  leave_active_locked();  // a verified fill leaves only now: its blob is in the store
   finished_.push_back(id);
 }
 

@@ -248,6 +248,29 @@ TEST_CASE_FIXTURE(CacheFixture, "BlobService: wrong bytes are never kept") {
   CHECK(up.Count("GET", "/v2/library/app/blobs/" + layer) == 1);
 }
 
+TEST_CASE_FIXTURE(CacheFixture, "BlobService: a request after a failed fill is not joined to it") {
+  AddImage("library/app", "1", 1, 256 * 1024);
+  Start();
+  const std::string layer = blobs.back();
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    up.CorruptBlob(layer, std::string(256 * 1024, 'z'));
+    BlobSource source;
+    bool complete = true;
+    ReadBlob("library/app", layer, &source, &complete);
+    REQUIRE_FALSE(complete);  // this reader saw the fill fail
+    up.Heal();
+    // At once, with no wait for the failed fill to be reaped: a fill of its own.
+    std::string bytes = ReadBlob("library/app", layer, &source, &complete);
+    CHECK(complete);
+    CHECK("sha256:" + Sha256::HexOf(bytes) == layer);
+    REQUIRE(WaitFor([&] { return mirror->fills().active() == 0; }));
+    if (mirror->store().SizeOf(ObjectKind::kBlob, D(layer))) {
+      (void)mirror->store().Remove(ObjectKind::kBlob, D(layer));
+    }
+  }
+}
+
 TEST_CASE_FIXTURE(CacheFixture, "Evictor: over the cap, the least recently used blobs go") {
   for (int i = 0; i < 4; ++i) {
     AddImage("library/img" + std::to_string(i), "1", 1, 200 * 1024);

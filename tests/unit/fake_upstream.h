@@ -70,9 +70,11 @@ class FakeUpstream {
     std::lock_guard lock(mutex_);
     failing_[path] = status;
   }
+  // Every path answers as it should again, every blob with its own bytes.
   void Heal() {
     std::lock_guard lock(mutex_);
     failing_.clear();
+    corrupt_.clear();
   }
   // The blob answers these bytes instead of its own (same length or not).
   void CorruptBlob(const std::string& digest, std::string bytes) {
