@@ -21,6 +21,17 @@ using namespace std::chrono_literals;
 
 // A connected pair: `server` (non-blocking) goes into a ConnectionStream, the
 // test speaks through `client`.
+// A temporary file holding `content`, already unlinked: gone when closed.
+UniqueFd UnlinkedFileWith(const std::string& content) {
+  char path[] = "/tmp/hubcache-sendfile-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  REQUIRE(file.get() >= 0);
+  ::unlink(path);
+  REQUIRE(::write(file.get(), content.data(), content.size()) ==
+          static_cast<ssize_t>(content.size()));
+  return file;
+}
+
 struct SocketPair {
   UniqueFd server;
   UniqueFd client;
@@ -143,13 +154,7 @@ TEST_CASE("ConnectionStream: SendFile sends file bytes after what was gathered, 
   ConnectionCounters stats;
   ConnectionLimits limits;
   ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
-  char path[] = "/tmp/hubcache-sendfile-XXXXXX";
-  UniqueFd file(::mkstemp(path));
-  REQUIRE(file.get() >= 0);
-  ::unlink(path);
-  std::string content = "0123456789abcdef";
-  REQUIRE(::write(file.get(), content.data(), content.size()) ==
-          static_cast<ssize_t>(content.size()));
+  UniqueFd file = UnlinkedFileWith("0123456789abcdef");
   REQUIRE(stream.can_send_file());
   CHECK(stream.write("head:", 5) == 5);  // gathered, sent before the file's bytes
   REQUIRE(stream.SendFile(file.get(), 4, 8));
@@ -190,14 +195,9 @@ TEST_CASE(
   ConnectionCounters stats;
   ConnectionLimits limits;
   ConnectionStream stream(pair.server.get(), nullptr, "127.0.0.1", 1, limits, stats);
-  char path[] = "/tmp/hubcache-sendfile-XXXXXX";
-  UniqueFd file(::mkstemp(path));
-  REQUIRE(file.get() >= 0);
-  ::unlink(path);
   std::string content;
   for (size_t i = 0; content.size() < (3u << 20) + 17; ++i) content += std::to_string(i) + ",";
-  REQUIRE(::write(file.get(), content.data(), content.size()) ==
-          static_cast<ssize_t>(content.size()));
+  UniqueFd file = UnlinkedFileWith(content);
   // The reader gives up after 5 s without a byte, so a failure cannot hang the test.
   timeval five_seconds{5, 0};
   ::setsockopt(pair.client.get(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
