@@ -216,22 +216,19 @@ bool ConnectionStream::Flush() {
   return ok;
 }
 
+ConnectionStream::Cork::Cork(const ConnectionStream& stream, bool on)
+    : fd_(on && stream.ssl_ == nullptr ? stream.fd_ : -1) {
+  const int value = 1;
+  if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &value, sizeof(value));
+}
+
+ConnectionStream::Cork::~Cork() {
+  const int value = 0;
+  if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &value, sizeof(value));
+}
+
 bool ConnectionStream::SendFile(int file_fd, off_t offset, size_t length) {
   if (ssl_ || rejected_ || !Flush()) return false;
-  constexpr size_t kCorkBytes = 1 << 20;
-  // A large body goes out corked (nginx's tcp_nopush): only full segments
-  // until the end, not a short one after each call. A single client's 1 GiB
-  // hit on loopback went from 0.77x to 0.96-1.0x nginx's rate. A small body
-  // fits in one call, where corking would only cost two system calls.
-  struct Cork {
-    int fd;
-    bool on;
-    void Set(int value) const {
-      if (on) ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof(value));
-    }
-    ~Cork() { Set(0); }  // uncorking sends what is left at once
-  } cork{fd_, length >= kCorkBytes};
-  cork.Set(1);
   size_t done = 0;
   while (done < length) {
     ssize_t n = ::sendfile(fd_, file_fd, &offset, length - done);

@@ -90,6 +90,21 @@ class ConnectionStream {
   // user space, after what write() gathered; plain connections only (false
   // otherwise, or on failure).
   bool SendFile(int file_fd, off_t offset, size_t length);
+  // While a Cork lives, the socket sends only full segments (TCP_CORK, nginx's
+  // tcp_nopush); what is left goes out at once when it ends. For a large body
+  // sent in several SendFile calls: no short segment after each call. A small
+  // body fits in one segment anyway, where corking would only cost two system
+  // calls. Lives on the stream's one worker, within the stream's life.
+  class Cork {
+   public:
+    Cork(const ConnectionStream& stream, bool on);
+    ~Cork();
+    Cork(const Cork&) = delete;
+    Cork& operator=(const Cork&) = delete;
+
+   private:
+    const int fd_;  // -1: not corked
+  };
   bool can_send_file() const { return ssl_ == nullptr; }
 
   // Writes (gathered when small); `size` or -1 when the client is gone.

@@ -16,6 +16,11 @@ namespace {
 // noticed between them.
 constexpr size_t kSendFileChunkBytes = 8 * 1024 * 1024;
 
+// Bodies (or, of a growing file, sendfile calls) at least this long go out
+// corked: a single client's 1 GiB hit on loopback went from 0.77x to
+// 0.96-1.0x nginx's rate.
+constexpr size_t kCorkBytes = 1024 * 1024;
+
 bool IsSafeFieldText(const std::string& s) {
   for (char c : s) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
@@ -43,6 +48,11 @@ enum class FileSent { kWhole, kFailed, kSourceStopped };
 // grow far enough, and the rest is the fallback provider's.
 FileSent SendFileBody(ConnectionStream& stream, const FileBody& file, size_t length,
                       uint64_t& written) {
+  // A complete file is corked once, for the whole body. A growing file only
+  // per call: the socket must not hold a short segment back while the file
+  // waits for its upstream (Linux sends it only after 200 ms).
+  const bool growing = static_cast<bool>(file.ready());
+  ConnectionStream::Cork whole(stream, !growing && length - written >= kCorkBytes);
   while (written < length) {
     size_t want = std::min(length - written, kSendFileChunkBytes);
     const uint64_t at = file.first() + written;
@@ -51,6 +61,7 @@ FileSent SendFileBody(ConnectionStream& stream, const FileBody& file, size_t len
       if (!end || *end <= at) return FileSent::kSourceStopped;
       want = static_cast<size_t>(std::min<uint64_t>(want, *end - at));
     }
+    ConnectionStream::Cork call(stream, growing && want >= kCorkBytes);
     if (!stream.SendFile(file.fd(), static_cast<off_t>(at), want)) return FileSent::kFailed;
     written += want;
   }
