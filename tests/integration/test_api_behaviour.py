@@ -11,6 +11,7 @@ and library/docker2:1 (Docker schema2).
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import unittest
@@ -23,7 +24,7 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from harness import (ACCEPT_ALL, MEDIA_DOCKER_LIST, MEDIA_DOCKER_V2, MEDIA_OCI_INDEX,  # noqa: E402
                      MEDIA_OCI_MANIFEST)
-from mirror import Mirror  # noqa: E402
+from mirror import Mirror, hubcache_bin  # noqa: E402
 from upstream import started_upstream  # noqa: E402
 
 MULTI_TAGS = ("1", "10", "2", "3")  # in lexical order, which is not numeric order
@@ -43,6 +44,15 @@ def setUpModule():
     S.multi = fixtures.describe(S.up, "multi")
     S.docker2 = fixtures.describe(S.up, "docker2")
     S.mirrors = 0
+
+
+def hubcache_load():
+    """bench/load.cpp's binary: $HUBCACHE_LOAD (set by meson), else beside the hubcache binary."""
+    path = os.environ.get("HUBCACHE_LOAD",
+                          os.path.join(os.path.dirname(hubcache_bin()), "hubcache-load"))
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"hubcache-load not found or not executable: {path}")
+    return path
 
 
 def path_rx(path):
@@ -292,6 +302,45 @@ class SharedMirror(Base):
         r = self.call(self.m, "GET", "/v2/library/multi/tags/list?last=1")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json().get("tags"), ["10", "2", "3"], r)
+
+
+    def test_load_generator_on_cached_objects(self):
+        """hubcache-load (bench/rates.sh's client) against hits: a HEAD run ends on time (a
+        HEAD has no body to wait for), GET's MB/s is its requests times the body's length,
+        and the strict client sees no error (no body after a HEAD, no wrong length)."""
+        load = hubcache_load()
+        digest = S.docker2.digest
+        media_type, raw = S.docker2.manifests[digest]
+        layer = max(S.docker2.layers, key=lambda d: S.docker2.blobs[d])
+        manifest_path = f"/v2/library/docker2/manifests/{digest}"
+        blob_path = f"/v2/library/docker2/blobs/{layer}"
+        self.assert_manifest(self.get_manifest(self.m, "library/docker2", digest), digest,
+                             media_type, raw)
+        self.assertEqual(self.call(self.m, "GET", blob_path).status, 200)
+        seconds = 0.4
+        cases = [("HEAD", manifest_path, 0), ("GET", manifest_path, len(raw)),
+                 ("HEAD", blob_path, 0), ("GET", blob_path, S.docker2.blobs[layer])]
+        for method, path, body_bytes in cases:
+            with self.subTest(method=method, path=path):
+                argv = [load, "-c", "4", "-t", "2", "-d", str(seconds), "-m", method,
+                        "-H", f"Accept: {ACCEPT_ALL}", "-p", "t", self.m.url + path]
+                t0 = time.monotonic()
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+                elapsed = time.monotonic() - t0
+                self.assertEqual(p.returncode, 0, f"{argv}: {p.stdout}{p.stderr}")
+                self.assertLess(elapsed, seconds + 3, f"{method} run did not end on time")
+                figures = {}
+                for line in p.stdout.splitlines():
+                    if line and not line.startswith("#"):
+                        name, value, _unit = line.split()
+                        figures[name] = value
+                requests = int(figures["t_requests"])
+                self.assertGreater(requests, 0, p.stdout)
+                self.assertEqual(figures["t_errors"], "0", p.stdout)
+                want_mbps = requests * body_bytes / seconds / 1e6
+                self.assertAlmostEqual(float(figures["t_MBps"]), want_mbps, delta=0.006,
+                                       msg=p.stdout)
+                self.assertGreater(float(figures["t_max"]), 0, p.stdout)
 
 
 class OwnMirror(Base):
