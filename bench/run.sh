@@ -13,6 +13,10 @@
 #   keepalive.py  500 idle keep-alive connections + 16 transfers -> keepalive-T-rN.txt
 #   hits_sqlite.py (hubcache only) hit latency with and without SQLite write
 #                 contention                                   -> hits-hubcache-rN.txt
+# then, when TARGETS has both hubcache and nginx, rates.sh: manifest HEAD and GET
+# rates and one-client hits of the 20 MB blob, measured by hubcache-load
+# (bench/load.cpp), RATE_ROUNDS rounds alternating hubcache and nginx
+#                                                              -> rates-T-rN.txt
 # and finally report.py: medians of the rounds, hubcache / nginx ratios, goals
 # met or not (RESULTS/report.md). Everything it started is stopped on exit.
 # It is never part of the test command (meson test / scripts/test.sh).
@@ -24,7 +28,9 @@
 #   +1 token server, +10 dist, +20 nginx, +30 hubcache, +31 the hits benchmark),
 #   HUBCACHE_BIN (skip the build, bench this binary), HUBCACHE_BENCH_ARGS (extra
 #   serve flags), BENCH_REPEAT / BENCH_SKIP / ... (passed to bench.sh),
-#   KEEPALIVE_IDLE (500), KEEPALIVE_SECONDS (15), HITS_SECONDS (8).
+#   KEEPALIVE_IDLE (500), KEEPALIVE_SECONDS (15), HITS_SECONDS (8), RATE_ROUNDS (6),
+#   RATE_SECONDS (5; rates.sh: ~3.5 min with the defaults), HUBCACHE_LOAD (skip
+#   building the load generator).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -125,6 +131,12 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
   done
 done
+
+if [[ " $TARGETS " == *" hubcache "* && " $TARGETS " == *" nginx "* ]]; then
+  log "rates: hubcache and nginx, alternated"
+  HUBCACHE_URL=$(url_of hubcache) NGINX_URL=$(url_of nginx) MANIFEST=$MANIFEST BLOB20=$BLOB20 \
+    RATE_TARGETS="hubcache nginx" "$HERE/rates.sh" "$RUN" || log "rates.sh failed"
+fi
 
 "$PY" "$HERE/report.py" "$RUN" | tee "$RUN/report.md"
 log "report: $RUN/report.md"
