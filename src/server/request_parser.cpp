@@ -178,7 +178,31 @@ size_t HeadParser::Fail(ParseFailureKind kind, int status, std::string message, 
 }
 
 size_t HeadParser::Feed(std::string_view data) {
-  for (size_t i = 0; i < data.size(); ++i) {
+  size_t i = 0;
+  while (i < data.size()) {
+    // A run of ordinary bytes is checked against the limits and taken at
+    // once; a failure names the first byte past a limit, as byte by byte.
+    if (buffer_.empty() || buffer_.back() != '\r') {
+      size_t end = i;
+      while (end < data.size() && data[end] != '\r' && data[end] != '\n') ++end;
+      if (end > i) {
+        const size_t run = end - i;
+        const size_t line_room =
+            seen_request_line_ ? run : limits_.max_request_line - (buffer_.size() - line_start_);
+        const size_t head_room = limits_.max_header_bytes - buffer_.size();
+        if (line_room < run && line_room <= head_room) {
+          return Fail(ParseFailureKind::kRequestLineTooLong, 414, "the request line is too long",
+                      i + line_room + 1);
+        }
+        if (head_room < run) {
+          return Fail(ParseFailureKind::kHeadTooLarge, 431, "the request headers are too large",
+                      i + head_room + 1);
+        }
+        buffer_.append(data.substr(i, run));
+        i = end;
+        continue;
+      }
+    }
     const char c = data[i];
     const bool after_cr = !buffer_.empty() && buffer_.back() == '\r';
     if (after_cr && c != '\n') {
@@ -190,13 +214,9 @@ size_t HeadParser::Feed(std::string_view data) {
                   i + 1);
     }
     buffer_.push_back(c);
-    if (!seen_request_line_ && c != '\r' && c != '\n' &&
-        buffer_.size() - line_start_ > limits_.max_request_line) {
-      return Fail(ParseFailureKind::kRequestLineTooLong, 414, "the request line is too long",
-                  i + 1);
-    }
+    ++i;
     if (buffer_.size() > limits_.max_header_bytes) {
-      return Fail(ParseFailureKind::kHeadTooLarge, 431, "the request headers are too large", i + 1);
+      return Fail(ParseFailureKind::kHeadTooLarge, 431, "the request headers are too large", i);
     }
     if (c != '\n') continue;
     const bool empty_line = buffer_.size() - line_start_ == 2;
@@ -205,15 +225,15 @@ size_t HeadParser::Feed(std::string_view data) {
       if (!seen_request_line_) continue;  // before the request line: skipped
       ParseFailure failure;
       if (!ParseRequestHead(buffer_, head_, failure)) {
-        return Fail(failure.kind, failure.status, std::move(failure.message), i + 1);
+        return Fail(failure.kind, failure.status, std::move(failure.message), i);
       }
       state_ = State::kComplete;
-      return i + 1;
+      return i;
     }
     if (!seen_request_line_) {
       seen_request_line_ = true;
     } else if (++fields_ > limits_.max_header_fields) {
-      return Fail(ParseFailureKind::kTooManyFields, 431, "too many request header fields", i + 1);
+      return Fail(ParseFailureKind::kTooManyFields, 431, "too many request header fields", i);
     }
   }
   return data.size();

@@ -209,6 +209,32 @@ TEST_CASE("HeadParser: the limits' edges") {
   CHECK(flood.failure.status == 431);
 }
 
+TEST_CASE("HeadParser: the first limit passed names the byte, in runs as byte by byte") {
+  // Runs of ordinary bytes are taken at once: the failure still falls on the
+  // first byte past a limit, the request line's before the head's at a tie.
+  HeadLimits limits;
+  limits.max_request_line = 12;
+  limits.max_header_bytes = 10;
+  Parsed head_first = Parse("GET /aaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", limits);
+  CHECK(head_first.failure.status == 431);
+  CHECK(head_first.consumed == 11);
+  limits.max_header_bytes = 12;
+  Parsed tie = Parse("GET /aaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", limits);
+  CHECK(tie.failure.status == 414);
+  CHECK(tie.consumed == 13);
+  // After blank lines, the request line counts from its own start.
+  limits.max_header_bytes = 100;
+  Parsed after_blanks = Parse("\r\n\r\nGET /aaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", limits);
+  CHECK(after_blanks.failure.status == 414);
+  CHECK(after_blanks.consumed == 4 + 13);
+  // Fields are not held to the request line's limit, only to the head's.
+  limits.max_request_line = 16;
+  Parsed field =
+      Parse("GET / HTTP/1.1\r\nHost: m\r\nX-Long: " + std::string(90, 'v') + "\r\n\r\n", limits);
+  CHECK(field.failure.status == 431);
+  CHECK(field.consumed == 101);
+}
+
 // Decodes `encoded` fed in pieces of `step` bytes.
 struct Decoded {
   ChunkedDecoder::State state;
