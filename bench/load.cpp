@@ -281,6 +281,7 @@ class Worker {
         deadline_(deadline),
         timeout_(std::chrono::duration_cast<Clock::duration>(
             std::chrono::duration<double>(options.timeout_seconds))),
+        head_(options.method == "HEAD"),
         buffer_(kReadBufferBytes) {}
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -507,8 +508,7 @@ class Worker {
       c.head.resize(end);
       if (!ParseHead(c.head, c.response)) return Fail(index, Failure::kParse, now);
       int status = c.response.status;
-      bool no_body = options_.method == "HEAD" || (status >= 100 && status < 200) ||
-                     status == 204 || status == 304;
+      bool no_body = head_ || (status >= 100 && status < 200) || status == 204 || status == 304;
       if (no_body) {
         c.body_left = 0;
       } else if (c.response.chunked || !c.response.has_length) {
@@ -551,6 +551,7 @@ class Worker {
   std::vector<Connection> connections_;
   const Clock::time_point deadline_;
   const Clock::duration timeout_;
+  const bool head_;           // HEAD requests: no response has a body
   std::vector<char> buffer_;  // one read buffer for all of the thread's connections
   int epoll_fd_ = -1;
   Stats stats_;
