@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/http_date.h"
 #include "common/log.h"
 #include "registry/errors.h"
 #include "server/response_writer.h"
@@ -22,6 +23,7 @@ namespace hubcache {
 std::string ErrorResponse(int status, const char* code, const std::string& message) {
   std::string body = ErrorJson(code, message);
   return "HTTP/1.1 " + std::to_string(status) + " " + StatusReason(status) +
+         "\r\nDate: " + HttpDateNow() +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nConnection: close\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n" + body;
 }

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <string>
 
+#include "common/http_date.h"
 #include "common/mapped_buffer.h"
 #include "common/strings.h"
 
@@ -28,10 +29,11 @@ bool IsSafeFieldText(const std::string& s) {
   return true;
 }
 
-// Fields the writer sets itself, whatever a handler put there.
-bool IsFramingField(const std::string& name) {
+// Fields the writer sets itself (the framing, and Date), whatever a handler put there.
+bool IsWriterOwnedField(const std::string& name) {
   return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding") ||
-         EqualsIgnoreCase(name, "Connection") || EqualsIgnoreCase(name, "Keep-Alive");
+         EqualsIgnoreCase(name, "Connection") || EqualsIgnoreCase(name, "Keep-Alive") ||
+         EqualsIgnoreCase(name, "Date");
 }
 
 bool WriteAll(ConnectionStream& stream, const char* data, size_t size) {
@@ -243,8 +245,11 @@ ResponseWritten WriteResponse(ConnectionStream& stream, HttpResponse& res,
   head += ' ';
   head += StatusReason(res.status);
   head += "\r\n";
+  head += "Date: ";  // RFC 9110 section 6.6.1: a server with a clock sends it
+  head += HttpDateNow();
+  head += "\r\n";
   for (const auto& [name, value] : res.headers) {
-    if (IsFramingField(name) || !IsSafeFieldText(name) || !IsSafeFieldText(value)) continue;
+    if (IsWriterOwnedField(name) || !IsSafeFieldText(name) || !IsSafeFieldText(value)) continue;
     head += name;
     head += ": ";
     head += value;

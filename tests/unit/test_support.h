@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,19 @@ inline size_t CountOccurrences(std::string_view haystack, std::string_view needl
        at = haystack.find(needle, at + 1))
     ++n;
   return n;
+}
+
+// A response's "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" line, in bytes.
+inline constexpr size_t kDateLineBytes = 37;
+
+// `responses` without the Date field of each response head, which must be
+// well formed (IMF-fixdate): what is left can be compared byte for byte.
+inline std::string WithoutDate(std::string responses) {
+  static const std::regex date_line(
+      "\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+      "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} "
+      "GMT\r\n");
+  return std::regex_replace(responses, date_line, "\r\n");
 }
 
 }  // namespace hubcache::testing
