@@ -17,8 +17,11 @@
 # rates and one-client hits of the 20 MB blob, measured by hubcache-load
 # (bench/load.cpp), RATE_ROUNDS rounds alternating hubcache and nginx
 #                                                              -> rates-T-rN.txt
-# and finally report.py: medians of the rounds, hubcache / nginx ratios, goals
-# met or not (RESULTS/report.md). Everything it started is stopped on exit.
+# and finally report.py: the goals of issues 8 and 17 a row each (medians of the
+# rounds, ratio, per-round range, met or not), then every figure
+# (RESULTS/report.md), also written into docs/benchmarks.md between its
+# "bench/run.sh report" markers, so the table there is always the latest run's
+# (BENCH_UPDATE_DOCS=0: not). Everything it started is stopped on exit.
 # It is never part of the test command (meson test / scripts/test.sh).
 #
 # Environment:
@@ -30,7 +33,7 @@
 #   serve flags), BENCH_REPEAT / BENCH_SKIP / ... (passed to bench.sh),
 #   KEEPALIVE_IDLE (500), KEEPALIVE_SECONDS (15), HITS_SECONDS (8), RATE_ROUNDS (6),
 #   RATE_SECONDS (5; rates.sh: ~3.5 min with the defaults), HUBCACHE_LOAD (skip
-#   building the load generator).
+#   building the load generator), BENCH_UPDATE_DOCS (1).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -138,5 +141,7 @@ if [[ " $TARGETS " == *" hubcache "* && " $TARGETS " == *" nginx "* ]]; then
     RATE_TARGETS="hubcache nginx" "$HERE/rates.sh" "$RUN" || log "rates.sh failed"
 fi
 
-"$PY" "$HERE/report.py" "$RUN" | tee "$RUN/report.md"
+docs=()
+[ "${BENCH_UPDATE_DOCS:-1}" = 1 ] && docs=(--docs "$ROOT/docs/benchmarks.md")
+"$PY" "$HERE/report.py" "$RUN" "${docs[@]}" | tee "$RUN/report.md"
 log "report: $RUN/report.md"
