@@ -34,8 +34,9 @@
 #   test_cors         the CORS headers' paths run sanitized in browser_cors (the same
 #                     requests from a real browser) and the unit tests (http_headers_test)
 #
-# Only the binaries these tests run are built here (hubcache, unit_tests): the S3
-# client's end-to-end test binary belongs to test_s3.
+# Only the binaries these tests run are built here (hubcache, unit_tests, and
+# hubcache-load, the bench client test_api_behaviour runs): the S3 client's
+# end-to-end test binary belongs to test_s3.
 #
 # Writes build-asan/results.txt, one "<test> OK|FAIL|SKIP|SKIP-ALLOWED" line per test
 # (scripts/tally.py; read by scripts/test.sh), and exits 1 on any failure or skip.
@@ -63,7 +64,7 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 # shellcheck disable=SC2086
 meson configure build-asan $options
-if ! meson compile -C build-asan hubcache unit_tests; then
+if ! ninja -C build-asan hubcache tests/unit_tests hubcache-load; then
   echo "asan_build FAIL" >"$results"
   echo "sanitize: the build failed"
   exit 1
