@@ -8,7 +8,9 @@
 // A connection over a limit is answered (plain HTTP; a TLS one is closed) and
 // counted. Between requests a connection that stays quiet is parked in
 // IdleConnections, holding no worker thread, and resumed on a worker when its
-// client sends again. Thread-safe.
+// client sends again. A worker waits a few ms for the next request first, but
+// only while at most max_lingering_workers are serving: beyond that it parks
+// the connection at once. Thread-safe.
 
 #include <openssl/ssl.h>
 
@@ -83,6 +85,7 @@ class ConnectionServer {
   ConnectionCounters& counters_;
   RequestRouter* router_ = nullptr;
   std::atomic<bool> draining_{false};
+  std::atomic<int> serving_{0};  // workers in Continue
   std::mutex mutex_;
   int open_ = 0;                       // guarded by mutex_
   std::map<std::string, int> per_ip_;  // open connections by address; guarded

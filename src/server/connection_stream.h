@@ -36,6 +36,10 @@ struct ConnectionLimits {
   size_t max_header_bytes = 64 * 1024;
   size_t max_header_fields = 100;
   int max_requests_per_connection = 10'000;
+  // Workers that may wait (a few ms) after a response for the same client's
+  // next request; past this many, a served connection is parked at once, so a
+  // burst of new connections does not start a thread each for lingerers.
+  int max_lingering_workers = 64;
 };
 
 // A complete HTTP/1.1 answer with a registry error body and Connection:

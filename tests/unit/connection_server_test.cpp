@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_support.h"
 #include "wait_for.h"
@@ -80,6 +81,39 @@ TEST_CASE("ConnectionServer: a quiet connection waits parked, holding no worker"
   ::close(client);
   CHECK(WaitFor([&] { return s.stats.connections_open == 0; }));
   CHECK(s.server.idle_connections() == 0);
+}
+
+TEST_CASE(
+    "ConnectionServer: clients arriving one after another do not get a lingering thread each") {
+  // 40 clients, one after another, each connects, sends a request and reads
+  // its answer (a fleet of daemons connecting). A worker lingers 5 ms for its client's
+  // next request only while few workers serve; past that limit it parks the
+  // connection at once and is free for the next client. Without the limit,
+  // each client that comes while the earlier ones' workers linger gets a new
+  // thread: one per client here (at -O0 under ASan, one per 0.3 ms).
+  ConnectionLimits limits;
+  limits.keepalive_timeout = 10s;
+  limits.max_lingering_workers = 2;
+  LineServer s(limits);
+  constexpr int kClients = 40;
+  std::vector<int> clients;
+  for (int i = 0; i < kClients; ++i) {
+    // Served from a worker, as the listener does.
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    s.server.workers().enqueue([&s, fd = fds[0]] { s.server.Serve(fd, nullptr); });
+    const int fd = fds[1];
+    clients.push_back(fd);
+    REQUIRE(::send(fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(kRequest.size()));
+    CHECK(testing::WithoutDate(ReadSome(fd, kOk.size() + testing::kDateLineBytes)) == kOk);
+  }
+  const size_t threads = s.server.workers().threads();
+  CAPTURE(threads);
+  CHECK(threads <= 10);
+  CHECK(WaitFor([&] { return s.server.idle_connections() == kClients; }));  // all parked
+  for (int fd : clients) ::close(fd);
+  CHECK(WaitFor([&] { return s.stats.connections_open == 0; }));
 }
 
 TEST_CASE("ConnectionServer: a parked connection closes when idle too long, or on drain") {
