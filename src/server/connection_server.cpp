@@ -177,10 +177,14 @@ void ConnectionServer::Continue(std::shared_ptr<Connection> connection) {
     ~Serving() { --count; }
   } serving{serving_};
   ConnectionStream& stream = connection->stream;
+  // A new connection's first request is always waited for: the client
+  // connected to send it, and parking would cost it a second worker.
+  bool answered = false;
   while (connection->requests_left > 0) {
-    const auto linger = serving_.load(std::memory_order_relaxed) <= limits_.max_lingering_workers
-                            ? std::min(kLinger, limits_.keepalive_timeout)
-                            : std::chrono::milliseconds(0);
+    const auto linger =
+        !answered || serving_.load(std::memory_order_relaxed) <= limits_.max_lingering_workers
+            ? std::min(kLinger, limits_.keepalive_timeout)
+            : std::chrono::milliseconds(0);
     auto next = stream.WaitForRequest(linger, draining_);
     if (next == ConnectionStream::Next::kGone) break;
     if (next == ConnectionStream::Next::kIdle) {
@@ -204,6 +208,7 @@ void ConnectionServer::Continue(std::shared_ptr<Connection> connection) {
       return;
     }
     --connection->requests_left;
+    answered = true;
   }
   connection->clean = !stream.rejected() && stream.Flush();
 }

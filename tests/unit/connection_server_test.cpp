@@ -90,7 +90,8 @@ TEST_CASE(
   // next request only while few workers serve; past that limit it parks the
   // connection at once and is free for the next client. Without the limit,
   // each client that comes while the earlier ones' workers linger gets a new
-  // thread: one per client here (at -O0 under ASan, one per 0.3 ms).
+  // thread: one per client here (38-40 of 40; with the limit 4-5, at most 11
+  // on a loaded machine).
   ConnectionLimits limits;
   limits.keepalive_timeout = 10s;
   limits.max_lingering_workers = 2;
@@ -110,7 +111,7 @@ TEST_CASE(
   }
   const size_t threads = s.server.workers().threads();
   CAPTURE(threads);
-  CHECK(threads <= 10);
+  CHECK(threads <= kClients / 2);
   CHECK(WaitFor([&] { return s.server.idle_connections() == kClients; }));  // all parked
   for (int fd : clients) ::close(fd);
   CHECK(WaitFor([&] { return s.stats.connections_open == 0; }));
