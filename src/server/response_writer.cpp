@@ -58,7 +58,7 @@ FileSent SendFileBody(ConnectionStream& stream, const FileBody& file, size_t len
   while (written < length) {
     size_t want = std::min(length - written, kSendFileChunkBytes);
     const uint64_t at = file.first() + written;
-    if (file.ready()) {
+    if (growing) {
       std::optional<uint64_t> end = file.ready()(at);
       if (!end || *end <= at) return FileSent::kSourceStopped;
       want = static_cast<size_t>(std::min<uint64_t>(want, *end - at));
