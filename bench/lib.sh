@@ -2,6 +2,9 @@
 # Shared setup of the bench/ entry points (sourced, not run): the one place that
 # says where the release hubcache they measure comes from.
 #
+#   BENCH_ACCEPT              the Accept field of a modern client's manifest
+#                             requests (bench.sh's, in section 4), for the drivers
+#                             that ask for manifests themselves
 #   bench_log MESSAGE...      a timestamped line on stderr
 #   bench_release_binary      sets HUBCACHE_BIN: as given, else a release build of
 #                             this checkout in build-bench/ (configured once, then
@@ -9,6 +12,9 @@
 #                             HUBCACHE_LOAD (bench_load_binary)
 #   bench_load_binary         sets HUBCACHE_LOAD, the load generator (bench/load.cpp):
 #                             as given, else built in build-bench/ the same way
+
+# shellcheck disable=SC2034  # read by the scripts that source this file
+BENCH_ACCEPT="Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 
 bench_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 

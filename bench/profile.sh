@@ -37,6 +37,8 @@ export HUB_PORT=$BASE TOKEN_PORT=$((BASE + 1)) CDN_PORT=$((BASE + 3)) DIST_PORT=
 export NGINX_PORT=$((BASE + 20)) HUBCACHE_PORT=$((BASE + 30))
 export HUBCACHE_BIN=${HUBCACHE_BIN:-$ROOT/build-bench/hubcache}
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 MIRROR=http://127.0.0.1:$HUBCACHE_PORT
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -65,7 +67,6 @@ SEED=$TESTBED_DIR/seed.json
 BIG=$(jq -r '.big.layers[0].digest' "$SEED")
 BLOB20=$(jq -r '.medium.layers[0].digest' "$SEED")
 MANIFEST=$(jq -r '.medium.digest' "$SEED")
-ACC="Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 OUT=$TESTBED_DIR/results/hubcache-profile-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 log "results in $OUT"
@@ -131,15 +132,15 @@ for s in $PROFILES; do
       wrk -t 2 -c 16 -d 10s --timeout 30s "$MIRROR/v2/library/medium/blobs/$BLOB20" | grep -E 'Requests/sec|Transfer/sec' >&2
       perf_stop many ;;
     get)
-      curl -s -o /dev/null -H "$ACC" "$MIRROR/v2/library/medium/manifests/$MANIFEST"
+      curl -s -o /dev/null -H "$BENCH_ACCEPT" "$MIRROR/v2/library/medium/manifests/$MANIFEST"
       perf_start get
-      wrk -t 2 -c 32 -d 8s --timeout 10s --latency -H "$ACC" "$MIRROR/v2/library/medium/manifests/$MANIFEST" |
+      wrk -t 2 -c 32 -d 8s --timeout 10s --latency -H "$BENCH_ACCEPT" "$MIRROR/v2/library/medium/manifests/$MANIFEST" |
         grep -E 'Requests/sec| 99%' >&2
       perf_stop get ;;
     head)
-      curl -s -o /dev/null -H "$ACC" "$MIRROR/v2/library/medium/manifests/$MANIFEST"
+      curl -s -o /dev/null -H "$BENCH_ACCEPT" "$MIRROR/v2/library/medium/manifests/$MANIFEST"
       perf_start head
-      ab -k -i -q -c 32 -t 8 -n 100000000 -s 10 -H "$ACC" "$MIRROR/v2/library/medium/manifests/$MANIFEST" 2>&1 |
+      ab -k -i -q -c 32 -t 8 -n 100000000 -s 10 -H "$BENCH_ACCEPT" "$MIRROR/v2/library/medium/manifests/$MANIFEST" 2>&1 |
         grep -E '^Requests per second|^ +99%' >&2
       perf_stop head ;;
     keepalive)

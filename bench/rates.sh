@@ -74,7 +74,7 @@ for t in $TARGETS; do
 done
 
 # As bench.sh (section 4): if the endpoint answers 401 Bearer, a pull token from its
-# realm (loopback only), and a modern client's Accept.
+# realm (loopback only).
 auth_hdr() { # auth_hdr BASE REPO -> "Authorization: Bearer ..." or empty
   local base=$1 repo=$2 ch realm service tok rhost
   ch=$(curl -s -o /dev/null -D - --max-time 10 "$base/v2/" | tr -d '\r' | grep -i '^www-authenticate: *bearer' | head -1) || true
@@ -87,7 +87,6 @@ auth_hdr() { # auth_hdr BASE REPO -> "Authorization: Bearer ..." or empty
   tok=$(curl -sf --max-time 10 "$realm?service=$service&scope=repository:$repo:pull" | jq -r '.token // .access_token') || true
   if [ -n "$tok" ] && [ "$tok" != null ]; then echo "Authorization: Bearer $tok"; fi
 }
-ACC="Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 
 # load OUT PREFIX CONNECTIONS THREADS METHOD URL HEADER...: one hubcache-load run,
 # its figures appended to OUT (its # lines too: the settings and the errors by kind).
@@ -114,12 +113,12 @@ for r in $(seq 1 "$ROUNDS"); do
     H=$(auth_hdr "$base" library/medium)
     echo "# rates label=$t round=$r url=$base date=$(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(nproc)cpu" >"$out"
     for u in "$manifest_url" "$blob_url"; do
-      code=$(curl -s -o /dev/null --max-time 60 -w '%{http_code}' -H "$ACC" ${H:+-H "$H"} "$u") || true
+      code=$(curl -s -o /dev/null --max-time 60 -w '%{http_code}' -H "$BENCH_ACCEPT" ${H:+-H "$H"} "$u") || true
       [ "$code" = 200 ] || log "round $r $t: warm GET $u answered $code"
     done
     log "round $r: $t"
-    load "$out" rate_manifest_head "$CONNECTIONS" 2 HEAD "$manifest_url" "$ACC" "$H"
-    load "$out" rate_manifest_get "$CONNECTIONS" 2 GET "$manifest_url" "$ACC" "$H"
+    load "$out" rate_manifest_head "$CONNECTIONS" 2 HEAD "$manifest_url" "$BENCH_ACCEPT" "$H"
+    load "$out" rate_manifest_get "$CONNECTIONS" 2 GET "$manifest_url" "$BENCH_ACCEPT" "$H"
     load "$out" rate_hit_1client 1 1 GET "$blob_url" "$H"
   done
 done
