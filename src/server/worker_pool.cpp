@@ -77,7 +77,11 @@ void WorkerPool::Work(uint64_t id) {
     // no lasting cost in the workers it started.
     bool woken = wake_.wait_for(lock, std::chrono::milliseconds(100), has_work);
     if (!woken) {
+      // Without the lock: enqueue() (a waiting worker handing a connection on)
+      // must not wait behind every idle worker's madvise.
+      lock.unlock();
       ReleaseUnusedStack();
+      lock.lock();
       woken = wake_.wait_for(lock, options_.idle_timeout, has_work);
     }
     --idle_;
