@@ -69,7 +69,7 @@ class HttpServer::Router final : public RequestRouter {
   void Finish(const RequestContext& context, const httplib::Request& req,
               const HttpResponse& res) override {
     if (context.client_slot_held) auth_->Leave(req.remote_addr);
-    Logger("http")->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+    log_->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
     observability_->OnResponse(context, req, res);
   }
 
@@ -79,6 +79,9 @@ class HttpServer::Router final : public RequestRouter {
   std::shared_ptr<AdminHandlers> admin_;
   std::unique_ptr<RegistryHandlers> registry_;
   const Fields response_headers_;
+  // Looked up once: Logger() takes two locks, which every request's Finish
+  // would contend for.
+  const std::shared_ptr<spdlog::logger> log_ = Logger("http");
 };
 
 HttpServer::HttpServer(Mirror& mirror, HttpOptions options)
