@@ -6,11 +6,9 @@
 // oversized requests. Each request is served by ServeExchange (server/exchange.h)
 // with the router set once.
 // A connection over a limit is answered (plain HTTP; a TLS one is closed) and
-// counted. Between requests a connection that stays quiet is parked in
-// IdleConnections, holding no worker thread, and resumed on a worker when its
-// client sends again. A worker waits a few ms for the next request first, but
-// only while at most max_lingering_workers are serving: beyond that it parks
-// the connection at once. Thread-safe.
+// counted. Between requests a connection with no request buffered is parked
+// in IdleConnections, holding no worker thread, and served by one of the
+// workers waiting there when its client sends again. Thread-safe.
 
 #include <openssl/ssl.h>
 
@@ -72,6 +70,9 @@ class ConnectionServer {
   void Shutdown();
 
   size_t idle_connections() { return idle_.size(); }
+  // Workers taking parked connections as their clients send (waiting or
+  // serving one).
+  size_t connection_workers() { return idle_.workers(); }
 
  private:
   friend struct Connection;
@@ -79,19 +80,19 @@ class ConnectionServer {
   Admission Admit(const std::string& ip);
   void Release(const std::string& ip);
   // Serves requests while they come, then parks the connection or ends it.
-  void Continue(std::shared_ptr<Connection> connection);
+  // `readable`: the client sent something (a parked connection taken).
+  void Continue(std::shared_ptr<Connection> connection, bool readable);
 
   const ConnectionLimits limits_;
   ConnectionCounters& counters_;
   RequestRouter* router_ = nullptr;
   std::atomic<bool> draining_{false};
-  std::atomic<int> serving_{0};  // workers in Continue
   std::mutex mutex_;
   int open_ = 0;                       // guarded by mutex_
   std::map<std::string, int> per_ip_;  // open connections by address; guarded
   std::unique_ptr<WorkerPool> workers_;
-  // Last, so destroyed first: its thread, which queues resumed connections on
-  // workers_, is joined before workers_ goes.
+  // After workers_, whose jobs its waiters are: Shutdown() closes it and
+  // joins them before either goes.
   IdleConnections idle_;
 };
 

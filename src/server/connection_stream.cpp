@@ -91,6 +91,8 @@ ConnectionStream::Next ConnectionStream::WaitForRequest(std::chrono::millisecond
                                                         const std::atomic<bool>& draining) {
   if (!Flush()) return Next::kGone;
   if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return Next::kRequest;
+  if (idle.count() <= 0)
+    return draining.load(std::memory_order_relaxed) ? Next::kGone : Next::kIdle;
   // In slices, so that a draining server closes idle connections promptly.
   auto deadline = Clock::now() + idle;
   while (!draining.load(std::memory_order_relaxed)) {

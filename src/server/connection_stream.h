@@ -36,10 +36,6 @@ struct ConnectionLimits {
   size_t max_header_bytes = 64 * 1024;
   size_t max_header_fields = 100;
   int max_requests_per_connection = 10'000;
-  // Workers that may wait (a few ms) after a response for the same client's
-  // next request; past this many, a served connection is parked at once, so a
-  // burst of new connections does not start a thread each for lingerers.
-  int max_lingering_workers = 64;
 };
 
 // A complete HTTP/1.1 answer with a registry error body and Connection:
@@ -60,12 +56,13 @@ class ConnectionStream {
   // The TLS handshake, within header_timeout.
   bool Handshake();
   // Waits up to `idle` for the next request's first byte (or the client's
-  // close, which the request then reads). kIdle: nothing came; kGone: the
-  // socket failed, a flush failed, or `draining` was set meanwhile.
+  // close, which the request then reads). kIdle: nothing came (with `idle` 0:
+  // nothing is buffered, the socket is not asked); kGone: the socket failed, a
+  // flush failed, or `draining` was set meanwhile.
   enum class Next { kRequest, kIdle, kGone };
   Next WaitForRequest(std::chrono::milliseconds idle, const std::atomic<bool>& draining);
   // Frees the buffers while the connection waits parked (they are empty:
-  // call after WaitForRequest answered kIdle).
+  // call after WaitForRequest answered kIdle, before the client sends again).
   void ReleaseBuffers();
   // Starts a request: the clock its head must arrive within.
   void BeginRequest();
@@ -136,8 +133,8 @@ class ConnectionStream {
   const ConnectionLimits& limits_;
   ConnectionCounters& counters_;
 
-  // Allocated on first use and freed while parked: an idle connection costs
-  // only this object.
+  // Allocated on first use and freed once parked a while (IdleConnections):
+  // an idle connection costs only this object.
   static constexpr size_t kInSize = 8192;
   static constexpr size_t kOutSize = 16384;
   std::unique_ptr<MappedBuffer> buffer_;  // unread bytes are [begin_, end_)

@@ -1,12 +1,12 @@
 #include "server/idle_connections.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
 #include "common/log.h"
 
@@ -14,23 +14,40 @@ namespace hubcache {
 namespace {
 
 // How often deadlines are checked: idle connections close at most this late.
-constexpr int kTickMs = 250;
+constexpr auto kSweep = std::chrono::milliseconds(250);
+// While no worker waits, how often the monitor looks for a stall: a request
+// that comes while every worker blocks waits at most about this long for one
+// more to start.
+constexpr auto kStallCheck = std::chrono::milliseconds(1);
+// Ticks in a row with a worker waiting before the monitor slows down again.
+constexpr int kCalmTicks = 100;
+// A connection parked this long gives its buffers back: a busy client's next
+// request comes sooner (and is served without mapping them again), a quiet
+// one's costs no buffer.
+constexpr auto kReleaseAfter = std::chrono::seconds(1);
 
 }  // namespace
 
-IdleConnections::IdleConnections(Resume resume)
-    : resume_(std::move(resume)),
+IdleConnections::IdleConnections(Serve serve, Start start, Release release, size_t waiters)
+    : serve_(std::move(serve)),
+      start_(std::move(start)),
+      release_(std::move(release)),
+      waiters_(std::max<size_t>(waiters, 1)),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (epoll_.get() < 0 || wake_.get() < 0) {
     Logger("http")->error("cannot create the idle connection set: {}", std::strerror(errno));
-  } else {
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.fd = wake_.get();
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event);
+    epoll_.Reset();
+    return;
   }
-  thread_ = std::thread(&IdleConnections::Loop, this);
+  // Level-triggered and never read: once written (Close), every worker wakes.
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = wake_.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event);
+  working_ = waiters_;
+  for (size_t i = 0; i < waiters_; ++i) start_([this] { Work(); });
+  monitor_ = std::thread(&IdleConnections::Monitor, this);
 }
 
 IdleConnections::~IdleConnections() {
@@ -39,20 +56,36 @@ IdleConnections::~IdleConnections() {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
-  Wake();
-  thread_.join();
+  monitor_wake_.notify_one();
+  if (monitor_.joinable()) monitor_.join();
 }
 
 void IdleConnections::Park(std::shared_ptr<Connection> connection, int fd,
                            std::chrono::milliseconds idle) {
-  std::lock_guard lock(mutex_);
-  if (closed_ || epoll_.get() < 0) return;  // `connection` is dropped: closed
-  // One-shot: a readable socket is handed on once, then is no longer watched.
+  // Kept until the socket is armed: its descriptor stays open meanwhile, even
+  // if a worker takes the connection (or Close() drops it) at once.
+  std::shared_ptr<Connection> keep = connection;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_ || epoll_.get() < 0) return;  // `connection` is dropped: closed
+    const auto now = Clock::now();
+    parked_[fd] = Parked{std::move(connection), now + idle, now + kReleaseAfter};
+  }
+  // One-shot: a readable socket is handed to one worker, then is no longer
+  // watched until it is parked again. It stays in the set meanwhile (re-armed
+  // here, outside the lock: the system call is the longest part), and leaves
+  // it when it is closed.
   epoll_event event{};
   event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   event.data.fd = fd;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) return;
-  parked_[fd] = Parked{std::move(connection), Clock::now() + idle};
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) == 0 ||
+      (errno == ENOENT && ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) == 0)) {
+    return;
+  }
+  Logger("http")->warn("cannot watch an idle connection: {}", std::strerror(errno));
+  std::lock_guard lock(mutex_);
+  auto it = parked_.find(fd);
+  if (it != parked_.end() && it->second.connection == keep) parked_.erase(it);
 }
 
 void IdleConnections::Close() {
@@ -62,6 +95,8 @@ void IdleConnections::Close() {
     closed_ = true;
     for (auto& [fd, parked] : parked_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
     dropped.swap(parked_);
+    uint64_t one = 1;
+    if (wake_.get() >= 0) (void)::write(wake_.get(), &one, sizeof(one));
   }
   // `dropped` goes out of scope here, without the lock: the connections close.
 }
@@ -71,53 +106,103 @@ size_t IdleConnections::size() {
   return parked_.size();
 }
 
-void IdleConnections::Wake() {
-  uint64_t one = 1;
-  if (wake_.get() >= 0) (void)::write(wake_.get(), &one, sizeof(one));
+size_t IdleConnections::workers() {
+  std::lock_guard lock(mutex_);
+  return working_;
 }
 
-void IdleConnections::Loop() {
-  std::vector<epoll_event> events(256);
-  auto next_sweep = Clock::now() + std::chrono::milliseconds(kTickMs);
-  for (;;) {
-    int n = epoll_.get() < 0 ? 0
-                             : ::epoll_wait(epoll_.get(), events.data(),
-                                            static_cast<int>(events.size()), kTickMs);
-    if (epoll_.get() < 0) std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
-    std::vector<std::shared_ptr<Connection>> ready;
-    std::vector<Parked> expired;
-    {
-      std::lock_guard lock(mutex_);
-      if (stop_) return;
-      for (int i = 0; i < n; ++i) {
-        int fd = events[static_cast<size_t>(i)].data.fd;
-        if (fd == wake_.get()) {
-          uint64_t count;
-          (void)::read(wake_.get(), &count, sizeof(count));
-          continue;
-        }
-        auto it = parked_.find(fd);
-        if (it == parked_.end()) continue;
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-        ready.push_back(std::move(it->second.connection));
-        parked_.erase(it);
-      }
-      auto now = Clock::now();
-      if (now >= next_sweep) {
-        next_sweep = now + std::chrono::milliseconds(kTickMs);
-        for (auto it = parked_.begin(); it != parked_.end();) {
-          if (it->second.deadline > now) {
-            ++it;
-            continue;
-          }
-          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
-          expired.push_back(std::move(it->second));
-          it = parked_.erase(it);
-        }
-      }
+bool IdleConnections::AnyReady() const {
+  pollfd p{epoll_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+void IdleConnections::SweepLocked(Clock::time_point now, std::vector<Parked>& expired) {
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    Parked& parked = it->second;
+    if (parked.deadline <= now) {
+      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+      expired.push_back(std::move(parked));
+      it = parked_.erase(it);
+      continue;
     }
-    // Outside the lock: resuming queues work, dropping closes sockets.
-    for (auto& connection : ready) resume_(std::move(connection));
+    if (parked.release_at <= now) {
+      release_(*parked.connection);
+      parked.release_at = Clock::time_point::max();
+    }
+    ++it;
+  }
+}
+
+void IdleConnections::Work() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (closed_) {
+      --working_;
+      return;
+    }
+    ++waiting_;
+    lock.unlock();
+    epoll_event event{};
+    const int n = ::epoll_wait(epoll_.get(), &event, 1, -1);
+    std::shared_ptr<Connection> ready;
+    lock.lock();
+    --waiting_;
+    if (n != 1 || event.data.fd == wake_.get()) continue;
+    auto it = parked_.find(event.data.fd);
+    if (it == parked_.end()) continue;
+    ready = std::move(it->second.connection);
+    parked_.erase(it);
+    ++taken_;
+    // The last waiting one taken: the monitor watches for a stall from now.
+    const bool wake_monitor = waiting_ == 0 && !monitor_fast_;
+    lock.unlock();
+    if (wake_monitor) monitor_wake_.notify_one();
+    serve_(std::move(ready));
+    lock.lock();
+    // One too many (started for a stall that has passed): leaves, unless it
+    // is the only one left to wait.
+    if (working_ > waiters_ && waiting_ > 0) {
+      --working_;
+      return;
+    }
+  }
+}
+
+void IdleConnections::Monitor() {
+  std::unique_lock lock(mutex_);
+  auto next_sweep = Clock::now() + kSweep;
+  uint64_t taken_before = taken_;
+  int calm = 0;
+  while (!stop_) {
+    monitor_wake_.wait_for(lock, monitor_fast_ ? kStallCheck : kSweep);
+    if (stop_) break;
+    const auto now = Clock::now();
+    std::vector<Parked> expired;
+    if (now >= next_sweep) {
+      next_sweep = now + kSweep;
+      SweepLocked(now, expired);
+    }
+    bool start = false;
+    if (!closed_ && waiting_ == 0) {
+      monitor_fast_ = true;
+      calm = 0;
+      // Nobody waits and nobody took a connection since the last look: every
+      // worker is blocked. One more, if a client is waiting.
+      if (taken_ == taken_before) {
+        lock.unlock();
+        start = AnyReady();
+        lock.lock();
+        if (start && !closed_) ++working_;
+        start = start && !closed_;
+      }
+    } else if (monitor_fast_ && ++calm >= kCalmTicks) {
+      monitor_fast_ = false;
+    }
+    taken_before = taken_;
+    lock.unlock();
+    expired.clear();  // without the lock: the expired connections close
+    if (start) start_([this] { Work(); });
+    lock.lock();
   }
 }
 

@@ -1,17 +1,38 @@
 #pragma once
-// Keep-alive connections between requests, held without a thread: an epoll
-// set watched by one thread. A parked connection whose client sends again is
-// handed to `resume` (which queues it for a worker); one idle past its
-// deadline is dropped, which closes it. So hundreds of idle clients cost a
-// few hundred bytes each instead of a worker thread's stack each.
-// Thread-safe.
+// Keep-alive connections between requests, held without a thread of their
+// own, and the workers that take them when their clients send again: an epoll
+// set in which a served connection is parked as soon as it has no request
+// buffered, and `waiters` workers (jobs on the worker pool, started through
+// `start`) that sit in epoll_wait on it. The worker that takes a ready
+// connection serves it on its own thread (`serve`) and then waits again, so a
+// busy worker goes from one ready connection to the next without sleeping, as
+// nginx's event loop does, instead of a thread per connection woken for each
+// request (a context switch per request, and on two cores tens of runnable
+// threads whose turns delay requests by up to 100 ms).
+// A handler may block (a fill, a slow client): a monitor thread checks, every
+// millisecond while no worker waits, whether ready connections are left
+// untaken with no worker taking any; then it starts one more. Workers beyond
+// `waiters` leave once another one waits. The monitor also drops connections
+// idle past their deadline (which closes them) and has those parked for a
+// second give their buffers back (`release`), so hundreds of idle clients cost
+// a few hundred bytes each.
+// Thread-safety: every member may be called from any thread; a parked
+// connection is touched by no one but this set until a worker takes it.
+// Ownership: the set owns the connections parked in it and its monitor
+// thread (joined by the destructor); `serve`, `start` and `release` must
+// outlive it, and the owner stops the workers with Close() and joins its pool
+// before destroying this.
 
 #include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "common/unique_fd.h"
 
@@ -21,37 +42,58 @@ struct Connection;
 
 class IdleConnections {
  public:
-  using Resume = std::function<void(std::shared_ptr<Connection>)>;
+  using Serve = std::function<void(std::shared_ptr<Connection>)>;
+  using Start = std::function<void(std::function<void()>)>;
+  using Release = std::function<void(Connection&)>;
 
-  explicit IdleConnections(Resume resume);
-  ~IdleConnections();  // Close(), then the thread is joined
+  // Starts `waiters` workers through `start`, and the monitor.
+  IdleConnections(Serve serve, Start start, Release release, size_t waiters);
+  ~IdleConnections();  // Close(), then the monitor is joined
   IdleConnections(const IdleConnections&) = delete;
   IdleConnections& operator=(const IdleConnections&) = delete;
 
-  // Holds `connection` (its socket `fd`) until the client sends something or
-  // `idle` passes. After Close(), drops it at once.
+  // Holds `connection` (its socket `fd`, with no request bytes buffered) until
+  // its client sends something or `idle` passes. After Close(), drops it at once.
   void Park(std::shared_ptr<Connection> connection, int fd, std::chrono::milliseconds idle);
-  // Drops every parked connection, and any parked from now on.
+  // Drops every parked connection, and any parked from now on; the workers
+  // return.
   void Close();
   size_t size();
+  size_t workers();  // taking connections from the set, waiting or serving
 
  private:
   using Clock = std::chrono::steady_clock;
   struct Parked {
     std::shared_ptr<Connection> connection;
     Clock::time_point deadline;
+    Clock::time_point release_at;  // max() once released
   };
-  void Loop();
-  void Wake();
+  // A worker's job: takes ready connections and serves them, until Close() or
+  // until it is one too many.
+  void Work();
+  void Monitor();
+  // Drops the expired connections into `expired`, releases long-parked ones'
+  // buffers. Called with mutex_ held.
+  void SweepLocked(Clock::time_point now, std::vector<Parked>& expired);
+  // Whether the set has a ready connection, without taking it.
+  bool AnyReady() const;
 
-  const Resume resume_;
+  const Serve serve_;
+  const Start start_;
+  const Release release_;
+  const size_t waiters_;
   UniqueFd epoll_;
-  UniqueFd wake_;  // an eventfd: Close() and the destructor wake the loop
+  UniqueFd wake_;  // an eventfd, readable once closed: wakes every worker
   std::mutex mutex_;
+  std::condition_variable monitor_wake_;
   std::unordered_map<int, Parked> parked_;  // by socket; guarded by mutex_
+  size_t working_ = 0;                      // in Work(); guarded by mutex_
+  size_t waiting_ = 0;                      // in epoll_wait; guarded by mutex_
+  uint64_t taken_ = 0;                      // connections taken so far; guarded by mutex_
+  bool monitor_fast_ = false;               // ticking every ms; guarded by mutex_
   bool closed_ = false;                     // guarded by mutex_
-  bool stop_ = false;                       // guarded by mutex_
-  std::thread thread_;
+  bool stop_ = false;                       // the monitor ends; guarded by mutex_
+  std::thread monitor_;
 };
 
 }  // namespace hubcache
