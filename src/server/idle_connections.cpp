@@ -1,6 +1,5 @@
 #include "server/idle_connections.h"
 
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -19,6 +18,8 @@ constexpr auto kSweep = std::chrono::milliseconds(250);
 // that comes while every worker blocks waits at most about this long for one
 // more to start.
 constexpr auto kStallCheck = std::chrono::milliseconds(1);
+// At most this many stalled clients get a worker each per tick.
+constexpr int kStallBatch = 64;
 // Ticks in a row with a worker waiting before the monitor slows down again.
 constexpr int kCalmTicks = 100;
 // A connection parked this long gives its buffers back: a busy client's next
@@ -46,7 +47,7 @@ IdleConnections::IdleConnections(Serve serve, Start start, Release release, size
   event.data.fd = wake_.get();
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event);
   working_ = waiters_;
-  for (size_t i = 0; i < waiters_; ++i) start_([this] { Work(); });
+  for (size_t i = 0; i < waiters_; ++i) start_([this] { Work(nullptr); });
   monitor_ = std::thread(&IdleConnections::Monitor, this);
 }
 
@@ -111,11 +112,6 @@ size_t IdleConnections::workers() {
   return working_;
 }
 
-bool IdleConnections::AnyReady() const {
-  pollfd p{epoll_.get(), POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0;
-}
-
 void IdleConnections::SweepLocked(Clock::time_point now, std::vector<Parked>& expired) {
   for (auto it = parked_.begin(); it != parked_.end();) {
     Parked& parked = it->second;
@@ -133,7 +129,8 @@ void IdleConnections::SweepLocked(Clock::time_point now, std::vector<Parked>& ex
   }
 }
 
-void IdleConnections::Work() {
+void IdleConnections::Work(std::shared_ptr<Connection> first) {
+  if (first) serve_(std::move(first));
   std::unique_lock lock(mutex_);
   for (;;) {
     if (closed_) {
@@ -147,12 +144,9 @@ void IdleConnections::Work() {
     std::shared_ptr<Connection> ready;
     lock.lock();
     --waiting_;
-    if (n != 1 || event.data.fd == wake_.get()) continue;
-    auto it = parked_.find(event.data.fd);
-    if (it == parked_.end()) continue;
-    ready = std::move(it->second.connection);
-    parked_.erase(it);
-    ++taken_;
+    if (n != 1) continue;
+    ready = TakeLocked(event.data.fd);
+    if (!ready) continue;
     // The last waiting one taken: the monitor watches for a stall from now.
     const bool wake_monitor = waiting_ == 0 && !monitor_fast_;
     lock.unlock();
@@ -166,6 +160,16 @@ void IdleConnections::Work() {
       return;
     }
   }
+}
+
+std::shared_ptr<Connection> IdleConnections::TakeLocked(int fd) {
+  if (fd == wake_.get()) return nullptr;
+  auto it = parked_.find(fd);
+  if (it == parked_.end()) return nullptr;
+  std::shared_ptr<Connection> connection = std::move(it->second.connection);
+  parked_.erase(it);
+  ++taken_;
+  return connection;
 }
 
 void IdleConnections::Monitor() {
@@ -182,18 +186,24 @@ void IdleConnections::Monitor() {
       next_sweep = now + kSweep;
       SweepLocked(now, expired);
     }
-    bool start = false;
+    std::vector<std::shared_ptr<Connection>> stalled;
     if (!closed_ && waiting_ == 0) {
       monitor_fast_ = true;
       calm = 0;
       // Nobody waits and nobody took a connection since the last look: every
-      // worker is blocked. One more, if a client is waiting.
+      // worker is blocked. Each client waiting gets a worker of its own (a
+      // burst of blob requests all block).
       if (taken_ == taken_before) {
         lock.unlock();
-        start = AnyReady();
+        epoll_event events[kStallBatch];
+        const int n = ::epoll_wait(epoll_.get(), events, kStallBatch, 0);
         lock.lock();
-        if (start && !closed_) ++working_;
-        start = start && !closed_;
+        for (int i = 0; i < n && !closed_; ++i) {
+          if (auto connection = TakeLocked(events[i].data.fd)) {
+            stalled.push_back(std::move(connection));
+          }
+        }
+        working_ += stalled.size();
       }
     } else if (monitor_fast_ && ++calm >= kCalmTicks) {
       monitor_fast_ = false;
@@ -201,7 +211,9 @@ void IdleConnections::Monitor() {
     taken_before = taken_;
     lock.unlock();
     expired.clear();  // without the lock: the expired connections close
-    if (start) start_([this] { Work(); });
+    for (auto& connection : stalled) {
+      start_([this, connection = std::move(connection)]() mutable { Work(std::move(connection)); });
+    }
     lock.lock();
   }
 }

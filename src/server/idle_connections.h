@@ -10,8 +10,9 @@
 // request (a context switch per request, and on two cores tens of runnable
 // threads whose turns delay requests by up to 100 ms).
 // A handler may block (a fill, a slow client): a monitor thread checks, every
-// millisecond while no worker waits, whether ready connections are left
-// untaken with no worker taking any; then it starts one more. Workers beyond
+// millisecond while no worker waits, whether any worker took a connection
+// since its last look; if none did, every worker is blocked, and it takes the
+// ready connections itself and starts a worker for each. Workers beyond
 // `waiters` leave once another one waits. The monitor also drops connections
 // idle past their deadline (which closes them) and has those parked for a
 // second give their buffers back (`release`), so hundreds of idle clients cost
@@ -68,15 +69,16 @@ class IdleConnections {
     Clock::time_point deadline;
     Clock::time_point release_at;  // max() once released
   };
-  // A worker's job: takes ready connections and serves them, until Close() or
-  // until it is one too many.
-  void Work();
+  // A worker's job: serves `first` (when not null), then takes ready
+  // connections and serves them, until Close() or until it is one too many.
+  void Work(std::shared_ptr<Connection> first);
   void Monitor();
   // Drops the expired connections into `expired`, releases long-parked ones'
   // buffers. Called with mutex_ held.
   void SweepLocked(Clock::time_point now, std::vector<Parked>& expired);
-  // Whether the set has a ready connection, without taking it.
-  bool AnyReady() const;
+  // The parked connection on `fd`, out of the set; null if none (or the
+  // wake-up). Called with mutex_ held.
+  std::shared_ptr<Connection> TakeLocked(int fd);
 
   const Serve serve_;
   const Start start_;
