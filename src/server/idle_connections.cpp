@@ -1,10 +1,14 @@
 #include "server/idle_connections.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/log.h"
@@ -26,6 +30,33 @@ constexpr int kCalmTicks = 100;
 // request comes sooner (and is served without mapping them again), a quiet
 // one's costs no buffer.
 constexpr auto kReleaseAfter = std::chrono::seconds(1);
+
+// The calling thread's id, for the monitor to read its state.
+pid_t ThisThread() {
+  thread_local const pid_t tid = ::gettid();
+  return tid;
+}
+
+// How many of `threads` (of this process) can run: state R in
+// /proc/self/task/<tid>/stat, running or waiting for a core. A thread blocked
+// in a system call or on a lock is S or D.
+size_t CountRunnable(const std::vector<pid_t>& threads) {
+  size_t runnable = 0;
+  for (pid_t tid : threads) {
+    char path[64];
+    std::snprintf(path, sizeof(path), "/proc/self/task/%d/stat", static_cast<int>(tid));
+    UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) continue;
+    char stat[512];
+    const ssize_t n = ::read(fd.get(), stat, sizeof(stat) - 1);
+    if (n <= 0) continue;
+    stat[n] = '\0';
+    // "tid (name) S ...": the name may hold spaces and parentheses.
+    const char* close = std::strrchr(stat, ')');
+    if (close != nullptr && close[1] == ' ' && close[2] == 'R') ++runnable;
+  }
+  return runnable;
+}
 
 }  // namespace
 
@@ -130,8 +161,14 @@ void IdleConnections::SweepLocked(Clock::time_point now, std::vector<Parked>& ex
 }
 
 void IdleConnections::Work(std::shared_ptr<Connection> first) {
-  if (first) serve_(std::move(first));
   std::unique_lock lock(mutex_);
+  if (first) {
+    busy_.push_back(ThisThread());
+    lock.unlock();
+    serve_(std::move(first));
+    lock.lock();
+    busy_.erase(std::find(busy_.begin(), busy_.end(), ThisThread()));
+  }
   for (;;) {
     if (closed_) {
       --working_;
@@ -149,10 +186,12 @@ void IdleConnections::Work(std::shared_ptr<Connection> first) {
     if (!ready) continue;
     // The last waiting one taken: the monitor watches for a stall from now.
     const bool wake_monitor = waiting_ == 0 && !monitor_fast_;
+    busy_.push_back(ThisThread());
     lock.unlock();
     if (wake_monitor) monitor_wake_.notify_one();
     serve_(std::move(ready));
     lock.lock();
+    busy_.erase(std::find(busy_.begin(), busy_.end(), ThisThread()));
     // One too many (started for a stall that has passed): leaves, unless it
     // is the only one left to wait.
     if (working_ > waiters_ && waiting_ > 0) {
@@ -160,6 +199,11 @@ void IdleConnections::Work(std::shared_ptr<Connection> first) {
       return;
     }
   }
+}
+
+bool IdleConnections::AnyReady() const {
+  pollfd p{epoll_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
 }
 
 std::shared_ptr<Connection> IdleConnections::TakeLocked(int fd) {
@@ -190,13 +234,21 @@ void IdleConnections::Monitor() {
     if (!closed_ && waiting_ == 0) {
       monitor_fast_ = true;
       calm = 0;
-      // Nobody waits and nobody took a connection since the last look: every
-      // worker is blocked. Each client waiting gets a worker of its own (a
-      // burst of blob requests all block).
+      // Nobody waits and nobody took a connection since the last look. If
+      // clients are waiting and the busy workers are blocked (not merely
+      // slow), more start: a worker for each waiting client when none can
+      // run, up to `waiters` that can run otherwise.
       if (taken_ == taken_before) {
+        const std::vector<pid_t> busy = busy_;
         lock.unlock();
+        int want = 0;
+        if (AnyReady()) {
+          const size_t runnable = CountRunnable(busy);
+          want = runnable == 0 ? kStallBatch
+                               : static_cast<int>(waiters_ - std::min(runnable, waiters_));
+        }
         epoll_event events[kStallBatch];
-        const int n = ::epoll_wait(epoll_.get(), events, kStallBatch, 0);
+        const int n = want > 0 ? ::epoll_wait(epoll_.get(), events, want, 0) : 0;
         lock.lock();
         for (int i = 0; i < n && !closed_; ++i) {
           if (auto connection = TakeLocked(events[i].data.fd)) {

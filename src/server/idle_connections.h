@@ -11,9 +11,12 @@
 // threads whose turns delay requests by up to 100 ms).
 // A handler may block (a fill, a slow client): a monitor thread checks, every
 // millisecond while no worker waits, whether any worker took a connection
-// since its last look; if none did, every worker is blocked, and it takes the
-// ready connections itself and starts a worker for each. Workers beyond
-// `waiters` leave once another one waits. The monitor also drops connections
+// since its last look. If none did and clients are waiting, it counts the
+// busy workers that can run (state R: running, or only waiting for a core);
+// when none can, every one is blocked and each waiting client gets a worker of
+// its own; when fewer than `waiters` can, as many more start. Workers that are
+// only slow (a loaded machine) start none: more threads would only take
+// turns. Workers beyond `waiters` leave once another one waits. The monitor also drops connections
 // idle past their deadline (which closes them) and has those parked for a
 // second give their buffers back (`release`), so hundreds of idle clients cost
 // a few hundred bytes each.
@@ -24,6 +27,7 @@
 // outlive it, and the owner stops the workers with Close() and joins its pool
 // before destroying this.
 
+#include <sys/types.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -79,6 +83,8 @@ class IdleConnections {
   // The parked connection on `fd`, out of the set; null if none (or the
   // wake-up). Called with mutex_ held.
   std::shared_ptr<Connection> TakeLocked(int fd);
+  // Whether a connection is ready in the set, without taking it.
+  bool AnyReady() const;
 
   const Serve serve_;
   const Start start_;
@@ -90,6 +96,7 @@ class IdleConnections {
   std::condition_variable monitor_wake_;
   std::unordered_map<int, Parked> parked_;  // by socket; guarded by mutex_
   size_t working_ = 0;                      // in Work(); guarded by mutex_
+  std::vector<pid_t> busy_;                 // serving workers' thread ids; guarded by mutex_
   size_t waiting_ = 0;                      // in epoll_wait; guarded by mutex_
   uint64_t taken_ = 0;                      // connections taken so far; guarded by mutex_
   bool monitor_fast_ = false;               // ticking every ms; guarded by mutex_
