@@ -177,7 +177,7 @@ void ConnectionServer::Continue(std::shared_ptr<Connection> connection, bool rea
   ConnectionStream& stream = connection->stream;
   while (connection->requests_left > 0) {
     if (!readable) {
-      auto next = stream.WaitForRequest(std::chrono::milliseconds(0), draining_);
+      auto next = stream.AfterResponse(draining_);
       if (next == ConnectionStream::Next::kGone) break;
       if (next == ConnectionStream::Next::kIdle) {
         connection->clean = true;

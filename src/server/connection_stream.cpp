@@ -87,26 +87,10 @@ bool ConnectionStream::Handshake() {
   }
 }
 
-ConnectionStream::Next ConnectionStream::WaitForRequest(std::chrono::milliseconds idle,
-                                                        const std::atomic<bool>& draining) {
+ConnectionStream::Next ConnectionStream::AfterResponse(const std::atomic<bool>& draining) {
   if (!Flush()) return Next::kGone;
   if (begin_ < end_ || (ssl_ && SSL_pending(ssl_) > 0)) return Next::kRequest;
-  if (idle.count() <= 0)
-    return draining.load(std::memory_order_relaxed) ? Next::kGone : Next::kIdle;
-  // In slices, so that a draining server closes idle connections promptly.
-  auto deadline = Clock::now() + idle;
-  while (!draining.load(std::memory_order_relaxed)) {
-    auto slice = std::min(deadline, Clock::now() + std::chrono::milliseconds(250));
-    switch (Wait(POLLIN, slice)) {
-      case Io::kReady:
-        return Next::kRequest;
-      case Io::kError:
-        return Next::kGone;
-      case Io::kTimeout:
-        if (Clock::now() >= deadline) return Next::kIdle;
-    }
-  }
-  return Next::kGone;
+  return draining.load(std::memory_order_relaxed) ? Next::kGone : Next::kIdle;
 }
 
 void ConnectionStream::ReleaseBuffers() {

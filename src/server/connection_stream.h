@@ -55,14 +55,15 @@ class ConnectionStream {
 
   // The TLS handshake, within header_timeout.
   bool Handshake();
-  // Waits up to `idle` for the next request's first byte (or the client's
-  // close, which the request then reads). kIdle: nothing came (with `idle` 0:
-  // nothing is buffered, the socket is not asked); kGone: the socket failed, a
-  // flush failed, or `draining` was set meanwhile.
+  // After a response (or before the first request): sends what was gathered,
+  // then says how the connection goes on, without waiting. kRequest: the
+  // client's next request is buffered already (pipelined); kIdle: nothing is
+  // (park the connection until its socket is readable); kGone: the flush
+  // failed, or `draining` is set.
   enum class Next { kRequest, kIdle, kGone };
-  Next WaitForRequest(std::chrono::milliseconds idle, const std::atomic<bool>& draining);
+  Next AfterResponse(const std::atomic<bool>& draining);
   // Frees the buffers while the connection waits parked (they are empty:
-  // call after WaitForRequest answered kIdle, before the client sends again).
+  // call after AfterResponse answered kIdle, before the client sends again).
   void ReleaseBuffers();
   // Starts a request: the clock its head must arrive within.
   void BeginRequest();

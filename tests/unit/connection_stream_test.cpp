@@ -90,8 +90,6 @@ TEST_CASE("ConnectionStream: bytes pass through Peek and Consume unchanged") {
   ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1234, limits, stats);
   std::string head = "GET /v2/ HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
   pair.Send(head + "body");
-  std::atomic<bool> draining{false};
-  REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
   stream.BeginRequest();
   ::shutdown(pair.client.get(), SHUT_WR);
   CHECK(ReadAll(stream) == head + "body");
@@ -110,8 +108,6 @@ TEST_CASE("ConnectionStream: a head trickling in slower than the header timeout 
   limits.header_timeout = 300ms;
   ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
   pair.Send("GET /v2/ HTTP/1.1\r\nHo");
-  std::atomic<bool> draining{false};
-  REQUIRE(stream.WaitForRequest(1s, draining) == ConnectionStream::Next::kRequest);
   stream.BeginRequest();
   auto start = std::chrono::steady_clock::now();
   JoiningThread trickle([&] {
@@ -130,24 +126,38 @@ TEST_CASE("ConnectionStream: a head trickling in slower than the header timeout 
   trickle.join();
 }
 
-TEST_CASE("ConnectionStream: waiting for a request ends on idleness and on draining") {
+TEST_CASE(
+    "ConnectionStream: after a response, a buffered request goes on, none parks, draining ends") {
   SocketPair pair;
   ConnectionCounters stats;
   ConnectionLimits limits;
   ConnectionStream stream(pair.server.get(), nullptr, "10.0.0.1", 1, limits, stats);
   std::atomic<bool> draining{false};
-  auto start = std::chrono::steady_clock::now();
-  CHECK(stream.WaitForRequest(200ms, draining) == ConnectionStream::Next::kIdle);
-  CHECK(std::chrono::steady_clock::now() - start >= 190ms);
+  // Nothing read yet: park (the socket tells when the client sends).
+  CHECK(stream.AfterResponse(draining) == ConnectionStream::Next::kIdle);
 
-  JoiningThread drainer([&] {
-    std::this_thread::sleep_for(100ms);
-    draining = true;
-  });
-  start = std::chrono::steady_clock::now();
-  CHECK(stream.WaitForRequest(10s, draining) == ConnectionStream::Next::kGone);
-  CHECK(std::chrono::steady_clock::now() - start < 2s);
-  drainer.join();
+  // Two pipelined requests arrive in one read; the second stays buffered.
+  const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string second = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+  pair.Send(first + second);
+  stream.BeginRequest();
+  std::string got;
+  while (got.size() < first.size() + second.size()) {
+    std::string_view in = stream.Peek();
+    REQUIRE_FALSE(in.empty());
+    got.append(in);
+    stream.Consume(in.size());
+  }
+  CHECK(stream.AfterResponse(draining) == ConnectionStream::Next::kIdle);  // all consumed
+  pair.Send(first + second);
+  stream.BeginRequest();
+  REQUIRE(stream.Peek().size() == first.size() + second.size());  // one read
+  stream.Consume(first.size());
+  CHECK(stream.AfterResponse(draining) == ConnectionStream::Next::kRequest);
+
+  draining = true;
+  stream.Consume(second.size());
+  CHECK(stream.AfterResponse(draining) == ConnectionStream::Next::kGone);
 }
 
 TEST_CASE("ConnectionStream: SendFile sends file bytes after what was gathered, in order") {
@@ -252,7 +262,7 @@ TEST_CASE("ConnectionStream: small writes are gathered until a flush or a wait f
   char probe;
   CHECK(::recv(pair.client.get(), &probe, 1, MSG_DONTWAIT) == -1);  // nothing sent yet
   std::atomic<bool> draining{false};
-  CHECK(stream.WaitForRequest(10ms, draining) == ConnectionStream::Next::kIdle);  // flushes first
+  CHECK(stream.AfterResponse(draining) == ConnectionStream::Next::kIdle);  // flushes first
   CHECK(pair.Received() == "HTTP/1.1 200 OK\r\n\r\n{}");
 
   // A write too big to gather goes out at once, after what was gathered.
