@@ -160,30 +160,22 @@ void IdleConnections::SweepLocked(Clock::time_point now, std::vector<Parked>& ex
   }
 }
 
-void IdleConnections::Work(std::shared_ptr<Connection> first) {
+void IdleConnections::Work(std::shared_ptr<Connection> ready) {
   std::unique_lock lock(mutex_);
-  if (first) {
-    busy_.push_back(ThisThread());
-    lock.unlock();
-    serve_(std::move(first));
-    lock.lock();
-    busy_.erase(std::find(busy_.begin(), busy_.end(), ThisThread()));
-  }
   for (;;) {
-    if (closed_) {
-      --working_;
-      return;
+    if (!ready) {
+      if (closed_) {
+        --working_;
+        return;
+      }
+      ++waiting_;
+      lock.unlock();
+      epoll_event event{};
+      const int n = ::epoll_wait(epoll_.get(), &event, 1, -1);
+      lock.lock();
+      --waiting_;
+      if (n != 1 || !(ready = TakeLocked(event.data.fd))) continue;
     }
-    ++waiting_;
-    lock.unlock();
-    epoll_event event{};
-    const int n = ::epoll_wait(epoll_.get(), &event, 1, -1);
-    std::shared_ptr<Connection> ready;
-    lock.lock();
-    --waiting_;
-    if (n != 1) continue;
-    ready = TakeLocked(event.data.fd);
-    if (!ready) continue;
     // The last waiting one taken: the monitor watches for a stall from now.
     const bool wake_monitor = waiting_ == 0 && !monitor_fast_;
     busy_.push_back(ThisThread());

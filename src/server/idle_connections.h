@@ -73,9 +73,10 @@ class IdleConnections {
     Clock::time_point deadline;
     Clock::time_point release_at;  // max() once released
   };
-  // A worker's job: serves `first` (when not null), then takes ready
-  // connections and serves them, until Close() or until it is one too many.
-  void Work(std::shared_ptr<Connection> first);
+  // A worker's job: serves `ready` (when not null: taken by the monitor for
+  // it), then takes ready connections and serves them, until Close() or until
+  // it is one too many.
+  void Work(std::shared_ptr<Connection> ready);
   void Monitor();
   // Drops the expired connections into `expired`, releases long-parked ones'
   // buffers. Called with mutex_ held.
